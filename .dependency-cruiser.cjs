@@ -1,0 +1,26 @@
+// Imports point inward only (ARCHITECTURE.md "Layers"). test/unit/layers.test.ts
+// checks that this configuration really saw the modules (a TypeScript that
+// dependency-cruiser cannot read makes it check 0 modules and still pass).
+module.exports = {
+  forbidden: [
+    { name: 'protocols-import-nothing', severity: 'error',
+      from: { path: '^src/protocols' }, to: { path: '^src/(?!protocols)' } },
+    { name: 'core-no-outer-layers', severity: 'error',
+      from: { path: '^src/core' }, to: { path: '^src/(backstores|fabrics|initiator|daemon|cli|dashboard)' } },
+    { name: 'backstores-inward', severity: 'error',
+      from: { path: '^src/backstores' }, to: { path: '^src/(fabrics|initiator|daemon|cli|dashboard)' } },
+    { name: 'fabrics-not-each-other', severity: 'error',
+      from: { path: '^src/fabrics/([^/]+)/' }, to: { path: '^src/fabrics/', pathNot: '^src/fabrics/$1/' } },
+    { name: 'fabrics-inward', severity: 'error',
+      from: { path: '^src/fabrics' }, to: { path: '^src/(backstores|initiator|daemon|cli|dashboard)' } },
+    { name: 'daemon-not-ui', severity: 'error',
+      from: { path: '^src/daemon' }, to: { path: '^src/(cli|dashboard)' } },
+    { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsConfig: { fileName: 'tsconfig.json' },
+    tsPreCompilationDeps: true,
+    enhancedResolveOptions: { extensions: ['.ts', '.js'] },
+  },
+};
