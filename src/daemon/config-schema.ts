@@ -1,0 +1,131 @@
+// The JSON configuration file of `lunkit serve --config FILE`: LIO's configfs
+// tree as data (ARCHITECTURE.md "The object model"). Validation names the JSON
+// path and the reason for anything wrong, e.g.
+//   ✖ iSCSI names start with "iqn.", "eui." or "naa."  → at iscsi.targets["target1"]
+// Keys that are iSCSI names are checked in config.ts (zod reports a bad record
+// key without our reason). Maps are keyed by name (backstores by name, targets by IQN, TPGs by tag) so a
+// path in an error is the same path a user edits.
+
+import { z } from 'zod';
+import { parseSize } from '../util/size.js';
+
+export const CONFIG_VERSION = 1;
+
+const size = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  try {
+    return parseSize(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    return z.NEVER;
+  }
+});
+
+const blockSize = z.union([z.literal(512), z.literal(4096)]).default(512);
+
+const name = z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'names use A-Z a-z 0-9 _ . : - (1 to 64 characters)');
+
+export const FileBackstoreSchema = z.strictObject({
+  type: z.literal('file'),
+  path: z.string().min(1),
+  size: size.optional(),
+  blockSize,
+  /** Create the file if it does not exist (needs size). */
+  create: z.boolean().default(true),
+  /** Thin: leave the file sparse, support UNMAP (default true). */
+  thin: z.boolean().default(true),
+  writeCache: z.boolean().default(true),
+  readOnly: z.boolean().default(false),
+  serial: z.string().optional(),
+});
+
+export const RamdiskBackstoreSchema = z.strictObject({
+  type: z.literal('ramdisk'),
+  size,
+  blockSize,
+  readOnly: z.boolean().default(false),
+  serial: z.string().optional(),
+});
+
+export const NullBackstoreSchema = z.strictObject({
+  type: z.literal('null'),
+  size,
+  blockSize,
+  serial: z.string().optional(),
+});
+
+export const BackstoreSchema = z.discriminatedUnion('type', [FileBackstoreSchema, RamdiskBackstoreSchema, NullBackstoreSchema]);
+
+const chapSecret = z.strictObject({
+  userid: z.string().min(1).max(255),
+  password: z.string().min(12, 'CHAP secrets are at least 12 characters (RFC 7143 §9.2.1)').max(255),
+});
+
+const portal = z.string().transform((v, ctx) => {
+  // "host:port", "[v6]:port" or "host" (port 3260).
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(v);
+  const port = m?.[3] === undefined ? 3260 : Number(m[3]);
+  if (!m || port > 65535) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not host:port (e.g. 127.0.0.1:3260, [::1]:3260)` });
+    return z.NEVER;
+  }
+  return { host: m[1] ?? m[2], port };
+});
+
+export const AclSchema = z.strictObject({
+  /** Mapped LUN number as the initiator sees it -> TPG LUN (and read-only flag). */
+  mappedLuns: z
+    .record(z.string().regex(/^\d+$/, 'mapped LUN numbers are integers'), z.union([
+      z.number().int().min(0),
+      z.strictObject({ tpgLun: z.number().int().min(0), readOnly: z.boolean().default(false) }),
+    ]))
+    .optional(),
+  chap: chapSecret.optional(),
+  mutualChap: chapSecret.optional(),
+});
+
+export const TpgSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  portals: z.array(portal).min(1, 'a TPG needs at least one portal'),
+  /** TPG LUN number -> backstore name. */
+  luns: z.record(z.string().regex(/^\d+$/, 'LUN numbers are integers 0..16383'), z.union([
+    name,
+    z.strictObject({ backstore: name }),
+  ])).default({}),
+  acls: z.record(z.string(), AclSchema).default({}),
+  attributes: z
+    .strictObject({
+      authentication: z.boolean().default(false),
+      /** Demo mode (LIO generate_node_acls): every initiator sees every LUN. */
+      generateNodeAcls: z.boolean().default(false),
+      demoModeWriteProtect: z.boolean().default(false),
+      defaultCmdsnDepth: z.number().int().min(1).max(512).default(64),
+      loginTimeout: z.number().int().min(1).max(600).default(15),
+      nopInInterval: z.number().int().min(0).max(3600).default(15),
+      nopInTimeout: z.number().int().min(1).max(3600).default(30),
+    })
+    .default({ authentication: false, generateNodeAcls: false, demoModeWriteProtect: false, defaultCmdsnDepth: 64, loginTimeout: 15, nopInInterval: 15, nopInTimeout: 30 }),
+  /** Login key overrides (RFC 7143 §13), e.g. {"MaxRecvDataSegmentLength": "262144"}. */
+  parameters: z.record(z.string(), z.string()).default({}),
+});
+
+export const TargetSchema = z.strictObject({
+  alias: z.string().optional(),
+  tpgs: z.record(z.string().regex(/^\d+$/, 'TPG tags are integers 1..65535'), TpgSchema),
+});
+
+export const ConfigSchema = z.strictObject({
+  version: z.literal(CONFIG_VERSION).default(CONFIG_VERSION),
+  backstores: z.record(name, BackstoreSchema).default({}),
+  iscsi: z
+    .strictObject({
+      discoveryAuth: z
+        .strictObject({ enabled: z.boolean().default(false), chap: chapSecret.optional(), mutualChap: chapSecret.optional() })
+        .optional(),
+      targets: z.record(z.string(), TargetSchema).default({}),
+    })
+    .default({ targets: {} }),
+});
+
+export type LunkitConfig = z.output<typeof ConfigSchema>;
+export type BackstoreConfig = z.output<typeof BackstoreSchema>;
+export type TpgConfigData = z.output<typeof TpgSchema>;

@@ -1,0 +1,95 @@
+// Loading and validating a configuration: schema first (config-schema.ts), then
+// the cross-references a schema cannot see (a LUN naming a missing backstore, a
+// mapped LUN pointing at no TPG LUN). Every problem is reported with its JSON
+// path, all at once, so one edit fixes them all.
+
+import { readFile } from 'node:fs/promises';
+
+import { iscsiNameProblem } from '../protocols/iscsi/names.js';
+import { ConfigSchema, type LunkitConfig } from './config-schema.js';
+
+export class ConfigError extends Error {
+  readonly code = 'ERR_INVALID_CONFIG';
+  constructor(readonly problems: string[], source: string) {
+    super(`invalid configuration${source ? ` in ${source}` : ''}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+function pathOf(parts: ReadonlyArray<PropertyKey>): string {
+  let out = '';
+  for (const p of parts) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else if (/^[A-Za-z_$][\w$]*$/.test(String(p))) out += out ? `.${String(p)}` : String(p);
+    else out += `[${JSON.stringify(String(p))}]`;
+  }
+  return out || '(top level)';
+}
+
+/** Parses and validates a configuration object; throws ConfigError naming every problem. */
+export function parseConfig(input: unknown, source = ''): LunkitConfig {
+  const res = ConfigSchema.safeParse(input);
+  if (!res.success) {
+    throw new ConfigError(res.error.issues.map((i) => `${pathOf(i.path)}: ${i.message}`), source);
+  }
+  const cfg = res.data;
+  const problems: string[] = [];
+  for (const [iqn, target] of Object.entries(cfg.iscsi.targets)) {
+    const bad = iscsiNameProblem(iqn);
+    if (bad) problems.push(`${pathOf(['iscsi', 'targets', iqn])}: ${bad}`);
+    for (const [tag, tpg] of Object.entries(target.tpgs)) {
+      const base = ['iscsi', 'targets', iqn, 'tpgs', tag];
+      const t = Number(tag);
+      if (t < 1 || t > 65535) problems.push(`${pathOf(base)}: TPG tag ${tag} is outside 1..65535`);
+      for (const [lun, ref] of Object.entries(tpg.luns)) {
+        const bs = typeof ref === 'string' ? ref : ref.backstore;
+        if (Number(lun) > 16383) problems.push(`${pathOf([...base, 'luns', lun])}: LUN ${lun} is outside 0..16383`);
+        if (!(bs in cfg.backstores)) problems.push(`${pathOf([...base, 'luns', lun])}: no backstore named "${bs}"`);
+      }
+      for (const [initiator, acl] of Object.entries(tpg.acls)) {
+        const badName = iscsiNameProblem(initiator);
+        if (badName) problems.push(`${pathOf([...base, 'acls', initiator])}: ${badName}`);
+        for (const [mapped, m] of Object.entries(acl.mappedLuns ?? {})) {
+          const tpgLun = typeof m === 'number' ? m : m.tpgLun;
+          if (!(String(tpgLun) in tpg.luns)) {
+            problems.push(`${pathOf([...base, 'acls', initiator, 'mappedLuns', mapped])}: TPG ${tag} has no LUN ${tpgLun}`);
+          }
+        }
+        if (tpg.attributes.authentication && !acl.chap) {
+          problems.push(`${pathOf([...base, 'acls', initiator])}: authentication is on for TPG ${tag} but this ACL has no chap credentials`);
+        }
+      }
+      if (tpg.attributes.generateNodeAcls && tpg.attributes.authentication) {
+        problems.push(`${pathOf([...base, 'attributes'])}: demo mode (generateNodeAcls) cannot be combined with authentication`);
+      }
+    }
+  }
+  for (const [bsName, bs] of Object.entries(cfg.backstores)) {
+    if (bs.size !== undefined && bs.size % bs.blockSize !== 0) {
+      problems.push(`${pathOf(['backstores', bsName, 'size'])}: ${bs.size} is not a multiple of the block size ${bs.blockSize}`);
+    }
+    if (bs.size === 0) problems.push(`${pathOf(['backstores', bsName, 'size'])}: size must be greater than 0`);
+  }
+  if (cfg.iscsi.discoveryAuth?.enabled && !cfg.iscsi.discoveryAuth.chap) {
+    problems.push('iscsi.discoveryAuth: enabled needs chap credentials');
+  }
+  if (problems.length) throw new ConfigError(problems, source);
+  return cfg;
+}
+
+export async function loadConfigFile(path: string): Promise<LunkitConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError([`cannot read the file: ${(e as Error).message}`], path);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError([`not valid JSON: ${(e as Error).message}`], path);
+  }
+  return parseConfig(json, path);
+}
+
+export type { LunkitConfig };
