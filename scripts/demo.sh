@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The main job on an embedded default: installs what is missing, builds, and
+# serves a 1 GiB ramdisk LUN over iSCSI on 127.0.0.1:3260 to any initiator.
+# Prints the iscsi:// URL; stops cleanly on Ctrl-C or SIGTERM; works without a
+# terminal (serves until signalled). Extra arguments go to `lunkit demo`
+# (e.g. --port 3261 --size 256M).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LUNKIT_SETUP_PEERS=${LUNKIT_SETUP_PEERS:-1} ./scripts/setup.sh >&2
+export UV_THREADPOOL_SIZE=${UV_THREADPOOL_SIZE:-16}
+exec node bin/lunkit.js demo "$@"

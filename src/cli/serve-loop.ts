@@ -1,0 +1,36 @@
+// Runs a LunkitRuntime in the foreground until SIGINT or SIGTERM: the first
+// signal stops cleanly (in-flight commands finish, backstores are flushed);
+// a second one exits at once. Works the same with and without a terminal.
+
+import { LunkitRuntime } from '../daemon/runtime.js';
+import type { LunkitConfig } from '../daemon/config-schema.js';
+import type { Logger } from '../util/log.js';
+
+export async function serveUntilSignalled(
+  cfg: LunkitConfig,
+  logger: Logger,
+  onReady: (rt: LunkitRuntime) => void,
+): Promise<number> {
+  const rt = await LunkitRuntime.start(cfg, { logger });
+  onReady(rt);
+  return new Promise<number>((resolve) => {
+    let signalled = false;
+    const onSignal = (sig: NodeJS.Signals): void => {
+      if (signalled) {
+        logger.warn('second signal: exiting without waiting', { signal: sig });
+        process.exit(1);
+      }
+      signalled = true;
+      logger.info('signal received, shutting down', { signal: sig });
+      rt.stop().then(
+        () => resolve(0),
+        (e: unknown) => {
+          logger.error('shutdown failed', { err: e });
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
