@@ -6,7 +6,7 @@
 // ASCII only and say exactly what is wrong, for config files and the CLI.
 
 const IQN = /^iqn\.(\d{4})-(\d{2})\.([a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*)(?::(.+))?$/;
-const UNIQUE_OK = /^[a-z0-9.:\-]+$/;
+const UNIQUE_OK = /^[a-z0-9.:-]+$/;
 
 /** Returns undefined when the name is valid, else a reason a user can act on. */
 export function iscsiNameProblem(name: string): string | undefined {

@@ -1,0 +1,2 @@
+export * from './opcodes.js';
+export * from './cdb.js';
