@@ -31,6 +31,13 @@ if [ "$node_major" -lt 20 ]; then
   exit 1
 fi
 
+# The native addon (fallocate/SEEK_HOLE for thin file LUNs) builds against the
+# Node headers Debian/NodeSource ship; without this node-gyp would try to
+# download them.
+if [ -z "${npm_config_nodedir:-}" ] && [ -f /usr/include/node/node_api.h ]; then
+  export npm_config_nodedir=/usr
+fi
+
 # npm ci when node_modules is missing or older than the lock file.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"

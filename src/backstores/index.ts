@@ -1,0 +1,55 @@
+// createBackstore(spec): the one place that turns a backstore description
+// (from the daemon's config or the CLI) into a BackstoreOps implementation.
+
+import type { BackstoreOps } from '../core/types.js';
+import { FileBackstore } from './file/file.js';
+import { NullBackstore } from './null/null.js';
+import { RamdiskBackstore } from './ramdisk/ramdisk.js';
+
+export type BlockSize = 512 | 4096;
+
+export interface FileBackstoreSpec {
+  type: 'file';
+  name?: string;
+  path: string;
+  size?: number;
+  create?: boolean;
+  sparse?: boolean;
+  writeCache?: boolean;
+  readOnly?: boolean;
+  blockSize: BlockSize;
+}
+
+export interface RamdiskBackstoreSpec {
+  type: 'ramdisk';
+  name?: string;
+  size: number;
+  blockSize: BlockSize;
+  chunkSize?: number;
+}
+
+export interface NullBackstoreSpec {
+  type: 'null';
+  name?: string;
+  size: number;
+  blockSize: BlockSize;
+}
+
+export type BackstoreSpec = FileBackstoreSpec | RamdiskBackstoreSpec | NullBackstoreSpec;
+
+export async function createBackstore(spec: BackstoreSpec): Promise<BackstoreOps> {
+  switch (spec.type) {
+    case 'file':
+      return FileBackstore.open({ ...spec, name: spec.name ?? spec.path });
+    case 'ramdisk':
+      return new RamdiskBackstore({ ...spec, name: spec.name ?? 'ramdisk' });
+    case 'null':
+      return new NullBackstore({ ...spec, name: spec.name ?? 'null' });
+  }
+}
+
+export { FileBackstore, NullBackstore, RamdiskBackstore };
+export type { FileBackstoreOptions } from './file/file.js';
+export type { RamdiskBackstoreOptions } from './ramdisk/ramdisk.js';
+export type { NullBackstoreOptions } from './null/null.js';
+export { nativeFileOps, nativeLoadError } from './file/native.js';

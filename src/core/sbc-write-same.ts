@@ -1,0 +1,160 @@
+// WRITE SAME 10/16 (SBC-3 §5.44-5.46, NDOB from SBC-4 §5.49).
+//
+// One block of Data-Out (or none with NDOB=1, meaning zeroes) is written to
+// NUMBER OF LOGICAL BLOCKS blocks; 0 blocks means "to the end of the medium"
+// (we publish WSNZ=0). With UNMAP=1 on a thin LU, a zero block deallocates
+// the range (LBPRZ: it reads back as zeroes); non-zero data is written.
+// ANCHOR=1 requires UNMAP=1 and leaves the blocks anchored: zeroed but
+// allocated.
+
+import type { CommandContext, CommandHandler, CommandOutcome, CommandSpec } from './command.js';
+import {
+  ANCHOR_SUPPORTED,
+  backstoreFailure,
+  byteOffset,
+  check,
+  CONTROL_USAGE,
+  GOOD,
+  invalidCdbField,
+  isAllZero,
+  lbaOutOfRange,
+  MAX_WRITE_SAME_BYTES,
+} from './sbc-common.js';
+
+/** Pattern writes go out in pieces of at most this many bytes. */
+const PATTERN_CHUNK_BYTES = 1024 * 1024;
+
+interface WriteSameFields {
+  lba: bigint;
+  blocks: number;
+  anchor: boolean;
+  unmap: boolean;
+  ndob: boolean;
+  lengthByte: number;
+}
+
+function fields10(cdb: Buffer): WriteSameFields {
+  return {
+    lba: BigInt(cdb.readUInt32BE(2)),
+    blocks: cdb.readUInt16BE(7),
+    anchor: (cdb[1] & 0x10) !== 0,
+    unmap: (cdb[1] & 0x08) !== 0,
+    ndob: false,
+    lengthByte: 7,
+  };
+}
+
+function fields16(cdb: Buffer): WriteSameFields {
+  return {
+    lba: cdb.readBigUInt64BE(2),
+    blocks: cdb.readUInt32BE(10),
+    anchor: (cdb[1] & 0x10) !== 0,
+    unmap: (cdb[1] & 0x08) !== 0,
+    ndob: (cdb[1] & 0x01) !== 0,
+    lengthByte: 10,
+  };
+}
+
+/** Write `pattern` (one block) over `blocks` blocks from `lba`, in bounded pieces. */
+async function writePattern(ctx: CommandContext, lba: bigint, blocks: number, pattern: Buffer, fua: boolean): Promise<void> {
+  const bs = ctx.device.blockSize;
+  const per = Math.max(1, Math.min(blocks, Math.floor(PATTERN_CHUNK_BYTES / bs)));
+  const chunk = Buffer.allocUnsafe(per * bs);
+  for (let i = 0; i < per; i++) pattern.copy(chunk, i * bs);
+  const base = byteOffset(ctx, lba);
+  for (let done = 0; done < blocks; done += per) {
+    const n = Math.min(per, blocks - done);
+    await ctx.device.backstore.write(chunk.subarray(0, n * bs), base + done * bs, { fua });
+  }
+}
+
+/** Zero a range: deallocate when allowed, else zero in place, else write zeroes. */
+async function zeroRange(ctx: CommandContext, lba: bigint, blocks: number, mayUnmap: boolean, fua: boolean): Promise<void> {
+  const store = ctx.device.backstore;
+  const off = byteOffset(ctx, lba);
+  const len = blocks * ctx.device.blockSize;
+  if (store.writeZeroes) {
+    await store.writeZeroes(off, len, { mayUnmap, fua });
+  } else if (mayUnmap && store.unmap && store.caps.unmapReadsZero) {
+    await store.unmap(off, len);
+    if (fua) await store.flush();
+  } else {
+    await writePattern(ctx, lba, blocks, Buffer.alloc(ctx.device.blockSize), fua);
+  }
+}
+
+function writeSameHandler(decode: (cdb: Buffer) => WriteSameFields): CommandHandler {
+  return async (ctx): Promise<CommandOutcome> => {
+    const f = decode(ctx.cdb);
+    const bs = ctx.device.blockSize;
+    if ((ctx.cdb[1] & 0xe0) !== 0) return invalidCdbField(1, 7);
+    // SBC-3 §5.45: ANCHOR without UNMAP is an invalid field; so is ANCHOR when ANC_SUP=0.
+    if (f.anchor && (!f.unmap || !ANCHOR_SUPPORTED)) return invalidCdbField(1, 4);
+    // UNMAP on a fully provisioned LU: LBPWS/LBPWS10 are 0, so refuse the bit.
+    if (f.unmap && !ctx.device.thin) return invalidCdbField(1, 3);
+    if (ctx.writeProtected) return check('WRITE_PROTECTED');
+
+    const capacity = ctx.device.blockCount;
+    // Also covers NUMBER 0 ("to the end") starting past the last block.
+    if (f.lba >= capacity) return lbaOutOfRange();
+    // NUMBER OF LOGICAL BLOCKS 0: from LBA to the last block (WSNZ=0).
+    const count = f.blocks === 0 ? capacity - f.lba : BigInt(f.blocks);
+    if (f.lba + count > capacity) return lbaOutOfRange();
+    if (count * BigInt(bs) > BigInt(MAX_WRITE_SAME_BYTES)) return invalidCdbField(f.lengthByte);
+    const blocks = Number(count);
+
+    // The data: NDOB means a zero block. Otherwise exactly one block must have
+    // been sent; a WRITE SAME(10) that sends none while asking to UNMAP is
+    // taken as NDOB (libiscsi writesame10_unmap_unaligned does this).
+    let pattern: Buffer | undefined;
+    if (!f.ndob) {
+      const sent = ctx.cmd.expectedLength;
+      if (!(sent === 0 && f.unmap)) {
+        if (sent !== bs || ctx.dataOut.length < bs) return invalidCdbField(f.lengthByte);
+        pattern = ctx.dataOut.subarray(0, bs);
+      }
+    }
+    const zero = pattern === undefined || isAllZero(pattern);
+    const fua = !ctx.device.writeCacheEnabled;
+
+    const release = await ctx.device.lockRange(f.lba, blocks);
+    try {
+      if (zero) {
+        // ANCHOR: keep the blocks allocated; UNMAP alone: deallocate.
+        await zeroRange(ctx, f.lba, blocks, f.unmap && !f.anchor, fua);
+      } else {
+        await writePattern(ctx, f.lba, blocks, pattern as Buffer, fua);
+      }
+    } catch (err) {
+      return backstoreFailure(err, zero && f.unmap ? 'unmap' : 'write', f.lba);
+    } finally {
+      release();
+    }
+    return GOOD;
+  };
+}
+
+export const writeSameCommands: CommandSpec[] = [
+  {
+    opcode: 0x41,
+    name: 'WRITE SAME(10)',
+    cdbLength: 10,
+    // ANCHOR 0x10, UNMAP 0x08.
+    usage: [0x41, 0x18, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, CONTROL_USAGE],
+    direction: 'write',
+    transferLength: (_cdb, blockSize) => blockSize,
+    writes: true,
+    handler: writeSameHandler(fields10),
+  },
+  {
+    opcode: 0x93,
+    name: 'WRITE SAME(16)',
+    cdbLength: 16,
+    // ANCHOR 0x10, UNMAP 0x08, NDOB 0x01.
+    usage: [0x93, 0x19, ...Array<number>(12).fill(0xff), 0x1f, CONTROL_USAGE],
+    direction: 'write',
+    transferLength: (cdb, blockSize) => ((cdb[1] & 0x01) !== 0 ? 0 : blockSize),
+    writes: true,
+    handler: writeSameHandler(fields16),
+  },
+];
