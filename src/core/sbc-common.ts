@@ -11,7 +11,10 @@ import type { SenseReason } from './sense-reasons.js';
 // through sbcBlockLimits() so the page and the handlers agree.
 
 /** Largest READ/WRITE/VERIFY transfer, bytes (MAXIMUM TRANSFER LENGTH = this / block size). */
-export const MAX_TRANSFER_BYTES = 8 * 1024 * 1024;
+// 32 MiB: 65536 blocks of 512 bytes, what libiscsi's writesame16_unmap moves
+// in one WRITE(16)/READ(16). The iSCSI layer holds a whole command's data, so
+// this is also the per-command memory bound.
+export const MAX_TRANSFER_BYTES = 32 * 1024 * 1024;
 /** OPTIMAL TRANSFER LENGTH, bytes. */
 export const OPTIMAL_TRANSFER_BYTES = 1024 * 1024;
 /** MAXIMUM WRITE SAME LENGTH, bytes (the block count depends on the block size). */

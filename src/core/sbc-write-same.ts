@@ -114,7 +114,11 @@ function writeSameHandler(decode: (cdb: Buffer) => WriteSameFields): CommandHand
         pattern = ctx.dataOut.subarray(0, bs);
       }
     }
-    const zero = pattern === undefined || isAllZero(pattern);
+    // UNMAP=1 on a thin LU deallocates whatever the data block holds: SBC-3
+    // leaves the choice to the device server, LIO and tgt deallocate, and
+    // initiators (libiscsi's writesame*_unmap_until_end sends 0xFF blocks)
+    // expect LBPRZ zeroes back. ANCHOR keeps the blocks allocated but zeroed.
+    const zero = pattern === undefined || isAllZero(pattern) || (f.unmap && ctx.device.thin);
     const fua = !ctx.device.writeCacheEnabled;
 
     const release = await ctx.device.lockRange(f.lba, blocks);

@@ -45,8 +45,8 @@ describe('sbcCommands table', () => {
   });
 
   it('block limits scale with the block size', () => {
-    expect(sbcBlockLimits(512).maxTransferLength).toBe(16384);
-    expect(sbcBlockLimits(4096).maxTransferLength).toBe(2048);
+    expect(sbcBlockLimits(512).maxTransferLength).toBe(65536);
+    expect(sbcBlockLimits(4096).maxTransferLength).toBe(8192);
     expect(sbcBlockLimits(512).maxCompareAndWriteLength).toBe(255);
     expect(sbcBlockLimits(512).maxUnmapLbaCount).toBeLessThanOrEqual(1024 * 1024);
   });

@@ -101,8 +101,8 @@ describe('READ / WRITE', () => {
   });
 
   it('a transfer above MAXIMUM TRANSFER LENGTH is an invalid field', async () => {
-    const dev = makeDevice({ blocks: 40000 });
-    const out = await run(dev, cdb16(0x88, 0, 20000));
+    const dev = makeDevice({ blocks: 80000 });
+    const out = await run(dev, cdb16(0x88, 0, 65537));
     expect(out).toMatchObject({ kind: 'check', reason: 'INVALID_FIELD_IN_CDB', field: { byte: 10 } });
   });
 

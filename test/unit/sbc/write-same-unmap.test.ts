@@ -72,9 +72,16 @@ describe('WRITE SAME', () => {
     expect(await rd.extents(24 * BS, 8 * BS)).toEqual([{ offset: 24 * BS, length: 8 * BS, hole: true }]);
   });
 
-  it('UNMAP with non-zero data writes the data', async () => {
+  it('UNMAP on a thin LU deallocates even when the data block is not zero (as LIO and tgt do)', async () => {
     const dev = makeDevice();
+    expect(reasonOf(await run(dev, cdb10(0x2a, 0, 4), { dataOut: Buffer.alloc(4 * BS, 0xff) }))).toBe('good');
     expect(reasonOf(await run(dev, ws16(0, 4, 0x08), { dataOut: Buffer.alloc(BS, 0x31) }))).toBe('good');
+    expect(dataOf(await run(dev, cdb10(0x28, 0, 4))).every((b) => b === 0)).toBe(true);
+  });
+
+  it('non-zero data without UNMAP is written to every block', async () => {
+    const dev = makeDevice();
+    expect(reasonOf(await run(dev, ws16(0, 4), { dataOut: Buffer.alloc(BS, 0x31) }))).toBe('good');
     expect(dataOf(await run(dev, cdb10(0x28, 0, 4))).every((b) => b === 0x31)).toBe(true);
   });
 
