@@ -41,12 +41,17 @@ export class LunkitRuntime {
     let iscsi: IscsiTargetServer | undefined;
     try {
       for (const [name, bs] of Object.entries(cfg.backstores)) {
-        const ops = await createBackstore(name, bs);
+        const ops = await createBackstore(
+          bs.type === 'file'
+            ? { type: 'file', name, path: bs.path, size: bs.size, create: bs.create, sparse: bs.thin, writeCache: bs.writeCache, readOnly: bs.readOnly, blockSize: bs.blockSize }
+            : { type: bs.type, name, size: bs.size, blockSize: bs.blockSize },
+        );
         const device = core.createDevice(ops, {
           name,
           serial: bs.serial,
           writeCache: bs.type === 'file' ? bs.writeCache : true,
           readOnly: bs.type === 'null' ? false : bs.readOnly,
+          thin: bs.type === 'file' ? bs.thin && ops.caps.thin : ops.caps.thin,
         });
         backstores.set(name, { ops, device });
         logger.info('backstore opened', { name, type: bs.type, size: ops.size, blockSize: ops.blockSize });

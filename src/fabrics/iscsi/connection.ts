@@ -1,0 +1,300 @@
+// One TCP connection of the iSCSI target (RFC 7143 §4.4, §6, §7).
+//
+// Life: login phase (login.ts) -> full feature phase -> logout or drop.
+// Incoming bytes go through the PDU framer; each PDU is decoded and routed.
+// A handler's failure ends at most this connection (never the process).
+// Outgoing PDUs are written as iovecs (header [+digest], data, padding
+// [+digest]) under socket.cork() so header and data leave together; several
+// PDUs of one tick share one uncork.
+
+import type { Socket } from 'node:net';
+import { PduFramer, type RawPdu } from '../../protocols/iscsi/framer.js';
+import { encodeFrame } from '../../protocols/iscsi/writer.js';
+import { decodePdu, encodeBhs, type EncodablePdu } from '../../protocols/iscsi/pdu.js';
+import { BHS_LENGTH, RejectReason, RESERVED_TAG, DEFAULT_RECV_DATA_SEGMENT_LENGTH } from '../../protocols/iscsi/constants.js';
+import { Opcode, type Pdu } from '../../protocols/iscsi/pdu-types.js';
+import { isLunkitError } from '../../protocols/errors.js';
+import { DEFAULT_SESSION_PARAMS, type IscsiSession, type SessionConnection, type SessionParams } from './session.js';
+import type { ServerContext } from './context.js';
+import { LoginPhase } from './login.js';
+import { FullFeature } from './full-feature.js';
+import { sendReject } from './reject.js';
+import { NopPinger } from './nop.js';
+
+export type ConnectionStage = 'login' | 'full-feature' | 'logout' | 'closed';
+
+let nextConnId = 1;
+
+export class IscsiConnection implements SessionConnection {
+  readonly id = nextConnId++;
+  readonly remote: string;
+  readonly local: string;
+  readonly localAddress: string;
+  readonly localPort: number;
+  stage: ConnectionStage = 'login';
+  cid = 0;
+  /** Next StatSN to assign (RFC 7143 §4.2.2.2: per connection). */
+  private statSN = 0;
+  session: IscsiSession | undefined;
+  /** Parameters in force on this connection (connection- and session-scope). */
+  params: SessionParams = DEFAULT_SESSION_PARAMS;
+  headerDigest = false;
+  dataDigest = false;
+  /** What the initiator accepts per PDU (its MaxRecvDataSegmentLength). */
+  peerMaxRecvDataSegmentLength = DEFAULT_RECV_DATA_SEGMENT_LENGTH;
+  private readonly framer: PduFramer;
+  private readonly login: LoginPhase;
+  private ffp: FullFeature | undefined;
+  private corked = false;
+  private loginTimer: NodeJS.Timeout | undefined;
+  private pinger: NopPinger | undefined;
+  private readonly closeHooks: Array<() => void> = [];
+
+  constructor(
+    readonly socket: Socket,
+    readonly ctx: ServerContext,
+    /** Key of the listener that accepted this connection (which portal). */
+    readonly portalKey: string,
+  ) {
+    this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    this.localAddress = socket.localAddress ?? '';
+    this.localPort = socket.localPort ?? 0;
+    this.local = `${this.localAddress}:${this.localPort}`;
+    socket.setNoDelay(true);
+    this.framer = new PduFramer({
+      // During login both sides accept 8192 (RFC 7143 §13.12).
+      maxDataSegmentLength: DEFAULT_RECV_DATA_SEGMENT_LENGTH,
+      headerDigest: false,
+      dataDigest: false,
+      onPdu: (frame) => this.onFrame(frame),
+      onError: (err, bhs) => this.onFramerError(err, bhs),
+    });
+    this.login = new LoginPhase(this);
+    socket.on('data', (chunk: Buffer) => {
+      if (this.stage === 'closed') return;
+      try {
+        this.framer.push(chunk);
+      } catch (err) {
+        this.fail('framer threw', err);
+      }
+    });
+    socket.on('error', (err) => this.ctx.log.debug?.('iSCSI socket error', { conn: this.id, remote: this.remote, err: err.message }));
+    socket.on('close', () => this.onSocketClosed());
+    const loginTimeout = ctx.loginTimeoutFor(portalKey);
+    if (loginTimeout > 0) {
+      this.loginTimer = setTimeout(() => {
+        if (this.stage === 'login') this.destroy('login timeout');
+      }, loginTimeout * 1000);
+      this.loginTimer.unref();
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Receive
+
+  private onFrame(frame: RawPdu): void {
+    if (this.stage === 'closed') return;
+    let pdu: Pdu;
+    try {
+      pdu = decodePdu(frame.bhs, frame.ahs, frame.data);
+    } catch (err) {
+      if (this.stage !== 'full-feature') {
+        // Garbage before login: nothing to answer, the stream is not iSCSI.
+        this.destroy('undecodable PDU before full feature phase');
+        return;
+      }
+      if (isLunkitError(err, 'ERR_PDU_BAD_OPCODE')) {
+        this.reject(frame.bhs, RejectReason.COMMAND_NOT_SUPPORTED);
+        return;
+      }
+      // Lengths or AHS disagree with the header: reject and carry on; the
+      // framer consumed exactly the declared bytes so the stream is in sync.
+      this.reject(frame.bhs, RejectReason.PROTOCOL_ERROR);
+      return;
+    }
+    try {
+      if (this.stage === 'login') {
+        if (pdu.opcode !== Opcode.LOGIN_REQUEST) {
+          // RFC 7143 §6.1: only Login Requests before full feature phase.
+          this.destroy(`${pdu.opcode} PDU during login`);
+          return;
+        }
+        if (!frame.dataDigestOk) {
+          this.destroy('data digest error during login');
+          return;
+        }
+        this.login.handle(pdu);
+        return;
+      }
+      if (this.stage !== 'full-feature' || !this.ffp) return;
+      if (!frame.dataDigestOk) {
+        // RFC 7143 §7.8: the data is discarded and the PDU rejected; a SCSI
+        // Command or Data-Out also ends its task (ERL 0: no recovery R2T).
+        this.reject(frame.bhs, RejectReason.DATA_DIGEST_ERROR);
+        this.ffp.dataDigestError(pdu);
+        return;
+      }
+      this.pinger?.activity();
+      this.ffp.handle(pdu, frame.bhs);
+    } catch (err) {
+      this.fail('PDU handler threw', err);
+    }
+  }
+
+  private onFramerError(err: Error, bhs: Buffer | undefined): void {
+    if (this.stage === 'closed') return;
+    if (isLunkitError(err, 'ERR_PDU_TOO_LARGE') && this.stage === 'full-feature') {
+      // RFC 7143 §7.10: a data segment over MaxRecvDataSegmentLength is a
+      // protocol error; we cannot resynchronise, so reject, flush and close.
+      this.reject(bhs ?? Buffer.alloc(BHS_LENGTH), RejectReason.PROTOCOL_ERROR);
+      this.end(`framing error: ${err.message}`);
+      return;
+    }
+    this.destroy(`framing error: ${err.message}`);
+  }
+
+  // -------------------------------------------------------------------------
+  // Stages
+
+  /** Called by login.ts when the final Login Response has been queued. */
+  enterFullFeature(session: IscsiSession, p: SessionParams): void {
+    if (this.loginTimer) clearTimeout(this.loginTimer);
+    this.loginTimer = undefined;
+    this.session = session;
+    this.stage = 'full-feature';
+    this.params = p;
+    this.headerDigest = p.headerDigest;
+    this.dataDigest = p.dataDigest;
+    this.peerMaxRecvDataSegmentLength = p.peerMaxRecvDataSegmentLength;
+    // The next PDU already uses the negotiated digests and length (RFC 7143
+    // §13.1): the framer is switched synchronously, before it parses on.
+    this.framer.setDigests(p.headerDigest, p.dataDigest);
+    this.framer.setMaxDataSegmentLength(p.maxRecvDataSegmentLength);
+    this.ffp = new FullFeature(this, session);
+    const nop = this.ctx.nopTimingFor(session);
+    if (nop.interval > 0) this.pinger = new NopPinger(this, nop.interval, nop.timeout);
+  }
+
+  /** A NOP-Out answered our ping with this TTT. */
+  nopAnswered(ttt: number): void {
+    this.pinger?.answered(ttt);
+  }
+
+  get fullFeature(): FullFeature | undefined {
+    return this.ffp;
+  }
+
+  // -------------------------------------------------------------------------
+  // StatSN
+
+  /** Current StatSN without advancing (R2T, unsolicited NOP-In). */
+  get currentStatSN(): number {
+    return this.statSN;
+  }
+
+  /** Take a StatSN for a status-carrying PDU. */
+  takeStatSN(): number {
+    const s = this.statSN;
+    this.statSN = (this.statSN + 1) >>> 0;
+    return s;
+  }
+
+  setInitialStatSN(n: number): void {
+    this.statSN = n >>> 0;
+  }
+
+  // -------------------------------------------------------------------------
+  // Send
+
+  /** Encode and write one PDU. Data is written as its own iovec, never copied. */
+  send<P extends Pdu>(pdu: EncodablePdu<P>): void {
+    if (this.stage === 'closed' || this.socket.destroyed) return;
+    const data = (pdu as { data?: Buffer }).data;
+    const bhs = encodeBhs(pdu);
+    const iov = encodeFrame(bhs, data !== undefined && data.length > 0 ? data : undefined, {
+      headerDigest: this.headerDigest,
+      dataDigest: this.dataDigest,
+    });
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        if (!this.socket.destroyed) this.socket.uncork();
+      });
+    }
+    for (const b of iov) this.socket.write(b);
+  }
+
+  /** Send a Reject carrying the offending header (RFC 7143 §11.17). */
+  reject(bhs: Buffer, reason: number): void {
+    sendReject(this, bhs, reason);
+  }
+
+  /** Current ExpCmdSN/MaxCmdSN to put in a response. */
+  window(): { expCmdSN: number; maxCmdSN: number } {
+    const s = this.session;
+    if (!s) return this.login.window();
+    return { expCmdSN: s.window.expCmdSN, maxCmdSN: s.window.refresh() };
+  }
+
+  // -------------------------------------------------------------------------
+  // End
+
+  onClose(fn: () => void): void {
+    if (this.stage === 'closed') fn();
+    else this.closeHooks.push(fn);
+  }
+
+  /** Flush what was queued, then close (after a Logout Response or a failed login). */
+  end(reason: string): void {
+    if (this.stage === 'closed') return;
+    this.ctx.log.debug?.('iSCSI connection ending', { conn: this.id, remote: this.remote, reason });
+    this.stage = 'logout';
+    this.pinger?.stop();
+    // Give the socket time to flush; if the peer never reads, destroy.
+    this.socket.end();
+    const t = setTimeout(() => this.destroy(reason), 2000);
+    t.unref();
+  }
+
+  /** Drop the connection now. */
+  destroy(reason: string): void {
+    if (this.stage === 'closed') return;
+    this.ctx.log.debug?.('iSCSI connection dropped', { conn: this.id, remote: this.remote, reason });
+    this.socket.destroy();
+    this.onSocketClosed();
+  }
+
+  private fail(what: string, err: unknown): void {
+    this.ctx.log.warn?.(`iSCSI connection error: ${what}`, {
+      conn: this.id,
+      remote: this.remote,
+      err: err instanceof Error ? err.message : String(err),
+    });
+    this.destroy(what);
+  }
+
+  private onSocketClosed(): void {
+    if (this.stage === 'closed') return;
+    this.stage = 'closed';
+    if (this.loginTimer) clearTimeout(this.loginTimer);
+    this.pinger?.stop();
+    this.ffp?.connectionClosed();
+    for (const fn of this.closeHooks.splice(0)) {
+      try {
+        fn();
+      } catch {
+        // keep closing
+      }
+    }
+    // ERL 0 (RFC 7143 §7.12.1): losing the only connection ends the session.
+    const s = this.session;
+    if (s) {
+      s.connections.delete(this);
+      if (s.connections.size === 0) s.close('connection closed');
+    }
+  }
+}
+
+export { RESERVED_TAG };

@@ -1,0 +1,30 @@
+// What a connection needs of the server that accepted it. Kept as an
+// interface so connection/login/text code can be unit-tested without sockets.
+
+import type { FabricOps } from '../../core/types.js';
+import type { DiscoveryAuth, IscsiCore, IscsiLogger, IscsiTargetConfig, TpgConfig } from './config.js';
+import type { IscsiSession, SessionRegistry } from './session.js';
+
+export interface ResolvedTarget {
+  target: IscsiTargetConfig;
+  tpg: TpgConfig;
+}
+
+export interface ServerContext {
+  readonly core: IscsiCore;
+  readonly log: IscsiLogger;
+  readonly sessions: SessionRegistry;
+  readonly discoveryAuth: DiscoveryAuth | undefined;
+  readonly fabric: FabricOps;
+  /**
+   * The target and the TPG that serves it on this portal. 'not-found': no such
+   * target, or it has no enabled TPG on this portal.
+   */
+  resolveTarget(name: string, portalKey: string): ResolvedTarget | 'not-found';
+  /** SendTargets answer (RFC 7143 §12.3, Appendix C) as key/value pairs. */
+  sendTargets(initiator: string, which: string, portalKey: string): Array<[string, string]>;
+  /** Login timeout in seconds for connections on this portal. */
+  loginTimeoutFor(portalKey: string): number;
+  /** Target-initiated NOP-In timing for a session, in seconds. */
+  nopTimingFor(session: IscsiSession): { interval: number; timeout: number };
+}

@@ -1,0 +1,304 @@
+// Full feature phase of one connection: routes PDUs by opcode, orders them by
+// CmdSN (RFC 7143 §3.2.2.1), and keeps the connection's tasks.
+//
+// Non-immediate requests (SCSI Command, TMF, Text, NOP-Out, Logout) pass the
+// session's CmdSN window: outside it they are dropped silently, ahead of
+// ExpCmdSN they wait for the gap to close. A SCSI Command is registered at
+// once so its Data-Out can flow while it waits; it reaches the core when it
+// is both delivered in order and has all its data.
+
+import {
+  Opcode,
+  type AsyncMessagePdu,
+  type DataOutPdu,
+  type LogoutRequestPdu,
+  type NopOutPdu,
+  type Pdu,
+  type ScsiCommandPdu,
+  type ScsiResponsePdu,
+  type TaskMgmtRequestPdu,
+  type TaskMgmtResponsePdu,
+  type TextRequestPdu,
+} from '../../protocols/iscsi/pdu-types.js';
+import { AsyncEvent, RESERVED_TAG, RejectReason } from '../../protocols/iscsi/constants.js';
+import type { IscsiConnection } from './connection.js';
+import type { IscsiSession } from './session.js';
+import { ScsiTask, SENSE_CRC_ERROR, SENSE_DATA_PHASE_ERROR, type TaskHost } from './scsi-command.js';
+import { encodeSenseData } from '../../protocols/iscsi/pdu.js';
+import { handleTmf } from './tmf.js';
+import { TextHandler } from './text.js';
+import { answerNopOut } from './nop.js';
+import { handleLogout } from './logout.js';
+
+export class FullFeature implements TaskHost {
+  private readonly tasks = new Map<number, ScsiTask>();
+  private readonly ttts = new Map<number, ScsiTask>();
+  private nextTtt = 1;
+  private accepting = true;
+  private readonly text: TextHandler;
+
+  constructor(
+    readonly conn: IscsiConnection,
+    readonly session: IscsiSession,
+  ) {
+    this.text = new TextHandler(this);
+  }
+
+  task(itt: number): ScsiTask | undefined {
+    return this.tasks.get(itt);
+  }
+
+  get taskCount(): number {
+    return this.tasks.size;
+  }
+
+  handle(pdu: Pdu, bhs: Buffer): void {
+    if (!this.accepting) return;
+    const discovery = this.session.type === 'discovery';
+    switch (pdu.opcode) {
+      case Opcode.SCSI_COMMAND:
+        if (discovery) return this.rejectOrdered(pdu, bhs, RejectReason.PROTOCOL_ERROR);
+        return this.scsiCommand(pdu, bhs);
+      case Opcode.DATA_OUT:
+        if (discovery) return this.conn.reject(bhs, RejectReason.PROTOCOL_ERROR);
+        return this.dataOut(pdu);
+      case Opcode.TASK_MGMT_REQUEST:
+        if (discovery) return this.rejectOrdered(pdu, bhs, RejectReason.PROTOCOL_ERROR);
+        return this.ordered(pdu, () => this.tmf(pdu));
+      case Opcode.NOP_OUT:
+        return this.nopOut(pdu, bhs);
+      case Opcode.TEXT_REQUEST:
+        return this.ordered(pdu, () => this.text.handle(pdu as TextRequestPdu, bhs));
+      case Opcode.LOGOUT_REQUEST:
+        return this.ordered(pdu, () => handleLogout(this, pdu as LogoutRequestPdu));
+      case Opcode.SNACK_REQUEST:
+        // ERL 0 (§11.16): SNACK is not supported.
+        return this.conn.reject(bhs, RejectReason.PROTOCOL_ERROR);
+      case Opcode.LOGIN_REQUEST:
+        return this.conn.reject(bhs, RejectReason.PROTOCOL_ERROR);
+      default:
+        // A target opcode sent by an initiator.
+        return this.conn.reject(bhs, RejectReason.PROTOCOL_ERROR);
+    }
+  }
+
+  /**
+   * Reject a request that carries a CmdSN; its CmdSN still counts as received
+   * so the window does not stall on a hole (the initiator will not resend it).
+   */
+  private rejectOrdered(pdu: { immediate: boolean; cmdSN: number }, bhs: Buffer, reason: number): void {
+    this.conn.reject(bhs, reason);
+    this.ordered(pdu, () => {});
+  }
+
+  /** Run `fn` in CmdSN order (or now, for an immediate request). */
+  private ordered(pdu: { immediate: boolean; cmdSN: number }, fn: () => void): void {
+    if (pdu.immediate) {
+      fn();
+      return;
+    }
+    const r = this.session.window.offer(pdu.cmdSN, fn);
+    if (r.verdict === 'drop') {
+      this.conn.ctx.log.debug?.('iSCSI CmdSN outside window: dropped', {
+        cmdSN: pdu.cmdSN,
+        expCmdSN: this.session.window.expCmdSN,
+        maxCmdSN: this.session.window.maxCmdSN,
+      });
+      return;
+    }
+    for (const f of r.ready) f();
+  }
+
+  // -------------------------------------------------------------------------
+  // SCSI commands
+
+  private scsiCommand(pdu: ScsiCommandPdu, bhs: Buffer): void {
+    const window = this.session.window;
+    if (!pdu.immediate && !window.inWindow(pdu.cmdSN)) {
+      // §3.2.2.1: outside [ExpCmdSN, MaxCmdSN]: silently ignored.
+      this.conn.ctx.log.debug?.('iSCSI CmdSN outside window: dropped', { cmdSN: pdu.cmdSN, expCmdSN: window.expCmdSN, maxCmdSN: window.maxCmdSN });
+      return;
+    }
+    if (this.tasks.has(pdu.itt) || pdu.itt === RESERVED_TAG) {
+      this.rejectOrdered(pdu, bhs, RejectReason.INVALID_PDU_FIELD);
+      return;
+    }
+    const task = new ScsiTask(this, pdu);
+    const bad = task.start(pdu);
+    if (bad !== undefined) {
+      task.dropTransfers();
+      this.rejectOrdered(pdu, bhs, bad);
+      return;
+    }
+    this.tasks.set(task.itt, task);
+    this.ordered(pdu, () => {
+      if (task.phase === 'done') {
+        return;
+      }
+      task.delivered = true;
+      window.started();
+      task.maybeSubmit();
+    });
+  }
+
+  private dataOut(pdu: DataOutPdu): void {
+    const task = pdu.targetTransferTag === RESERVED_TAG ? this.tasks.get(pdu.itt) : this.ttts.get(pdu.targetTransferTag);
+    if (!task || task.itt !== pdu.itt || task.phase !== 'collecting') {
+      // Data for a command that already ended (failed or aborted): drop it.
+      this.conn.ctx.log.debug?.('iSCSI Data-Out for no open transfer: dropped', { itt: pdu.itt, ttt: pdu.targetTransferTag });
+      return;
+    }
+    const err = task.dataOutPdu(pdu);
+    if (err !== undefined) {
+      this.conn.ctx.log.info?.('iSCSI Data-Out sequence error', { itt: pdu.itt, err });
+      // The command fails with CHECK CONDITION; the connection stays usable
+      // (libiscsi iSCSIDataSnInvalid expects the command to fail).
+      if (!task.delivered) {
+        task.delivered = true;
+        this.session.window.started();
+      }
+      task.failWithSense(SENSE_DATA_PHASE_ERROR);
+      return;
+    }
+    task.maybeSubmit();
+  }
+
+  // TaskHost
+  allocateTtt(): number {
+    let t = this.nextTtt;
+    while (this.ttts.has(t) || t === RESERVED_TAG) t = (t + 1) >>> 0;
+    this.nextTtt = (t + 1) >>> 0;
+    return t;
+  }
+
+  bindTtt(ttt: number, task: ScsiTask): void {
+    this.ttts.set(ttt, task);
+  }
+
+  unbindTtt(ttt: number): void {
+    this.ttts.delete(ttt);
+  }
+
+  taskFinished(task: ScsiTask): void {
+    if (this.tasks.get(task.itt) === task) this.tasks.delete(task.itt);
+    if (task.delivered) this.session.window.finished();
+  }
+
+  /** Abort tasks that have not reached the core (TMF on a LUN, reset). */
+  abortLocalTasks(match: (t: ScsiTask) => boolean): void {
+    for (const t of [...this.tasks.values()]) if (t.phase !== 'submitted' && match(t)) t.abortLocal();
+  }
+
+  // -------------------------------------------------------------------------
+  // Other requests
+
+  private tmf(pdu: TaskMgmtRequestPdu): void {
+    handleTmf(this, pdu).catch((err: unknown) => {
+      this.conn.ctx.log.error?.('iSCSI TMF failed', { err: err instanceof Error ? err.message : String(err) });
+      this.sendTmfResponse(pdu, 255);
+    });
+  }
+
+  sendTmfResponse(pdu: TaskMgmtRequestPdu, response: number): void {
+    const w = this.conn.window();
+    this.conn.send<TaskMgmtResponsePdu>({
+      opcode: Opcode.TASK_MGMT_RESPONSE,
+      itt: pdu.itt,
+      response,
+      statSN: this.conn.takeStatSN(),
+      expCmdSN: w.expCmdSN,
+      maxCmdSN: w.maxCmdSN,
+    });
+  }
+
+  private nopOut(pdu: NopOutPdu, bhs: Buffer): void {
+    if (pdu.itt === RESERVED_TAG) {
+      // Answer to our NOP-In ping (§11.18.1): must be immediate, no reply.
+      if (pdu.targetTransferTag === RESERVED_TAG) {
+        this.conn.reject(bhs, RejectReason.PROTOCOL_ERROR);
+        return;
+      }
+      this.conn.nopAnswered(pdu.targetTransferTag);
+      return;
+    }
+    this.ordered(pdu, () => answerNopOut(this.conn, pdu));
+  }
+
+  /**
+   * Ask the initiator to log out within `seconds` (Async Message, event 1,
+   * RFC 7143 §11.9.1); used when the server shuts down gracefully.
+   */
+  requestLogout(seconds: number): void {
+    const w = this.conn.window();
+    this.conn.send<AsyncMessagePdu>({
+      opcode: Opcode.ASYNC_MESSAGE,
+      itt: RESERVED_TAG,
+      lun: 0,
+      statSN: this.conn.takeStatSN(),
+      expCmdSN: w.expCmdSN,
+      maxCmdSN: w.maxCmdSN,
+      asyncEvent: AsyncEvent.LOGOUT_REQUEST,
+      asyncVCode: 0,
+      parameter1: 0,
+      parameter2: 0,
+      parameter3: Math.max(1, Math.ceil(seconds)),
+    });
+  }
+
+  /**
+   * A PDU arrived with a bad data digest (already rejected). RFC 7143 §7.8 at
+   * ERL 0: a SCSI Command's task, or the task a Data-Out belongs to, ends
+   * with CHECK CONDITION, ABORTED COMMAND / PROTOCOL SERVICE CRC ERROR; the
+   * command's CmdSN counts as received so the session goes on.
+   */
+  dataDigestError(pdu: Pdu): void {
+    if (pdu.opcode === Opcode.SCSI_COMMAND) {
+      if (this.session.type === 'discovery' || this.tasks.has(pdu.itt)) return;
+      if (!pdu.immediate && !this.session.window.inWindow(pdu.cmdSN)) return;
+      this.ordered(pdu, () => {
+        const w = this.conn.window();
+        this.conn.send<ScsiResponsePdu>({
+          opcode: Opcode.SCSI_RESPONSE,
+          itt: pdu.itt,
+          bidiOverflow: false,
+          bidiUnderflow: false,
+          overflow: false,
+          underflow: false,
+          response: 0,
+          status: 0x02,
+          snackTag: 0,
+          statSN: this.conn.takeStatSN(),
+          expCmdSN: w.expCmdSN,
+          maxCmdSN: w.maxCmdSN,
+          expDataSN: 0,
+          bidiReadResidualCount: 0,
+          residualCount: 0,
+          data: encodeSenseData(SENSE_CRC_ERROR),
+        });
+      });
+      return;
+    }
+    if (pdu.opcode === Opcode.DATA_OUT) {
+      const task = pdu.targetTransferTag === RESERVED_TAG ? this.tasks.get(pdu.itt) : this.ttts.get(pdu.targetTransferTag);
+      if (!task || task.itt !== pdu.itt || task.phase !== 'collecting') return;
+      if (!task.delivered) {
+        task.delivered = true;
+        this.session.window.started();
+      }
+      task.failWithSense(SENSE_CRC_ERROR);
+    }
+  }
+
+  /** After Logout: ignore further requests. */
+  stopAccepting(): void {
+    this.accepting = false;
+  }
+
+  /** The connection is gone: every task of it ends without a response. */
+  connectionClosed(): void {
+    this.accepting = false;
+    for (const t of [...this.tasks.values()]) t.abortLocal();
+    this.tasks.clear();
+    this.ttts.clear();
+  }
+}

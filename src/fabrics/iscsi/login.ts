@@ -1,0 +1,431 @@
+// The login phase of one connection, target side (RFC 7143 §6, §11.12-13).
+//
+// Stages: security (CSG 0) -> operational (CSG 1) -> full feature (3). The
+// initiator asks to move on with T=1 and NSG; we agree (T=1) when nothing is
+// pending on our side: CHAP finished in the security stage, no proposal of
+// ours still unanswered in the operational stage. The first Login Response
+// carries the initial StatSN (the initiator's ExpStatSN) and every response
+// takes the next one (§11.13.4). The final response carries the TSIH.
+//
+// Failures answer with a Login Response whose Status-Class/Detail says why
+// (§11.13.5) and then close the connection.
+
+import { LoginStage, LoginStatus, ISCSI_VERSION } from '../../protocols/iscsi/constants.js';
+import { Opcode, type LoginRequestPdu, type LoginResponsePdu } from '../../protocols/iscsi/pdu-types.js';
+import { encodeTextKeys, parseTextKeys, TextAccumulator } from '../../protocols/iscsi/text.js';
+import { KeyNegotiator } from '../../protocols/iscsi/keys.js';
+import type { IscsiConnection } from './connection.js';
+import type { ResolvedTarget } from './context.js';
+import { ChapTarget, SECURITY_KEYS } from './auth.js';
+import { findAcl, initiatorAllowed, makeLunMap, sameName } from './acl.js';
+import type { ChapCredentials } from './config.js';
+import { DEFAULT_SESSION_PARAMS, IscsiSession, initiatorPortId, targetPortId, type SessionParams } from './session.js';
+
+type Status = { statusClass: number; statusDetail: number };
+
+/** Keys the login layer handles itself; the negotiator never sees them. */
+const DECLARATIVE = new Set(['InitiatorName', 'InitiatorAlias', 'TargetName', 'SessionType', 'TargetAlias', 'TargetAddress', 'TargetPortalGroupTag']);
+
+class LoginFailure extends Error {
+  constructor(
+    readonly status: Status,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class LoginPhase {
+  private started = false;
+  private done = false;
+  private isid = 0;
+  private tsih = 0;
+  private cid = 0;
+  private initialCmdSN = 0;
+  private stage: number = LoginStage.SECURITY;
+  private identified = false;
+  private initiatorName = '';
+  private sessionType: 'normal' | 'discovery' = 'normal';
+  private resolved: ResolvedTarget | undefined;
+  private existing: IscsiSession | undefined;
+  private authRequired = false;
+  private authDone = false;
+  private creds: ChapCredentials | undefined;
+  private mutualCreds: ChapCredentials | undefined;
+  private chap: ChapTarget | undefined;
+  private negotiator: KeyNegotiator | undefined;
+  private proposalsSent = false;
+  private tpgtSent = false;
+  private readonly text = new TextAccumulator(64 * 1024);
+
+  constructor(private readonly conn: IscsiConnection) {}
+
+  /** ExpCmdSN/MaxCmdSN for login responses (RFC 7143 §11.13). */
+  window(): { expCmdSN: number; maxCmdSN: number } {
+    if (this.existing) return { expCmdSN: this.existing.window.expCmdSN, maxCmdSN: this.existing.window.maxCmdSN };
+    const depth = this.resolved?.tpg.attributes.defaultCmdsnDepth ?? 64;
+    return { expCmdSN: this.initialCmdSN, maxCmdSN: (this.initialCmdSN + Math.max(1, depth) - 1) >>> 0 };
+  }
+
+  handle(pdu: LoginRequestPdu): void {
+    if (this.done) return;
+    try {
+      this.step(pdu);
+    } catch (err) {
+      if (err instanceof LoginFailure) {
+        this.fail(pdu, err.status, err.message);
+        return;
+      }
+      this.fail(pdu, LoginStatus.TARGET_ERROR, err instanceof Error ? err.message : String(err));
+    }
+  }
+
+  private step(pdu: LoginRequestPdu): void {
+    if (!this.started) {
+      this.started = true;
+      this.isid = pdu.isid;
+      this.tsih = pdu.tsih;
+      this.cid = pdu.cid;
+      this.initialCmdSN = pdu.cmdSN >>> 0;
+      this.conn.cid = pdu.cid;
+      this.conn.setInitialStatSN(pdu.expStatSN);
+      this.stage = pdu.csg;
+      // §11.12.4: we speak version 0x00 only.
+      if (pdu.versionMin > ISCSI_VERSION) throw new LoginFailure(LoginStatus.UNSUPPORTED_VERSION, 'unsupported version');
+    } else if (pdu.isid !== this.isid || pdu.tsih !== this.tsih || pdu.cid !== this.cid) {
+      throw new LoginFailure(LoginStatus.INITIATOR_ERROR, 'ISID, TSIH or CID changed during login');
+    }
+    // §6.3: stages only go forward; CSG 3 and 2 are not login stages.
+    if (pdu.csg !== LoginStage.SECURITY && pdu.csg !== LoginStage.OPERATIONAL) {
+      throw new LoginFailure(LoginStatus.INITIATOR_ERROR, `invalid CSG ${pdu.csg}`);
+    }
+    if (pdu.csg < this.stage) throw new LoginFailure(LoginStatus.INITIATOR_ERROR, 'login stage went backwards');
+    if (pdu.transit && (pdu.nsg <= pdu.csg || pdu.nsg === 2)) {
+      throw new LoginFailure(LoginStatus.INITIATOR_ERROR, `invalid NSG ${pdu.nsg} from CSG ${pdu.csg}`);
+    }
+    if (pdu.transit && pdu.continue) throw new LoginFailure(LoginStatus.INITIATOR_ERROR, 'T and C both set');
+    this.stage = pdu.csg;
+
+    let whole: Buffer | undefined;
+    try {
+      whole = this.text.add(pdu.data, pdu.continue);
+    } catch {
+      throw new LoginFailure(LoginStatus.INITIATOR_ERROR, 'login text too long');
+    }
+    if (whole === undefined) {
+      // §11.12.2: acknowledge a partial text with an empty response.
+      this.respond(pdu, { transit: false, nsg: pdu.csg, data: Buffer.alloc(0) });
+      return;
+    }
+    let pairs: Array<[string, string]>;
+    try {
+      pairs = parseTextKeys(whole);
+    } catch {
+      throw new LoginFailure(LoginStatus.INITIATOR_ERROR, 'malformed login text');
+    }
+    const keys = new Map<string, string>();
+    for (const [k, v] of pairs) keys.set(k, v);
+    if (!this.identified) this.identify(keys);
+
+    const replies: Array<[string, string]> = [];
+    const security = new Map<string, string>();
+    const operational: Array<[string, string]> = [];
+    for (const [k, v] of pairs) {
+      if (SECURITY_KEYS.has(k)) security.set(k, v);
+      else if (!DECLARATIVE.has(k)) operational.push([k, v]);
+    }
+
+    if (pdu.csg === LoginStage.SECURITY) {
+      this.security(security, replies);
+    } else {
+      if (security.size > 0) throw new LoginFailure(LoginStatus.INITIATOR_ERROR, 'security keys in the operational stage');
+      if (this.authRequired && !this.authDone) {
+        throw new LoginFailure(LoginStatus.AUTHENTICATION_FAILURE, 'authentication required');
+      }
+    }
+
+    const neg = this.negotiator!;
+    if (operational.length > 0) {
+      const r = neg.respond(operational);
+      if (r.error) throw new LoginFailure({ statusClass: r.error.statusClass, statusDetail: r.error.statusDetail }, r.error.message);
+      replies.push(...r.replies);
+    }
+    if (!this.tpgtSent && this.sessionType === 'normal' && this.resolved) {
+      // §13.9: TargetPortalGroupTag goes in the first response of a normal session.
+      replies.push(['TargetPortalGroupTag', String(this.resolved.tpg.tag)]);
+      this.tpgtSent = true;
+    }
+    if (pdu.transit && pdu.nsg === LoginStage.FULL_FEATURE && !this.proposalsSent) {
+      // Our declarations go in the last response before full feature phase:
+      // MaxRecvDataSegmentLength if the initiator did not prompt it (§13.12),
+      // and the alias. We offer nothing that needs an answer, so the
+      // initiator's transit request can be granted in the same response.
+      this.proposalsSent = true;
+      const already = new Set(replies.map(([k]) => k));
+      for (const kv of neg.pendingDeclarations()) if (!already.has(kv[0])) replies.push(kv);
+      const alias = this.resolved?.target.alias;
+      if (alias && this.sessionType === 'normal') replies.push(['TargetAlias', alias]);
+    }
+
+    let transit = pdu.transit;
+    if (pdu.csg === LoginStage.SECURITY && !this.authDone) transit = false;
+    if (transit && pdu.nsg === LoginStage.FULL_FEATURE) {
+      this.finish(pdu, replies);
+      return;
+    }
+    if (transit) this.stage = pdu.nsg;
+    this.respond(pdu, { transit, nsg: transit ? pdu.nsg : pdu.csg, data: encodeTextKeys(replies) });
+  }
+
+  /** First PDU: who is logging in to what (§11.12, §13.4-13.6). */
+  private identify(keys: Map<string, string>): void {
+    this.identified = true;
+    const ctx = this.conn.ctx;
+    const initiator = keys.get('InitiatorName');
+    if (initiator === undefined || initiator.length === 0) {
+      throw new LoginFailure(LoginStatus.MISSING_PARAMETER, 'InitiatorName missing');
+    }
+    this.initiatorName = initiator;
+    const type = keys.get('SessionType') ?? 'Normal';
+    if (type === 'Discovery') this.sessionType = 'discovery';
+    else if (type === 'Normal') this.sessionType = 'normal';
+    else throw new LoginFailure(LoginStatus.SESSION_TYPE_NOT_SUPPORTED, `SessionType ${type}`);
+
+    if (this.sessionType === 'normal') {
+      const targetName = keys.get('TargetName');
+      if (targetName === undefined || targetName.length === 0) {
+        throw new LoginFailure(LoginStatus.MISSING_PARAMETER, 'TargetName missing');
+      }
+      const r = ctx.resolveTarget(targetName, this.conn.portalKey);
+      if (r === 'not-found') throw new LoginFailure(LoginStatus.NOT_FOUND, `unknown target ${targetName}`);
+      this.resolved = r;
+      if (!initiatorAllowed(r.tpg, initiator)) {
+        throw new LoginFailure(LoginStatus.AUTHORIZATION_FAILURE, `initiator ${initiator} has no ACL`);
+      }
+      const acl = findAcl(r.tpg, initiator);
+      this.authRequired = r.tpg.attributes.authentication;
+      this.creds = acl?.chap;
+      this.mutualCreds = acl?.mutualChap;
+    } else {
+      const d = ctx.discoveryAuth;
+      this.authRequired = d?.enabled === true;
+      if (d?.userid !== undefined && d.password !== undefined) this.creds = { userid: d.userid, password: d.password };
+      if (d?.mutualUserid !== undefined && d.mutualPassword !== undefined) {
+        this.mutualCreds = { userid: d.mutualUserid, password: d.mutualPassword };
+      }
+    }
+
+    if (this.tsih !== 0) {
+      // §6.3.1: adding (or reinstating) a connection of an existing session.
+      const s = ctx.sessions.byTsihGet(this.tsih);
+      const same =
+        s !== undefined &&
+        !s.closed &&
+        s.isid === this.isid &&
+        sameName(s.initiatorName, initiator) &&
+        s.type === this.sessionType &&
+        (this.sessionType === 'discovery' || (this.resolved !== undefined && sameName(s.targetName, this.resolved.target.iqn) && s.tpgt === this.resolved.tpg.tag));
+      if (!same || !s) throw new LoginFailure(LoginStatus.SESSION_DOES_NOT_EXIST, `no session with TSIH ${this.tsih}`);
+      const reinstating = [...s.connections].some((c) => c.cid === this.cid);
+      if (!reinstating && s.connections.size >= s.params.maxConnections) {
+        throw new LoginFailure(LoginStatus.TOO_MANY_CONNECTIONS, 'too many connections');
+      }
+      this.existing = s;
+    }
+
+    const local: Record<string, string> = { ...(this.resolved?.tpg.parameters ?? {}) };
+    // ERL 0 and one connection per session, whatever the config says for now.
+    local.ErrorRecoveryLevel = '0';
+    local.MaxConnections = '1';
+    delete local.TargetAlias;
+    // What we accept per PDU: larger than the 8192 default so writes need
+    // fewer Data-Out PDUs (LIO declares 8192; iSCSI allows up to 2^24-1).
+    local.MaxRecvDataSegmentLength ??= '262144';
+    // Digests when the initiator asks for them (LIO's default "CRC32C,None").
+    local.HeaderDigest ??= 'CRC32C,None';
+    local.DataDigest ??= 'CRC32C,None';
+    this.negotiator = new KeyNegotiator('target', local, { discovery: this.sessionType === 'discovery', leading: this.tsih === 0 });
+  }
+
+  private security(keys: Map<string, string>, replies: Array<[string, string]>): void {
+    const method = keys.get('AuthMethod');
+    if (method !== undefined) {
+      if (this.chap || this.authDone) throw new LoginFailure(LoginStatus.INITIATOR_ERROR, 'AuthMethod offered twice');
+      const offered = method.split(',').map((s) => s.trim());
+      const canChap = offered.includes('CHAP') && this.creds !== undefined;
+      if (this.authRequired) {
+        if (!canChap) throw new LoginFailure(LoginStatus.AUTHENTICATION_FAILURE, 'CHAP required');
+      } else if (offered.includes('None')) {
+        replies.push(['AuthMethod', 'None']);
+        this.authDone = true;
+        return;
+      } else if (!canChap) {
+        throw new LoginFailure(LoginStatus.AUTHENTICATION_FAILURE, 'no acceptable AuthMethod');
+      }
+      replies.push(['AuthMethod', 'CHAP']);
+      this.chap = new ChapTarget(this.creds!, this.mutualCreds);
+      keys.delete('AuthMethod');
+      if (keys.size === 0) return;
+    }
+    const chapKeys = [...keys.keys()].filter((k) => k.startsWith('CHAP_'));
+    if (chapKeys.length > 0) {
+      if (!this.chap) throw new LoginFailure(LoginStatus.INITIATOR_ERROR, 'CHAP keys without AuthMethod=CHAP');
+      const r = this.chap.step(keys);
+      if (r.kind === 'fail') throw new LoginFailure(LoginStatus.AUTHENTICATION_FAILURE, `CHAP: ${r.why}`);
+      replies.push(...r.replies);
+      if (r.kind === 'done') this.authDone = true;
+      return;
+    }
+    if (!this.chap && !this.authDone && !this.authRequired) {
+      // No AuthMethod at all: the initiator skips authentication (§6.3.1).
+      this.authDone = true;
+    } else if (!this.chap && !this.authDone && this.authRequired) {
+      throw new LoginFailure(LoginStatus.AUTHENTICATION_FAILURE, 'authentication required');
+    }
+  }
+
+  /** Transit to full feature phase: create or join the session (§6.3.5). */
+  private finish(pdu: LoginRequestPdu, replies: Array<[string, string]>): void {
+    if (this.authRequired && !this.authDone) throw new LoginFailure(LoginStatus.AUTHENTICATION_FAILURE, 'not authenticated');
+    const ctx = this.conn.ctx;
+    const negotiated = this.negotiator!.result();
+    const params: SessionParams = { ...DEFAULT_SESSION_PARAMS };
+    for (const k of Object.keys(params) as Array<keyof SessionParams>) {
+      const v = (negotiated as unknown as Record<string, unknown>)[k];
+      if (typeof v === typeof params[k]) (params as unknown as Record<string, unknown>)[k] = v;
+    }
+    let session: IscsiSession;
+    if (this.existing) {
+      session = this.existing;
+      for (const old of [...session.connections]) {
+        if (old.cid === this.cid) {
+          // Connection reinstatement (§6.3.4): the old connection goes away,
+          // its tasks are aborted, the session stays.
+          session.connections.delete(old);
+          old.destroy('connection reinstated');
+        }
+      }
+    } else {
+      if (this.sessionType === 'normal' && this.resolved) {
+        const old = ctx.sessions.find(this.initiatorName, this.isid, this.resolved.target.iqn, this.resolved.tpg.tag);
+        if (old) {
+          ctx.log.info?.('iSCSI session reinstatement', { initiator: this.initiatorName, tsih: old.tsih });
+          old.close('session reinstated');
+        }
+      }
+      const r = this.resolved;
+      session = new IscsiSession({
+        tsih: ctx.sessions.allocateTsih(),
+        isid: this.isid,
+        initiatorName: this.initiatorName,
+        targetName: r?.target.iqn ?? '',
+        tpgt: r?.tpg.tag ?? 0,
+        tpg: r?.tpg,
+        type: this.sessionType,
+        params,
+        initialCmdSN: this.initialCmdSN,
+        cmdsnDepth: r?.tpg.attributes.defaultCmdsnDepth ?? 64,
+      });
+      if (r) {
+        const nexus = ctx.core.openNexus(
+          {
+            initiatorName: this.initiatorName,
+            initiatorPortId: initiatorPortId(this.initiatorName, this.isid),
+            targetName: r.target.iqn,
+            targetPortId: targetPortId(r.target.iqn, r.tpg.tag),
+            relativeTargetPortId: r.tpg.tag,
+            targetPortGroup: 0,
+            protocolId: 5,
+            luns: makeLunMap(r.tpg, this.initiatorName),
+          },
+          ctx.fabric,
+        );
+        session.nexus = nexus;
+        session.onClose(() => ctx.core.closeNexus(nexus));
+      }
+      ctx.sessions.add(session);
+    }
+    this.done = true;
+    this.conn.send<LoginResponsePdu>({
+      opcode: Opcode.LOGIN_RESPONSE,
+      transit: true,
+      continue: false,
+      csg: pdu.csg,
+      nsg: LoginStage.FULL_FEATURE,
+      versionMax: ISCSI_VERSION,
+      versionActive: ISCSI_VERSION,
+      isid: this.isid,
+      tsih: session.tsih,
+      itt: pdu.itt,
+      statSN: this.conn.takeStatSN(),
+      expCmdSN: session.window.expCmdSN,
+      maxCmdSN: session.window.maxCmdSN,
+      statusClass: 0,
+      statusDetail: 0,
+      data: encodeTextKeys(replies),
+    });
+    session.connections.add(this.conn);
+    this.conn.enterFullFeature(session, params);
+    ctx.log.info?.('iSCSI login', {
+      initiator: this.initiatorName,
+      target: session.targetName,
+      type: session.type,
+      tsih: session.tsih,
+      remote: this.conn.remote,
+      headerDigest: params.headerDigest,
+      dataDigest: params.dataDigest,
+    });
+  }
+
+  private respond(pdu: LoginRequestPdu, r: { transit: boolean; nsg: number; data: Buffer }): void {
+    const w = this.window();
+    this.conn.send<LoginResponsePdu>({
+      opcode: Opcode.LOGIN_RESPONSE,
+      transit: r.transit,
+      continue: false,
+      csg: pdu.csg,
+      nsg: r.nsg,
+      versionMax: ISCSI_VERSION,
+      versionActive: ISCSI_VERSION,
+      isid: this.isid,
+      tsih: this.tsih,
+      itt: pdu.itt,
+      statSN: this.conn.takeStatSN(),
+      expCmdSN: w.expCmdSN,
+      maxCmdSN: w.maxCmdSN,
+      statusClass: 0,
+      statusDetail: 0,
+      data: r.data,
+    });
+  }
+
+  private fail(pdu: LoginRequestPdu, status: Status, why: string): void {
+    this.done = true;
+    this.conn.ctx.log.info?.('iSCSI login failed', {
+      remote: this.conn.remote,
+      initiator: this.initiatorName || undefined,
+      statusClass: status.statusClass,
+      statusDetail: status.statusDetail,
+      why,
+    });
+    const w = this.window();
+    this.conn.send<LoginResponsePdu>({
+      opcode: Opcode.LOGIN_RESPONSE,
+      transit: false,
+      continue: false,
+      csg: pdu.csg,
+      nsg: pdu.csg,
+      versionMax: ISCSI_VERSION,
+      versionActive: ISCSI_VERSION,
+      isid: pdu.isid,
+      tsih: pdu.tsih,
+      itt: pdu.itt,
+      statSN: this.conn.takeStatSN(),
+      expCmdSN: w.expCmdSN,
+      maxCmdSN: w.maxCmdSN,
+      statusClass: status.statusClass,
+      statusDetail: status.statusDetail,
+    });
+    this.conn.end(`login failed: ${why}`);
+  }
+}

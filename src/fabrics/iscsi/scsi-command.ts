@@ -1,0 +1,375 @@
+// SCSI Command, Data-Out, R2T, Data-In and SCSI Response (RFC 7143 §11.3-11.8).
+//
+// Write data path: immediate data (ImmediateData=Yes, up to FirstBurstLength),
+// then unsolicited Data-Out (InitialR2T=No, when the command's F bit is 0) up
+// to FirstBurstLength, then R2Ts for the rest: each asks for at most
+// MaxBurstLength and at most MaxOutstandingR2T are open at once (§13.17).
+// Every Data-Out is checked (DataSN in sequence, BufferOffset where the
+// sequence stands, length inside the burst) and copied once into the
+// command's buffer; the whole buffer goes to the core (ENGINE_API: the fabric
+// collects all write data before submit).
+//
+// Read data path: the core's dataIn is cut into Data-In PDUs of at most the
+// initiator's MaxRecvDataSegmentLength, in sequences of at most MaxBurstLength
+// (F on the last PDU of each); the payloads are subarrays, never copies. When
+// there is no sense, the status rides in the last Data-In (S bit, phase
+// collapse, §11.7.4); otherwise a SCSI Response with the sense follows.
+
+import { Opcode, type DataInPdu, type DataOutPdu, type R2TPdu, type ScsiCommandPdu, type ScsiResponsePdu } from '../../protocols/iscsi/pdu-types.js';
+import { RESERVED_TAG, RejectReason, ScsiResponseCode, TaskAttr as WireAttr } from '../../protocols/iscsi/constants.js';
+import { encodeSenseData } from '../../protocols/iscsi/pdu.js';
+import type { DataDirection, ScsiResponse, TaskAttr } from '../../core/types.js';
+import { ScsiStatus } from '../../core/types.js';
+import type { IscsiConnection } from './connection.js';
+import type { IscsiSession } from './session.js';
+
+/** Largest write we buffer for one command; beyond it the command is refused. */
+export const MAX_WRITE_BUFFER = 128 * 1024 * 1024;
+
+export function taskAttr(attr: number): TaskAttr {
+  switch (attr) {
+    case WireAttr.ORDERED:
+      return 'ordered';
+    case WireAttr.HEAD_OF_QUEUE:
+      return 'head-of-queue';
+    case WireAttr.ACA:
+      return 'aca';
+    default:
+      // Untagged is treated as simple (RFC 7143 §11.3.1 note; SAM-5).
+      return 'simple';
+  }
+}
+
+interface R2tState {
+  ttt: number;
+  r2tSN: number;
+  offset: number;
+  length: number;
+  received: number;
+  nextDataSN: number;
+}
+
+export type TaskPhase = 'collecting' | 'ready' | 'submitted' | 'done';
+
+/** What a task needs from its connection; IscsiConnection + FullFeature provide it. */
+export interface TaskHost {
+  readonly conn: IscsiConnection;
+  readonly session: IscsiSession;
+  allocateTtt(): number;
+  bindTtt(ttt: number, task: ScsiTask): void;
+  unbindTtt(ttt: number): void;
+  taskFinished(task: ScsiTask): void;
+}
+
+export class ScsiTask {
+  readonly itt: number;
+  readonly lun: number;
+  readonly lunRaw: Buffer;
+  readonly cdb: Buffer;
+  readonly attr: TaskAttr;
+  readonly edtl: number;
+  readonly read: boolean;
+  readonly write: boolean;
+  readonly cmdSN: number;
+  phase: TaskPhase = 'collecting';
+  /** CmdSN order reached (or immediate): may go to the core once data is in. */
+  delivered = false;
+  aborted = false;
+  private dataOut: Buffer | undefined;
+  /** Bytes received contiguously from offset 0 (DataPDUInOrder=Yes). */
+  private received = 0;
+  /** End of the unsolicited area (immediate + unsolicited Data-Out). */
+  private unsolicitedEnd = 0;
+  private unsolicitedOpen = false;
+  private unsolicitedDataSN = 0;
+  private readonly r2ts = new Map<number, R2tState>();
+  private nextR2tOffset = 0;
+  private r2tSN = 0;
+  /** R2Ts and Data-Ins sent: the SCSI Response's ExpDataSN (§11.4.8). */
+  private dataSNs = 0;
+
+  constructor(
+    private readonly host: TaskHost,
+    pdu: ScsiCommandPdu,
+  ) {
+    this.itt = pdu.itt;
+    this.lun = pdu.lun;
+    this.lunRaw = Buffer.from(pdu.lunRaw);
+    // The CDB is a view into the socket chunk; keep our own 16+ bytes.
+    this.cdb = Buffer.from(pdu.cdb);
+    this.attr = taskAttr(pdu.attr);
+    this.edtl = pdu.expectedDataTransferLength >>> 0;
+    this.read = pdu.read;
+    this.write = pdu.write;
+    this.cmdSN = pdu.cmdSN;
+  }
+
+  get direction(): DataDirection {
+    if (this.read && this.write) return 'bidi';
+    if (this.write) return 'write';
+    if (this.read) return 'read';
+    return 'none';
+  }
+
+  /**
+   * Take the command's immediate data and decide the data phases. Returns a
+   * Reject reason when the PDU breaks the negotiated rules.
+   */
+  start(pdu: ScsiCommandPdu): number | undefined {
+    const p = this.host.conn.params;
+    const imm = pdu.data;
+    if (!this.write) {
+      // Data on a command without W is malformed (§11.3.1).
+      if (imm.length > 0) return RejectReason.PROTOCOL_ERROR;
+      this.phase = 'ready';
+      return undefined;
+    }
+    if (imm.length > 0 && !p.immediateData) return RejectReason.PROTOCOL_ERROR;
+    const firstBurst = Math.min(p.firstBurstLength, this.edtl);
+    if (imm.length > firstBurst) return RejectReason.PROTOCOL_ERROR;
+    if (!pdu.final && p.initialR2T) return RejectReason.PROTOCOL_ERROR;
+    if (this.edtl > MAX_WRITE_BUFFER) return RejectReason.INVALID_PDU_FIELD;
+    if (this.edtl === 0) {
+      this.phase = 'ready';
+      return undefined;
+    }
+    if (imm.length === this.edtl) {
+      // Everything came as immediate data: keep the view, no copy.
+      this.dataOut = imm;
+      this.received = imm.length;
+      this.phase = 'ready';
+      return undefined;
+    }
+    this.dataOut = Buffer.allocUnsafe(this.edtl);
+    imm.copy(this.dataOut, 0);
+    this.received = imm.length;
+    this.unsolicitedEnd = imm.length;
+    if (!pdu.final) {
+      // §11.3.1 F bit 0: unsolicited Data-Out follows, up to FirstBurstLength.
+      this.unsolicitedOpen = true;
+      this.unsolicitedEnd = firstBurst;
+    }
+    this.nextR2tOffset = this.received;
+    if (!this.unsolicitedOpen) this.issueR2ts();
+    return undefined;
+  }
+
+  /** Is all write data in? */
+  get dataComplete(): boolean {
+    return !this.write || this.edtl === 0 || this.received >= this.edtl;
+  }
+
+  /**
+   * One Data-Out for this task. Returns undefined when accepted, or an error
+   * description when the sequence is broken (the task then fails).
+   */
+  dataOutPdu(pdu: DataOutPdu): string | undefined {
+    if (this.phase !== 'collecting' || !this.dataOut) return 'Data-Out for a command that expects none';
+    const len = pdu.data.length;
+    if (pdu.targetTransferTag === RESERVED_TAG) {
+      if (!this.unsolicitedOpen) return 'unsolicited Data-Out not expected';
+      if (pdu.dataSN !== this.unsolicitedDataSN) return `DataSN ${pdu.dataSN}, expected ${this.unsolicitedDataSN}`;
+      if (pdu.bufferOffset !== this.received) return `BufferOffset ${pdu.bufferOffset}, expected ${this.received}`;
+      if (pdu.bufferOffset + len > this.unsolicitedEnd) return 'unsolicited data beyond FirstBurstLength';
+      pdu.data.copy(this.dataOut, pdu.bufferOffset);
+      this.received += len;
+      this.unsolicitedDataSN++;
+      if (pdu.final) {
+        this.unsolicitedOpen = false;
+        this.nextR2tOffset = this.received;
+        this.issueR2ts();
+      }
+      return undefined;
+    }
+    const r = this.r2ts.get(pdu.targetTransferTag);
+    if (!r) return `unknown Target Transfer Tag 0x${pdu.targetTransferTag.toString(16)}`;
+    if (pdu.dataSN !== r.nextDataSN) return `DataSN ${pdu.dataSN}, expected ${r.nextDataSN}`;
+    const at = r.offset + r.received;
+    if (pdu.bufferOffset !== at) return `BufferOffset ${pdu.bufferOffset}, expected ${at}`;
+    if (r.received + len > r.length) return 'Data-Out beyond the R2T';
+    pdu.data.copy(this.dataOut, pdu.bufferOffset);
+    r.received += len;
+    r.nextDataSN++;
+    if (r.offset + r.received > this.received) this.received = r.offset + r.received;
+    if (pdu.final) {
+      if (r.received !== r.length) return `burst ended after ${r.received} of ${r.length} bytes`;
+      this.r2ts.delete(r.ttt);
+      this.host.unbindTtt(r.ttt);
+      this.issueR2ts();
+    }
+    return undefined;
+  }
+
+  /** Open R2Ts until MaxOutstandingR2T are out or everything is asked for (§11.8). */
+  private issueR2ts(): void {
+    const conn = this.host.conn;
+    const p = conn.params;
+    const maxOut = Math.max(1, p.maxOutstandingR2T);
+    while (this.r2ts.size < maxOut && this.nextR2tOffset < this.edtl) {
+      const length = Math.min(p.maxBurstLength, this.edtl - this.nextR2tOffset);
+      const ttt = this.host.allocateTtt();
+      const r: R2tState = { ttt, r2tSN: this.r2tSN++, offset: this.nextR2tOffset, length, received: 0, nextDataSN: 0 };
+      this.nextR2tOffset += length;
+      this.r2ts.set(ttt, r);
+      this.host.bindTtt(ttt, this);
+      this.dataSNs++;
+      const w = conn.window();
+      conn.send<R2TPdu>({
+        opcode: Opcode.R2T,
+        itt: this.itt,
+        lunRaw: this.lunRaw,
+        targetTransferTag: ttt,
+        // R2T carries StatSN without taking one (§11.8.3).
+        statSN: conn.currentStatSN,
+        expCmdSN: w.expCmdSN,
+        maxCmdSN: w.maxCmdSN,
+        r2tSN: r.r2tSN,
+        bufferOffset: r.offset,
+        desiredDataTransferLength: length,
+      });
+    }
+  }
+
+  /** Forget open R2Ts (the task ends early). */
+  dropTransfers(): void {
+    for (const ttt of this.r2ts.keys()) this.host.unbindTtt(ttt);
+    this.r2ts.clear();
+    this.unsolicitedOpen = false;
+  }
+
+  /** Hand the command to the core once delivered in CmdSN order and all data is in. */
+  maybeSubmit(): void {
+    if (this.phase === 'collecting' && this.dataComplete) this.phase = 'ready';
+    if (this.phase !== 'ready' || !this.delivered || this.aborted) return;
+    const session = this.host.session;
+    const nexus = session.nexus;
+    if (!nexus) return;
+    this.phase = 'submitted';
+    const data = this.dataOut === undefined ? undefined : this.dataOut.length > this.received ? this.dataOut.subarray(0, this.received) : this.dataOut;
+    this.host.conn.ctx.core
+      .submit({
+        nexus,
+        lun: this.lun,
+        cdb: this.cdb,
+        tag: this.itt,
+        attr: this.attr,
+        expectedLength: this.edtl,
+        direction: this.direction,
+        dataOut: data,
+      })
+      .then(
+        (r) => this.complete(r),
+        (err: unknown) => {
+          // submit() never rejects by contract; if it does, end this task only.
+          this.host.conn.ctx.log.error?.('core submit rejected', { err: err instanceof Error ? err.message : String(err) });
+          this.complete({ status: ScsiStatus.BUSY, residualKind: 'none', residualCount: 0 });
+        },
+      );
+  }
+
+  /** Answer with a CHECK CONDITION built here (iSCSI-level failures such as a broken data sequence). */
+  failWithSense(sense: Buffer): void {
+    this.dropTransfers();
+    this.complete({ status: ScsiStatus.CHECK_CONDITION, sense, residualKind: 'none', residualCount: 0 });
+  }
+
+  /** Local abort (TMF, connection loss): no response is sent (SAM-5, RFC 7143 §11.5.1). */
+  abortLocal(): void {
+    if (this.phase === 'done') return;
+    this.aborted = true;
+    this.dropTransfers();
+    if (this.phase !== 'submitted') {
+      this.phase = 'done';
+      this.host.taskFinished(this);
+    }
+  }
+
+  private complete(r: ScsiResponse): void {
+    if (this.phase === 'done') return;
+    this.phase = 'done';
+    this.host.taskFinished(this);
+    const conn = this.host.conn;
+    if (r.aborted || this.aborted || conn.stage === 'closed') return;
+    const dataIn = this.read && r.dataIn !== undefined && r.dataIn.length > 0 ? r.dataIn.subarray(0, Math.min(r.dataIn.length, this.edtl)) : undefined;
+    const overflow = r.residualKind === 'overflow';
+    const underflow = r.residualKind === 'underflow';
+    const residualCount = r.residualKind === 'none' ? 0 : r.residualCount >>> 0;
+    const collapse = dataIn !== undefined && (r.sense === undefined || r.sense.length === 0);
+    if (dataIn) this.sendDataIn(dataIn, collapse ? r : undefined, overflow, underflow, residualCount);
+    if (collapse) return;
+    const w = conn.window();
+    conn.send<ScsiResponsePdu>({
+      opcode: Opcode.SCSI_RESPONSE,
+      itt: this.itt,
+      bidiOverflow: false,
+      bidiUnderflow: false,
+      overflow,
+      underflow,
+      response: ScsiResponseCode.COMMAND_COMPLETED,
+      status: r.status,
+      snackTag: 0,
+      statSN: conn.takeStatSN(),
+      expCmdSN: w.expCmdSN,
+      maxCmdSN: w.maxCmdSN,
+      expDataSN: this.dataSNs,
+      bidiReadResidualCount: 0,
+      residualCount,
+      data: r.sense !== undefined && r.sense.length > 0 ? encodeSenseData(r.sense) : undefined,
+    });
+  }
+
+  private sendDataIn(data: Buffer, status: ScsiResponse | undefined, overflow: boolean, underflow: boolean, residualCount: number): void {
+    const conn = this.host.conn;
+    const p = conn.params;
+    const seg = Math.max(512, conn.peerMaxRecvDataSegmentLength);
+    const burst = Math.max(seg, p.maxBurstLength);
+    let offset = 0;
+    let burstUsed = 0;
+    while (offset < data.length) {
+      const len = Math.min(seg, data.length - offset, burst - burstUsed);
+      const last = offset + len >= data.length;
+      burstUsed += len;
+      const endOfBurst = last || burstUsed >= burst;
+      if (endOfBurst) burstUsed = 0;
+      const withStatus = last && status !== undefined;
+      const w = conn.window();
+      conn.send<DataInPdu>({
+        opcode: Opcode.DATA_IN,
+        final: endOfBurst,
+        itt: this.itt,
+        acknowledge: false,
+        overflow: withStatus ? overflow : false,
+        underflow: withStatus ? underflow : false,
+        statusPresent: withStatus,
+        status: withStatus ? status.status : 0,
+        lunRaw: this.lunRaw,
+        targetTransferTag: RESERVED_TAG,
+        statSN: withStatus ? conn.takeStatSN() : 0,
+        expCmdSN: w.expCmdSN,
+        maxCmdSN: w.maxCmdSN,
+        dataSN: this.dataSNs++,
+        bufferOffset: offset,
+        residualCount: withStatus ? residualCount : 0,
+        data: data.subarray(offset, offset + len),
+      });
+      offset += len;
+    }
+  }
+}
+
+/** Fixed-format sense (SPC-4 §4.5.3) for failures the iSCSI layer detects itself. */
+export function fabricSense(key: number, asc: number, ascq: number): Buffer {
+  const s = Buffer.alloc(18);
+  s[0] = 0x70;
+  s[2] = key & 0x0f;
+  s[7] = 10;
+  s[12] = asc;
+  s[13] = ascq;
+  return s;
+}
+
+/** ABORTED COMMAND / DATA PHASE ERROR: a broken Data-Out sequence. */
+export const SENSE_DATA_PHASE_ERROR = fabricSense(0x0b, 0x4b, 0x00);
+
+/** ABORTED COMMAND / PROTOCOL SERVICE CRC ERROR: a data digest error (RFC 7143 §7.8). */
+export const SENSE_CRC_ERROR = fabricSense(0x0b, 0x47, 0x05);

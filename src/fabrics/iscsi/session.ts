@@ -1,0 +1,216 @@
+// iSCSI sessions (RFC 7143 §4.4, §6.3.5): identified by the initiator name +
+// ISID + target portal group, and by the TSIH the target assigns. A new
+// leading login with TSIH 0 and the ISID of a live session reinstates it: the
+// old session's tasks are aborted and its connections dropped first.
+
+import type { NexusHandle } from '../../core/types.js';
+import type { IscsiCore, TpgConfig } from './config.js';
+import { CmdSnWindow } from './cmdsn.js';
+
+/**
+ * Operational parameters in force after login (the subset of the protocol
+ * layer's NegotiatedParams the target uses; structurally compatible).
+ */
+export interface SessionParams {
+  headerDigest: boolean;
+  dataDigest: boolean;
+  /** What we accept per PDU. */
+  maxRecvDataSegmentLength: number;
+  /** What we may send per PDU. */
+  peerMaxRecvDataSegmentLength: number;
+  maxBurstLength: number;
+  firstBurstLength: number;
+  immediateData: boolean;
+  initialR2T: boolean;
+  maxOutstandingR2T: number;
+  dataPDUInOrder: boolean;
+  dataSequenceInOrder: boolean;
+  defaultTime2Wait: number;
+  defaultTime2Retain: number;
+  errorRecoveryLevel: number;
+  maxConnections: number;
+}
+
+/** Login defaults (RFC 7143 §13) for sessions that negotiate nothing. */
+export const DEFAULT_SESSION_PARAMS: SessionParams = {
+  headerDigest: false,
+  dataDigest: false,
+  maxRecvDataSegmentLength: 8192,
+  peerMaxRecvDataSegmentLength: 8192,
+  maxBurstLength: 262144,
+  firstBurstLength: 65536,
+  immediateData: true,
+  initialR2T: true,
+  maxOutstandingR2T: 1,
+  dataPDUInOrder: true,
+  dataSequenceInOrder: true,
+  defaultTime2Wait: 2,
+  defaultTime2Retain: 20,
+  errorRecoveryLevel: 0,
+  maxConnections: 1,
+};
+
+/** The per-session state other modules need; the connection fills it in. */
+export interface SessionConnection {
+  readonly cid: number;
+  /** Drop the connection (no Logout). */
+  destroy(reason: string): void;
+}
+
+export interface SessionInfo {
+  tsih: number;
+  isid: string;
+  initiatorName: string;
+  targetName: string;
+  tpgt: number;
+  type: 'normal' | 'discovery';
+  connections: { cid: number; remote: string; local: string }[];
+  cmdsInFlight: number;
+  expCmdSN: number;
+  maxCmdSN: number;
+}
+
+export interface SessionInit {
+  tsih: number;
+  isid: number;
+  initiatorName: string;
+  targetName: string;
+  tpgt: number;
+  tpg: TpgConfig | undefined;
+  type: 'normal' | 'discovery';
+  params: SessionParams;
+  initialCmdSN: number;
+  cmdsnDepth: number;
+}
+
+/** A queued or delivered request of the session that the CmdSN window orders. */
+export type Deliverable = () => void;
+
+export class IscsiSession {
+  readonly tsih: number;
+  readonly isid: number;
+  readonly initiatorName: string;
+  readonly targetName: string;
+  readonly tpgt: number;
+  readonly tpg: TpgConfig | undefined;
+  readonly type: 'normal' | 'discovery';
+  readonly params: SessionParams;
+  readonly window: CmdSnWindow<Deliverable>;
+  nexus: NexusHandle | undefined;
+  readonly connections = new Set<SessionConnection & { remote: string; local: string }>();
+  closed = false;
+  /** Hooks run once when the session ends (abort tasks, close the nexus...). */
+  private readonly closers: Array<() => void> = [];
+
+  constructor(init: SessionInit) {
+    this.tsih = init.tsih;
+    this.isid = init.isid;
+    this.initiatorName = init.initiatorName;
+    this.targetName = init.targetName;
+    this.tpgt = init.tpgt;
+    this.tpg = init.tpg;
+    this.type = init.type;
+    this.params = init.params;
+    this.window = new CmdSnWindow<Deliverable>(init.initialCmdSN, init.cmdsnDepth);
+  }
+
+  /** Session key used for reinstatement (RFC 7143 §4.4.3: ISID + initiator + target portal group). */
+  get key(): string {
+    return sessionKey(this.initiatorName, this.isid, this.targetName, this.tpgt);
+  }
+
+  onClose(fn: () => void): void {
+    if (this.closed) fn();
+    else this.closers.push(fn);
+  }
+
+  /** End the session: run close hooks, drop every connection. Idempotent. */
+  close(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const fn of this.closers.splice(0)) {
+      try {
+        fn();
+      } catch {
+        // A failing hook must not keep the rest of the session alive.
+      }
+    }
+    for (const c of [...this.connections]) c.destroy(reason);
+    this.connections.clear();
+    this.window.clear();
+  }
+
+  info(): SessionInfo {
+    return {
+      tsih: this.tsih,
+      isid: isidHex(this.isid),
+      initiatorName: this.initiatorName,
+      targetName: this.targetName,
+      tpgt: this.tpgt,
+      type: this.type,
+      connections: [...this.connections].map((c) => ({ cid: c.cid, remote: c.remote, local: c.local })),
+      cmdsInFlight: this.window.inFlight,
+      expCmdSN: this.window.expCmdSN,
+      maxCmdSN: this.window.maxCmdSN,
+    };
+  }
+}
+
+export function isidHex(isid: number): string {
+  return isid.toString(16).padStart(12, '0');
+}
+
+export function sessionKey(initiator: string, isid: number, target: string, tpgt: number): string {
+  return `${initiator.toLowerCase()}|${isidHex(isid)}|${target.toLowerCase()}|${tpgt}`;
+}
+
+/** All sessions of a server, by TSIH and by reinstatement key. */
+export class SessionRegistry {
+  private readonly byTsih = new Map<number, IscsiSession>();
+  private readonly byKey = new Map<string, IscsiSession>();
+  private nextTsih = 1;
+
+  /** A fresh non-zero TSIH not in use (RFC 7143 §11.12.6: 0 is reserved). */
+  allocateTsih(): number {
+    for (let i = 0; i < 0xffff; i++) {
+      const t = this.nextTsih;
+      this.nextTsih = t >= 0xffff ? 1 : t + 1;
+      if (!this.byTsih.has(t)) return t;
+    }
+    throw new Error('no free TSIH');
+  }
+
+  add(s: IscsiSession): void {
+    this.byTsih.set(s.tsih, s);
+    if (s.type === 'normal') this.byKey.set(s.key, s);
+    s.onClose(() => this.remove(s));
+  }
+
+  remove(s: IscsiSession): void {
+    if (this.byTsih.get(s.tsih) === s) this.byTsih.delete(s.tsih);
+    if (this.byKey.get(s.key) === s) this.byKey.delete(s.key);
+  }
+
+  byTsihGet(tsih: number): IscsiSession | undefined {
+    return this.byTsih.get(tsih);
+  }
+
+  find(initiator: string, isid: number, target: string, tpgt: number): IscsiSession | undefined {
+    return this.byKey.get(sessionKey(initiator, isid, target, tpgt));
+  }
+
+  all(): IscsiSession[] {
+    return [...this.byTsih.values()];
+  }
+}
+
+/** SPC-4 / RFC 7143 port identifiers for the core's NexusIdentity. */
+export function initiatorPortId(initiator: string, isid: number): string {
+  return `${initiator},i,0x${isidHex(isid)}`;
+}
+
+export function targetPortId(target: string, tpgt: number): string {
+  return `${target},t,0x${tpgt.toString(16).padStart(4, '0')}`;
+}
+
+export type { IscsiCore };

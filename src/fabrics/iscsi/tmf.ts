@@ -1,0 +1,87 @@
+// Task Management Function Request/Response (RFC 7143 §11.5, §11.6), mapped
+// onto the core's SAM-5 task management.
+//
+// ABORT TASK (§11.5.1): a task still collecting Data-Out lives only here and
+// is aborted locally; a task already in the core is aborted there (its
+// submit() resolves with aborted and no response is sent). A task we never
+// saw: RefCmdSN inside the window and before the TMF's CmdSN -> "function
+// complete" (the command is considered received and aborted); otherwise
+// "task does not exist".
+
+import type { TaskMgmtRequestPdu } from '../../protocols/iscsi/pdu-types.js';
+import { TmfFunction as Fn, TmfResponse as Resp } from '../../protocols/iscsi/constants.js';
+import type { TmfFunction, TmfResponse } from '../../core/types.js';
+import type { FullFeature } from './full-feature.js';
+
+const CORE_FN: Partial<Record<number, TmfFunction>> = {
+  [Fn.ABORT_TASK]: 'abort-task',
+  [Fn.ABORT_TASK_SET]: 'abort-task-set',
+  [Fn.CLEAR_ACA]: 'clear-aca',
+  [Fn.CLEAR_TASK_SET]: 'clear-task-set',
+  [Fn.LOGICAL_UNIT_RESET]: 'lun-reset',
+  [Fn.TARGET_WARM_RESET]: 'target-warm-reset',
+  [Fn.TARGET_COLD_RESET]: 'target-cold-reset',
+};
+
+export function wireTmfResponse(r: TmfResponse): number {
+  switch (r) {
+    case 'function-complete':
+    case 'function-succeeded':
+      return Resp.FUNCTION_COMPLETE;
+    case 'task-does-not-exist':
+      return Resp.TASK_DOES_NOT_EXIST;
+    case 'incorrect-lun':
+      return Resp.LUN_DOES_NOT_EXIST;
+    case 'not-supported':
+      return Resp.FUNCTION_NOT_SUPPORTED;
+    case 'function-rejected':
+      return Resp.FUNCTION_REJECTED;
+  }
+}
+
+export async function handleTmf(ffp: FullFeature, pdu: TaskMgmtRequestPdu): Promise<void> {
+  const fn = pdu.function;
+  let response: number;
+  if (fn === Fn.TASK_REASSIGN) {
+    // ERL 0 (§11.5.1): allegiance reassignment needs ERL 2.
+    response = Resp.TASK_ALLEGIANCE_REASSIGNMENT_NOT_SUPPORTED;
+  } else {
+    const coreFn = CORE_FN[fn];
+    const nexus = ffp.session.nexus;
+    if (coreFn === undefined || !nexus) {
+      response = Resp.FUNCTION_NOT_SUPPORTED;
+    } else if (fn === Fn.ABORT_TASK) {
+      response = await abortTask(ffp, pdu);
+    } else {
+      // Tasks still collecting data are ours alone: abort them here first.
+      const all = fn === Fn.TARGET_WARM_RESET || fn === Fn.TARGET_COLD_RESET;
+      if (fn !== Fn.CLEAR_ACA) ffp.abortLocalTasks((t) => all || t.lun === pdu.lun);
+      const r = await ffp.conn.ctx.core.taskManagement({ nexus, fn: coreFn, lun: pdu.lun });
+      response = wireTmfResponse(r);
+    }
+  }
+  ffp.sendTmfResponse(pdu, response);
+  if (fn === Fn.TARGET_COLD_RESET && response === Resp.FUNCTION_COMPLETE) {
+    // §11.6.1: after a cold reset the target closes all connections.
+    ffp.conn.end('target cold reset');
+  }
+}
+
+async function abortTask(ffp: FullFeature, pdu: TaskMgmtRequestPdu): Promise<number> {
+  const task = ffp.task(pdu.referencedTaskTag);
+  if (task && task.phase !== 'done') {
+    if (task.phase !== 'submitted') {
+      task.abortLocal();
+      return Resp.FUNCTION_COMPLETE;
+    }
+    const r = await ffp.conn.ctx.core.taskManagement({
+      nexus: ffp.session.nexus!,
+      fn: 'abort-task',
+      lun: pdu.lun,
+      refTag: pdu.referencedTaskTag,
+    });
+    return wireTmfResponse(r);
+  }
+  if (ffp.session.window.refCmdSnPending(pdu.refCmdSN, pdu.cmdSN)) return Resp.FUNCTION_COMPLETE;
+  return Resp.TASK_DOES_NOT_EXIST;
+}
