@@ -1,0 +1,479 @@
+// The SCSI core's one door (ARCHITECTURE.md "One door into the core"):
+// every fabric submits commands here with its I_T nexus. The engine finds the
+// LU, reports unit attentions, looks the CDB up in one dispatch table (SPC +
+// SBC + PR specs), checks the CDB against the spec's usage map, reservations
+// and write protection, orders the task in the LU's task set, runs the
+// handler and turns its outcome into status, sense and residuals.
+
+import { CONTROL_NACA, findReservedBit } from '../protocols/scsi/cdb.js';
+import { ScsiOpcode, serviceActionOf } from '../protocols/scsi/opcodes.js';
+import type { CommandContext, CommandOutcome, CommandSpec, FieldPointer } from './command.js';
+import {
+  ScsiStatus,
+  type BackstoreOps,
+  type FabricOps,
+  type NexusHandle,
+  type NexusIdentity,
+  type ResidualKind,
+  type ScsiCommand,
+  type ScsiDeviceHandle,
+  type ScsiResponse,
+  type ScsiStatusCode,
+  type TmfRequest,
+  type TmfResponse,
+} from './types.js';
+import { ScsiDevice, type CoreInfo, type DeviceHost } from './device.js';
+import { buildSense } from './sense.js';
+import type { SenseReason } from './sense-reasons.js';
+import { Task, allDone } from './task-set.js';
+import { runTmf, type TmfScope } from './tmr.js';
+import { errnoToSense } from './backstore-errors.js';
+import { inquirySpec, standardInquiry } from './spc-inquiry.js';
+import { modeCommands } from './spc-mode.js';
+import { spcMiscCommands, reportLuns, requestSenseData } from './spc-misc.js';
+import { sbcCommands, clearMediumRemovalPrevention, mediumRemovalPrevented } from './sbc-commands.js';
+import { prCommands } from './pr.js';
+
+export interface CoreOptions {
+  /** T10 vendor identification, 8 ASCII characters (padded). */
+  vendor?: string;
+  /** Product identification, 16 ASCII characters (padded). */
+  product?: string;
+  /** Product revision level, 4 ASCII characters (padded). */
+  revision?: string;
+}
+
+export interface DeviceOptions {
+  /** Backstore/LU name: VPD 0x83 T10 vendor id, default serial and NAA. */
+  name: string;
+  /** Unit serial number (VPD 0x80); default derived from name. */
+  serial?: string;
+  /** 16 or 32 hex digits NAA identifier; default: locally assigned NAA 3 from name. */
+  naa?: string;
+  /** Initial WCE (default true). */
+  writeCache?: boolean;
+  /** Write protected LU (default: !backstore.caps.canWrite). */
+  readOnly?: boolean;
+  /** LBPME (default backstore.caps.thin). */
+  thin?: boolean;
+  /** INQUIRY RMB=1: START STOP UNIT LOEJ ejects/loads the medium (default false). */
+  removable?: boolean;
+}
+
+/** SPC commands the core itself implements. */
+export const spcCommands: readonly CommandSpec[] = [inquirySpec, ...modeCommands, ...spcMiscCommands];
+
+class Nexus implements NexusHandle {
+  closed = false;
+  constructor(
+    readonly id: number,
+    readonly identity: NexusIdentity,
+    readonly fabric: FabricOps,
+  ) {}
+}
+
+const EMPTY = Buffer.alloc(0);
+const ABORTED: ScsiResponse = Object.freeze({
+  status: ScsiStatus.TASK_ABORTED,
+  residualKind: 'none',
+  residualCount: 0,
+  aborted: true,
+}) as ScsiResponse;
+
+/**
+ * Commands that do not touch the medium and so still work when a removable
+ * medium is ejected; everything else gets NOT READY, MEDIUM NOT PRESENT.
+ */
+const MEDIUMLESS_OPCODES: ReadonlySet<number> = new Set([
+  ScsiOpcode.INQUIRY,
+  ScsiOpcode.REQUEST_SENSE,
+  ScsiOpcode.REPORT_LUNS,
+  ScsiOpcode.MODE_SENSE_6,
+  ScsiOpcode.MODE_SENSE_10,
+  ScsiOpcode.MODE_SELECT_6,
+  ScsiOpcode.MODE_SELECT_10,
+  ScsiOpcode.MAINTENANCE_IN,
+  ScsiOpcode.MAINTENANCE_OUT,
+  ScsiOpcode.PERSISTENT_RESERVE_IN,
+  ScsiOpcode.PERSISTENT_RESERVE_OUT,
+  ScsiOpcode.RESERVE_6,
+  ScsiOpcode.RELEASE_6,
+  ScsiOpcode.START_STOP_UNIT,
+  ScsiOpcode.PREVENT_ALLOW_MEDIUM_REMOVAL,
+]);
+
+/** Dispatch key: the opcode, or opcode and service action for opcodes that have them. */
+function saKey(opcode: number, sa: number): number {
+  return 0x10000 + opcode * 0x10000 + sa;
+}
+
+interface Residual {
+  kind: ResidualKind;
+  count: number;
+}
+
+/** Residual of a transfer that moved `sent` of `expected` bytes when the CDB asked for `cdbLen`. */
+function residualFor(expected: number, cdbLen: number, sent: number | undefined): Residual {
+  if (sent !== undefined) {
+    // Data-In: less than expected arrived -> underflow; the CDB asked more than expected -> overflow.
+    if (sent < expected) return { kind: 'underflow', count: expected - sent };
+    if (cdbLen > expected) return { kind: 'overflow', count: cdbLen - expected };
+    return { kind: 'none', count: 0 };
+  }
+  if (cdbLen > expected) return { kind: 'overflow', count: cdbLen - expected };
+  if (cdbLen < expected) return { kind: 'underflow', count: expected - cdbLen };
+  return { kind: 'none', count: 0 };
+}
+
+/** The CDB's transfer length, 0 for a CDB too short to hold the field (refused later). */
+function transferLengthOf(spec: CommandSpec, cdb: Buffer, blockSize: number): number {
+  return cdb.length >= spec.cdbLength ? spec.transferLength(cdb, blockSize) : 0;
+}
+
+function checkOutcome(reason: SenseReason, field?: FieldPointer): CommandOutcome {
+  return field ? { kind: 'check', reason, field } : { kind: 'check', reason };
+}
+
+export class ScsiCore implements DeviceHost, TmfScope {
+  private readonly info: CoreInfo;
+  /** Opcode (or saKey) -> spec. One Map lookup per command. */
+  private readonly table = new Map<number, CommandSpec>();
+  /** Opcodes whose specs are told apart by service action. */
+  private readonly saOpcodes = new Set<number>();
+  private readonly deviceSet = new Set<ScsiDevice>();
+  private readonly nexusMap = new Map<number, Nexus>();
+  private nextNexusId = 1;
+
+  constructor(opts: CoreOptions = {}) {
+    const commands = [...spcCommands, ...sbcCommands, ...prCommands];
+    for (const spec of commands) if (spec.serviceAction !== undefined) this.saOpcodes.add(spec.opcode);
+    for (const spec of commands) {
+      const key = this.saOpcodes.has(spec.opcode) ? saKey(spec.opcode, spec.serviceAction ?? 0) : spec.opcode;
+      if (this.table.has(key)) throw new Error(`duplicate command spec for ${spec.name}`);
+      this.table.set(key, spec);
+    }
+    this.info = {
+      vendor: opts.vendor ?? 'LUNKIT',
+      product: opts.product ?? 'lunkit',
+      revision: opts.revision ?? '0001',
+      commands,
+    };
+  }
+
+  /** The dispatch table's specs (REPORT SUPPORTED OPERATION CODES reports the same). */
+  get commands(): readonly CommandSpec[] {
+    return this.info.commands;
+  }
+
+  // -- devices and nexuses ------------------------------------------------------
+
+  createDevice(backstore: BackstoreOps, opts: DeviceOptions): ScsiDeviceHandle {
+    const dev = new ScsiDevice(backstore, opts, this.info, this);
+    this.deviceSet.add(dev);
+    return dev;
+  }
+
+  async removeDevice(handle: ScsiDeviceHandle): Promise<void> {
+    const dev = this.ownDevice(handle);
+    if (!dev) return;
+    dev.removed = true;
+    await allDone(dev.taskSet.abortWhere(() => true));
+    this.deviceSet.delete(dev);
+  }
+
+  openNexus(identity: NexusIdentity, fabric: FabricOps): NexusHandle {
+    const nexus = new Nexus(this.nextNexusId++, identity, fabric);
+    this.nexusMap.set(nexus.id, nexus);
+    // POWER ON/RESET is queued lazily: the first command of this nexus to each
+    // LU finds no queue for it and starts one with that condition (ua.ts).
+    return nexus;
+  }
+
+  closeNexus(handle: NexusHandle): void {
+    const nexus = this.nexusMap.get(handle.id);
+    if (!nexus) return;
+    nexus.closed = true;
+    this.nexusMap.delete(nexus.id);
+    for (const dev of this.deviceSet) {
+      dev.taskSet.abortWhere((t) => t.nexusId === nexus.id);
+      dev.reservations.nexusLost(nexus);
+      clearMediumRemovalPrevention(dev.backstore, nexus.id);
+      dev.ua.forget(nexus.id);
+    }
+  }
+
+  lunsChanged(nexuses?: Iterable<NexusHandle>): void {
+    for (const handle of nexuses ?? this.nexusMap.values()) {
+      const nexus = this.nexusMap.get(handle.id);
+      if (!nexus) continue;
+      const luns = nexus.identity.luns;
+      for (const lun of luns.list()) {
+        const dev = this.ownDevice(luns.get(lun)?.device);
+        // A LU this nexus has not used yet will report POWER ON first, which covers it.
+        if (dev && dev.ua.knows(nexus.id)) dev.queueUnitAttention(nexus, 'UA_REPORTED_LUNS_DATA_CHANGED');
+      }
+    }
+  }
+
+  capacityChanged(handle: ScsiDeviceHandle): void {
+    this.ownDevice(handle)?.queueUnitAttentionAll('UA_CAPACITY_DATA_CHANGED');
+  }
+
+  async flushAll(): Promise<void> {
+    const flushes: Promise<void>[] = [];
+    for (const dev of this.deviceSet) {
+      if (dev.backstore.caps.canFlush) flushes.push(dev.backstore.flush().catch(() => undefined));
+    }
+    await Promise.all(flushes);
+  }
+
+  // -- DeviceHost / TmfScope -----------------------------------------------------
+
+  nexuses(): Iterable<NexusHandle> {
+    return this.nexusMap.values();
+  }
+
+  devices(): Iterable<ScsiDevice> {
+    return this.deviceSet;
+  }
+
+  deviceAt(nexus: NexusHandle, lun: number): ScsiDevice | undefined {
+    return this.ownDevice(nexus.identity.luns.get(lun)?.device);
+  }
+
+  notifyUnitAttention(nexus: NexusHandle, device: ScsiDevice): void {
+    const n = this.nexusMap.get(nexus.id);
+    const notify = n?.fabric.notifyUnitAttention;
+    if (!n || !notify) return;
+    const luns = n.identity.luns;
+    for (const lun of luns.list()) {
+      if (luns.get(lun)?.device === device) notify.call(n.fabric, n, lun);
+    }
+  }
+
+  abortTasksOf(device: ScsiDevice, nexusIds: Set<number>): void {
+    device.taskSet.abortWhere((t) => nexusIds.has(t.nexusId));
+  }
+
+  private ownDevice(handle: ScsiDeviceHandle | undefined): ScsiDevice | undefined {
+    if (!(handle instanceof ScsiDevice) || handle.removed || !this.deviceSet.has(handle)) return undefined;
+    return handle;
+  }
+
+  // -- commands -----------------------------------------------------------------------
+
+  /** Find the spec for a CDB: undefined for an unknown opcode, null for an unknown service action. */
+  lookup(cdb: Buffer): CommandSpec | undefined | null {
+    const op = cdb[0];
+    if (this.saOpcodes.has(op)) return this.table.get(saKey(op, serviceActionOf(cdb))) ?? null;
+    return this.table.get(op);
+  }
+
+  async submit(cmd: ScsiCommand): Promise<ScsiResponse> {
+    try {
+      return await this.execute(cmd);
+    } catch {
+      // The engine itself failed: never reject, answer HARDWARE ERROR.
+      return this.respondCheck(cmd, 'INTERNAL_TARGET_FAILURE', undefined, undefined, false, 0);
+    }
+  }
+
+  async taskManagement(req: TmfRequest): Promise<TmfResponse> {
+    if (!this.nexusMap.has(req.nexus.id)) return 'function-rejected';
+    return runTmf(this, req);
+  }
+
+  private async execute(cmd: ScsiCommand): Promise<ScsiResponse> {
+    const nexus = this.nexusMap.get(cmd.nexus.id);
+    // A command racing its nexus's close: nobody is left to answer.
+    if (!nexus) return ABORTED;
+    const cdb = cmd.cdb;
+    if (cdb.length === 0) return this.respondCheck(cmd, 'INVALID_OPCODE', undefined, undefined, false, 0);
+    const mapping = nexus.identity.luns.get(cmd.lun);
+    const dev = this.ownDevice(mapping?.device);
+    if (!mapping || !dev) return this.unmappedLun(cmd, nexus);
+
+    const spec = this.lookup(cdb);
+    // SPC-4 §5.14: a pending unit attention is reported by any command except
+    // INQUIRY, REPORT LUNS and REQUEST SENSE, and cleared once reported.
+    const uaq = dev.ua.queueFor(nexus.id);
+    if (uaq.size > 0 && !spec?.allowedWithUnitAttention) {
+      const reason = uaq.take() as SenseReason;
+      return this.respondCheck(cmd, reason, undefined, undefined, dev.mode.dSense, spec ? transferLengthOf(spec, cdb, dev.blockSize) : 0);
+    }
+    if (spec === undefined) {
+      return this.respondCheck(cmd, 'INVALID_OPCODE', { inCdb: true, byte: 0 }, undefined, dev.mode.dSense, 0);
+    }
+    if (spec === null) {
+      // Known opcode, unknown service action (SPC-4 §4.2.5.2): INVALID FIELD IN CDB.
+      return this.respondCheck(cmd, 'INVALID_FIELD_IN_CDB', { inCdb: true, byte: 1, bit: 4 }, undefined, dev.mode.dSense, 0);
+    }
+    const cdbLen = transferLengthOf(spec, cdb, dev.blockSize);
+    const bad = this.validateCdb(cdb, spec);
+    if (bad) return this.respondOutcome(cmd, spec, dev, cdbLen, bad);
+
+    if (!this.exempt(spec, cdb) && dev.reservations.conflicts(nexus, spec, cdb)) {
+      return this.respond(ScsiStatus.RESERVATION_CONFLICT, undefined, residualFor(cmd.expectedLength, cdbLen, undefined));
+    }
+    if (!dev.mediumLoaded && !MEDIUMLESS_OPCODES.has(cdb[0])) {
+      return this.respondCheck(cmd, 'MEDIUM_NOT_PRESENT', undefined, undefined, dev.mode.dSense, cdbLen);
+    }
+    const loej = dev.removable && cdb[0] === ScsiOpcode.START_STOP_UNIT && (cdb[4] & 0xf2) === 0x02;
+    if (loej && mediumRemovalPrevented(dev.backstore)) {
+      // SBC-3 §5.25: neither eject nor load while PREVENT ALLOW MEDIUM REMOVAL holds the medium.
+      return this.respondCheck(cmd, 'MEDIUM_REMOVAL_PREVENTED', undefined, undefined, dev.mode.dSense, cdbLen);
+    }
+    const writeProtected = dev.deviceWriteProtected || mapping.readOnly;
+    if (spec.writes && writeProtected) {
+      return this.respondCheck(cmd, 'WRITE_PROTECTED', undefined, undefined, dev.mode.dSense, cdbLen);
+    }
+
+    const task = new Task(nexus.id, cmd.tag, cmd.lun, cmd.attr);
+    const wait = dev.taskSet.enter(task);
+    try {
+      if (wait) await wait;
+      if (task.aborted) return ABORTED;
+      const ctx: CommandContext = {
+        cmd,
+        cdb,
+        nexus,
+        lun: cmd.lun,
+        mapping,
+        device: dev,
+        dataOut: this.trimDataOut(cmd, spec, cdbLen, dev.blockSize),
+        writeProtected,
+      };
+      let outcome: CommandOutcome;
+      try {
+        outcome = await spec.handler(ctx);
+      } catch (err) {
+        // Backstore failures arrive as Node errors; map them once (backstore-errors.ts).
+        outcome = { kind: 'check', reason: errnoToSense(err, spec.direction === 'read' ? 'read' : 'write') };
+      }
+      if (task.aborted) return ABORTED;
+      // START STOP UNIT with LOEJ and POWER CONDITION 0: START=0 ejects, START=1 loads (SBC-3 §5.25).
+      if (loej && outcome.kind === 'good') dev.mediumLoaded = (cdb[4] & 0x01) !== 0;
+      return this.respondOutcome(cmd, spec, dev, cdbLen, outcome);
+    } finally {
+      dev.taskSet.leave(task);
+    }
+  }
+
+  /** CONTROL byte and usage map checks (SPC-4 §4.2.6, §6.35.3). */
+  private validateCdb(cdb: Buffer, spec: CommandSpec): CommandOutcome | undefined {
+    const n = spec.cdbLength;
+    if (cdb.length < n) return checkOutcome('INVALID_FIELD_IN_CDB', { inCdb: true, byte: cdb.length > 0 ? cdb.length - 1 : 0 });
+    // NACA=1 asks for ACA, which we do not implement (SAM-5 §5.9).
+    if (cdb[n - 1] & CONTROL_NACA) return checkOutcome('INVALID_FIELD_IN_CDB', { inCdb: true, byte: n - 1, bit: 2 });
+    const bad = findReservedBit(cdb, spec.usage, n);
+    if (bad) return checkOutcome('INVALID_FIELD_IN_CDB', { inCdb: true, byte: bad.byte, bit: bad.bit });
+    return undefined;
+  }
+
+  private exempt(spec: CommandSpec, cdb: Buffer): boolean {
+    const e = spec.reservationExempt;
+    return typeof e === 'function' ? e(cdb) : e === true;
+  }
+
+  /** Data-Out trimmed to min(expected, CDB length); whole blocks only for block data. */
+  private trimDataOut(cmd: ScsiCommand, spec: CommandSpec, cdbLen: number, blockSize: number): Buffer {
+    const data = cmd.dataOut;
+    if (!data || spec.direction !== 'write') return EMPTY;
+    let n = Math.min(data.length, cmd.expectedLength, cdbLen);
+    if (spec.blockData) n -= n % blockSize;
+    return n === data.length ? data : data.subarray(0, n);
+  }
+
+  // -- unmapped LUNs (SPC-4 §6.4.2, §6.33, §6.39) --------------------------------------
+
+  private unmappedLun(cmd: ScsiCommand, nexus: Nexus): ScsiResponse {
+    const cdb = cmd.cdb;
+    let outcome: CommandOutcome;
+    let cdbLen = 0;
+    switch (cdb[0]) {
+      case ScsiOpcode.INQUIRY:
+        cdbLen = cdb.length >= 5 ? cdb.readUInt16BE(3) : 0;
+        outcome =
+          cdb.length >= 6 && (cdb[1] & 0x01) === 0 && cdb[2] === 0
+            ? { kind: 'good', data: standardInquiry(this.info, false, nexus.identity.protocolId) }
+            : checkOutcome('LUN_NOT_SUPPORTED');
+        break;
+      case ScsiOpcode.REPORT_LUNS:
+        if (cdb.length < 12) {
+          outcome = checkOutcome('INVALID_FIELD_IN_CDB');
+          break;
+        }
+        cdbLen = cdb.readUInt32BE(6);
+        outcome = reportLuns(cdb, nexus.identity.luns);
+        break;
+      case ScsiOpcode.REQUEST_SENSE:
+        // SPC-4 §6.39: GOOD status, sense data saying LOGICAL UNIT NOT SUPPORTED.
+        cdbLen = cdb.length >= 5 ? cdb[4] : 0;
+        outcome = { kind: 'good', data: requestSenseData(cdb, 'LUN_NOT_SUPPORTED') };
+        break;
+      default:
+        outcome = checkOutcome('LUN_NOT_SUPPORTED');
+    }
+    if (outcome.kind === 'good') {
+      const data = outcome.data ?? EMPTY;
+      return this.respondData(cmd, ScsiStatus.GOOD, data, cdbLen);
+    }
+    if (outcome.kind === 'check') return this.respondCheck(cmd, outcome.reason, outcome.field, outcome.info, false, cdbLen);
+    return this.respond(ScsiStatus.GOOD, undefined, residualFor(cmd.expectedLength, cdbLen, undefined));
+  }
+
+  // -- responses ------------------------------------------------------------------------
+
+  private respondOutcome(cmd: ScsiCommand, spec: CommandSpec, dev: ScsiDevice, cdbLen: number, outcome: CommandOutcome): ScsiResponse {
+    switch (outcome.kind) {
+      case 'good': {
+        const status = outcome.conditionMet ? ScsiStatus.CONDITION_MET : ScsiStatus.GOOD;
+        if (spec.direction === 'read') return this.respondData(cmd, status, outcome.data ?? EMPTY, cdbLen);
+        return this.respond(status, undefined, residualFor(cmd.expectedLength, cdbLen, undefined));
+      }
+      case 'check': {
+        const r = this.respondCheck(cmd, outcome.reason, outcome.field, outcome.info, dev.mode.dSense, cdbLen);
+        if (outcome.data && outcome.data.length > 0) {
+          const lim = Math.min(outcome.data.length, cdbLen, cmd.expectedLength);
+          r.dataIn = outcome.data.subarray(0, lim);
+        }
+        return r;
+      }
+      case 'reservation-conflict':
+        return this.respond(ScsiStatus.RESERVATION_CONFLICT, undefined, residualFor(cmd.expectedLength, cdbLen, undefined));
+      case 'busy':
+        return this.respond(ScsiStatus.BUSY, undefined, residualFor(cmd.expectedLength, cdbLen, undefined));
+      case 'task-set-full':
+        return this.respond(ScsiStatus.TASK_SET_FULL, undefined, residualFor(cmd.expectedLength, cdbLen, undefined));
+    }
+  }
+
+  /** Data-In cut to min(data, allocation/transfer length, expected length). */
+  private respondData(cmd: ScsiCommand, status: ScsiStatusCode, data: Buffer, cdbLen: number): ScsiResponse {
+    const sent = Math.min(data.length, cdbLen, cmd.expectedLength);
+    const res = residualFor(cmd.expectedLength, cdbLen, sent);
+    return {
+      status,
+      dataIn: sent === data.length ? data : data.subarray(0, sent),
+      residualKind: res.kind,
+      residualCount: res.count,
+    };
+  }
+
+  private respondCheck(
+    cmd: ScsiCommand,
+    reason: SenseReason,
+    field: FieldPointer | undefined,
+    info: bigint | number | undefined,
+    descriptor: boolean,
+    cdbLen: number,
+  ): ScsiResponse {
+    const sense = buildSense(reason, { descriptor, field, info });
+    const res = residualFor(cmd.expectedLength, cdbLen, undefined);
+    return { status: ScsiStatus.CHECK_CONDITION, sense, residualKind: res.kind, residualCount: res.count };
+  }
+
+  private respond(status: ScsiStatusCode, dataIn: Buffer | undefined, res: Residual): ScsiResponse {
+    return { status, dataIn, residualKind: res.kind, residualCount: res.count };
+  }
+}

@@ -1,0 +1,111 @@
+// Task management functions (SAM-5 §7, RFC 7143 §11.5). Every function that
+// terminates tasks resolves only after those tasks have finished, so the
+// fabric can send the TMF response knowing no aborted task will answer.
+
+import type { NexusHandle, TmfRequest, TmfResponse } from './types.js';
+import type { ScsiDevice } from './device.js';
+import { allDone, type Task } from './task-set.js';
+import { clearMediumRemovalPrevention } from './sbc-commands.js';
+
+/** What the task manager needs of the core. */
+export interface TmfScope {
+  devices(): Iterable<ScsiDevice>;
+  /** The device a nexus sees at a LUN, if mapped. */
+  deviceAt(nexus: NexusHandle, lun: number): ScsiDevice | undefined;
+}
+
+/**
+ * Abort tasks on a device. Tasks of other nexuses than `issuer` are aborted
+ * silently (control mode page TAS=0), and their nexuses get COMMANDS CLEARED
+ * BY ANOTHER INITIATOR (SAM-5 §5.6) unless `otherUa` is false.
+ */
+export function abortOnDevice(dev: ScsiDevice, pred: (t: Task) => boolean, issuer: NexusHandle | undefined, otherUa: boolean): Task[] {
+  const hit = dev.taskSet.abortWhere(pred);
+  if (otherUa && issuer) {
+    const others = new Set<number>();
+    for (const t of hit) if (t.nexusId !== issuer.id) others.add(t.nexusId);
+    for (const id of others) dev.ua.add(id, 'UA_COMMANDS_CLEARED_BY_ANOTHER_INITIATOR');
+  }
+  return hit;
+}
+
+/** LOGICAL UNIT RESET of one device (SAM-5 §7.7), also the per-LU part of a target reset. */
+export async function resetDevice(dev: ScsiDevice, ua: 'UA_BUS_DEVICE_RESET' | 'UA_POWER_ON_RESET'): Promise<void> {
+  const hit = dev.taskSet.abortWhere(() => true);
+  await allDone(hit);
+  // SPC-2 §5.5.1: a reset releases RESERVE(6); persistent reservations stay.
+  dev.reservations.reset();
+  // SPC-4 §6.13: a reset clears PREVENT ALLOW MEDIUM REMOVAL state.
+  clearMediumRemovalPrevention(dev.backstore);
+  // Every I_T nexus of the LU learns of the reset (a nexus not yet seen gets POWER ON anyway).
+  dev.queueUnitAttentionAll(ua);
+}
+
+export async function runTmf(scope: TmfScope, req: TmfRequest): Promise<TmfResponse> {
+  const nexus = req.nexus;
+  switch (req.fn) {
+    case 'target-warm-reset':
+    case 'target-cold-reset': {
+      const devs = [...scope.devices()];
+      await Promise.all(devs.map((d) => resetDevice(d, 'UA_POWER_ON_RESET')));
+      return 'function-complete';
+    }
+    case 'it-nexus-reset': {
+      const waits: Task[] = [];
+      for (const dev of scope.devices()) {
+        waits.push(...dev.taskSet.abortWhere((t) => t.nexusId === nexus.id));
+      }
+      await allDone(waits);
+      for (const dev of scope.devices()) {
+        dev.reservations.nexusLost(nexus);
+        clearMediumRemovalPrevention(dev.backstore, nexus.id);
+        if (dev.ua.knows(nexus.id)) dev.queueUnitAttention(nexus, 'UA_IT_NEXUS_LOSS');
+      }
+      return 'function-complete';
+    }
+    case 'clear-aca':
+      // NACA is not supported (the CONTROL byte NACA bit is refused), so there is never an ACA.
+      return 'function-rejected';
+    default:
+      break;
+  }
+
+  const dev = scope.deviceAt(nexus, req.lun);
+  if (!dev) return 'incorrect-lun';
+  switch (req.fn) {
+    case 'abort-task': {
+      if (req.refTag === undefined) return 'function-rejected';
+      const task = dev.taskSet.find(nexus.id, req.refTag);
+      // Not found: it completed before the abort arrived (RFC 7143 §11.6.1).
+      if (!task) return 'task-does-not-exist';
+      dev.taskSet.abortWhere((t) => t === task);
+      await task.whenDone();
+      return 'function-complete';
+    }
+    case 'abort-task-set': {
+      // SAM-5 §7.3: only the tasks of the issuing nexus.
+      await allDone(dev.taskSet.abortWhere((t) => t.nexusId === nexus.id));
+      return 'function-complete';
+    }
+    case 'clear-task-set': {
+      // SAM-5 §7.4: every task in the task set, whoever issued it.
+      await allDone(abortOnDevice(dev, () => true, nexus, true));
+      return 'function-complete';
+    }
+    case 'lun-reset':
+      await resetDevice(dev, 'UA_BUS_DEVICE_RESET');
+      return 'function-complete';
+    case 'query-task': {
+      if (req.refTag === undefined) return 'function-rejected';
+      return dev.taskSet.find(nexus.id, req.refTag) ? 'function-succeeded' : 'function-complete';
+    }
+    case 'query-task-set': {
+      for (const t of dev.taskSet.tasks) if (t.nexusId === nexus.id && !t.aborted) return 'function-succeeded';
+      return 'function-complete';
+    }
+    case 'query-async-event':
+      return dev.ua.knows(nexus.id) && dev.ua.queueFor(nexus.id).size > 0 ? 'function-succeeded' : 'function-complete';
+    default:
+      return 'not-supported';
+  }
+}

@@ -1,0 +1,1 @@
+export { LoopbackFabric, LoopbackNexus, MutableLunMap, type LoopbackCommandOptions, type LoopbackNexusOptions, type LoopbackResponse } from './loopback.js';
