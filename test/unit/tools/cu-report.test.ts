@@ -58,7 +58,7 @@ describe('parseCuOutput', () => {
   it('prints the summary line the issue asks for, then failures and skips', () => {
     const out = formatCuSummary(parseCuOutput(SAMPLE));
     expect(out.split('\n')[0]).toBe('tests 8: passed 4, skipped 2, failed 2');
-    expect(out).toMatch(/failed:\n  GetLBAStatus\.BeyondEol: \[FAILED\]/);
-    expect(out).toMatch(/skipped:\n  GetLBAStatus\.UnmapSingle: \[SKIPPED\] Logical unit is fully provisioned/);
+    expect(out).toMatch(/failed:\n {2}GetLBAStatus\.BeyondEol: \[FAILED\]/);
+    expect(out).toMatch(/skipped:\n {2}GetLBAStatus\.UnmapSingle: \[SKIPPED\] Logical unit is fully provisioned/);
   });
 });
