@@ -35,6 +35,8 @@ export const FileBackstoreSchema = z.strictObject({
   thin: z.boolean().default(true),
   writeCache: z.boolean().default(true),
   readOnly: z.boolean().default(false),
+  /** Report a removable medium (INQUIRY RMB=1): START STOP UNIT can eject it. */
+  removable: z.boolean().default(false),
   serial: z.string().optional(),
 });
 
@@ -43,6 +45,7 @@ export const RamdiskBackstoreSchema = z.strictObject({
   size,
   blockSize,
   readOnly: z.boolean().default(false),
+  removable: z.boolean().default(false),
   serial: z.string().optional(),
 });
 

@@ -51,6 +51,7 @@ export class LunkitRuntime {
           serial: bs.serial,
           writeCache: bs.type === 'file' ? bs.writeCache : true,
           readOnly: bs.type === 'null' ? false : bs.readOnly,
+          removable: bs.type === 'null' ? false : bs.removable,
           thin: bs.type === 'file' ? bs.thin && ops.caps.thin : ops.caps.thin,
         });
         backstores.set(name, { ops, device });

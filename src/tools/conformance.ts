@@ -1,6 +1,7 @@
 // Conformance runner: starts `lunkit serve` with a thin file LUN on a free
 // port, runs libiscsi's iscsi-test-cu against it (ALL, --dataloss, two
-// initiator names), and prints
+// initiator names, and a second portal of the same TPG as the multipath URL so
+// the MultipathIO suite runs), and prints
 //   tests N: passed P, skipped S, failed F
 // followed by every failure and skip with its reason. Exit status 1 when the
 // result is below the floor given with --min-pass / --max-fail.
@@ -31,6 +32,8 @@ export interface ConformanceOptions {
   /** Full iscsi-test-cu output goes here as well. */
   log?: string;
   timeoutMs?: number;
+  /** Serve the LUN as a removable medium (INQUIRY RMB=1). */
+  removable?: boolean;
 }
 
 function waitForLine(child: ChildProcess, re: RegExp, timeoutMs: number): Promise<RegExpExecArray> {
@@ -86,11 +89,11 @@ export async function runConformance(opts: ConformanceOptions = {}): Promise<CuS
   await writeFile(
     cfgPath,
     JSON.stringify({
-      backstores: { thin0: { type: 'file', path: join(dir, 'thin0.img'), size: opts.size ?? '256M', thin: true } },
+      backstores: { thin0: { type: 'file', path: join(dir, 'thin0.img'), size: opts.size ?? '256M', thin: true, removable: opts.removable ?? false } },
       iscsi: {
         targets: {
           [CONFORMANCE_IQN]: {
-            tpgs: { '1': { portals: ['127.0.0.1:0'], luns: { '0': 'thin0' }, attributes: { generateNodeAcls: true } } },
+            tpgs: { '1': { portals: ['127.0.0.1:0', '127.0.0.1:0'], luns: { '0': 'thin0' }, attributes: { generateNodeAcls: true } } },
           },
         },
       },
@@ -102,11 +105,11 @@ export async function runConformance(opts: ConformanceOptions = {}): Promise<CuS
   });
   const log = opts.log ? createWriteStream(opts.log) : undefined;
   try {
-    const m = await waitForLine(lunkit, /listening ([\d.]+):(\d+)/, 30_000);
-    const url = `iscsi://${m[1]}:${m[2]}/${CONFORMANCE_IQN}/0`;
+    const ready = await waitForLine(lunkit, /^ready$/m, 30_000);
+    const urls = [...ready.input.matchAll(/listening ([\d.]+):(\d+)/g)].map((m) => `iscsi://${m[1]}:${m[2]}/${CONFORMANCE_IQN}/0`);
     const out = await run(
       'iscsi-test-cu',
-      ['-d', '-i', INITIATOR_1, '-I', INITIATOR_2, url, '-t', opts.test ?? 'ALL'],
+      ['-d', '-i', INITIATOR_1, '-I', INITIATOR_2, ...urls, '-t', opts.test ?? 'ALL'],
       opts.timeoutMs ?? 600_000,
       log,
     );
