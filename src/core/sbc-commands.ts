@@ -3,6 +3,7 @@
 // is built from the same specs.
 
 import type { CommandSpec } from './command.js';
+import { atomicCommands } from './sbc-atomic.js';
 import { capacityCommands } from './sbc-capacity.js';
 import { compareAndWriteCommands } from './sbc-compare-write.js';
 import { lbaStatusCommands } from './sbc-lba-status.js';
@@ -15,6 +16,7 @@ import { writeSameCommands } from './sbc-write-same.js';
 export const sbcCommands: CommandSpec[] = [
   ...capacityCommands,
   ...rwCommands,
+  ...atomicCommands,
   ...verifyCommands,
   ...compareAndWriteCommands,
   ...writeSameCommands,
@@ -27,6 +29,7 @@ export { sbcBlockLimits, type SbcBlockLimits } from './sbc-common.js';
 export {
   ANCHOR_SUPPORTED,
   LOGICAL_BLOCKS_PER_PHYSICAL_EXPONENT,
+  MAX_ATOMIC_TRANSFER_BYTES,
   MAX_COMPARE_AND_WRITE_BLOCKS,
   MAX_TRANSFER_BYTES,
   MAX_UNMAP_DESCRIPTORS,

@@ -36,6 +36,14 @@ export const LOGICAL_BLOCKS_PER_PHYSICAL_EXPONENT = 0;
 export const ANCHOR_SUPPORTED = true;
 /** WSNZ in VPD 0xB0: false, a WRITE SAME of 0 blocks writes to the end of the medium. */
 export const WRITE_SAME_NON_ZERO = false;
+/**
+ * MAXIMUM ATOMIC TRANSFER LENGTH, bytes (SBC-4 §6.6.4). A WRITE ATOMIC(16)
+ * holds its LBA range lock for the whole write, so it is kept well below
+ * MAX_TRANSFER_BYTES; the block count is also capped by the CDB's 16-bit
+ * TRANSFER LENGTH field. libiscsi's writeatomic16 tests write up to 256
+ * blocks, so this must cover 256 blocks of the largest block size (4096).
+ */
+export const MAX_ATOMIC_TRANSFER_BYTES = 4 * 1024 * 1024;
 /** PRE-FETCH answers CONDITION MET when the range fits this much "cache" (bytes). */
 export const PREFETCH_CACHE_BYTES = 64 * 1024 * 1024;
 
@@ -56,6 +64,16 @@ export interface SbcBlockLimits {
   wsnz: boolean;
   ancSup: boolean;
   logicalBlocksPerPhysicalExponent: number;
+  /** MAXIMUM ATOMIC TRANSFER LENGTH, blocks (reported only when WRITE ATOMIC(16) is in the table). */
+  maxAtomicTransferLength: number;
+  /** ATOMIC ALIGNMENT, blocks; 0: an atomic write may start at any LBA. */
+  atomicAlignment: number;
+  /** ATOMIC TRANSFER LENGTH GRANULARITY, blocks; 0: any length up to the maximum. */
+  atomicTransferLengthGranularity: number;
+  /** MAXIMUM ATOMIC TRANSFER LENGTH WITH ATOMIC BOUNDARY; 0: the ATOMIC BOUNDARY field is unsupported. */
+  maxAtomicTransferLengthWithBoundary: number;
+  /** MAXIMUM ATOMIC BOUNDARY SIZE; 0 with the field above: no atomic boundaries. */
+  maxAtomicBoundarySize: number;
 }
 
 export function sbcBlockLimits(blockSize: number): SbcBlockLimits {
@@ -72,6 +90,11 @@ export function sbcBlockLimits(blockSize: number): SbcBlockLimits {
     wsnz: WRITE_SAME_NON_ZERO,
     ancSup: ANCHOR_SUPPORTED,
     logicalBlocksPerPhysicalExponent: LOGICAL_BLOCKS_PER_PHYSICAL_EXPONENT,
+    maxAtomicTransferLength: Math.min(MAX_ATOMIC_TRANSFER_BYTES / blockSize, MAX_TRANSFER_BYTES / blockSize, 0xffff),
+    atomicAlignment: 0,
+    atomicTransferLengthGranularity: 0,
+    maxAtomicTransferLengthWithBoundary: 0,
+    maxAtomicBoundarySize: 0,
   };
 }
 

@@ -63,7 +63,7 @@ export async function readBlocks(ctx: CommandContext, lba: bigint, blocks: numbe
 }
 
 /** FUA in the CDB (not in 6-byte CDBs), or the write cache is off (caching mode page WCE=0). */
-function wantsFua(ctx: CommandContext, cdbLength: number): boolean {
+export function wantsFua(ctx: CommandContext, cdbLength: number): boolean {
   return (cdbLength !== 6 && (ctx.cdb[1] & 0x08) !== 0) || !ctx.device.writeCacheEnabled;
 }
 

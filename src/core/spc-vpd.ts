@@ -118,10 +118,13 @@ function blockLimits(dev: ScsiDevice): Buffer {
   }
   p.writeBigUInt64BE(BigInt(l.maxWriteSameLength), 36);
   if (dev.info.commands.some((c) => c.opcode === WRITE_ATOMIC_16)) {
-    // SBC-4 §6.6.4: MAXIMUM ATOMIC TRANSFER LENGTH; ATOMIC ALIGNMENT and
-    // ATOMIC TRANSFER LENGTH GRANULARITY 0 (no constraint). Zero when the
-    // dispatch table has no WRITE ATOMIC(16), as libiscsi checks.
-    p.writeUInt32BE(l.maxTransferLength >>> 0, 44);
+    // SBC-4 §6.6.4 atomic fields, all zero when the dispatch table has no
+    // WRITE ATOMIC(16) (libiscsi's WriteAtomic16.VPD checks both ways).
+    p.writeUInt32BE(l.maxAtomicTransferLength >>> 0, 44);
+    p.writeUInt32BE(l.atomicAlignment >>> 0, 48);
+    p.writeUInt32BE(l.atomicTransferLengthGranularity >>> 0, 52);
+    p.writeUInt32BE(l.maxAtomicTransferLengthWithBoundary >>> 0, 56);
+    p.writeUInt32BE(l.maxAtomicBoundarySize >>> 0, 60);
   }
   return p;
 }
