@@ -251,6 +251,15 @@ export class ScsiCore implements DeviceHost, TmfScope {
     }
   }
 
+  endNexuses(except: NexusHandle, reason: string): void {
+    for (const n of [...this.nexusMap.values()]) {
+      if (n.id === except.id) continue;
+      // Only the fabric can drop its transport; it then calls closeNexus. A
+      // fabric without closeNexus has no session to end.
+      n.fabric.closeNexus?.(n, reason);
+    }
+  }
+
   abortTasksOf(device: ScsiDevice, nexusIds: Set<number>): void {
     device.taskSet.abortWhere((t) => nexusIds.has(t.nexusId));
   }

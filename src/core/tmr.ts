@@ -12,6 +12,8 @@ export interface TmfScope {
   devices(): Iterable<ScsiDevice>;
   /** The device a nexus sees at a LUN, if mapped. */
   deviceAt(nexus: NexusHandle, lun: number): ScsiDevice | undefined;
+  /** Ask the fabrics to end every open nexus except `except` (their sessions go away). */
+  endNexuses(except: NexusHandle, reason: string): void;
 }
 
 /**
@@ -48,6 +50,12 @@ export async function runTmf(scope: TmfScope, req: TmfRequest): Promise<TmfRespo
     case 'target-cold-reset': {
       const devs = [...scope.devices()];
       await Promise.all(devs.map((d) => resetDevice(d, 'UA_POWER_ON_RESET')));
+      // RFC 7143 §11.5.1: after a TARGET COLD RESET every session is terminated.
+      // The other nexuses end now, so a reset established later (e.g. a LUN
+      // RESET) cannot reach them: their next login is a new nexus that reports
+      // POWER ON only (SAM-5 §6.3). The issuer's own fabric ends it once the
+      // TMF response is sent.
+      if (req.fn === 'target-cold-reset') scope.endNexuses(nexus, 'target cold reset');
       return 'function-complete';
     }
     case 'it-nexus-reset': {
