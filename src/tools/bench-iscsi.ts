@@ -101,7 +101,8 @@ async function stop(child: ChildProcess): Promise<void> {
 
 async function withTgtd(image: string, run: (url: string, pid: number) => Promise<void>): Promise<void> {
   const port = await freePort();
-  const control = 10000 + (port % 50000);
+  // tgtd/tgtadm take a small control port number (a Unix socket suffix).
+  const control = 100 + (port % 800);
   const tgtd = spawn('tgtd', ['-f', '-C', String(control), '--iscsi', `portal=127.0.0.1:${port}`], { stdio: 'ignore' });
   try {
     const adm = (...a: string[]): Promise<unknown> => execFileP('tgtadm', ['-C', String(control), '--lld', 'iscsi', ...a]);
