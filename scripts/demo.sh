@@ -7,5 +7,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LUNKIT_SETUP_PEERS=${LUNKIT_SETUP_PEERS:-1} ./scripts/setup.sh >&2
-export UV_THREADPOOL_SIZE=${UV_THREADPOOL_SIZE:-16}
 exec node bin/lunkit.js demo "$@"

@@ -12,5 +12,4 @@ echo "== lint"
 npx eslint --max-warnings 0 .
 npx depcruise src --config .dependency-cruiser.cjs --output-type err
 echo "== tests (unit, integration, interop, fuzz)"
-export UV_THREADPOOL_SIZE=${UV_THREADPOOL_SIZE:-16}
 exec npx vitest run --reporter=default

@@ -134,7 +134,7 @@ async function withLunkit(dir: string, image: string, run: (url: string, pid: nu
   );
   const child = spawn(process.execPath, [join(ROOT, 'bin', 'lunkit.js'), 'serve', '--config', cfg, '--log-level', 'warn'], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16' },
+    env: process.env,
   });
   let port = 0;
   child.stdout?.on('data', (d: Buffer) => {

@@ -101,7 +101,7 @@ export async function runConformance(opts: ConformanceOptions = {}): Promise<CuS
   );
   const lunkit = spawn(process.execPath, [join(ROOT, 'bin', 'lunkit.js'), 'serve', '--config', cfgPath, '--log-level', 'warn'], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '16' },
+    env: process.env,
   });
   const log = opts.log ? createWriteStream(opts.log) : undefined;
   try {

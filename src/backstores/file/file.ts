@@ -2,7 +2,8 @@
 //
 // I/O goes straight to a raw fd with fs.read/fs.write at explicit positions
 // (pread/pwrite on libuv's thread pool), so any number of commands can be in
-// flight; size the pool with UV_THREADPOOL_SIZE for deep queues. A raw fd with
+// flight; the pool size is set by bin/lunkit.js (one thread per core by
+// default, measured best for cached data on small machines). A raw fd with
 // callback calls was measured cheaper than fs.promises FileHandle (see
 // README.md), which allocates a promise and a request wrapper per call.
 //

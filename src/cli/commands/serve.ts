@@ -18,6 +18,10 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     y
       .option('config', { alias: 'c', type: 'string', demandOption: true, describe: 'configuration file (see docs/config.md)' })
       .option('log-level', { choices: ['debug', 'info', 'warn', 'error'] as const, default: 'info' as const })
+      .option('io-threads', {
+        type: 'number',
+        describe: 'threads for file I/O (libuv pool; read by bin/lunkit.js before start). Default: one per core',
+      })
       .example('$0 serve --config /etc/lunkit/lunkit.json', 'serve the targets in that file') as Argv<ServeArgs>,
   handler: async (args) => {
     const logger = createLogger({ level: args['log-level'] });
