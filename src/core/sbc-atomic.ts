@@ -9,8 +9,6 @@
 
 import type { CommandHandler, CommandSpec } from './command.js';
 import {
-  backstoreFailure,
-  byteOffset,
   check,
   CONTROL_USAGE,
   GOOD,
@@ -19,7 +17,7 @@ import {
   outOfRange,
   sbcBlockLimits,
 } from './sbc-common.js';
-import { wantsFua } from './sbc-rw.js';
+import { wantsFua, writeLocked } from './sbc-rw.js';
 
 const LENGTH_BYTE = 12;
 const BOUNDARY_BYTE = 10;
@@ -56,17 +54,8 @@ const writeAtomic16: CommandHandler = async (ctx) => {
   // short): writing part of an atomic write is not allowed, so refuse it all.
   if (ctx.dataOut.length < bytes) return invalidCdbField(LENGTH_BYTE);
 
-  const release = await ctx.device.lockRange(lba, blocks);
-  try {
-    await ctx.device.backstore.write(ctx.dataOut.subarray(0, bytes), byteOffset(ctx, lba), {
-      fua: wantsFua(ctx, 16),
-    });
-  } catch (err) {
-    return backstoreFailure(err, 'write', lba);
-  } finally {
-    release();
-  }
-  return GOOD;
+  // The range lock keeps every other writer out for the whole transfer.
+  return writeLocked(ctx, lba, ctx.dataOut.subarray(0, bytes), wantsFua(ctx, 16));
 };
 
 export const atomicCommands: CommandSpec[] = [

@@ -89,7 +89,7 @@ function readHandler(decode: LbaDecoder, cdbLength: 6 | 10 | 12 | 16): CommandHa
 }
 
 /** Write the arrived blocks under the range lock. */
-async function writeLocked(ctx: CommandContext, lba: bigint, data: Buffer, fua: boolean): Promise<CommandOutcome> {
+export async function writeLocked(ctx: CommandContext, lba: bigint, data: Buffer, fua: boolean): Promise<CommandOutcome> {
   const release = await ctx.device.lockRange(lba, data.length / ctx.device.blockSize);
   try {
     await ctx.device.backstore.write(data, byteOffset(ctx, lba), { fua });

@@ -6,30 +6,30 @@
 import type { NexusHandle } from '../../core/types.js';
 import type { IscsiCore, TpgConfig } from './config.js';
 import { CmdSnWindow } from './cmdsn.js';
+import type { NegotiatedParams } from '../../protocols/iscsi/keys.js';
 
 /**
  * Operational parameters in force after login (the subset of the protocol
  * layer's NegotiatedParams the target uses; structurally compatible).
  */
-export interface SessionParams {
-  headerDigest: boolean;
-  dataDigest: boolean;
-  /** What we accept per PDU. */
-  maxRecvDataSegmentLength: number;
-  /** What we may send per PDU. */
-  peerMaxRecvDataSegmentLength: number;
-  maxBurstLength: number;
-  firstBurstLength: number;
-  immediateData: boolean;
-  initialR2T: boolean;
-  maxOutstandingR2T: number;
-  dataPDUInOrder: boolean;
-  dataSequenceInOrder: boolean;
-  defaultTime2Wait: number;
-  defaultTime2Retain: number;
-  errorRecoveryLevel: number;
-  maxConnections: number;
-}
+export type SessionParams = Pick<
+  NegotiatedParams,
+  | 'headerDigest'
+  | 'dataDigest'
+  | 'maxRecvDataSegmentLength'
+  | 'peerMaxRecvDataSegmentLength'
+  | 'maxBurstLength'
+  | 'firstBurstLength'
+  | 'immediateData'
+  | 'initialR2T'
+  | 'maxOutstandingR2T'
+  | 'dataPDUInOrder'
+  | 'dataSequenceInOrder'
+  | 'defaultTime2Wait'
+  | 'defaultTime2Retain'
+  | 'errorRecoveryLevel'
+  | 'maxConnections'
+>;
 
 /** Login defaults (RFC 7143 §13) for sessions that negotiate nothing. */
 export const DEFAULT_SESSION_PARAMS: SessionParams = {
