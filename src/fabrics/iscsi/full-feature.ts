@@ -91,6 +91,16 @@ export class FullFeature implements TaskHost {
     this.ordered(pdu, () => {});
   }
 
+  /**
+   * RFC 7143 §11.5.1 b): ABORT TASK for a command never received, whose
+   * RefCmdSN is inside the window: the target "must consider the CmdSN as
+   * received", so later commands are not held behind the hole forever. If the
+   * command turns up after all, its CmdSN is already used and it is dropped.
+   */
+  considerReceived(cmdSN: number): void {
+    this.ordered({ immediate: false, cmdSN }, () => {});
+  }
+
   /** Run `fn` in CmdSN order (or now, for an immediate request). */
   private ordered(pdu: { immediate: boolean; cmdSN: number }, fn: () => void): void {
     if (pdu.immediate) {

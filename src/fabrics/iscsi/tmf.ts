@@ -82,6 +82,9 @@ async function abortTask(ffp: FullFeature, pdu: TaskMgmtRequestPdu): Promise<num
     });
     return wireTmfResponse(r);
   }
-  if (ffp.session.window.refCmdSnPending(pdu.refCmdSN, pdu.cmdSN)) return Resp.FUNCTION_COMPLETE;
+  if (ffp.session.window.refCmdSnPending(pdu.refCmdSN, pdu.cmdSN)) {
+    ffp.considerReceived(pdu.refCmdSN);
+    return Resp.FUNCTION_COMPLETE;
+  }
   return Resp.TASK_DOES_NOT_EXIST;
 }

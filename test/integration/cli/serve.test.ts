@@ -44,10 +44,10 @@ describe('lunkit serve', () => {
       );
       expect(err?.code).toBe(1);
       expect(err?.stderr).toContain('backstores.d.size: "10X": unknown unit "X"');
-      const missingBackstore = await run(process.execPath, [LUNKIT_BIN, 'serve', '--config', join(dir, 'nope.json')], { timeout: 15_000 }).catch(
+      const missingFile = await run(process.execPath, [LUNKIT_BIN, 'serve', '--config', join(dir, 'nope.json')], { timeout: 15_000 }).catch(
         (e: { code: number; stderr: string }) => e,
       );
-      expect((missingBackstore as { stderr: string }).stderr).toMatch(/cannot read the file/);
+      expect((missingFile as { stderr: string }).stderr).toMatch(/cannot read the file/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

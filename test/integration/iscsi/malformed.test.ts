@@ -154,4 +154,26 @@ describe('malformed iSCSI input', () => {
     expect(await tur(c)).toBe(0);
     await othersStillServed();
   });
+
+  it('ABORT TASK for a command that never arrived plugs its CmdSN hole (RFC 7143 §11.5.1 b)', async () => {
+    const c = await client();
+    await c.login(INITIATOR, IQN);
+    expect(await tur(c)).toBe(0); // consumes the POWER ON unit attention
+    const lost = c.cmdSN++; // a command "lost" on the way: never sent
+    const tmf = Buffer.alloc(48);
+    tmf[0] = 0x40 | 0x02; // immediate Task Management Function Request
+    tmf[1] = 0x80 | 0x01; // ABORT TASK
+    tmf.writeUInt32BE(0x9999, 16); // ITT
+    tmf.writeUInt32BE(0x4242, 20); // Referenced Task Tag
+    tmf.writeUInt32BE(c.cmdSN, 24);
+    tmf.writeUInt32BE(c.expStatSN, 28);
+    tmf.writeUInt32BE(lost, 32); // RefCmdSN
+    c.send({ bhs: tmf });
+    let resp;
+    do resp = await c.next();
+    while (resp && resp.opcode !== 0x22);
+    expect(resp?.bhs[2]).toBe(0); // function complete
+    // The next command must run, not wait behind the hole.
+    expect(await tur(c)).toBe(0);
+  });
 });
