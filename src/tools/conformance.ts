@@ -7,7 +7,7 @@
 // result is below the floor given with --min-pass / --max-fail.
 //
 //   node dist/tools/conformance.js [--test ALL] [--min-pass 175] [--max-fail 0]
-//                                  [--log FILE] [--size 256M] [--dir DIR]
+//                                  [--log FILE] [--size 256M] [--dir DIR] [--block-size 512|4096]
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -34,6 +34,8 @@ export interface ConformanceOptions {
   timeoutMs?: number;
   /** Serve the LUN as a removable medium (INQUIRY RMB=1). */
   removable?: boolean;
+  /** Logical block size of the LUN (default 512). */
+  blockSize?: 512 | 4096;
 }
 
 function waitForLine(child: ChildProcess, re: RegExp, timeoutMs: number): Promise<RegExpExecArray> {
@@ -89,7 +91,7 @@ export async function runConformance(opts: ConformanceOptions = {}): Promise<CuS
   await writeFile(
     cfgPath,
     JSON.stringify({
-      backstores: { thin0: { type: 'file', path: join(dir, 'thin0.img'), size: opts.size ?? '256M', thin: true, removable: opts.removable ?? false } },
+      backstores: { thin0: { type: 'file', path: join(dir, 'thin0.img'), size: opts.size ?? '256M', thin: true, removable: opts.removable ?? false, blockSize: opts.blockSize ?? 512 } },
       iscsi: {
         targets: {
           [CONFORMANCE_IQN]: {
@@ -136,10 +138,13 @@ async function cli(): Promise<void> {
       log: { type: 'string' },
       size: { type: 'string', default: '256M' },
       dir: { type: 'string' },
+      'block-size': { type: 'string', default: '512' },
       json: { type: 'boolean', default: false },
     },
   });
-  const s = await runConformance({ test: values.test, log: values.log, size: values.size, dir: values.dir });
+  const blockSize = Number(values['block-size']);
+  if (blockSize !== 512 && blockSize !== 4096) throw new Error(`--block-size ${values['block-size']}: use 512 or 4096`);
+  const s = await runConformance({ test: values.test, log: values.log, size: values.size, dir: values.dir, blockSize });
   process.stdout.write(values.json ? JSON.stringify(s) + '\n' : formatCuSummary(s) + '\n');
   const minPass = Number(values['min-pass']);
   const maxFail = Number(values['max-fail']);

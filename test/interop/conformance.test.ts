@@ -9,8 +9,8 @@ import { runConformance } from '../../src/tools/conformance.js';
 export const CONFORMANCE_FLOOR = 196;
 
 describe('iscsi-test-cu ALL against a thin file LUN', () => {
-  it(`has 0 failures and at least ${CONFORMANCE_FLOOR} real passes`, async () => {
-    const s = await runConformance({ timeoutMs: 600_000 });
+  it.each([512, 4096] as const)(`%i-byte blocks: 0 failures and at least ${CONFORMANCE_FLOOR} real passes`, async (blockSize) => {
+    const s = await runConformance({ timeoutMs: 600_000, blockSize });
     const report = formatCuSummary(s);
     console.log(report);
     expect(s.tests).toBeGreaterThanOrEqual(230);
