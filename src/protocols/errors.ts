@@ -11,6 +11,9 @@ export type LunkitErrorCode =
   | 'ERR_ISCSI_NEGOTIATION'
   | 'ERR_ISCSI_CHAP'
   | 'ERR_LUN_UNSUPPORTED'
+  | 'ERR_NBD_BAD_MAGIC'
+  | 'ERR_NBD_TOO_LARGE'
+  | 'ERR_NBD_MALFORMED'
   // Other layers may add their own codes; the union is open.
   | (string & { readonly __lunkitErrorCode?: never });
 
