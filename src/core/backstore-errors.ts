@@ -3,6 +3,7 @@
 // `code`; the core never inspects messages.
 
 import type { SenseReason } from './sense-reasons.js';
+import { NbdErrno } from '../protocols/nbd/constants.js';
 
 export type BackstoreOp = 'read' | 'write' | 'flush' | 'unmap';
 
@@ -41,17 +42,8 @@ export function errnoToSense(err: unknown, op: BackstoreOp): SenseReason {
   }
 }
 
-/** Linux errno values the NBD protocol carries (doc/proto.md "Error values"). */
-export const NbdErrno = {
-  EPERM: 1,
-  EIO: 5,
-  ENOMEM: 12,
-  EINVAL: 22,
-  ENOSPC: 28,
-  EOVERFLOW: 75,
-  ENOTSUP: 95,
-  ESHUTDOWN: 108,
-} as const;
+// The NBD errno values live with the NBD wire constants; re-exported for callers of errnoToNbd.
+export { NbdErrno };
 
 /** Map a backstore error to the errno an NBD server sends (EIO for the unknown). */
 export function errnoToNbd(err: unknown): number {
