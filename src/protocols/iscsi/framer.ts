@@ -15,6 +15,7 @@ import { LunkitError } from '../errors.js';
 import { BHS_LENGTH, DIGEST_LENGTH } from './constants.js';
 import { crc32c, readDigest } from './crc32c.js';
 import { padLength } from './pdu.js';
+import { ByteQueue } from '../byte-queue.js';
 
 /** One framed PDU, before decoding (decodePdu(bhs, ahs, data)). */
 export interface RawPdu {
@@ -53,12 +54,7 @@ export class PduFramer {
   private readonly onPdu: (frame: RawPdu) => void;
   private readonly onError: (err: LunkitError, bhs?: Buffer) => void;
 
-  // Pending input: chunks[head..] with the first `offset` bytes of
-  // chunks[head] already consumed; `buffered` bytes in all.
-  private chunks: Buffer[] = [];
-  private head = 0;
-  private offset = 0;
-  private buffered = 0;
+  private readonly queue = new ByteQueue();
 
   // The PDU being assembled: header already taken, waiting for its data.
   private pendingHeader: { bhs: Buffer; ahs: Buffer; dataLength: number; dataDigest: boolean } | undefined;
@@ -87,10 +83,7 @@ export class PduFramer {
   /** Stop delivering PDUs and drop buffered input (e.g. the connection is closing). */
   stop(): void {
     this.stopped = true;
-    this.chunks = [];
-    this.head = 0;
-    this.offset = 0;
-    this.buffered = 0;
+    this.queue.clear();
     this.pendingHeader = undefined;
   }
 
@@ -101,14 +94,13 @@ export class PduFramer {
 
   /** Bytes received but not yet part of a delivered PDU. */
   get bufferedBytes(): number {
-    return this.buffered;
+    return this.queue.buffered;
   }
 
   /** Feed bytes from the socket. Delivers every complete PDU synchronously. */
   push(chunk: Buffer): void {
     if (this.stopped || chunk.length === 0) return;
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
+    this.queue.push(chunk);
     // onPdu may call push() again (unlikely, but keep delivery ordered).
     if (this.pushing) return;
     this.pushing = true;
@@ -122,12 +114,12 @@ export class PduFramer {
   private drain(): void {
     while (!this.stopped) {
       if (this.pendingHeader === undefined) {
-        if (this.buffered < BHS_LENGTH) return;
+        if (this.queue.buffered < BHS_LENGTH) return;
         // Peek the lengths before taking anything: cap first, allocate later.
-        const ahsLength = this.byteAt(4) * 4;
-        const dataLength = (this.byteAt(5) << 16) | (this.byteAt(6) << 8) | this.byteAt(7);
+        const ahsLength = this.queue.byteAt(4) * 4;
+        const dataLength = (this.queue.byteAt(5) << 16) | (this.queue.byteAt(6) << 8) | this.queue.byteAt(7);
         if (dataLength > this.maxDataSegmentLength) {
-          const bhs = this.take(BHS_LENGTH);
+          const bhs = this.queue.take(BHS_LENGTH);
           this.fail(
             new LunkitError(
               'ERR_PDU_TOO_LARGE',
@@ -139,8 +131,8 @@ export class PduFramer {
         }
         const hd = this.headerDigest ? DIGEST_LENGTH : 0;
         const headerLength = BHS_LENGTH + ahsLength + hd;
-        if (this.buffered < headerLength) return;
-        const header = this.take(headerLength);
+        if (this.queue.buffered < headerLength) return;
+        const header = this.queue.take(headerLength);
         const bhs = header.subarray(0, BHS_LENGTH);
         const ahs = ahsLength === 0 ? EMPTY : header.subarray(BHS_LENGTH, BHS_LENGTH + ahsLength);
         if (hd !== 0) {
@@ -160,8 +152,8 @@ export class PduFramer {
         const padded = ph.dataLength + padLength(ph.dataLength);
         // §13.1: no data digest when there is no data segment.
         const segmentLength = padded + (ph.dataDigest ? DIGEST_LENGTH : 0);
-        if (this.buffered < segmentLength) return;
-        const segment = this.take(segmentLength);
+        if (this.queue.buffered < segmentLength) return;
+        const segment = this.queue.take(segmentLength);
         data = segment.subarray(0, ph.dataLength);
         if (ph.dataDigest) {
           // §13.1: the data digest covers the data and its padding.
@@ -176,54 +168,5 @@ export class PduFramer {
   private fail(err: LunkitError, bhs: Buffer): void {
     this.stop();
     this.onError(err, bhs);
-  }
-
-  /** The byte `i` positions ahead in the buffered input (i < buffered). */
-  private byteAt(i: number): number {
-    let idx = this.head;
-    let pos = this.offset + i;
-    while (pos >= this.chunks[idx].length) {
-      pos -= this.chunks[idx].length;
-      idx++;
-    }
-    return this.chunks[idx][pos];
-  }
-
-  /** Consume `n` buffered bytes (n <= buffered): a view if they lie in one chunk, else one copy. */
-  private take(n: number): Buffer {
-    const first = this.chunks[this.head];
-    const avail = first.length - this.offset;
-    let out: Buffer;
-    if (avail >= n) {
-      out = first.subarray(this.offset, this.offset + n);
-      this.offset += n;
-      if (this.offset === first.length) this.advanceChunk();
-    } else {
-      out = Buffer.allocUnsafe(n);
-      let filled = 0;
-      while (filled < n) {
-        const c = this.chunks[this.head];
-        const m = Math.min(c.length - this.offset, n - filled);
-        c.copy(out, filled, this.offset, this.offset + m);
-        filled += m;
-        this.offset += m;
-        if (this.offset === c.length) this.advanceChunk();
-      }
-    }
-    this.buffered -= n;
-    return out;
-  }
-
-  private advanceChunk(): void {
-    this.offset = 0;
-    this.head++;
-    if (this.head === this.chunks.length) {
-      this.chunks.length = 0;
-      this.head = 0;
-    } else if (this.head >= 64) {
-      // Compact now and then so the array does not grow without bound.
-      this.chunks = this.chunks.slice(this.head);
-      this.head = 0;
-    }
   }
 }

@@ -34,95 +34,9 @@ import {
 import { decodeClientFlags, decodeOptionHeader } from './handshake.js';
 import { decodeReplyChunkHeader, decodeRequest, decodeSimpleReply } from './transmission.js';
 import type { NbdRequest, ReplyChunkHeader } from './transmission.js';
+import { ByteQueue } from '../byte-queue.js';
 
 const EMPTY: Buffer = Buffer.alloc(0);
-
-/** A queue of pushed chunks with view-or-copy extraction. */
-class ByteQueue {
-  private chunks: Buffer[] = [];
-  private head = 0;
-  private offset = 0;
-  buffered = 0;
-
-  push(chunk: Buffer): void {
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
-  }
-
-  clear(): void {
-    this.chunks = [];
-    this.head = 0;
-    this.offset = 0;
-    this.buffered = 0;
-  }
-
-  /** The byte i positions ahead (i < buffered). */
-  byteAt(i: number): number {
-    let idx = this.head;
-    let pos = this.offset + i;
-    while (pos >= this.chunks[idx].length) {
-      pos -= this.chunks[idx].length;
-      idx++;
-    }
-    return this.chunks[idx][pos];
-  }
-
-  /** Big-endian u32 at i ahead, without consuming. */
-  u32At(i: number): number {
-    return ((this.byteAt(i) << 24) | (this.byteAt(i + 1) << 16) | (this.byteAt(i + 2) << 8) | this.byteAt(i + 3)) >>> 0;
-  }
-
-  /** Consume n bytes (n <= buffered): a view if in one chunk, else one copy. */
-  take(n: number): Buffer {
-    if (n === 0) return EMPTY;
-    const first = this.chunks[this.head];
-    const avail = first.length - this.offset;
-    if (avail >= n) {
-      const out = first.subarray(this.offset, this.offset + n);
-      this.offset += n;
-      if (this.offset === first.length) this.advance();
-      this.buffered -= n;
-      return out;
-    }
-    const out = Buffer.allocUnsafe(n);
-    let filled = 0;
-    while (filled < n) {
-      const c = this.chunks[this.head];
-      const k = Math.min(c.length - this.offset, n - filled);
-      c.copy(out, filled, this.offset, this.offset + k);
-      filled += k;
-      this.offset += k;
-      if (this.offset === c.length) this.advance();
-    }
-    this.buffered -= n;
-    return out;
-  }
-
-  /** Drop up to n bytes without copying; returns how many were dropped. */
-  discard(n: number): number {
-    let left = Math.min(n, this.buffered);
-    const dropped = left;
-    while (left > 0) {
-      const c = this.chunks[this.head];
-      const k = Math.min(c.length - this.offset, left);
-      this.offset += k;
-      left -= k;
-      if (this.offset === c.length) this.advance();
-    }
-    this.buffered -= dropped;
-    return dropped;
-  }
-
-  private advance(): void {
-    this.head++;
-    this.offset = 0;
-    // Compact occasionally so the array does not grow without bound.
-    if (this.head > 64 && this.head * 2 > this.chunks.length) {
-      this.chunks = this.chunks.slice(this.head);
-      this.head = 0;
-    }
-  }
-}
 
 export interface FramerErrorSink {
   onError(err: LunkitError): void;
