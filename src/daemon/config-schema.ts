@@ -116,6 +116,29 @@ export const TargetSchema = z.strictObject({
   tpgs: z.record(z.string().regex(/^\d+$/, 'TPG tags are integers 1..65535'), TpgSchema),
 });
 
+const nbdListen = z.string().transform((v, ctx) => {
+  // "host:port", "[v6]:port" or "host" (port 10809, proto.md).
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(v);
+  const port = m?.[3] === undefined ? 10809 : Number(m[3]);
+  if (!m || port > 65535) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not host:port (e.g. 127.0.0.1:10809, [::1]:10809)` });
+    return z.NEVER;
+  }
+  return { host: m[1] ?? m[2], port };
+});
+
+export const NbdExportSchema = z.strictObject({
+  backstore: name,
+  readOnly: z.boolean().default(false),
+  description: z.string().max(4096).optional(),
+});
+
+export const NbdSchema = z.strictObject({
+  listen: z.array(nbdListen).min(1, 'NBD needs at least one listen address').default([{ host: '127.0.0.1', port: 10809 }]),
+  /** Export name (what clients ask for) -> backstore. */
+  exports: z.record(z.string().max(4096), NbdExportSchema).default({}),
+});
+
 export const ConfigSchema = z.strictObject({
   version: z.literal(CONFIG_VERSION).default(CONFIG_VERSION),
   backstores: z.record(name, BackstoreSchema).default({}),
@@ -127,8 +150,11 @@ export const ConfigSchema = z.strictObject({
       targets: z.record(z.string(), TargetSchema).default({}),
     })
     .default({ targets: {} }),
+  /** NBD server fabric; absent: no NBD listener. */
+  nbd: NbdSchema.optional(),
 });
 
 export type LunkitConfig = z.output<typeof ConfigSchema>;
 export type BackstoreConfig = z.output<typeof BackstoreSchema>;
+export type NbdConfigData = z.output<typeof NbdSchema>;
 export type TpgConfigData = z.output<typeof TpgSchema>;

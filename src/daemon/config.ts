@@ -69,6 +69,9 @@ export function parseConfig(input: unknown, source = ''): LunkitConfig {
     }
     if (bs.size === 0) problems.push(`${pathOf(['backstores', bsName, 'size'])}: size must be greater than 0`);
   }
+  for (const [exp, e] of Object.entries(cfg.nbd?.exports ?? {})) {
+    if (!(e.backstore in cfg.backstores)) problems.push(`${pathOf(['nbd', 'exports', exp, 'backstore'])}: no backstore named "${e.backstore}"`);
+  }
   if (cfg.iscsi.discoveryAuth?.enabled && !cfg.iscsi.discoveryAuth.chap) {
     problems.push('iscsi.discoveryAuth: enabled needs chap credentials');
   }

@@ -11,6 +11,7 @@ import { ScsiCore } from '../core/engine.js';
 import type { BackstoreOps, ScsiDeviceHandle } from '../core/types.js';
 import { createBackstore } from '../backstores/index.js';
 import { IscsiTargetServer } from '../fabrics/iscsi/server.js';
+import { NbdServer } from '../fabrics/nbd/server.js';
 import type { AclConfig, IscsiTargetConfig, TpgConfig } from '../fabrics/iscsi/config.js';
 import type { LunkitConfig } from './config-schema.js';
 import { silentLogger, type Logger } from '../util/log.js';
@@ -31,6 +32,8 @@ export class LunkitRuntime {
     readonly core: ScsiCore,
     readonly backstores: Map<string, { ops: BackstoreOps; device: ScsiDeviceHandle }>,
     readonly iscsi: IscsiTargetServer,
+    /** The NBD server fabric, when the configuration has an `nbd` section. */
+    readonly nbd: NbdServer | undefined,
     private readonly logger: Logger,
   ) {}
 
@@ -39,6 +42,7 @@ export class LunkitRuntime {
     const core = new ScsiCore();
     const backstores = new Map<string, { ops: BackstoreOps; device: ScsiDeviceHandle }>();
     let iscsi: IscsiTargetServer | undefined;
+    let nbd: NbdServer | undefined;
     try {
       for (const [name, bs] of Object.entries(cfg.backstores)) {
         const ops = await createBackstore(
@@ -75,8 +79,19 @@ export class LunkitRuntime {
       }
       await iscsi.listen();
       for (const a of iscsi.addresses()) logger.info('iSCSI portal listening', { host: a.host, port: a.port });
-      return new LunkitRuntime(core, backstores, iscsi, logger);
+      if (cfg.nbd) {
+        nbd = new NbdServer(core, { logger, listen: cfg.nbd.listen.map((a) => ({ host: a.host, port: a.port })) });
+        for (const [exp, e] of Object.entries(cfg.nbd.exports)) {
+          const bs = backstores.get(e.backstore);
+          if (!bs) throw new Error(`NBD export "${exp}" names the missing backstore "${e.backstore}"`);
+          nbd.setExport(exp, { device: bs.device, readOnly: e.readOnly, description: e.description });
+        }
+        await nbd.listen();
+        for (const a of nbd.addresses()) logger.info('NBD server listening', { host: a.host, port: a.port });
+      }
+      return new LunkitRuntime(core, backstores, iscsi, nbd, logger);
     } catch (e) {
+      await nbd?.close({ graceMs: 0 }).catch(() => {});
       await iscsi?.close({ graceMs: 0 }).catch(() => {});
       for (const { ops } of backstores.values()) await ops.close().catch(() => {});
       throw e;
@@ -87,11 +102,17 @@ export class LunkitRuntime {
     return this.iscsi.addresses();
   }
 
+  /** NBD listeners (empty without an `nbd` section). */
+  nbdAddresses(): ListeningPortal[] {
+    return this.nbd?.addresses() ?? [];
+  }
+
   /** Idempotent; resolves when every backstore is flushed and closed. */
   stop(graceMs = 5000): Promise<void> {
     this.stopping ??= (async () => {
       this.logger.info('stopping', { graceMs });
       await this.iscsi.close({ graceMs }).catch((e: unknown) => this.logger.warn('iSCSI close failed', { err: e }));
+      await this.nbd?.close({ graceMs }).catch((e: unknown) => this.logger.warn('NBD close failed', { err: e }));
       await this.core.flushAll().catch((e: unknown) => this.logger.warn('flush failed', { err: e }));
       for (const [name, { ops }] of this.backstores) {
         await ops.close().catch((e: unknown) => this.logger.warn('backstore close failed', { name, err: e }));

@@ -14,7 +14,7 @@ afterEach(async () => {
 
 describe('lunkit demo', () => {
   it('serves a LUN that iscsi-ls lists and iscsi-inq reads, and exits 0 on SIGTERM', async () => {
-    proc = await startLunkit(['demo', '--port', '0', '--size', '64M', '--log-level', 'warn']);
+    proc = await startLunkit(['demo', '--port', '0', '--nbd-port', '0', '--size', '64M', '--log-level', 'warn']);
     const url = /URL:\s+(iscsi:\/\/\S+)/.exec(proc.stdout())![1];
     expect(url).toMatch(/^iscsi:\/\/127\.0\.0\.1:\d+\/iqn\.2026-11\.io\.lunkit:demo\/0$/);
     const base = url.replace(/iqn.*$/, '');
@@ -29,6 +29,6 @@ describe('lunkit demo', () => {
   });
 
   it('refuses an invalid --size with the reason', async () => {
-    await expect(startLunkit(['demo', '--port', '0', '--size', '10X'], { timeoutMs: 10_000 })).rejects.toThrow(/unknown unit "X"/);
+    await expect(startLunkit(['demo', '--port', '0', '--nbd-port', '0', '--size', '10X'], { timeoutMs: 10_000 })).rejects.toThrow(/unknown unit "X"/);
   });
 });

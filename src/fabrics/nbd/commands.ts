@@ -1,0 +1,171 @@
+// The NBD fabric's translation table: NBD requests become SCSI CDBs submitted
+// through the core (ARCHITECTURE.md "One door into the core"), and CHECK
+// CONDITION sense comes back as an NBD errno (proto.md "Error values").
+// Everything here is pure so the mapping can be tested without sockets.
+
+import { NbdErrno, NbdTransmissionFlag } from '../../protocols/nbd/index.js';
+
+// --- What the fabric learned about an export's LU (READ CAPACITY(16), MODE SENSE) --
+
+export interface ExportGeometry {
+  /** Logical block size in bytes (READ CAPACITY(16) bytes 8-11). */
+  blockSize: number;
+  /** Size in bytes (blocks x blockSize). */
+  size: bigint;
+  /** LBPME: the LU is thin-provisioned and accepts UNMAP (SBC-3 §5.16.2). */
+  thin: boolean;
+  /** LBPRZ: unmapped blocks read back as zeroes. */
+  unmapReadsZero: boolean;
+  /** MODE SENSE device-specific parameter WP bit: the LU itself is write protected. */
+  writeProtected: boolean;
+}
+
+/**
+ * Transmission flags for an export (proto.md "Transmission flags"). FLUSH and
+ * FUA map to SYNCHRONIZE CACHE and the FUA bit of WRITE(16), which the core
+ * always accepts; TRIM only when the LU is thin (UNMAP would fail otherwise);
+ * writes of any kind are not offered on a read-only export.
+ */
+export function deriveTransmissionFlags(geo: ExportGeometry, exportReadOnly: boolean): number {
+  const F = NbdTransmissionFlag;
+  let flags = F.HAS_FLAGS | F.SEND_FLUSH;
+  if (exportReadOnly || geo.writeProtected) return flags | F.READ_ONLY;
+  flags |= F.SEND_FUA | F.SEND_WRITE_ZEROES;
+  if (geo.thin) flags |= F.SEND_TRIM;
+  return flags;
+}
+
+/** Parses READ CAPACITY(16) parameter data (SBC-3 §5.16.2). */
+export function parseReadCapacity16(data: Buffer): { blocks: bigint; blockSize: number; thin: boolean; unmapReadsZero: boolean } {
+  if (data.length < 16) throw new Error(`READ CAPACITY(16) returned ${data.length} bytes`);
+  return {
+    blocks: data.readBigUInt64BE(0) + 1n,
+    blockSize: data.readUInt32BE(8),
+    thin: (data[14] & 0x80) !== 0,
+    unmapReadsZero: (data[14] & 0x40) !== 0,
+  };
+}
+
+// --- Sense -> errno ------------------------------------------------------------------
+
+const SK_NOT_READY = 0x2;
+const SK_MEDIUM_ERROR = 0x3;
+const SK_HARDWARE_ERROR = 0x4;
+const SK_ILLEGAL_REQUEST = 0x5;
+const SK_DATA_PROTECT = 0x7;
+
+/** Key/ASC/ASCQ of fixed (0x70/0x71) or descriptor (0x72/0x73) sense; undefined if unreadable. */
+export function senseCodes(sense: Buffer | undefined): { key: number; asc: number; ascq: number } | undefined {
+  if (!sense || sense.length < 4) return undefined;
+  const code = sense[0] & 0x7f;
+  if ((code === 0x70 || code === 0x71) && sense.length >= 14) return { key: sense[2] & 0x0f, asc: sense[12], ascq: sense[13] };
+  if (code === 0x72 || code === 0x73) return { key: sense[1] & 0x0f, asc: sense[2], ascq: sense[3] };
+  return undefined;
+}
+
+/**
+ * The NBD errno for a failed SCSI command. proto.md "Error values": a write
+ * or write-zeroes past the end SHOULD fail with ENOSPC, any other bad range
+ * or field with EINVAL; write protection is EPERM; a thin pool that cannot
+ * allocate is ENOSPC; everything else on the medium is EIO.
+ */
+export function senseToErrno(sense: Buffer | undefined, isWrite: boolean): number {
+  const s = senseCodes(sense);
+  if (!s) return NbdErrno.EIO;
+  switch (s.key) {
+    case SK_ILLEGAL_REQUEST:
+      // LBA OUT OF RANGE (21/00) on a write means "no room past the end".
+      if (s.asc === 0x21 && s.ascq === 0x00 && isWrite) return NbdErrno.ENOSPC;
+      return NbdErrno.EINVAL;
+    case SK_DATA_PROTECT:
+      // SPACE ALLOCATION FAILED WRITE PROTECT (27/07, SBC-3 §4.7.3.6).
+      if (s.asc === 0x27 && s.ascq === 0x07) return NbdErrno.ENOSPC;
+      return NbdErrno.EPERM;
+    case SK_MEDIUM_ERROR:
+    case SK_HARDWARE_ERROR:
+    case SK_NOT_READY:
+      return NbdErrno.EIO;
+    default:
+      return NbdErrno.EIO;
+  }
+}
+
+// --- CDB builders (SBC-3 §5) ------------------------------------------------------------
+
+/** READ(16) 0x88 / WRITE(16) 0x8a: LBA(8) at 2, transfer length(4) at 10; FUA is byte 1 bit 3. */
+export function rw16(write: boolean, lba: bigint, blocks: number, fua: boolean): Buffer {
+  const cdb = Buffer.alloc(16);
+  cdb[0] = write ? 0x8a : 0x88;
+  if (fua) cdb[1] = 0x08;
+  cdb.writeBigUInt64BE(lba, 2);
+  cdb.writeUInt32BE(blocks, 10);
+  return cdb;
+}
+
+/** SYNCHRONIZE CACHE(16) 0x91 over the whole LU (LBA 0, 0 blocks = to the end). */
+export function synchronizeCache16(): Buffer {
+  const cdb = Buffer.alloc(16);
+  cdb[0] = 0x91;
+  return cdb;
+}
+
+/** WRITE SAME(16) 0x93: byte 1 has UNMAP (0x08) and NDOB (0x01); NDOB sends no data. */
+export function writeSame16(lba: bigint, blocks: number, unmap: boolean): Buffer {
+  const cdb = Buffer.alloc(16);
+  cdb[0] = 0x93;
+  cdb[1] = (unmap ? 0x08 : 0) | 0x01;
+  cdb.writeBigUInt64BE(lba, 2);
+  cdb.writeUInt32BE(blocks, 10);
+  return cdb;
+}
+
+/** Largest block count one UNMAP block descriptor may carry (our VPD 0xB0 limit). */
+export const UNMAP_DESCRIPTOR_BLOCKS = 0x100000;
+/** WRITE SAME pieces stay well under the core's 64 MiB MAX WRITE SAME LENGTH. */
+export const WRITE_SAME_CHUNK_BYTES = 32 * 1024 * 1024;
+
+/**
+ * UNMAP 0x42 (SBC-3 §5.28) and its parameter list: an 8-byte header, then one
+ * 16-byte descriptor per piece of at most UNMAP_DESCRIPTOR_BLOCKS blocks.
+ */
+export function unmap(lba: bigint, blocks: number): { cdb: Buffer; param: Buffer } {
+  const pieces: Array<[bigint, number]> = [];
+  let at = lba;
+  let left = blocks;
+  while (left > 0) {
+    const n = Math.min(left, UNMAP_DESCRIPTOR_BLOCKS);
+    pieces.push([at, n]);
+    at += BigInt(n);
+    left -= n;
+  }
+  const param = Buffer.alloc(8 + 16 * pieces.length);
+  param.writeUInt16BE(param.length - 2, 0);
+  param.writeUInt16BE(16 * pieces.length, 2);
+  pieces.forEach(([l, n], i) => {
+    param.writeBigUInt64BE(l, 8 + 16 * i);
+    param.writeUInt32BE(n, 16 + 16 * i);
+  });
+  const cdb = Buffer.alloc(10);
+  cdb[0] = 0x42;
+  cdb.writeUInt16BE(param.length, 7);
+  return { cdb, param };
+}
+
+/** TEST UNIT READY: used to drain the POWER ON/RESET unit attention of a new nexus. */
+export function testUnitReady(): Buffer {
+  return Buffer.alloc(6);
+}
+
+/** READ CAPACITY(16): SERVICE ACTION IN(16) 0x9e / 0x10, allocation length 32. */
+export function readCapacity16(): Buffer {
+  const cdb = Buffer.alloc(16);
+  cdb[0] = 0x9e;
+  cdb[1] = 0x10;
+  cdb.writeUInt32BE(32, 10);
+  return cdb;
+}
+
+/** MODE SENSE(6) with DBD, page 0x3f: only the header's WP bit is used. */
+export function modeSense6(): Buffer {
+  return Buffer.from([0x1a, 0x08, 0x3f, 0x00, 0xff, 0x00]);
+}
