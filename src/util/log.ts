@@ -1,7 +1,6 @@
 // A small leveled logger for the daemon: one line per event on stderr,
-// "time level msg key=value...". Control path and data path debug switch
-// separately (nbdkit's controlpath_debug/datapath_debug): LUNKIT_DEBUG=control,data.
-// Secrets never reach it: callers pass no passwords, and keys named like one
+// "time level msg key=value..."; LUNKIT_LOG_LEVEL or --log-level sets the
+// threshold. Secrets never reach it: callers pass no passwords, and keys named like one
 // are redacted here as a second fence.
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
