@@ -116,7 +116,16 @@ export const TargetSchema = z.strictObject({
   tpgs: z.record(z.string().regex(/^\d+$/, 'TPG tags are integers 1..65535'), TpgSchema),
 });
 
-const nbdListen = z.string().transform((v, ctx) => {
+const nbdListen = z.string().transform((v, ctx): { host: string; port: number } | { path: string } => {
+  // "unix:/abs/path.sock" is a Unix socket listener.
+  if (v.startsWith('unix:')) {
+    const path = v.slice('unix:'.length);
+    if (!path.startsWith('/')) {
+      ctx.addIssue({ code: 'custom', message: `"${v}" needs an absolute socket path (e.g. unix:/run/lunkit/nbd.sock)` });
+      return z.NEVER;
+    }
+    return { path };
+  }
   // "host:port", "[v6]:port" or "host" (port 10809, proto.md).
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(v);
   const port = m?.[3] === undefined ? 10809 : Number(m[3]);

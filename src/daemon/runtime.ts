@@ -80,7 +80,10 @@ export class LunkitRuntime {
       await iscsi.listen();
       for (const a of iscsi.addresses()) logger.info('iSCSI portal listening', { host: a.host, port: a.port });
       if (cfg.nbd) {
-        nbd = new NbdServer(core, { logger, listen: cfg.nbd.listen.map((a) => ({ host: a.host, port: a.port })) });
+        nbd = new NbdServer(core, {
+          logger,
+          listen: cfg.nbd.listen.map((a) => ('path' in a ? { path: a.path } : { host: a.host, port: a.port })),
+        });
         for (const [exp, e] of Object.entries(cfg.nbd.exports)) {
           const bs = backstores.get(e.backstore);
           if (!bs) throw new Error(`NBD export "${exp}" names the missing backstore "${e.backstore}"`);
@@ -88,6 +91,7 @@ export class LunkitRuntime {
         }
         await nbd.listen();
         for (const a of nbd.addresses()) logger.info('NBD server listening', { host: a.host, port: a.port });
+        for (const path of nbd.unixPaths()) logger.info('NBD server listening', { socket: path });
       }
       return new LunkitRuntime(core, backstores, iscsi, nbd, logger);
     } catch (e) {
@@ -105,6 +109,11 @@ export class LunkitRuntime {
   /** NBD listeners (empty without an `nbd` section). */
   nbdAddresses(): ListeningPortal[] {
     return this.nbd?.addresses() ?? [];
+  }
+
+  /** NBD Unix socket listeners (their paths). */
+  nbdSocketPaths(): string[] {
+    return this.nbd?.unixPaths() ?? [];
   }
 
   /** Idempotent; resolves when every backstore is flushed and closed. */

@@ -23,12 +23,14 @@ beforeAll(async () => {
       backstores: {
         disk: { type: 'file', path: join(dir, 'disk.img'), size: '32M' },
         ro: { type: 'ramdisk', size: '4M', blockSize: 4096 },
+        map: { type: 'file', path: join(dir, 'map.img'), size: '16M' },
       },
       nbd: {
-        listen: ['127.0.0.1:0'],
+        listen: ['127.0.0.1:0', `unix:${join(dir, 'nbd.sock')}`],
         exports: {
           disk: { backstore: 'disk', description: 'thin file disk' },
           ro: { backstore: 'ro', readOnly: true, description: 'read-only ramdisk' },
+          map: { backstore: 'map' },
         },
       },
     }),
@@ -42,11 +44,11 @@ afterAll(async () => {
 });
 
 describe('nbdinfo', () => {
-  it('lists both exports with their descriptions', async () => {
+  it('lists the exports with their descriptions', async () => {
     const { stdout } = await run('nbdinfo', ['--list', '--json', `nbd://127.0.0.1:${port}`], { timeout: 30_000 });
     const info = JSON.parse(stdout) as { exports: Array<{ 'export-name': string; description?: string; 'export-size': number }> };
     const byName = new Map(info.exports.map((e) => [e['export-name'], e]));
-    expect([...byName.keys()].sort()).toEqual(['disk', 'ro']);
+    expect([...byName.keys()].sort()).toEqual(['disk', 'map', 'ro']);
     expect(byName.get('disk')?.description).toBe('thin file disk');
     expect(byName.get('ro')?.['export-size']).toBe(4 * 1024 * 1024);
   });
@@ -101,4 +103,36 @@ describe('qemu-img over nbd://', () => {
       run('qemu-img', ['convert', '-n', '-f', 'raw', '-O', 'raw', src, `nbd://127.0.0.1:${port}/ro`], { timeout: 60_000 }),
     ).rejects.toThrow();
   }, 90_000);
+});
+
+describe('base:allocation', () => {
+  it('nbdinfo lists base:allocation among the contexts', async () => {
+    const { stdout } = await run('nbdinfo', ['--json', `nbd://127.0.0.1:${port}/map`], { timeout: 30_000 });
+    const exp = ((JSON.parse(stdout) as Record<string, unknown>).exports as Array<Record<string, unknown>>)[0];
+    expect(exp.contexts).toContain('base:allocation');
+    expect(exp.can_cache).toBe(true);
+    expect(exp.can_fast_zero).toBe(true);
+  });
+
+  it('nbdinfo --map shows the 1 MiB qemu-img wrote as data and the rest as a zero hole', async () => {
+    const src = join(dir, 'one.raw');
+    await writeFile(src, randomBytes(1024 * 1024));
+    await run('qemu-img', ['convert', '-n', '-f', 'raw', '-O', 'raw', src, `nbd://127.0.0.1:${port}/map`], { timeout: 60_000 });
+    const { stdout } = await run('nbdinfo', ['--map', '--json', `nbd://127.0.0.1:${port}/map`], { timeout: 30_000 });
+    const map = JSON.parse(stdout) as Array<{ offset: number; length: number; type: number }>;
+    expect(map[0]).toMatchObject({ offset: 0, length: 1024 * 1024, type: 0 });
+    expect(map.slice(1).every((e) => e.type === 3)).toBe(true);
+    const last = map[map.length - 1];
+    expect(last.offset + last.length).toBe(16 * 1024 * 1024);
+  }, 90_000);
+});
+
+describe('Unix socket listener', () => {
+  it('nbdinfo reaches an export over nbd+unix://', async () => {
+    const sock = join(dir, 'nbd.sock');
+    const { stdout } = await run('nbdinfo', ['--json', `nbd+unix:///map?socket=${sock}`], { timeout: 30_000 });
+    const exp = ((JSON.parse(stdout) as Record<string, unknown>).exports as Array<Record<string, unknown>>)[0];
+    expect(exp['export-name']).toBe('map');
+    expect(exp['export-size']).toBe(16 * 1024 * 1024);
+  });
 });

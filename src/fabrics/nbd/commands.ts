@@ -22,15 +22,17 @@ export interface ExportGeometry {
 
 /**
  * Transmission flags for an export (proto.md "Transmission flags"). FLUSH and
- * FUA map to SYNCHRONIZE CACHE and the FUA bit of WRITE(16), which the core
- * always accepts; TRIM only when the LU is thin (UNMAP would fail otherwise);
- * writes of any kind are not offered on a read-only export.
+ * FUA map to SYNCHRONIZE CACHE and the FUA bit of WRITE(16), and CACHE to
+ * PRE-FETCH(16), which the core always accepts; TRIM only when the LU is thin
+ * (UNMAP would fail otherwise); writes of any kind are not offered on a
+ * read-only export. FAST_ZERO goes with WRITE_ZEROES: a zero request that
+ * cannot be fast fails at once with ENOTSUP, which proto.md allows.
  */
 export function deriveTransmissionFlags(geo: ExportGeometry, exportReadOnly: boolean): number {
   const F = NbdTransmissionFlag;
-  let flags = F.HAS_FLAGS | F.SEND_FLUSH;
+  let flags = F.HAS_FLAGS | F.SEND_FLUSH | F.SEND_CACHE;
   if (exportReadOnly || geo.writeProtected) return flags | F.READ_ONLY;
-  flags |= F.SEND_FUA | F.SEND_WRITE_ZEROES;
+  flags |= F.SEND_FUA | F.SEND_WRITE_ZEROES | F.SEND_FAST_ZERO;
   if (geo.thin) flags |= F.SEND_TRIM;
   return flags;
 }
@@ -106,6 +108,15 @@ export function rw16(write: boolean, lba: bigint, blocks: number, fua: boolean):
 export function synchronizeCache16(): Buffer {
   const cdb = Buffer.alloc(16);
   cdb[0] = 0x91;
+  return cdb;
+}
+
+/** PRE-FETCH(16) 0x90 (SBC-3 §5.10): LBA(8) at 2, number of blocks(4) at 10, IMMED 0. */
+export function prefetch16(lba: bigint, blocks: number): Buffer {
+  const cdb = Buffer.alloc(16);
+  cdb[0] = 0x90;
+  cdb.writeBigUInt64BE(lba, 2);
+  cdb.writeUInt32BE(blocks, 10);
   return cdb;
 }
 

@@ -18,15 +18,18 @@ import {
   OptionFramer,
   RequestFramer,
   cmdName,
+  encodeBlockStatus,
   encodeErrorChunk,
   encodeGreeting,
   encodeOffsetDataPrefix,
   encodeReplyChunkHeader,
   encodeSimpleReply,
+  type BlockDescriptor,
   type LunkitError,
   type NbdRequest,
 } from '../../protocols/nbd/index.js';
-import { rw16, senseToErrno, synchronizeCache16, unmap, writeSame16, WRITE_SAME_CHUNK_BYTES } from './commands.js';
+import { getLbaStatus16, LBA_STATUS_DESCRIPTORS, lbaStatusToExtents } from './block-status.js';
+import { prefetch16, rw16, senseToErrno, synchronizeCache16, unmap, writeSame16, WRITE_SAME_CHUNK_BYTES } from './commands.js';
 import { LunSession, type NbdCore, type PeerInfo } from './lun-session.js';
 import { NBD_MAX_BLOCK, Negotiation, type ResolvedExport } from './negotiation.js';
 import type { NbdExportConfig, NbdLogger } from './server.js';
@@ -40,7 +43,9 @@ const ALLOWED_FLAGS: Readonly<Record<number, number>> = {
   [NbdCmd.WRITE]: NbdCmdFlag.FUA,
   [NbdCmd.FLUSH]: 0,
   [NbdCmd.TRIM]: NbdCmdFlag.FUA,
-  [NbdCmd.WRITE_ZEROES]: NbdCmdFlag.FUA | NbdCmdFlag.NO_HOLE,
+  [NbdCmd.WRITE_ZEROES]: NbdCmdFlag.FUA | NbdCmdFlag.NO_HOLE | NbdCmdFlag.FAST_ZERO,
+  [NbdCmd.CACHE]: 0,
+  [NbdCmd.BLOCK_STATUS]: NbdCmdFlag.REQ_ONE,
   [NbdCmd.DISC]: 0,
 };
 
@@ -54,6 +59,8 @@ export interface ConnectionContext {
 export class NbdConnection {
   private session: LunSession | undefined;
   private structured = false;
+  /** Context id of base:allocation when the client selected it (SET_META_CONTEXT). */
+  private blockStatusContext: number | undefined;
   private readOnly = false;
   private inFlight = 0;
   private disconnecting = false;
@@ -83,7 +90,7 @@ export class NbdConnection {
       send: (b) => this.send(b),
       exports: () => this.resolvedExports(),
       openSession: (exp) => this.openSession(exp),
-      enterTransmission: (session, exp, structured) => this.enterTransmission(session, exp, structured, framer),
+      enterTransmission: (session, exp, structured, context) => this.enterTransmission(session, exp, structured, context, framer),
       end: () => this.end(),
       debug: (msg, fields) => this.ctx.logger.debug?.(msg, fields),
     });
@@ -123,13 +130,20 @@ export class NbdConnection {
     return LunSession.open(this.ctx.core, this.ctx.fabric, this.peer, exp.name, cfg.device, exp.readOnly);
   }
 
-  private enterTransmission(session: LunSession, exp: ResolvedExport, structured: boolean, options: OptionFramer): void {
+  private enterTransmission(
+    session: LunSession,
+    exp: ResolvedExport,
+    structured: boolean,
+    context: number | undefined,
+    options: OptionFramer,
+  ): void {
     if (this.closed) {
       session.close();
       return;
     }
     this.session = session;
     this.structured = structured;
+    this.blockStatusContext = context;
     this.readOnly = exp.readOnly || session.geometry.writeProtected;
     this.ctx.logger.info?.('nbd client attached', { peer: this.peer.remoteAddress, export: exp.name, structured });
     const framer = new RequestFramer({
@@ -174,14 +188,17 @@ export class NbdConnection {
     if ((req.flags & ~allowed) !== 0) return { error: NbdErrno.EINVAL, message: `flags 0x${req.flags.toString(16)} not allowed` };
     if (req.type === NbdCmd.FLUSH) return this.scsi(session.run(synchronizeCache16(), 'none', 0), true);
 
+    if (req.type === NbdCmd.BLOCK_STATUS) return this.blockStatus(session, req);
+
     const { blockSize, size } = session.geometry;
-    const isWrite = req.type !== NbdCmd.READ;
+    const isWrite = req.type === NbdCmd.WRITE || req.type === NbdCmd.WRITE_ZEROES || req.type === NbdCmd.TRIM;
     if (isWrite && this.readOnly) return { error: NbdErrno.EPERM, message: 'the export is read-only' };
     if (dropped || ((req.type === NbdCmd.READ || req.type === NbdCmd.WRITE) && req.length > NBD_MAX_BLOCK)) {
       return { error: NbdErrno.EINVAL, message: `length ${req.length} exceeds the maximum block size ${NBD_MAX_BLOCK}` };
     }
     if (req.offset + BigInt(req.length) > size) {
       const pastEndWrite = req.type === NbdCmd.WRITE || req.type === NbdCmd.WRITE_ZEROES;
+      // CACHE is a read-side hint: past the end is EINVAL like READ.
       return { error: pastEndWrite ? NbdErrno.ENOSPC : NbdErrno.EINVAL, message: 'request goes past the end of the export' };
     }
     if (req.offset % BigInt(blockSize) !== 0n || req.length % blockSize !== 0) {
@@ -199,6 +216,12 @@ export class NbdConnection {
         // A short Data-In would desync a simple reply: pad with zeroes (never expected).
         return { error: NbdErrno.OK, data: data.length === req.length ? data : Buffer.concat([data, Buffer.alloc(req.length - data.length)]) };
       }
+      case NbdCmd.CACHE: {
+        // PRE-FETCH answers CONDITION MET when the range fits the cache: also a success.
+        const res = await session.run(prefetch16(lba, blocks), 'none', 0);
+        if (res.status === ScsiStatus.GOOD || res.status === ScsiStatus.CONDITION_MET) return { error: NbdErrno.OK };
+        return this.failed(res.sense, false);
+      }
       case NbdCmd.WRITE:
         return this.scsi(session.run(rw16(true, lba, blocks, fua), 'write', req.length, payload), true);
       case NbdCmd.TRIM: {
@@ -211,6 +234,11 @@ export class NbdConnection {
       }
       case NbdCmd.WRITE_ZEROES: {
         const mayUnmap = session.geometry.thin && session.geometry.unmapReadsZero && (req.flags & NbdCmdFlag.NO_HOLE) === 0;
+        // proto.md NBD_CMD_FLAG_FAST_ZERO: zeroing that would write every block is
+        // not fast; fail at once with ENOTSUP so the client picks another way.
+        if ((req.flags & NbdCmdFlag.FAST_ZERO) !== 0 && !mayUnmap) {
+          return { error: NbdErrno.ENOTSUP, message: 'zeroing this export is not faster than writing' };
+        }
         const chunk = Math.max(1, Math.floor(WRITE_SAME_CHUNK_BYTES / blockSize));
         for (let done = 0; done < blocks; done += chunk) {
           const n = Math.min(chunk, blocks - done);
@@ -223,6 +251,27 @@ export class NbdConnection {
       default:
         return { error: NbdErrno.EINVAL, message: `${cmdName(req.type)} is not supported` };
     }
+  }
+
+  /**
+   * proto.md NBD_CMD_BLOCK_STATUS for base:allocation: GET LBA STATUS from the
+   * block holding the offset. Needs a selected context; past the end is EINVAL;
+   * an unaligned range is fine (descriptors are cut to the request). A LU that
+   * is not thin has no holes: one all-data descriptor, no SCSI command.
+   */
+  private async blockStatus(session: LunSession, req: NbdRequest): Promise<Outcome> {
+    const context = this.blockStatusContext;
+    if (context === undefined) return { error: NbdErrno.EINVAL, message: 'no meta context was selected' };
+    const { blockSize, size, thin, unmapReadsZero } = session.geometry;
+    if (req.length === 0) return { error: NbdErrno.EINVAL, message: 'BLOCK_STATUS needs a length' };
+    if (req.offset + BigInt(req.length) > size) return { error: NbdErrno.EINVAL, message: 'request goes past the end of the export' };
+    if (!thin) return { error: NbdErrno.OK, context, extents: [{ length: req.length, flags: 0 }] };
+    const bs = BigInt(blockSize);
+    const res = await session.run(getLbaStatus16(req.offset / bs), 'read', 8 + 16 * LBA_STATUS_DESCRIPTORS);
+    if (res.status !== ScsiStatus.GOOD || !res.dataIn) return this.failed(res.sense, false);
+    const reqOne = (req.flags & NbdCmdFlag.REQ_ONE) !== 0;
+    const extents = lbaStatusToExtents(res.dataIn, { offset: req.offset, length: req.length, blockSize, unmapReadsZero, reqOne });
+    return { error: NbdErrno.OK, context, extents };
   }
 
   private async scsi(p: ReturnType<LunSession['run']>, isWrite: boolean): Promise<Outcome> {
@@ -262,6 +311,12 @@ export class NbdConnection {
       this.send(out.data);
       return;
     }
+    if (out.extents && out.context !== undefined) {
+      const payload = encodeBlockStatus(out.context, out.extents);
+      this.send(encodeReplyChunkHeader({ flags: NbdReplyFlag.DONE, type: NbdReplyType.BLOCK_STATUS, handle: req.handle, offset: 0n, length: payload.length }));
+      this.send(payload);
+      return;
+    }
     this.send(encodeReplyChunkHeader({ flags: NbdReplyFlag.DONE, type: NbdReplyType.NONE, handle: req.handle, offset: 0n, length: 0 }));
   }
 
@@ -290,4 +345,7 @@ interface Outcome {
   error: number;
   message?: string;
   data?: Buffer;
+  /** BLOCK_STATUS: the meta context and its descriptors. */
+  context?: number;
+  extents?: BlockDescriptor[];
 }

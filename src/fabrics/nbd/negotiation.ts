@@ -1,5 +1,6 @@
 // Option haggling of the fixed newstyle handshake (proto.md "Option
-// haggling"): LIST, INFO, GO, EXPORT_NAME, ABORT and STRUCTURED_REPLY. Every
+// haggling"): LIST, INFO, GO, EXPORT_NAME, ABORT, STRUCTURED_REPLY and
+// LIST/SET_META_CONTEXT (base:allocation only). Every
 // other option gets NBD_REP_ERR_UNSUP and haggling goes on. Ends in one of
 // three ways: transmission on an export, a clean close (ABORT, an unknown
 // EXPORT_NAME) or a broken stream.
@@ -11,15 +12,19 @@ import {
   NbdRep,
   decodeExportNameData,
   decodeInfoRequest,
+  decodeMetaContextRequest,
   encodeErrorMessage,
   encodeExportNameReply,
   encodeInfoReply,
+  encodeMetaContextReply,
   encodeOptionReply,
   encodeServerReply,
   isLunkitError,
   optName,
+  BASE_ALLOCATION,
   type OptionFrame,
 } from '../../protocols/nbd/index.js';
+import { BASE_ALLOCATION_ID, queryMatchesBaseAllocation } from './block-status.js';
 import { deriveTransmissionFlags } from './commands.js';
 import type { LunSession } from './lun-session.js';
 
@@ -38,8 +43,11 @@ export interface NegotiationHost {
   exports(): ResolvedExport[];
   /** Opens a nexus on the export (its geometry probed). */
   openSession(exp: ResolvedExport): Promise<LunSession>;
-  /** Haggling is over: serve this export. */
-  enterTransmission(session: LunSession, exp: ResolvedExport, structuredReplies: boolean): void;
+  /**
+   * Haggling is over: serve this export. blockStatusContext is the id of
+   * base:allocation when the client selected it for this export.
+   */
+  enterTransmission(session: LunSession, exp: ResolvedExport, structuredReplies: boolean, blockStatusContext?: number): void;
   /** Close the connection without another word. */
   end(): void;
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -56,6 +64,8 @@ export class Negotiation {
   private noZeroes = false;
   private structured = false;
   private done = false;
+  /** The export whose SET_META_CONTEXT selected base:allocation (proto.md: tied to that name). */
+  private allocationFor: string | undefined;
 
   constructor(private readonly host: NegotiationHost) {}
 
@@ -85,6 +95,9 @@ export class Negotiation {
           if (data.length !== 0) return this.error(option, NbdRep.ERR_INVALID, 'NBD_OPT_STRUCTURED_REPLY takes no data');
           this.structured = true;
           return this.reply(option, NbdRep.ACK);
+        case NbdOpt.LIST_META_CONTEXT:
+        case NbdOpt.SET_META_CONTEXT:
+          return this.metaContext(option, data);
         case NbdOpt.EXPORT_NAME:
           return await this.exportName(data);
         case NbdOpt.INFO:
@@ -115,6 +128,24 @@ export class Negotiation {
     this.host.enterTransmission(session, exp, false);
   }
 
+  /**
+   * proto.md NBD_OPT_LIST_META_CONTEXT / NBD_OPT_SET_META_CONTEXT: only after
+   * structured replies; an unknown export is ERR_UNKNOWN; LIST with no query
+   * lists everything we have; SET replaces the previous selection (no query
+   * selects nothing). Unknown namespaces are simply not answered.
+   */
+  private metaContext(option: number, data: Buffer): void {
+    const set = option === NbdOpt.SET_META_CONTEXT;
+    if (!this.structured) return this.error(option, NbdRep.ERR_INVALID, `${optName(option)} needs structured replies first`);
+    const req = decodeMetaContextRequest(data);
+    const exp = findExport(this.host.exports(), req.exportName);
+    if (!exp) return this.error(option, NbdRep.ERR_UNKNOWN, `no export named "${req.exportName}"`);
+    const wanted = (!set && req.queries.length === 0) || req.queries.some((q) => queryMatchesBaseAllocation(q, !set));
+    if (set) this.allocationFor = wanted ? exp.name : undefined;
+    if (wanted) this.reply(option, NbdRep.META_CONTEXT, encodeMetaContextReply(BASE_ALLOCATION_ID, BASE_ALLOCATION));
+    this.reply(option, NbdRep.ACK);
+  }
+
   private async infoOrGo(option: number, data: Buffer): Promise<void> {
     const req = decodeInfoRequest(data);
     const exp = findExport(this.host.exports(), req.exportName);
@@ -139,7 +170,9 @@ export class Negotiation {
       return;
     }
     this.done = true;
-    this.host.enterTransmission(session, exp, this.structured);
+    // A selection made for another export does not carry over (proto.md NBD_OPT_SET_META_CONTEXT).
+    const context = this.structured && this.allocationFor === exp.name ? BASE_ALLOCATION_ID : undefined;
+    this.host.enterTransmission(session, exp, this.structured, context);
   }
 
   private info(option: number, payload: Parameters<typeof encodeInfoReply>[0]): void {

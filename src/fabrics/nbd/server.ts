@@ -1,8 +1,9 @@
-// The NBD server fabric: TCP listeners, the export table and the live
-// connections. Exports name core devices; each connection opens its own nexus
+// The NBD server fabric: TCP and Unix socket listeners, the export table and
+// the live connections. Exports name core devices; each connection opens its own nexus
 // when it picks an export (lun-session.ts).
 
-import { createServer, type Server, type Socket } from 'node:net';
+import { lstat, unlink } from 'node:fs/promises';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { FabricOps, NexusHandle, ScsiDeviceHandle } from '../../core/types.js';
 import { NBD_DEFAULT_PORT } from '../../protocols/nbd/index.js';
 import { NbdConnection } from './connection.js';
@@ -29,17 +30,26 @@ export interface NbdListenAddress {
   port: number;
 }
 
+export interface NbdUnixAddress {
+  /** Path of a Unix stream socket (nbd+unix:// URIs). */
+  path: string;
+}
+
+export type NbdListen = NbdListenAddress | NbdUnixAddress;
+
 export interface NbdServerOptions {
   /** Default: 127.0.0.1:10809. */
-  listen?: NbdListenAddress[];
+  listen?: NbdListen[];
   exports?: Record<string, NbdExportConfig>;
   logger?: NbdLogger;
 }
 
 export class NbdServer {
   private readonly exportTable = new Map<string, NbdExportConfig>();
-  private readonly listenOn: NbdListenAddress[];
+  private readonly listenOn: NbdListen[];
   private readonly servers: Server[] = [];
+  /** Socket files we created, removed again on close. */
+  private readonly socketPaths: string[] = [];
   private readonly connections = new Set<NbdConnection>();
   private readonly logger: NbdLogger;
   private readonly fabric: FabricOps;
@@ -81,23 +91,34 @@ export class NbdServer {
 
   async listen(): Promise<void> {
     for (const a of this.listenOn) {
-      const server = createServer((socket) => this.accept(socket));
+      const unixPath = 'path' in a ? a.path : undefined;
+      if (unixPath !== undefined) await removeStaleSocket(unixPath);
+      const server = createServer((socket) => this.accept(socket, unixPath));
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(a.port, a.host, () => {
+        const ready = (): void => {
           server.off('error', reject);
           resolve();
-        });
+        };
+        if (unixPath !== undefined) server.listen(unixPath, ready);
+        else if ('port' in a) server.listen(a.port, a.host, ready);
       });
       server.on('error', (e) => this.logger.error?.('nbd listener error', { err: e.message }));
       this.servers.push(server);
+      if (unixPath !== undefined) this.socketPaths.push(unixPath);
     }
+  }
+
+  /** Paths of the Unix socket listeners. */
+  unixPaths(): string[] {
+    return [...this.socketPaths];
   }
 
   addresses(): NbdListenAddress[] {
     const out: NbdListenAddress[] = [];
     for (const s of this.servers) {
       const a = s.address();
+      // Unix listeners report a string (the path): unixPaths() lists those.
       if (a && typeof a === 'object') out.push({ host: a.address, port: a.port });
     }
     return out;
@@ -112,16 +133,18 @@ export class NbdServer {
     await Promise.race([Promise.all(conns.map((c) => c.drain())), new Promise((r) => setTimeout(r, grace).unref())]);
     for (const c of conns) c.destroy();
     await Promise.all(closing);
+    // node:net unlinks a Unix socket on close; make sure, in case it did not.
+    for (const p of this.socketPaths.splice(0)) await unlink(p).catch(() => {});
   }
 
-  private accept(socket: Socket): void {
+  private accept(socket: Socket, unixPath: string | undefined): void {
     const conn = new NbdConnection(
       socket,
       { core: this.core, fabric: this.fabric, logger: this.logger, exports: () => this.exportTable },
       {
-        remoteAddress: socket.remoteAddress ?? 'unknown',
+        remoteAddress: unixPath !== undefined ? 'unix' : (socket.remoteAddress ?? 'unknown'),
         remotePort: socket.remotePort ?? 0,
-        localAddress: socket.localAddress ?? 'unknown',
+        localAddress: unixPath !== undefined ? `unix:${unixPath}` : (socket.localAddress ?? 'unknown'),
         localPort: socket.localPort ?? 0,
         connectionId: this.nextConnectionId++,
       },
@@ -130,4 +153,25 @@ export class NbdServer {
     conn.onClose(() => this.connections.delete(conn));
     conn.start();
   }
+}
+
+/**
+ * A socket file left by a process that died blocks listen() with EADDRINUSE.
+ * Remove it only if it is a socket and nothing answers on it; a live server
+ * keeps its socket (listen() then fails and says so).
+ */
+async function removeStaleSocket(path: string): Promise<void> {
+  const st = await lstat(path).catch(() => undefined);
+  if (!st) return;
+  if (!st.isSocket()) throw new Error(`${path} exists and is not a socket`);
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (alive) throw new Error(`another server is listening on ${path}`);
+  await unlink(path);
 }

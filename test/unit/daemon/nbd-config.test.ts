@@ -15,6 +15,11 @@ describe('nbd section of the configuration', () => {
       { host: 'localhost', port: 10809 },
     ]);
   });
+  it('parses unix:/path listeners and refuses relative socket paths', () => {
+    const cfg = parseConfig({ nbd: { listen: ['unix:/run/lunkit/nbd.sock', '127.0.0.1:0'] } });
+    expect(cfg.nbd?.listen).toEqual([{ path: '/run/lunkit/nbd.sock' }, { host: '127.0.0.1', port: 0 }]);
+    expect(() => parseConfig({ nbd: { listen: ['unix:nbd.sock'] } })).toThrow(/absolute socket path/);
+  });
   it('names an export whose backstore does not exist', () => {
     expect(() => parseConfig({ nbd: { exports: { e: { backstore: 'missing' } } } })).toThrow(/nbd\.exports\.e\.backstore: no backstore named "missing"/);
   });
