@@ -29,20 +29,27 @@ export async function startLunkit(args: string[], opts: { ready?: RegExp; timeou
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const ready = opts.ready ?? /^ready$/m;
-  await new Promise<void>((res, rej) => {
-    const t = setTimeout(() => rej(new Error(`lunkit not ready in time.\nstdout:\n${out}\nstderr:\n${err}`)), opts.timeoutMs ?? 20_000);
-    const check = (): void => {
-      if (ready.test(out)) {
+  try {
+    await new Promise<void>((res, rej) => {
+      const t = setTimeout(() => rej(new Error(`lunkit not ready in time.\nstdout:\n${out}\nstderr:\n${err}`)), opts.timeoutMs ?? 20_000);
+      const check = (): void => {
+        if (ready.test(out)) {
+          clearTimeout(t);
+          res();
+        }
+      };
+      child.stdout!.on('data', check);
+      child.once('exit', (code) => {
         clearTimeout(t);
-        res();
-      }
-    };
-    child.stdout!.on('data', check);
-    child.once('exit', (code) => {
-      clearTimeout(t);
-      rej(new Error(`lunkit exited with ${code}.\nstdout:\n${out}\nstderr:\n${err}`));
+        rej(new Error(`lunkit exited with ${code}.\nstdout:\n${out}\nstderr:\n${err}`));
+      });
     });
-  });
+  } catch (e) {
+    // Not ready (or exited): leave no process and no directory behind.
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (!opts.dir) await rm(dir, { recursive: true, force: true });
+    throw e;
+  }
   const m = /listening ([\d.]+):(\d+)/.exec(out) ?? /iscsi:\/\/([\d.]+):(\d+)\//.exec(out);
   const stop = async (): Promise<number | null> => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -63,7 +70,10 @@ export async function serveConfig(config: (dir: string) => unknown): Promise<Lun
   const dir = await mkdtemp(join(tmpdir(), 'lunkit-test-'));
   const path = join(dir, 'lunkit.json');
   await writeFile(path, JSON.stringify(config(dir)));
-  const p = await startLunkit(['serve', '--config', path, '--log-level', 'warn'], { dir });
+  const p = await startLunkit(['serve', '--config', path, '--log-level', 'warn'], { dir }).catch(async (e: unknown) => {
+    await rm(dir, { recursive: true, force: true });
+    throw e;
+  });
   const stop = p.stop;
   p.stop = async () => {
     const code = await stop();
