@@ -58,7 +58,7 @@ describe('NBD acceptance with nbdcopy, qemu-img, fio and qemu-io', () => {
   it('fio (ioengine=nbd) random read/write with verify=crc32c finds no errors', async () => {
     const { stdout } = await run(
       'fio',
-      ['--name=verify', '--ioengine=nbd', `--uri=${url}`, '--rw=randrw', '--bs=4k', '--size=64M', '--iodepth=16', '--verify=crc32c', '--output-format=json'],
+      ['--name=verify', '--ioengine=nbd', `--uri=${url}`, '--rw=randrw', '--bs=4k', '--size=64M', '--iodepth=16', '--verify=crc32c', '--verify_state_save=0', '--output-format=json'],
       { timeout: 180_000, maxBuffer: 64 << 20 },
     );
     const job = (JSON.parse(stdout.slice(stdout.indexOf('{'))) as { jobs: Array<{ error: number; read: { io_bytes: number }; write: { io_bytes: number } }> }).jobs[0];
