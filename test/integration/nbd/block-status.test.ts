@@ -1,12 +1,13 @@
 // base:allocation over a real socket: meta context haggling, BLOCK_STATUS
 // from GET LBA STATUS, CACHE and FAST_ZERO, on a thin and a thick file LUN.
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/daemon/config.js';
 import { LunkitRuntime } from '../../../src/daemon/runtime.js';
+import { Wire } from '../../helpers/nbd-wire.js';
 import {
   encodeClientFlags,
   encodeInfoRequest,
@@ -36,48 +37,6 @@ afterAll(async () => {
   await rt?.stop(0);
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-class Wire {
-  private buf = Buffer.alloc(0);
-  private waiter: (() => void) | undefined;
-  private closed = false;
-  constructor(readonly sock: Socket) {
-    sock.on('data', (d: Buffer) => {
-      this.buf = Buffer.concat([this.buf, d]);
-      this.waiter?.();
-    });
-    sock.on('close', () => {
-      this.closed = true;
-      this.waiter?.();
-    });
-  }
-  async read(n: number): Promise<Buffer> {
-    const deadline = Date.now() + 5000;
-    while (this.buf.length < n) {
-      if (this.closed) throw new Error('closed');
-      if (Date.now() > deadline) throw new Error('timeout');
-      await new Promise<void>((r) => {
-        this.waiter = r;
-        setTimeout(r, 100);
-      });
-    }
-    const out = this.buf.subarray(0, n);
-    this.buf = this.buf.subarray(n);
-    return out;
-  }
-  /** One option reply: type and data. */
-  async optionReply(): Promise<{ type: number; data: Buffer }> {
-    const h = await this.read(20);
-    return { type: h.readUInt32BE(12), data: await this.read(h.readUInt32BE(16)) };
-  }
-  /** One structured reply chunk: flags, type and payload. */
-  async chunk(handle: bigint): Promise<{ flags: number; type: number; payload: Buffer }> {
-    const h = await this.read(20);
-    expect(h.readUInt32BE(0)).toBe(0x668e33ef);
-    expect(h.readBigUInt64BE(8)).toBe(handle);
-    return { flags: h.readUInt16BE(4), type: h.readUInt16BE(6), payload: await this.read(h.readUInt32BE(16)) };
-  }
-}
 
 async function open(structured: boolean): Promise<Wire> {
   const sock = connect(port, '127.0.0.1');

@@ -1,9 +1,10 @@
 // The NBD server fabric over a real socket, driven byte by byte: edge
 // validation answers with the right errno and the stream stays in sync.
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/daemon/config.js';
 import { LunkitRuntime } from '../../../src/daemon/runtime.js';
+import { Wire } from '../../helpers/nbd-wire.js';
 import { encodeClientFlags, encodeInfoRequest, encodeOptionRequest, encodeRequest } from '../../../src/protocols/nbd/index.js';
 
 let rt: LunkitRuntime;
@@ -21,37 +22,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rt?.stop(0);
 });
-
-/** A minimal reader: wait for exactly n bytes. */
-class Wire {
-  private buf = Buffer.alloc(0);
-  private waiter: (() => void) | undefined;
-  closed = false;
-  constructor(readonly sock: Socket) {
-    sock.on('data', (d: Buffer) => {
-      this.buf = Buffer.concat([this.buf, d]);
-      this.waiter?.();
-    });
-    sock.on('close', () => {
-      this.closed = true;
-      this.waiter?.();
-    });
-  }
-  async read(n: number): Promise<Buffer> {
-    const deadline = Date.now() + 5000;
-    while (this.buf.length < n) {
-      if (this.closed) throw new Error('closed');
-      if (Date.now() > deadline) throw new Error('timeout');
-      await new Promise<void>((r) => {
-        this.waiter = r;
-        setTimeout(r, 100);
-      });
-    }
-    const out = this.buf.subarray(0, n);
-    this.buf = this.buf.subarray(n);
-    return out;
-  }
-}
 
 /** Connects, sends GO for `name`, skips the INFO replies; returns the wire ready for requests. */
 async function attach(name: string, structured = false): Promise<Wire> {
