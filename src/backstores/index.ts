@@ -35,7 +35,21 @@ export interface NullBackstoreSpec {
   blockSize: BlockSize;
 }
 
-export type BackstoreSpec = FileBackstoreSpec | RamdiskBackstoreSpec | NullBackstoreSpec;
+/** A LUN backed by a remote NBD export (src/backstores/nbd). */
+export interface NbdBackstoreSpec {
+  type: 'nbd';
+  name?: string;
+  /** nbd://host[:port]/export or nbd+unix:///export?socket=/path */
+  url: string;
+  blockSize: BlockSize;
+  readOnly?: boolean;
+  /** How long one connection attempt may take (default 10 s). */
+  connectTimeoutMs?: number;
+  /** Reconnect attempts with back-off before I/O fails with EIO (default 5). */
+  retries?: number;
+}
+
+export type BackstoreSpec = FileBackstoreSpec | RamdiskBackstoreSpec | NullBackstoreSpec | NbdBackstoreSpec;
 
 export async function createBackstore(spec: BackstoreSpec): Promise<BackstoreOps> {
   switch (spec.type) {
@@ -45,6 +59,9 @@ export async function createBackstore(spec: BackstoreSpec): Promise<BackstoreOps
       return new RamdiskBackstore({ ...spec, name: spec.name ?? 'ramdisk' });
     case 'null':
       return new NullBackstore({ ...spec, name: spec.name ?? 'null' });
+    case 'nbd':
+      // Implemented by src/backstores/nbd (issue 4); until then a clear error.
+      throw Object.assign(new Error('the nbd backstore is not built yet'), { code: 'ENOTSUP' });
   }
 }
 

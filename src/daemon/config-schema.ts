@@ -56,7 +56,20 @@ export const NullBackstoreSchema = z.strictObject({
   serial: z.string().optional(),
 });
 
-export const BackstoreSchema = z.discriminatedUnion('type', [FileBackstoreSchema, RamdiskBackstoreSchema, NullBackstoreSchema]);
+export const NbdBackstoreSchema = z.strictObject({
+  type: z.literal('nbd'),
+  /** nbd://host[:port]/export or nbd+unix:///export?socket=/path */
+  url: z.string().regex(/^nbd(\+unix)?:\/\//, 'NBD URLs start with nbd:// or nbd+unix://'),
+  blockSize,
+  readOnly: z.boolean().default(false),
+  removable: z.boolean().default(false),
+  serial: z.string().optional(),
+  connectTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+  /** Reconnect attempts with back-off before I/O fails. */
+  retries: z.number().int().min(0).max(100).default(5),
+});
+
+export const BackstoreSchema = z.discriminatedUnion('type', [FileBackstoreSchema, RamdiskBackstoreSchema, NullBackstoreSchema, NbdBackstoreSchema]);
 
 const chapSecret = z.strictObject({
   userid: z.string().min(1).max(255),
@@ -142,7 +155,18 @@ export const NbdExportSchema = z.strictObject({
   description: z.string().max(4096).optional(),
 });
 
+export const NbdTlsSchema = z.strictObject({
+  /** PEM files (x509 certificate chain and private key). */
+  certFile: z.string().min(1),
+  keyFile: z.string().min(1),
+  /** CA bundle to verify client certificates; absent: no client certificates asked. */
+  caFile: z.string().min(1).optional(),
+  /** true: refuse clients that do not STARTTLS (nbdkit --tls=require). */
+  require: z.boolean().default(false),
+});
+
 export const NbdSchema = z.strictObject({
+  tls: NbdTlsSchema.optional(),
   listen: z.array(nbdListen).min(1, 'NBD needs at least one listen address').default([{ host: '127.0.0.1', port: 10809 }]),
   /** Export name (what clients ask for) -> backstore. */
   exports: z.record(z.string().max(4096), NbdExportSchema).default({}),

@@ -64,6 +64,7 @@ export function parseConfig(input: unknown, source = ''): LunkitConfig {
     }
   }
   for (const [bsName, bs] of Object.entries(cfg.backstores)) {
+    if (bs.type === 'nbd') continue; // the size comes from the remote export
     if (bs.size !== undefined && bs.size % bs.blockSize !== 0) {
       problems.push(`${pathOf(['backstores', bsName, 'size'])}: ${bs.size} is not a multiple of the block size ${bs.blockSize}`);
     }

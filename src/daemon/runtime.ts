@@ -7,6 +7,7 @@
 // Stop finishes what is in flight (bounded by graceMs), then flushes every
 // backstore so a SIGTERM loses no acknowledged write.
 
+import { readFile } from 'node:fs/promises';
 import { ScsiCore } from '../core/engine.js';
 import type { BackstoreOps, ScsiDeviceHandle } from '../core/types.js';
 import { createBackstore } from '../backstores/index.js';
@@ -48,7 +49,9 @@ export class LunkitRuntime {
         const ops = await createBackstore(
           bs.type === 'file'
             ? { type: 'file', name, path: bs.path, size: bs.size, create: bs.create, sparse: bs.thin, writeCache: bs.writeCache, readOnly: bs.readOnly, blockSize: bs.blockSize }
-            : { type: bs.type, name, size: bs.size, blockSize: bs.blockSize },
+            : bs.type === 'nbd'
+              ? { type: 'nbd', name, url: bs.url, blockSize: bs.blockSize, readOnly: bs.readOnly, connectTimeoutMs: bs.connectTimeoutMs, retries: bs.retries }
+              : { type: bs.type, name, size: bs.size, blockSize: bs.blockSize },
         );
         const device = core.createDevice(ops, {
           name,
@@ -80,8 +83,17 @@ export class LunkitRuntime {
       await iscsi.listen();
       for (const a of iscsi.addresses()) logger.info('iSCSI portal listening', { host: a.host, port: a.port });
       if (cfg.nbd) {
+        const tls = cfg.nbd.tls;
         nbd = new NbdServer(core, {
           logger,
+          tls: tls
+            ? {
+                cert: await readFile(tls.certFile),
+                key: await readFile(tls.keyFile),
+                ca: tls.caFile ? await readFile(tls.caFile) : undefined,
+                require: tls.require,
+              }
+            : undefined,
           listen: cfg.nbd.listen.map((a) => ('path' in a ? { path: a.path } : { host: a.host, port: a.port })),
         });
         for (const [exp, e] of Object.entries(cfg.nbd.exports)) {

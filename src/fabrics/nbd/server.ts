@@ -37,7 +37,19 @@ export interface NbdUnixAddress {
 
 export type NbdListen = NbdListenAddress | NbdUnixAddress;
 
+export interface NbdTlsOptions {
+  /** PEM certificate chain and key (node:tls SecureContextOptions). */
+  cert: Buffer | string;
+  key: Buffer | string;
+  /** CA to verify client certificates; absent: none requested. */
+  ca?: Buffer | string | undefined;
+  /** Refuse every option but STARTTLS/ABORT until TLS is up (nbdkit --tls=require). */
+  require: boolean;
+}
+
 export interface NbdServerOptions {
+  /** STARTTLS support (NBD_OPT_STARTTLS); absent: TLS refused with NBD_REP_ERR_POLICY. */
+  tls?: NbdTlsOptions | undefined;
   /** Default: 127.0.0.1:10809. */
   listen?: NbdListen[];
   exports?: Record<string, NbdExportConfig>;
