@@ -5,6 +5,8 @@ module.exports = {
   forbidden: [
     { name: 'protocols-import-nothing', severity: 'error',
       from: { path: '^src/protocols' }, to: { path: '^src/(?!protocols)' } },
+    { name: 'nbd-client-protocols-only', severity: 'error',
+      from: { path: '^src/nbd-client' }, to: { path: '^src/(?!protocols|nbd-client|util)' } },
     { name: 'core-no-outer-layers', severity: 'error',
       from: { path: '^src/core' }, to: { path: '^src/(backstores|fabrics|initiator|daemon|cli|dashboard)' } },
     { name: 'backstores-inward', severity: 'error',
