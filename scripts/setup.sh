@@ -5,10 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need_pkgs=(g++ make python3)
+# libfuse2 + fuse: fuse-native loads libfuse.so.2 and unmounts with fusermount.
+need_pkgs=(g++ make python3 libfuse2 fuse)
 if [ "${LUNKIT_SETUP_PEERS:-0}" = 1 ]; then
   # Peers nobody here wrote (ARCHITECTURE.md "Real peers").
-  need_pkgs+=(libiscsi-bin tgt qemu-utils qemu-block-extra fio e2fsprogs util-linux procps libnbd-bin nbdkit)
+  need_pkgs+=(libiscsi-bin tgt qemu-utils qemu-block-extra fio e2fsprogs util-linux procps libnbd-bin nbdkit openssl xfsprogs)
 fi
 missing=()
 for p in "${need_pkgs[@]}"; do
