@@ -21,10 +21,10 @@ export class CmdSnWindow<T> {
   private readonly pending = new Map<number, T>();
   private active = 0;
 
-  constructor(
-    initialCmdSN: number,
-    private readonly depth: number,
-  ) {
+  private depth: number;
+
+  constructor(initialCmdSN: number, depth: number) {
+    this.depth = Math.max(1, depth);
     this.exp = initialCmdSN >>> 0;
     this.max = seqAdd(this.exp, Math.max(1, depth) - 1);
   }
@@ -45,6 +45,16 @@ export class CmdSnWindow<T> {
   /** Commands waiting for a CmdSN gap to close. */
   get queued(): number {
     return this.pending.size;
+  }
+
+  /**
+   * Change the window depth of a live session. A larger depth opens the
+   * window at once; a smaller one takes effect as commands complete, since
+   * MaxCmdSN never moves back (§4.2.2.1).
+   */
+  setDepth(depth: number): void {
+    this.depth = Math.max(1, depth);
+    this.refresh();
   }
 
   /** Is cmdSN inside [ExpCmdSN, MaxCmdSN]? */

@@ -99,6 +99,10 @@ export interface IscsiCore {
   closeNexus(nexus: NexusHandle): void;
   submit(cmd: ScsiCommand): Promise<ScsiResponse>;
   taskManagement(req: TmfRequest): Promise<TmfResponse>;
+  /** Queue REPORTED LUNS DATA HAS CHANGED on these nexuses (live LUN changes). */
+  lunsChanged?(nexuses: Iterable<NexusHandle>): void;
+  /** Abort the tasks of these nexuses on a device (a LUN removed live). */
+  abortTasksOf?(device: ScsiDeviceHandle, nexusIds: Set<number>): void;
 }
 
 export interface IscsiLogger {
@@ -111,6 +115,11 @@ export interface IscsiLogger {
 export interface IscsiServerOptions {
   discoveryAuth?: DiscoveryAuth | undefined;
   logger?: IscsiLogger | undefined;
+  /**
+   * How long a live change waits for the commands of a removed LUN to finish
+   * before aborting them in the core (ms, default 2000).
+   */
+  drainMs?: number | undefined;
 }
 
 export type { LunMap };

@@ -14,7 +14,8 @@ export interface ServerContext {
   readonly core: IscsiCore;
   readonly log: IscsiLogger;
   readonly sessions: SessionRegistry;
-  readonly discoveryAuth: DiscoveryAuth | undefined;
+  /** Discovery session authentication in force now (it may change live). */
+  discoveryAuth(): DiscoveryAuth | undefined;
   readonly fabric: FabricOps;
   /**
    * The target and the TPG that serves it on this portal. 'not-found': no such

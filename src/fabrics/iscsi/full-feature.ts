@@ -52,6 +52,13 @@ export class FullFeature implements TaskHost {
     return this.tasks.size;
   }
 
+  /** Tasks of this connection addressed to `lun` that are running in the core. */
+  submittedTasksOn(lun: number): ScsiTask[] {
+    const out: ScsiTask[] = [];
+    for (const t of this.tasks.values()) if (t.lun === lun && t.phase === 'submitted') out.push(t);
+    return out;
+  }
+
   handle(pdu: Pdu, bhs: Buffer): void {
     if (!this.accepting) return;
     const discovery = this.session.type === 'discovery';

@@ -17,7 +17,7 @@ import { KeyNegotiator } from '../../protocols/iscsi/keys.js';
 import type { IscsiConnection } from './connection.js';
 import type { ResolvedTarget } from './context.js';
 import { ChapTarget, SECURITY_KEYS } from './auth.js';
-import { findAcl, initiatorAllowed, makeLunMap, sameName } from './acl.js';
+import { SessionLunMap, computeLuns, findAcl, initiatorAllowed, sameName } from './acl.js';
 import type { ChapCredentials } from './config.js';
 import { DEFAULT_SESSION_PARAMS, IscsiSession, initiatorPortId, targetPortId, type SessionParams } from './session.js';
 
@@ -207,7 +207,7 @@ export class LoginPhase {
       this.creds = acl?.chap;
       this.mutualCreds = acl?.mutualChap;
     } else {
-      const d = ctx.discoveryAuth;
+      const d = ctx.discoveryAuth();
       this.authRequired = d?.enabled === true;
       if (d?.userid !== undefined && d.password !== undefined) this.creds = { userid: d.userid, password: d.password };
       if (d?.mutualUserid !== undefined && d.mutualPassword !== undefined) {
@@ -288,6 +288,18 @@ export class LoginPhase {
   private finish(pdu: LoginRequestPdu, replies: Array<[string, string]>): void {
     if (this.authRequired && !this.authDone) throw new LoginFailure(LoginStatus.AUTHENTICATION_FAILURE, 'not authenticated');
     const ctx = this.conn.ctx;
+    if (this.sessionType === 'normal' && this.resolved && !this.existing) {
+      // The configuration may have changed while this login went on (a TPG
+      // disabled, an ACL removed): the session is built on what is in force now.
+      const now = ctx.resolveTarget(this.resolved.target.iqn, this.conn.portalKey);
+      if (now === 'not-found' || now.tpg.tag !== this.resolved.tpg.tag) {
+        throw new LoginFailure(LoginStatus.NOT_FOUND, `target ${this.resolved.target.iqn} went away during login`);
+      }
+      if (!initiatorAllowed(now.tpg, this.initiatorName)) {
+        throw new LoginFailure(LoginStatus.AUTHORIZATION_FAILURE, `initiator ${this.initiatorName} lost its ACL during login`);
+      }
+      this.resolved = now;
+    }
     const negotiated = this.negotiator!.result();
     const params: SessionParams = { ...DEFAULT_SESSION_PARAMS };
     for (const k of Object.keys(params) as Array<keyof SessionParams>) {
@@ -327,6 +339,8 @@ export class LoginPhase {
         cmdsnDepth: r?.tpg.attributes.defaultCmdsnDepth ?? 64,
       });
       if (r) {
+        const luns = new SessionLunMap(computeLuns(r.tpg, this.initiatorName));
+        session.luns = luns;
         const nexus = ctx.core.openNexus(
           {
             initiatorName: this.initiatorName,
@@ -336,7 +350,7 @@ export class LoginPhase {
             relativeTargetPortId: r.tpg.tag,
             targetPortGroup: 0,
             protocolId: 5,
-            luns: makeLunMap(r.tpg, this.initiatorName),
+            luns,
           },
           ctx.fabric,
         );

@@ -87,6 +87,14 @@ export class ScsiTask {
   private r2tSN = 0;
   /** R2Ts and Data-Ins sent: the SCSI Response's ExpDataSN (§11.4.8). */
   private dataSNs = 0;
+  /** Callbacks waiting for the task to end (live LUN removal drains); rarely set. */
+  private doneWaiters: Array<() => void> | undefined;
+  /**
+   * Set when the target itself aborts the task in the core (a LUN removed
+   * live): the initiator then gets CHECK CONDITION with this sense rather
+   * than silence, since no TMF of its own asked for the abort.
+   */
+  private abortSense: Buffer | undefined;
 
   constructor(
     private readonly host: TaskHost,
@@ -267,6 +275,25 @@ export class ScsiTask {
       );
   }
 
+  /** Resolves when the task has ended (answered or aborted). */
+  whenDone(): Promise<void> {
+    if (this.phase === 'done') return Promise.resolve();
+    return new Promise<void>((resolve) => (this.doneWaiters ??= []).push(resolve));
+  }
+
+  /** If the core reports this task aborted, answer CHECK CONDITION with `sense`. */
+  answerAbortWith(sense: Buffer): void {
+    this.abortSense = sense;
+  }
+
+  private markDone(): void {
+    this.phase = 'done';
+    this.host.taskFinished(this);
+    const waiters = this.doneWaiters;
+    this.doneWaiters = undefined;
+    if (waiters) for (const w of waiters) w();
+  }
+
   /** Answer with a CHECK CONDITION built here (iSCSI-level failures such as a broken data sequence). */
   failWithSense(sense: Buffer): void {
     this.dropTransfers();
@@ -278,18 +305,18 @@ export class ScsiTask {
     if (this.phase === 'done') return;
     this.aborted = true;
     this.dropTransfers();
-    if (this.phase !== 'submitted') {
-      this.phase = 'done';
-      this.host.taskFinished(this);
-    }
+    if (this.phase !== 'submitted') this.markDone();
   }
 
   private complete(r: ScsiResponse): void {
     if (this.phase === 'done') return;
-    this.phase = 'done';
-    this.host.taskFinished(this);
+    this.markDone();
     const conn = this.host.conn;
-    if (r.aborted || this.aborted || conn.stage === 'closed') return;
+    if (this.aborted || conn.stage === 'closed') return;
+    if (r.aborted) {
+      if (!this.abortSense) return;
+      r = { status: ScsiStatus.CHECK_CONDITION, sense: this.abortSense, residualKind: 'none', residualCount: 0 };
+    }
     const dataIn = this.read && r.dataIn !== undefined && r.dataIn.length > 0 ? r.dataIn.subarray(0, Math.min(r.dataIn.length, this.edtl)) : undefined;
     const overflow = r.residualKind === 'overflow';
     const underflow = r.residualKind === 'underflow';
@@ -367,6 +394,9 @@ export function fabricSense(key: number, asc: number, ascq: number): Buffer {
   s[13] = ascq;
   return s;
 }
+
+/** ILLEGAL REQUEST / LOGICAL UNIT NOT SUPPORTED: the LUN went away under the command. */
+export const SENSE_LUN_NOT_SUPPORTED = fabricSense(0x05, 0x25, 0x00);
 
 /** ABORTED COMMAND / DATA PHASE ERROR: a broken Data-Out sequence. */
 export const SENSE_DATA_PHASE_ERROR = fabricSense(0x0b, 0x4b, 0x00);

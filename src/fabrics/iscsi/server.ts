@@ -1,64 +1,58 @@
-// IscsiTargetServer: targets, portals and listeners (RFC 7143 §4.4.1 network
-// portals, §4.4.2 portal groups).
+// IscsiTargetServer: targets, their TPGs and portals, sessions (RFC 7143
+// §4.4.1 network portals, §4.4.2 portal groups).
 //
-// A portal is host:port. Several targets may share a portal (one listener);
-// a connection on it may log in to any target with an enabled TPG on that
-// portal. Port 0 asks for a free port: such a portal gets its own listener
-// and addresses()/SendTargets report the port actually bound.
+// The configuration of a target is plain data (config.ts) and can be replaced
+// whole while it serves: updateTarget() binds new portals all or nothing,
+// then swaps the config and brings live sessions in line (live-update.ts).
+// Changes are serialised so two of them never interleave their awaits.
+// Listeners live in portals.ts.
 
-import net from 'node:net';
+import type net from 'node:net';
 import type { FabricOps, NexusHandle } from '../../core/types.js';
-import type { DiscoveryAuth, IscsiCore, IscsiLogger, IscsiServerOptions, IscsiTargetConfig, PortalConfig, TpgConfig } from './config.js';
+import { LunkitError } from '../../protocols/errors.js';
+import type { DiscoveryAuth, IscsiCore, IscsiLogger, IscsiServerOptions, IscsiTargetConfig, TpgConfig } from './config.js';
 import type { ResolvedTarget, ServerContext } from './context.js';
 import { IscsiConnection } from './connection.js';
 import { SessionRegistry, type IscsiSession, type SessionInfo } from './session.js';
 import { initiatorAllowed, sameName } from './acl.js';
-
-interface Listener {
-  key: string;
-  host: string;
-  port: number;
-  server: net.Server | undefined;
-  bound: { host: string; port: number } | undefined;
-}
-
-interface PortalRef {
-  target: IscsiTargetConfig;
-  tpg: TpgConfig;
-  portal: PortalConfig;
-  listener: Listener;
-}
+import { PortalTable, formatHost, type Listener, type PortalPlan } from './portals.js';
+import { drainRemoved, reconcileSessions, type SessionChanges } from './live-update.js';
+import type { ScsiTask } from './scsi-command.js';
 
 const SILENT: IscsiLogger = {};
-
-let ephemeralSeq = 0;
+const DEFAULT_DRAIN_MS = 2000;
 
 export class IscsiTargetServer {
+  /** Lower-case IQN -> the target's current configuration. */
   private readonly targets = new Map<string, IscsiTargetConfig>();
-  private readonly listeners = new Map<string, Listener>();
-  private readonly portals: PortalRef[] = [];
+  private readonly portals: PortalTable;
   private readonly connections = new Set<IscsiConnection>();
   private readonly registry = new SessionRegistry();
-  private listening = false;
   private closing = false;
+  private discoveryAuth: DiscoveryAuth | undefined;
+  private readonly drainMs: number;
   private readonly log: IscsiLogger;
   private readonly ctx: ServerContext;
+  /** Tail of the queue of configuration changes. */
+  private changes: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly core: IscsiCore,
     opts: IscsiServerOptions = {},
   ) {
     this.log = opts.logger ?? SILENT;
+    this.drainMs = opts.drainMs ?? DEFAULT_DRAIN_MS;
+    this.discoveryAuth = opts.discoveryAuth;
+    this.portals = new PortalTable((socket, l) => this.accept(socket, l), this.log);
     const fabric: FabricOps = {
       name: 'iscsi',
       closeNexus: (nexus: NexusHandle, reason: string) => this.closeNexus(nexus, reason),
     };
-    const discoveryAuth: DiscoveryAuth | undefined = opts.discoveryAuth;
     this.ctx = {
       core,
       log: this.log,
       sessions: this.registry,
-      discoveryAuth,
+      discoveryAuth: () => this.discoveryAuth,
       fabric,
       resolveTarget: (name, key) => this.resolveTarget(name, key),
       sendTargets: (initiator, which, key) => this.sendTargets(initiator, which, key),
@@ -70,51 +64,112 @@ export class IscsiTargetServer {
     };
   }
 
-  async addTarget(cfg: IscsiTargetConfig): Promise<void> {
-    const key = cfg.iqn.toLowerCase();
-    if (this.targets.has(key)) throw new Error(`iSCSI target ${cfg.iqn} already exists`);
-    const tags = new Set<number>();
-    for (const tpg of cfg.tpgs) {
-      if (!Number.isInteger(tpg.tag) || tpg.tag < 1 || tpg.tag > 0xffff) throw new Error(`TPG tag ${tpg.tag} of ${cfg.iqn} is not 1..65535`);
-      if (tags.has(tpg.tag)) throw new Error(`TPG tag ${tpg.tag} of ${cfg.iqn} appears twice`);
-      tags.add(tpg.tag);
-    }
-    this.targets.set(key, cfg);
-    const fresh: Listener[] = [];
-    for (const tpg of cfg.tpgs) {
-      for (const portal of tpg.portals) {
-        const l = this.listenerFor(portal);
-        if (!l.server && !fresh.includes(l)) fresh.push(l);
-        this.portals.push({ target: cfg, tpg, portal, listener: l });
+  /** Add a target; its portals start listening now if the server listens. All or nothing. */
+  addTarget(cfg: IscsiTargetConfig): Promise<void> {
+    return this.serial(async () => {
+      const key = cfg.iqn.toLowerCase();
+      if (this.targets.has(key)) throw new LunkitError('ERR_EXISTS', `iSCSI target ${cfg.iqn} already exists`);
+      validateTarget(cfg);
+      const plan = this.portals.plan(key, cfg.tpgs);
+      await this.portals.bind(plan);
+      this.targets.set(key, cfg);
+      this.portals.commit(plan);
+    });
+  }
+
+  /**
+   * Replace a target's whole configuration live (see live-update.ts for what
+   * happens to sessions). New portals are bound first, all or nothing: on a
+   * bind error (code EADDRINUSE, ...) nothing has changed. Resolves once the
+   * commands of removed LUNs have drained or been aborted.
+   */
+  updateTarget(cfg: IscsiTargetConfig): Promise<void> {
+    return this.serial(async () => {
+      const key = cfg.iqn.toLowerCase();
+      const old = this.targets.get(key);
+      if (!old) throw new LunkitError('ERR_NOT_FOUND', `iSCSI target ${cfg.iqn} does not exist`);
+      validateTarget(cfg);
+      const plan: PortalPlan = this.portals.plan(key, cfg.tpgs);
+      await this.portals.bind(plan);
+      // From here on nothing can fail: commit.
+      this.targets.set(key, cfg);
+      this.portals.commit(plan);
+      const changes: SessionChanges = { end: [], lunsChanged: [], removed: [] };
+      const tags = new Set([...old.tpgs.map((t) => t.tag), ...cfg.tpgs.map((t) => t.tag)]);
+      for (const tag of tags) {
+        const sessions = this.registry.all().filter((s) => s.tpgt === tag && sameName(s.targetName, cfg.iqn));
+        reconcileSessions(
+          sessions,
+          cfg.tpgs.find((t) => t.tag === tag),
+          changes,
+        );
       }
-    }
-    if (this.listening) await Promise.all(fresh.map((l) => this.startListener(l)));
+      for (const { session, reason } of changes.end) {
+        this.log.info?.('iSCSI session ended by a configuration change', { initiator: session.initiatorName, tsih: session.tsih, reason });
+        session.close(reason);
+      }
+      if (changes.lunsChanged.length > 0) this.core.lunsChanged?.(changes.lunsChanged);
+      this.portals.release();
+      await drainRemoved(
+        { core: this.core, log: this.log, submittedTasks: (s, lun) => this.submittedTasks(s, lun) },
+        changes.removed.filter((r) => !r.session.closed),
+        this.drainMs,
+      );
+    });
   }
 
-  async removeTarget(iqn: string): Promise<void> {
-    const key = iqn.toLowerCase();
-    const cfg = this.targets.get(key);
-    if (!cfg) return;
-    this.targets.delete(key);
-    for (let i = this.portals.length - 1; i >= 0; i--) if (this.portals[i].target === cfg) this.portals.splice(i, 1);
-    for (const s of this.registry.all()) if (sameName(s.targetName, iqn)) s.close('target removed');
-    // Close listeners no portal uses any more.
-    const used = new Set(this.portals.map((p) => p.listener));
-    await Promise.all(
-      [...this.listeners.values()].filter((l) => !used.has(l)).map(async (l) => {
-        this.listeners.delete(l.key);
-        await closeServer(l.server);
-      }),
-    );
+  /**
+   * Would addTarget/updateTarget of `cfg` bind its new portals? Binds them and
+   * closes them again (throws like updateTarget). For a change spanning
+   * several targets, so the daemon can check every one before applying any;
+   * a port may still be taken in between, so updateTarget's own all-or-nothing
+   * rule stays the real guarantee.
+   */
+  checkPortals(cfg: IscsiTargetConfig): Promise<void> {
+    return this.serial(async () => {
+      validateTarget(cfg);
+      const plan = this.portals.plan(cfg.iqn.toLowerCase(), cfg.tpgs);
+      await this.portals.bind(plan);
+      this.portals.unbind(plan);
+    });
   }
 
+  /** Remove a target: its sessions end and listeners no other target uses close. */
+  removeTarget(iqn: string): Promise<void> {
+    return this.serial(async () => {
+      const key = iqn.toLowerCase();
+      if (!this.targets.delete(key)) return;
+      this.portals.drop(key);
+      for (const s of this.registry.all()) if (sameName(s.targetName, iqn)) s.close('target removed');
+      this.portals.release();
+      await Promise.resolve();
+    });
+  }
+
+  /** The configuration in force for a target (as last given). */
+  getTarget(iqn: string): IscsiTargetConfig | undefined {
+    return this.targets.get(iqn.toLowerCase());
+  }
+
+  /** Discovery session authentication, for the next discovery logins. */
+  setDiscoveryAuth(d: DiscoveryAuth | undefined): void {
+    this.discoveryAuth = d;
+  }
+
+  /** Start every portal's listener (all or nothing). */
   async listen(): Promise<void> {
-    this.listening = true;
-    await Promise.all([...this.listeners.values()].filter((l) => !l.server).map((l) => this.startListener(l)));
+    await this.serial(() => this.portals.listen());
   }
 
   addresses(): { host: string; port: number }[] {
-    return [...this.listeners.values()].filter((l) => l.bound).map((l) => ({ ...l.bound! }));
+    return this.portals.addresses();
+  }
+
+  /** Bound addresses of one target's portals, per TPG tag. */
+  targetAddresses(iqn: string): { tag: number; host: string; port: number }[] {
+    return this.portals
+      .of(iqn.toLowerCase())
+      .map((r) => ({ tag: r.tag, host: r.portal.host, port: r.listener.bound?.port ?? r.portal.port }));
   }
 
   sessions(): SessionInfo[] {
@@ -125,8 +180,7 @@ export class IscsiTargetServer {
   async close(opts: { graceMs?: number } = {}): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    const servers = [...this.listeners.values()].map((l) => l.server);
-    const closed = Promise.all(servers.map((s) => closeServer(s)));
+    const closed = this.portals.close();
     const grace = opts.graceMs ?? 0;
     if (grace > 0) {
       // Ask every initiator to log out (Async Message) and give commands in
@@ -140,35 +194,19 @@ export class IscsiTargetServer {
     for (const s of this.registry.all()) s.close('server closing');
     for (const c of [...this.connections]) c.destroy('server closing');
     await closed;
-    this.listening = false;
+  }
+
+  /** For tests and the daemon: live sessions. */
+  sessionObjects(): IscsiSession[] {
+    return this.registry.all();
   }
 
   // -------------------------------------------------------------------------
 
-  private listenerFor(portal: PortalConfig): Listener {
-    const key = portal.port === 0 ? `${portal.host}:0#${++ephemeralSeq}` : `${portal.host}:${portal.port}`;
-    let l = this.listeners.get(key);
-    if (!l) {
-      l = { key, host: portal.host, port: portal.port, server: undefined, bound: undefined };
-      this.listeners.set(key, l);
-    }
-    return l;
-  }
-
-  private startListener(l: Listener): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const server = net.createServer((socket) => this.accept(socket, l));
-      server.on('error', (err) => {
-        if (!l.bound) reject(err);
-        else this.log.error?.('iSCSI listener error', { portal: l.key, err: err.message });
-      });
-      server.listen({ host: l.host, port: l.port }, () => {
-        const a = server.address();
-        l.bound = typeof a === 'object' && a ? { host: l.host, port: a.port } : { host: l.host, port: l.port };
-        resolve();
-      });
-      l.server = server;
-    });
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.changes.then(fn, fn);
+    this.changes = run.catch(() => undefined);
+    return run;
   }
 
   private accept(socket: net.Socket, l: Listener): void {
@@ -186,30 +224,43 @@ export class IscsiTargetServer {
     }
   }
 
+  private tpgOf(targetKey: string, tag: number): { target: IscsiTargetConfig; tpg: TpgConfig } | undefined {
+    const target = this.targets.get(targetKey);
+    const tpg = target?.tpgs.find((t) => t.tag === tag);
+    return target && tpg ? { target, tpg } : undefined;
+  }
+
   private resolveTarget(name: string, portalKey: string): ResolvedTarget | 'not-found' {
-    const target = this.targets.get(name.toLowerCase());
-    if (!target) return 'not-found';
-    const ref = this.portals.find((p) => p.target === target && p.tpg.enabled && p.listener.key === portalKey);
-    return ref ? { target, tpg: ref.tpg } : 'not-found';
+    const key = name.toLowerCase();
+    for (const ref of this.portals.of(key)) {
+      if (ref.listener.key !== portalKey) continue;
+      const t = this.tpgOf(key, ref.tag);
+      if (t?.tpg.enabled) return t;
+    }
+    return 'not-found';
   }
 
   private loginTimeoutFor(portalKey: string): number {
     let t = 0;
-    for (const p of this.portals) if (p.listener.key === portalKey) t = Math.max(t, p.tpg.attributes.loginTimeout);
+    for (const ref of this.portals.all()) {
+      if (ref.listener.key !== portalKey) continue;
+      t = Math.max(t, this.tpgOf(ref.targetKey, ref.tag)?.tpg.attributes.loginTimeout ?? 0);
+    }
     return t > 0 ? t : 15;
   }
 
   /** SendTargets answer (RFC 7143 Appendix C): TargetName then its TargetAddress pairs. */
   private sendTargets(initiator: string, which: string, _portalKey: string): Array<[string, string]> {
     const out: Array<[string, string]> = [];
-    for (const target of this.targets.values()) {
+    for (const [key, target] of this.targets) {
       if (which !== 'All' && !sameName(which, target.iqn)) continue;
       const tpgs = target.tpgs.filter((t) => t.enabled && initiatorAllowed(t, initiator));
       if (tpgs.length === 0) continue;
       out.push(['TargetName', target.iqn]);
+      const refs = this.portals.of(key);
       for (const tpg of tpgs) {
-        for (const ref of this.portals) {
-          if (ref.target !== target || ref.tpg !== tpg) continue;
+        for (const ref of refs) {
+          if (ref.tag !== tpg.tag) continue;
           const port = ref.listener.bound?.port ?? ref.portal.port;
           out.push(['TargetAddress', `${formatHost(ref.portal.host)}:${port},${tpg.tag}`]);
         }
@@ -218,22 +269,30 @@ export class IscsiTargetServer {
     return out;
   }
 
+  private submittedTasks(session: IscsiSession, lun: number): ScsiTask[] {
+    const out: ScsiTask[] = [];
+    for (const c of this.connections) if (c.session === session && c.fullFeature) out.push(...c.fullFeature.submittedTasksOn(lun));
+    return out;
+  }
+
   private closeNexus(nexus: NexusHandle, reason: string): void {
     for (const s of this.registry.all()) if (s.nexus === nexus) s.close(reason);
   }
+}
 
-  /** For tests and the daemon: live sessions. */
-  sessionObjects(): IscsiSession[] {
-    return this.registry.all();
+/** Checks the server itself relies on (the daemon validates the rest). */
+function validateTarget(cfg: IscsiTargetConfig): void {
+  const tags = new Set<number>();
+  for (const tpg of cfg.tpgs) {
+    if (!Number.isInteger(tpg.tag) || tpg.tag < 1 || tpg.tag > 0xffff) {
+      throw new LunkitError('ERR_INVALID_CONFIG', `TPG tag ${tpg.tag} of ${cfg.iqn} is not 1..65535`);
+    }
+    if (tags.has(tpg.tag)) throw new LunkitError('ERR_INVALID_CONFIG', `TPG tag ${tpg.tag} of ${cfg.iqn} appears twice`);
+    tags.add(tpg.tag);
+    for (const p of tpg.portals) {
+      if (!Number.isInteger(p.port) || p.port < 0 || p.port > 0xffff) {
+        throw new LunkitError('ERR_INVALID_CONFIG', `portal port ${p.port} of ${cfg.iqn} TPG ${tpg.tag} is not 0..65535`);
+      }
+    }
   }
-}
-
-/** IPv6 literals go in brackets in TargetAddress (RFC 7143 §13.8). */
-function formatHost(host: string): string {
-  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
-}
-
-function closeServer(server: net.Server | undefined): Promise<void> {
-  if (!server) return Promise.resolve();
-  return new Promise((resolve) => server.close(() => resolve()));
 }

@@ -6,6 +6,7 @@
 import type { NexusHandle } from '../../core/types.js';
 import type { IscsiCore, TpgConfig } from './config.js';
 import { CmdSnWindow } from './cmdsn.js';
+import type { SessionLunMap } from './acl.js';
 import type { NegotiatedParams } from '../../protocols/iscsi/keys.js';
 
 /**
@@ -57,6 +58,7 @@ export interface SessionConnection {
   destroy(reason: string): void;
 }
 
+/** A session as plain JSON (the control socket returns it as is). */
 export interface SessionInfo {
   tsih: number;
   isid: string;
@@ -68,6 +70,12 @@ export interface SessionInfo {
   cmdsInFlight: number;
   expCmdSN: number;
   maxCmdSN: number;
+  /** When the leading login completed, ms since the epoch. */
+  loginTime: number;
+  /** Operational parameters negotiated at login (RFC 7143 §13). */
+  params: SessionParams;
+  /** LUN numbers the session sees now (empty for discovery sessions). */
+  luns: number[];
 }
 
 export interface SessionInit {
@@ -92,11 +100,15 @@ export class IscsiSession {
   readonly initiatorName: string;
   readonly targetName: string;
   readonly tpgt: number;
-  readonly tpg: TpgConfig | undefined;
+  /** The TPG configuration in force; the server swaps it on live changes. */
+  tpg: TpgConfig | undefined;
   readonly type: 'normal' | 'discovery';
   readonly params: SessionParams;
   readonly window: CmdSnWindow<Deliverable>;
+  readonly loginTime = Date.now();
   nexus: NexusHandle | undefined;
+  /** What the nexus sees (normal sessions); replaced on live changes. */
+  luns: SessionLunMap | undefined;
   readonly connections = new Set<SessionConnection & { remote: string; local: string }>();
   closed = false;
   /** Hooks run once when the session ends (abort tasks, close the nexus...). */
@@ -152,6 +164,9 @@ export class IscsiSession {
       cmdsInFlight: this.window.inFlight,
       expCmdSN: this.window.expCmdSN,
       maxCmdSN: this.window.maxCmdSN,
+      loginTime: this.loginTime,
+      params: { ...this.params },
+      luns: this.luns?.list() ?? [],
     };
   }
 }
