@@ -3,6 +3,7 @@
 
 import type { BackstoreOps } from '../core/types.js';
 import { FileBackstore } from './file/file.js';
+import { NbdBackstore } from './nbd/nbd.js';
 import { NullBackstore } from './null/null.js';
 import { RamdiskBackstore } from './ramdisk/ramdisk.js';
 
@@ -60,12 +61,12 @@ export async function createBackstore(spec: BackstoreSpec): Promise<BackstoreOps
     case 'null':
       return new NullBackstore({ ...spec, name: spec.name ?? 'null' });
     case 'nbd':
-      // Implemented by src/backstores/nbd (issue 4); until then a clear error.
-      throw Object.assign(new Error('the nbd backstore is not built yet'), { code: 'ENOTSUP' });
+      return NbdBackstore.open({ ...spec, name: spec.name ?? spec.url });
   }
 }
 
-export { FileBackstore, NullBackstore, RamdiskBackstore };
+export { FileBackstore, NbdBackstore, NullBackstore, RamdiskBackstore };
+export type { NbdBackstoreOptions } from './nbd/nbd.js';
 export type { FileBackstoreOptions } from './file/file.js';
 export type { RamdiskBackstoreOptions } from './ramdisk/ramdisk.js';
 export type { NullBackstoreOptions } from './null/null.js';
