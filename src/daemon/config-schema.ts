@@ -22,7 +22,7 @@ const size = z.union([z.string(), z.number()]).transform((v, ctx) => {
 
 const blockSize = z.union([z.literal(512), z.literal(4096)]).default(512);
 
-const name = z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'names use A-Z a-z 0-9 _ . : - (1 to 64 characters)');
+export const NameSchema = z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'names use A-Z a-z 0-9 _ . : - (1 to 64 characters)');
 
 export const FileBackstoreSchema = z.strictObject({
   type: z.literal('file'),
@@ -71,20 +71,28 @@ export const NbdBackstoreSchema = z.strictObject({
 
 export const BackstoreSchema = z.discriminatedUnion('type', [FileBackstoreSchema, RamdiskBackstoreSchema, NullBackstoreSchema, NbdBackstoreSchema]);
 
-const chapSecret = z.strictObject({
+export const ChapSecretSchema = z.strictObject({
   userid: z.string().min(1).max(255),
   password: z.string().min(12, 'CHAP secrets are at least 12 characters (RFC 7143 §9.2.1)').max(255),
 });
 
-const portal = z.string().transform((v, ctx) => {
-  // "host:port", "[v6]:port" or "host" (port 3260).
+/** "host:port", "[v6]:port" or "host" (defaultPort); undefined if it is none of these. */
+export function parseHostPort(v: string, defaultPort: number): { host: string; port: number } | undefined {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(v);
-  const port = m?.[3] === undefined ? 3260 : Number(m[3]);
-  if (!m || port > 65535) {
+  const port = m?.[3] === undefined ? defaultPort : Number(m[3]);
+  if (!m || port > 65535) return undefined;
+  return { host: m[1] ?? m[2], port };
+}
+
+export const ISCSI_DEFAULT_PORT = 3260;
+
+const portal = z.string().transform((v, ctx) => {
+  const hp = parseHostPort(v, ISCSI_DEFAULT_PORT);
+  if (!hp) {
     ctx.addIssue({ code: 'custom', message: `"${v}" is not host:port (e.g. 127.0.0.1:3260, [::1]:3260)` });
     return z.NEVER;
   }
-  return { host: m[1] ?? m[2], port };
+  return hp;
 });
 
 export const AclSchema = z.strictObject({
@@ -95,8 +103,8 @@ export const AclSchema = z.strictObject({
       z.strictObject({ tpgLun: z.number().int().min(0), readOnly: z.boolean().default(false) }),
     ]))
     .optional(),
-  chap: chapSecret.optional(),
-  mutualChap: chapSecret.optional(),
+  chap: ChapSecretSchema.optional(),
+  mutualChap: ChapSecretSchema.optional(),
 });
 
 export const TpgSchema = z.strictObject({
@@ -104,8 +112,8 @@ export const TpgSchema = z.strictObject({
   portals: z.array(portal).min(1, 'a TPG needs at least one portal'),
   /** TPG LUN number -> backstore name. */
   luns: z.record(z.string().regex(/^\d+$/, 'LUN numbers are integers 0..16383'), z.union([
-    name,
-    z.strictObject({ backstore: name }),
+    NameSchema,
+    z.strictObject({ backstore: NameSchema }),
   ])).default({}),
   acls: z.record(z.string(), AclSchema).default({}),
   attributes: z
@@ -140,17 +148,16 @@ const nbdListen = z.string().transform((v, ctx): { host: string; port: number } 
     return { path };
   }
   // "host:port", "[v6]:port" or "host" (port 10809, proto.md).
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(v);
-  const port = m?.[3] === undefined ? 10809 : Number(m[3]);
-  if (!m || port > 65535) {
+  const hp = parseHostPort(v, 10809);
+  if (!hp) {
     ctx.addIssue({ code: 'custom', message: `"${v}" is not host:port (e.g. 127.0.0.1:10809, [::1]:10809)` });
     return z.NEVER;
   }
-  return { host: m[1] ?? m[2], port };
+  return hp;
 });
 
 export const NbdExportSchema = z.strictObject({
-  backstore: name,
+  backstore: NameSchema,
   readOnly: z.boolean().default(false),
   description: z.string().max(4096).optional(),
 });
@@ -174,11 +181,11 @@ export const NbdSchema = z.strictObject({
 
 export const ConfigSchema = z.strictObject({
   version: z.literal(CONFIG_VERSION).default(CONFIG_VERSION),
-  backstores: z.record(name, BackstoreSchema).default({}),
+  backstores: z.record(NameSchema, BackstoreSchema).default({}),
   iscsi: z
     .strictObject({
       discoveryAuth: z
-        .strictObject({ enabled: z.boolean().default(false), chap: chapSecret.optional(), mutualChap: chapSecret.optional() })
+        .strictObject({ enabled: z.boolean().default(false), chap: ChapSecretSchema.optional(), mutualChap: ChapSecretSchema.optional() })
         .optional(),
       targets: z.record(z.string(), TargetSchema).default({}),
     })

@@ -7,13 +7,10 @@ import { readFile } from 'node:fs/promises';
 
 import { iscsiNameProblem } from '../protocols/iscsi/names.js';
 import { ConfigSchema, type LunkitConfig } from './config-schema.js';
+import { ConfigError } from './errors.js';
+import { migrateConfig } from './migrate.js';
 
-export class ConfigError extends Error {
-  readonly code = 'ERR_INVALID_CONFIG';
-  constructor(readonly problems: string[], source: string) {
-    super(`invalid configuration${source ? ` in ${source}` : ''}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-  }
-}
+export { ConfigError };
 
 function pathOf(parts: ReadonlyArray<PropertyKey>): string {
   let out = '';
@@ -93,7 +90,7 @@ export async function loadConfigFile(path: string): Promise<LunkitConfig> {
   } catch (e) {
     throw new ConfigError([`not valid JSON: ${(e as Error).message}`], path);
   }
-  return parseConfig(json, path);
+  return parseConfig(migrateConfig(json, path).doc, path);
 }
 
 export type { LunkitConfig };

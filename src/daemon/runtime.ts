@@ -1,24 +1,46 @@
 // The running lunkit: one SCSI core, the backstores of the configuration opened
-// as devices, and the iSCSI target serving them. `lunkit serve` and the demo
-// both start one of these; tests start it in-process on port 0.
+// as devices, the iSCSI target and (with an `nbd` section) the NBD server.
+// `lunkit serve`, `lunkit daemon` and the demo run one of these; tests start it
+// in-process on port 0.
 //
-// Start is all-or-nothing: if a backstore cannot be opened or a portal cannot
-// bind, everything opened so far is closed again before the error is thrown.
-// Stop finishes what is in flight (bounded by graceMs), then flushes every
-// backstore so a SIGTERM loses no acknowledged write.
+// apply(next) reconciles the running objects with a new configuration, all or
+// nothing: new backstores are opened first, then discovery authentication,
+// iSCSI targets (removed, changed, added), NBD, resizes; only when every step
+// has succeeded are removed backstores closed. A step that fails undoes the
+// ones before it, in reverse, and apply throws ERR_APPLY_FAILED: the running
+// state is the previous configuration again. start() is apply onto an empty
+// runtime. Stop finishes what is in flight (bounded by graceMs), then flushes
+// every backstore so a SIGTERM loses no acknowledged write.
 
-import { readFile } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import { ScsiCore } from '../core/engine.js';
-import type { BackstoreOps, ScsiDeviceHandle } from '../core/types.js';
-import { createBackstore } from '../backstores/index.js';
 import { IscsiTargetServer } from '../fabrics/iscsi/server.js';
-import { NbdServer } from '../fabrics/nbd/server.js';
-import type { AclConfig, IscsiTargetConfig, TpgConfig } from '../fabrics/iscsi/config.js';
-import type { LunkitConfig } from './config-schema.js';
+import type { NbdServer } from '../fabrics/nbd/server.js';
+import type { ScsiDeviceHandle } from '../core/types.js';
+import { ConfigSchema, type LunkitConfig } from './config-schema.js';
+import { ControlError } from './errors.js';
+import {
+  backstoreChange,
+  createDevice,
+  fileExists,
+  openBackstoreOps,
+  preallocate,
+  startNbdServer,
+  targetBackstores,
+  toDiscoveryAuth,
+  toTargetConfig,
+  type OpenBackstore,
+  type ProgressFn,
+} from './runtime-objects.js';
 import { silentLogger, type Logger } from '../util/log.js';
 
 export interface RuntimeOptions {
   logger?: Logger;
+}
+
+export interface ApplyOptions {
+  /** Preallocation of thick files (bytes) and, for many objects, objects applied. */
+  onProgress?: ProgressFn;
 }
 
 export interface ListeningPortal {
@@ -26,92 +48,61 @@ export interface ListeningPortal {
   port: number;
 }
 
+export type { OpenBackstore, Progress, ProgressFn } from './runtime-objects.js';
+
+type Undo = () => Promise<void> | void;
+
+function same(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+export function emptyConfig(): LunkitConfig {
+  return ConfigSchema.parse({});
+}
+
 export class LunkitRuntime {
+  readonly core = new ScsiCore();
+  /** Open backstores by name (replaced as a whole on every successful apply). */
+  backstores: ReadonlyMap<string, OpenBackstore> = new Map();
+  readonly iscsi: IscsiTargetServer;
+  private nbdServer: NbdServer | undefined;
+  private current: LunkitConfig = emptyConfig();
+  private queue: Promise<unknown> = Promise.resolve();
   private stopping: Promise<void> | undefined;
+  private readonly logger: Logger;
 
-  private constructor(
-    readonly core: ScsiCore,
-    readonly backstores: Map<string, { ops: BackstoreOps; device: ScsiDeviceHandle }>,
-    readonly iscsi: IscsiTargetServer,
-    /** The NBD server fabric, when the configuration has an `nbd` section. */
-    readonly nbd: NbdServer | undefined,
-    private readonly logger: Logger,
-  ) {}
+  private constructor(opts: RuntimeOptions) {
+    this.logger = opts.logger ?? silentLogger;
+    this.iscsi = new IscsiTargetServer(this.core, { logger: this.logger });
+  }
 
+  /** An empty runtime, listening for nothing yet; apply() gives it objects. */
+  static async create(opts: RuntimeOptions = {}): Promise<LunkitRuntime> {
+    const rt = new LunkitRuntime(opts);
+    await rt.iscsi.listen();
+    return rt;
+  }
+
+  /** create() + apply(cfg); all or nothing (nothing stays open if it fails). */
   static async start(cfg: LunkitConfig, opts: RuntimeOptions = {}): Promise<LunkitRuntime> {
-    const logger = opts.logger ?? silentLogger;
-    const core = new ScsiCore();
-    const backstores = new Map<string, { ops: BackstoreOps; device: ScsiDeviceHandle }>();
-    let iscsi: IscsiTargetServer | undefined;
-    let nbd: NbdServer | undefined;
+    const rt = await LunkitRuntime.create(opts);
     try {
-      for (const [name, bs] of Object.entries(cfg.backstores)) {
-        const ops = await createBackstore(
-          bs.type === 'file'
-            ? { type: 'file', name, path: bs.path, size: bs.size, create: bs.create, sparse: bs.thin, writeCache: bs.writeCache, readOnly: bs.readOnly, blockSize: bs.blockSize }
-            : bs.type === 'nbd'
-              ? { type: 'nbd', name, url: bs.url, blockSize: bs.blockSize, readOnly: bs.readOnly, connectTimeoutMs: bs.connectTimeoutMs, retries: bs.retries }
-              : { type: bs.type, name, size: bs.size, blockSize: bs.blockSize },
-        );
-        const device = core.createDevice(ops, {
-          name,
-          serial: bs.serial,
-          writeCache: bs.type === 'file' ? bs.writeCache : true,
-          readOnly: bs.type === 'null' ? false : bs.readOnly,
-          removable: bs.type === 'null' ? false : bs.removable,
-          thin: bs.type === 'file' ? bs.thin && ops.caps.thin : ops.caps.thin,
-        });
-        backstores.set(name, { ops, device });
-        logger.info('backstore opened', { name, type: bs.type, size: ops.size, blockSize: ops.blockSize });
-      }
-      const d = cfg.iscsi.discoveryAuth;
-      iscsi = new IscsiTargetServer(core, {
-        logger,
-        discoveryAuth: d
-          ? {
-              enabled: d.enabled,
-              userid: d.chap?.userid,
-              password: d.chap?.password,
-              mutualUserid: d.mutualChap?.userid,
-              mutualPassword: d.mutualChap?.password,
-            }
-          : undefined,
-      });
-      for (const [iqn, t] of Object.entries(cfg.iscsi.targets)) {
-        await iscsi.addTarget(toTargetConfig(iqn, t, backstores));
-      }
-      await iscsi.listen();
-      for (const a of iscsi.addresses()) logger.info('iSCSI portal listening', { host: a.host, port: a.port });
-      if (cfg.nbd) {
-        const tls = cfg.nbd.tls;
-        nbd = new NbdServer(core, {
-          logger,
-          tls: tls
-            ? {
-                cert: await readFile(tls.certFile),
-                key: await readFile(tls.keyFile),
-                ca: tls.caFile ? await readFile(tls.caFile) : undefined,
-                require: tls.require,
-              }
-            : undefined,
-          listen: cfg.nbd.listen.map((a) => ('path' in a ? { path: a.path } : { host: a.host, port: a.port })),
-        });
-        for (const [exp, e] of Object.entries(cfg.nbd.exports)) {
-          const bs = backstores.get(e.backstore);
-          if (!bs) throw new Error(`NBD export "${exp}" names the missing backstore "${e.backstore}"`);
-          nbd.setExport(exp, { device: bs.device, readOnly: e.readOnly, description: e.description });
-        }
-        await nbd.listen();
-        for (const a of nbd.addresses()) logger.info('NBD server listening', { host: a.host, port: a.port });
-        for (const path of nbd.unixPaths()) logger.info('NBD server listening', { socket: path });
-      }
-      return new LunkitRuntime(core, backstores, iscsi, nbd, logger);
+      await rt.apply(cfg);
     } catch (e) {
-      await nbd?.close({ graceMs: 0 }).catch(() => {});
-      await iscsi?.close({ graceMs: 0 }).catch(() => {});
-      for (const { ops } of backstores.values()) await ops.close().catch(() => {});
+      await rt.stop(0);
       throw e;
     }
+    return rt;
+  }
+
+  /** The configuration the running objects match. */
+  get config(): LunkitConfig {
+    return this.current;
+  }
+
+  /** The NBD server fabric, when the configuration has an `nbd` section. */
+  get nbd(): NbdServer | undefined {
+    return this.nbdServer;
   }
 
   addresses(): ListeningPortal[] {
@@ -120,20 +111,244 @@ export class LunkitRuntime {
 
   /** NBD listeners (empty without an `nbd` section). */
   nbdAddresses(): ListeningPortal[] {
-    return this.nbd?.addresses() ?? [];
+    return this.nbdServer?.addresses() ?? [];
   }
 
   /** NBD Unix socket listeners (their paths). */
   nbdSocketPaths(): string[] {
-    return this.nbd?.unixPaths() ?? [];
+    return this.nbdServer?.unixPaths() ?? [];
+  }
+
+  /** Reconciles the running objects with `next`; serialised; all or nothing. */
+  apply(next: LunkitConfig, opts: ApplyOptions = {}): Promise<void> {
+    const run = this.queue.then(() => this.applyNow(next, opts));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyNow(next: LunkitConfig, opts: ApplyOptions): Promise<void> {
+    if (this.stopping) throw new ControlError('ERR_APPLY_FAILED', 'the runtime is stopping');
+    const prev = this.current;
+    const prevMap = this.backstores;
+    const nextMap = new Map<string, OpenBackstore>();
+    const undo: Undo[] = [];
+    /** Old objects to release once everything succeeded. */
+    const release: Array<{ name: string; device: ScsiDeviceHandle; close?: OpenBackstore['ops'] }> = [];
+    const createdFiles: string[] = [];
+    let step = 'starting';
+    const objectsTotal = this.countObjects(prev, next);
+    let objectsDone = 0;
+    const objectDone = (): void => {
+      objectsDone++;
+      if (objectsTotal > 1) opts.onProgress?.({ what: 'applying configuration', done: objectsDone, total: objectsTotal });
+    };
+    try {
+      // 1. Backstores: open what is new, reopen what changed, keep the rest.
+      for (const [name, spec] of Object.entries(next.backstores)) {
+        const old = prevMap.get(name);
+        const oldSpec = prev.backstores[name];
+        const change = old && oldSpec ? backstoreChange(oldSpec, spec) : { change: 'reopen' as const, resize: false };
+        if (old && change.change === 'none') {
+          nextMap.set(name, { ...old, spec });
+          continue;
+        }
+        if (old && change.change === 'resize') {
+          nextMap.set(name, { ...old, spec }); // resized in step 5
+          continue;
+        }
+        if (old && change.change === 'device') {
+          step = `backstore "${name}"`;
+          const device = createDevice(this.core, name, old.ops, spec);
+          undo.push(() => this.core.removeDevice(device));
+          nextMap.set(name, { ops: old.ops, device, spec });
+          release.push({ name, device: old.device });
+          continue;
+        }
+        step = `opening backstore "${name}"`;
+        if (spec.type === 'file') {
+          const before = await fileExists(spec.path);
+          if (!before.exists && spec.create) createdFiles.push(spec.path);
+          if (!spec.thin && spec.create && !spec.readOnly && spec.size !== undefined && before.size < spec.size) {
+            await preallocate(spec.path, before.size, spec.size, `preallocating ${name}`, opts.onProgress);
+          }
+        }
+        const ops = await openBackstoreOps(name, spec);
+        const device = createDevice(this.core, name, ops, spec);
+        undo.push(async () => {
+          await this.core.removeDevice(device);
+          await ops.close();
+        });
+        nextMap.set(name, { ops, device, spec });
+        if (old) release.push({ name, device: old.device, close: old.ops });
+        this.logger.info('backstore opened', { name, type: spec.type, size: ops.size, blockSize: ops.blockSize });
+        objectDone();
+      }
+      for (const [name, old] of prevMap) if (!(name in next.backstores)) release.push({ name, device: old.device, close: old.ops });
+
+      // 2. Discovery authentication.
+      if (!same(prev.iscsi.discoveryAuth, next.iscsi.discoveryAuth)) {
+        step = 'discovery authentication';
+        this.iscsi.setDiscoveryAuth(toDiscoveryAuth(next));
+        undo.push(() => this.iscsi.setDiscoveryAuth(toDiscoveryAuth(prev)));
+      }
+
+      // 3. iSCSI targets: removed first (their portals may be reused), then changed, then new.
+      for (const [iqn, t] of Object.entries(prev.iscsi.targets)) {
+        if (iqn in next.iscsi.targets) continue;
+        step = `removing target ${iqn}`;
+        await this.iscsi.removeTarget(iqn);
+        undo.push(() => this.iscsi.addTarget(toTargetConfig(iqn, t, prevMap)));
+        this.logger.info('iSCSI target removed', { iqn });
+        objectDone();
+      }
+      for (const [iqn, t] of Object.entries(next.iscsi.targets)) {
+        const old = prev.iscsi.targets[iqn];
+        const cfg = toTargetConfig(iqn, t, nextMap);
+        if (old) {
+          const devicesMoved = targetBackstores(t).some((n) => nextMap.get(n)?.device !== prevMap.get(n)?.device);
+          if (same(old, t) && !devicesMoved) continue;
+          step = `updating target ${iqn}`;
+          await this.iscsi.updateTarget(cfg);
+          undo.push(() => this.iscsi.updateTarget(toTargetConfig(iqn, old, prevMap)));
+          this.logger.info('iSCSI target updated', { iqn });
+        } else {
+          step = `adding target ${iqn}`;
+          // Registered before its portals bind: undo removes it even if binding failed.
+          undo.push(() => this.iscsi.removeTarget(iqn));
+          await this.iscsi.addTarget(cfg);
+          this.logger.info('iSCSI target added', { iqn });
+        }
+        objectDone();
+      }
+
+      // 4. NBD.
+      await this.applyNbd(prev, next, prevMap, nextMap, undo, (s) => (step = s));
+
+      // 5. Resizes last: nothing after them can fail, so a shrink is never undone by a grow.
+      for (const [name, bs] of nextMap) {
+        const oldSpec = prev.backstores[name];
+        if (!oldSpec || bs.spec.type === 'nbd' || bs.spec.size === undefined || prevMap.get(name)?.ops !== bs.ops) continue;
+        if (!backstoreChange(oldSpec, bs.spec).resize || bs.ops.size === bs.spec.size) continue;
+        step = `resizing backstore "${name}"`;
+        const resize = bs.ops.resize?.bind(bs.ops);
+        if (!resize) throw new Error(`a ${bs.spec.type} backstore cannot be resized`);
+        const oldSize = bs.ops.size;
+        const newSize = bs.spec.size;
+        if (bs.spec.type === 'file' && !bs.spec.thin && !bs.spec.readOnly && newSize > oldSize) {
+          await preallocate(bs.spec.path, oldSize, newSize, `preallocating ${name}`, opts.onProgress);
+        }
+        await resize(newSize);
+        undo.push(async () => {
+          await resize(oldSize);
+          this.core.capacityChanged(bs.device);
+        });
+        // SBC-3: sessions get CAPACITY DATA HAS CHANGED.
+        this.core.capacityChanged(bs.device);
+        opts.onProgress?.({ what: `resizing ${name}`, done: newSize, total: newSize });
+        this.logger.info('backstore resized', { name, from: oldSize, to: newSize });
+      }
+    } catch (err) {
+      for (const u of undo.reverse()) {
+        try {
+          await u();
+        } catch (e) {
+          this.logger.error('rollback step failed', { err: e });
+        }
+      }
+      for (const path of createdFiles) await unlink(path).catch(() => {});
+      if (err instanceof ControlError) throw err;
+      throw new ControlError('ERR_APPLY_FAILED', `${step}: ${(err as Error).message}`, { cause: err });
+    }
+
+    // Commit: the new objects are live; release the old ones.
+    this.backstores = nextMap;
+    this.current = next;
+    for (const r of release) {
+      await this.core.removeDevice(r.device).catch((e: unknown) => this.logger.warn('device removal failed', { name: r.name, err: e }));
+      if (r.close) {
+        await r.close.close().catch((e: unknown) => this.logger.warn('backstore close failed', { name: r.name, err: e }));
+        this.logger.info('backstore closed', { name: r.name });
+      }
+    }
+  }
+
+  private async applyNbd(
+    prev: LunkitConfig,
+    next: LunkitConfig,
+    prevMap: ReadonlyMap<string, OpenBackstore>,
+    nextMap: ReadonlyMap<string, OpenBackstore>,
+    undo: Undo[],
+    setStep: (s: string) => void,
+  ): Promise<void> {
+    const before = this.nbdServer;
+    const listenersChanged = !same(prev.nbd?.listen, next.nbd?.listen) || !same(prev.nbd?.tls, next.nbd?.tls);
+    if (!next.nbd) {
+      if (!before) return;
+      setStep('stopping the NBD server');
+      this.nbdServer = undefined;
+      await before.close({ graceMs: 0 });
+      undo.push(async () => {
+        this.nbdServer = await startNbdServer(this.core, prev.nbd!, prevMap, this.logger);
+      });
+      return;
+    }
+    if (!before || listenersChanged) {
+      // A listener change restarts the server: its connections end.
+      if (before) {
+        setStep('stopping the NBD server');
+        this.nbdServer = undefined;
+        await before.close({ graceMs: 0 });
+        undo.push(async () => {
+          this.nbdServer = await startNbdServer(this.core, prev.nbd!, prevMap, this.logger);
+        });
+      }
+      setStep('starting the NBD server');
+      const server = await startNbdServer(this.core, next.nbd, nextMap, this.logger);
+      this.nbdServer = server;
+      undo.push(async () => {
+        this.nbdServer = undefined;
+        await server.close({ graceMs: 0 });
+      });
+      return;
+    }
+    const prevExports = prev.nbd?.exports ?? {};
+    for (const [name, e] of Object.entries(next.nbd.exports)) {
+      const old = prevExports[name] as (typeof prevExports)[string] | undefined;
+      const device = nextMap.get(e.backstore)!.device;
+      if (old && same(old, e) && prevMap.get(e.backstore)?.device === device) continue;
+      setStep(`NBD export "${name}"`);
+      before.setExport(name, { device, readOnly: e.readOnly, description: e.description });
+      undo.push(() => {
+        if (old) before.setExport(name, { device: prevMap.get(old.backstore)!.device, readOnly: old.readOnly, description: old.description });
+        else before.deleteExport(name);
+      });
+    }
+    for (const [name, old] of Object.entries(prevExports)) {
+      if (name in next.nbd.exports) continue;
+      before.deleteExport(name);
+      undo.push(() => before.setExport(name, { device: prevMap.get(old.backstore)!.device, readOnly: old.readOnly, description: old.description }));
+    }
+  }
+
+  /** Objects an apply touches (for config.replace progress). */
+  private countObjects(prev: LunkitConfig, next: LunkitConfig): number {
+    let n = 0;
+    for (const [name, bs] of Object.entries(next.backstores)) {
+      const old = prev.backstores[name];
+      if (!old || backstoreChange(old, bs).change === 'reopen') n++;
+    }
+    for (const iqn of Object.keys(prev.iscsi.targets)) if (!(iqn in next.iscsi.targets)) n++;
+    for (const [iqn, t] of Object.entries(next.iscsi.targets)) if (!same(prev.iscsi.targets[iqn], t)) n++;
+    return n;
   }
 
   /** Idempotent; resolves when every backstore is flushed and closed. */
   stop(graceMs = 5000): Promise<void> {
     this.stopping ??= (async () => {
+      await this.queue;
       this.logger.info('stopping', { graceMs });
       await this.iscsi.close({ graceMs }).catch((e: unknown) => this.logger.warn('iSCSI close failed', { err: e }));
-      await this.nbd?.close({ graceMs }).catch((e: unknown) => this.logger.warn('NBD close failed', { err: e }));
+      await this.nbdServer?.close({ graceMs }).catch((e: unknown) => this.logger.warn('NBD close failed', { err: e }));
       await this.core.flushAll().catch((e: unknown) => this.logger.warn('flush failed', { err: e }));
       for (const [name, { ops }] of this.backstores) {
         await ops.close().catch((e: unknown) => this.logger.warn('backstore close failed', { name, err: e }));
@@ -142,39 +357,4 @@ export class LunkitRuntime {
     })();
     return this.stopping;
   }
-}
-
-type TargetData = LunkitConfig['iscsi']['targets'][string];
-
-function toTargetConfig(
-  iqn: string,
-  t: TargetData,
-  backstores: Map<string, { device: ScsiDeviceHandle }>,
-): IscsiTargetConfig {
-  const tpgs: TpgConfig[] = Object.entries(t.tpgs).map(([tag, tpg]) => ({
-    tag: Number(tag),
-    enabled: tpg.enabled,
-    portals: tpg.portals.map((p) => ({ host: p.host, port: p.port })),
-    luns: Object.entries(tpg.luns).map(([lun, ref]) => {
-      const name = typeof ref === 'string' ? ref : ref.backstore;
-      const bs = backstores.get(name);
-      if (!bs) throw new Error(`LUN ${lun} of ${iqn} names the missing backstore "${name}"`);
-      return { lun: Number(lun), device: bs.device };
-    }),
-    acls: Object.entries(tpg.acls).map(
-      ([initiator, acl]): AclConfig => ({
-        initiator,
-        mappedLuns: Object.entries(acl.mappedLuns ?? {}).map(([mapped, m]) =>
-          typeof m === 'number'
-            ? { mappedLun: Number(mapped), tpgLun: m, readOnly: false }
-            : { mappedLun: Number(mapped), tpgLun: m.tpgLun, readOnly: m.readOnly },
-        ),
-        chap: acl.chap,
-        mutualChap: acl.mutualChap,
-      }),
-    ),
-    attributes: { ...tpg.attributes, cacheDynamicAcls: false },
-    parameters: tpg.parameters,
-  }));
-  return { iqn, alias: t.alias, tpgs };
 }

@@ -5,6 +5,13 @@
 //   I -> T: CHAP_N=<name> CHAP_R=<response> [CHAP_I=<id'> CHAP_C=<challenge'>]
 //   T -> I: [CHAP_N=<target name> CHAP_R=<response'>]   (mutual)
 //
+// Target authentication is the initiator's choice (RFC 7143 §12.1.3: the
+// initiator sends CHAP_I/CHAP_C when it wants the target to prove itself). A
+// mutual secret configured on an ACL is what the target answers with when
+// asked; an initiator that does not ask logs in with one-way CHAP, as with
+// tgtd. Forcing it would protect nobody (the proof protects the initiator) and
+// would lock out initiators such as iscsi-ls that never ask on normal logins.
+//
 // Responses are compared in constant time (chapEqual). Secrets are never
 // logged or put in error messages. An initiator challenge equal to ours is a
 // reflection attack and fails (RFC 7143 §12.1.3).
@@ -76,7 +83,6 @@ export class ChapTarget {
     const iId = keys.get('CHAP_I');
     const iChal = keys.get('CHAP_C');
     if (iId === undefined && iChal === undefined) {
-      if (this.mutual) return { kind: 'fail', why: 'mutual CHAP configured but the initiator did not ask for it' };
       this.state = 'done';
       return { kind: 'done', replies: [] };
     }

@@ -61,9 +61,12 @@ describe('iSCSI login: ACLs and CHAP', () => {
     expect(bad.code).not.toBe(0);
   });
 
-  it('mutual CHAP configured but not asked for by the initiator fails', async () => {
+  it('mutual CHAP configured but not asked for: one-way CHAP still has to pass', async () => {
+    // Target authentication is the initiator's option (RFC 7143 §12.1.3).
     const r = await runTool('iscsi-inq', ['-i', MUTUAL, url(`bob%${SECRET}@`)]);
-    expect(r.code).not.toBe(0);
+    expect(r.code).toBe(0);
+    const bad = await runTool('iscsi-inq', ['-i', MUTUAL, url('bob%wrong-secret-1234@')]);
+    expect(bad.code).not.toBe(0);
   });
 
   it('SendTargets lists the target only for initiators with an ACL', async () => {

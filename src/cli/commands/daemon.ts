@@ -1,0 +1,78 @@
+// `lunkit daemon`: run lunkit in the foreground with a control socket that
+// the other verbs (and scripts) use to change it live. Prints
+// "control socket PATH", the listening portals and "ready" on stdout once it
+// serves; the first SIGINT/SIGTERM stops it cleanly (in-flight commands
+// finish, backstores are flushed), a second one exits at once.
+
+import type { Argv, CommandModule } from 'yargs';
+import { LunkitDaemon } from '../../daemon/daemon.js';
+import { defaultSocketPath } from '../../daemon/paths.js';
+import { createLogger, type Logger } from '../../util/log.js';
+
+interface DaemonArgs {
+  config?: string;
+  socket: string;
+  autosave: boolean;
+  backups: number;
+  'log-level': 'debug' | 'info' | 'warn' | 'error';
+}
+
+function untilSignalled(daemon: LunkitDaemon, logger: Logger): Promise<number> {
+  return new Promise<number>((resolve) => {
+    let signalled = false;
+    const onSignal = (sig: NodeJS.Signals): void => {
+      if (signalled) {
+        logger.warn('second signal: exiting without waiting', { signal: sig });
+        process.exit(1);
+      }
+      signalled = true;
+      logger.info('signal received, shutting down', { signal: sig });
+      daemon.stop().then(
+        () => resolve(0),
+        (e: unknown) => {
+          logger.error('shutdown failed', { err: e });
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
+
+export const daemonCommand: CommandModule<object, DaemonArgs> = {
+  command: 'daemon',
+  describe: 'Run lunkit in the foreground with a control socket; the other verbs change it live',
+  builder: (y: Argv) =>
+    y
+      .option('config', { alias: 'c', type: 'string', describe: 'configuration to load at start (all or nothing) and the default file of `lunkit save`' })
+      .option('socket', { type: 'string', default: defaultSocketPath(), describe: 'control socket path (env LUNKIT_SOCKET)' })
+      .option('autosave', { type: 'boolean', default: false, describe: 'save the configuration after every change (to --config, or /etc/lunkit/saveconfig.json)' })
+      .option('backups', { type: 'number', default: 5, describe: 'previous copies a save keeps (FILE.1 .. FILE.N)' })
+      .option('log-level', { choices: ['debug', 'info', 'warn', 'error'] as const, default: 'info' as const })
+      .option('io-threads', {
+        type: 'number',
+        describe: 'threads for file I/O (libuv pool; read by bin/lunkit.js before start). Default: one per core',
+      })
+      .check((a) => {
+        if (!Number.isInteger(a.backups) || a.backups < 0 || a.backups > 100) throw new Error('--backups takes a whole number 0..100');
+        return true;
+      })
+      .example('$0 daemon --config /etc/lunkit/saveconfig.json --autosave', 'serve the saved configuration and save every change')
+      .example('$0 daemon --socket /tmp/lunkit.sock', 'start empty, controlled through /tmp/lunkit.sock') as Argv<DaemonArgs>,
+  handler: async (args) => {
+    const logger = createLogger({ level: args['log-level'] });
+    const daemon = await LunkitDaemon.start({
+      configFile: args.config,
+      socketPath: args.socket,
+      autosave: args.autosave,
+      backups: args.backups,
+      logger,
+    });
+    process.stdout.write(`control socket ${daemon.socketPath}\n`);
+    for (const a of daemon.runtime.addresses()) process.stdout.write(`listening ${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}\n`);
+    for (const a of daemon.runtime.nbdAddresses()) process.stdout.write(`nbd listening ${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}\n`);
+    process.stdout.write('ready\n');
+    process.exitCode = await untilSignalled(daemon, logger);
+  },
+};

@@ -1,0 +1,232 @@
+// The control socket (docs/control-protocol.md): a Unix stream socket, mode
+// 0600, speaking newline-delimited JSON-RPC 2.0. This file is the transport:
+// framing with a 1 MiB line cap, request checking, error objects with stable
+// codes, progress notifications. What a method does is the handler's business
+// (daemon.ts).
+//
+// A broken request never breaks the connection (malformed JSON gets
+// ERR_CONTROL_PARSE and the next line is read); only an over-long line ends it,
+// because the stream cannot be resynchronised cheaply. A client that goes away
+// mid-request loses its answer and nothing else: the handler runs to its end.
+
+import { chmod, lstat, mkdir, stat, unlink } from 'node:fs/promises';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { LunkitError } from '../protocols/errors.js';
+import { ControlError, RPC_CODES, type ControlErrorCode } from './errors.js';
+import type { Progress } from './runtime-objects.js';
+import { silentLogger, type Logger } from '../util/log.js';
+
+/** Longest request line, newline excluded. */
+export const MAX_LINE_BYTES = 1024 * 1024;
+
+export type RequestId = string | number | null;
+
+export interface RequestContext {
+  id: RequestId;
+  /** Sends a progress notification for this request (nothing for a notification without id). */
+  progress(p: Progress): void;
+}
+
+export type ControlHandler = (method: string, params: Record<string, unknown>, ctx: RequestContext) => Promise<unknown>;
+
+export interface ControlServerOptions {
+  path: string;
+  handler: ControlHandler;
+  logger?: Logger;
+}
+
+interface RpcError {
+  code: number;
+  message: string;
+  data: { code: ControlErrorCode; path?: string; problems?: string[] };
+}
+
+export function toRpcError(err: unknown): RpcError {
+  if (err instanceof ControlError) {
+    const data: RpcError['data'] = { code: err.code };
+    if (err.path !== undefined) data.path = err.path;
+    if (err.problems !== undefined) data.problems = err.problems;
+    return { code: RPC_CODES[err.code], message: err.message, data };
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: RPC_CODES.ERR_INTERNAL, message: `internal error: ${message}`, data: { code: 'ERR_INTERNAL' } };
+}
+
+/**
+ * Makes the socket's directory (0700 when we create it) and clears a stale
+ * socket file; refuses when a live server answers on it.
+ */
+export async function prepareSocketPath(path: string): Promise<void> {
+  const dir = dirname(path);
+  const dirExists = await stat(dir).then(
+    () => true,
+    () => false,
+  );
+  if (!dirExists) await mkdir(dir, { recursive: true, mode: 0o700 });
+  const st = await lstat(path).catch(() => undefined);
+  if (!st) return;
+  if (!st.isSocket()) throw new LunkitError('ERR_CONTROL_SOCKET_PATH', `${path} exists and is not a socket; remove it or pick another --socket`);
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (alive) throw new LunkitError('ERR_CONTROL_SOCKET_IN_USE', `another lunkit daemon is listening on ${path} (stop it or pick another --socket)`);
+  await unlink(path);
+}
+
+export class ControlServer {
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+  private readonly logger: Logger;
+  private closed = false;
+
+  private constructor(
+    readonly path: string,
+    private readonly handler: ControlHandler,
+    logger: Logger | undefined,
+  ) {
+    this.logger = logger ?? silentLogger;
+    this.server = createServer((s) => this.accept(s));
+  }
+
+  static async listen(opts: ControlServerOptions): Promise<ControlServer> {
+    await prepareSocketPath(opts.path);
+    const cs = new ControlServer(opts.path, opts.handler, opts.logger);
+    await new Promise<void>((resolve, reject) => {
+      cs.server.once('error', reject);
+      // The socket file is created by bind() inside listen(): a umask of 0177
+      // makes it 0600 from its first moment (process.umask is refused in a
+      // worker thread; the chmod below covers that case).
+      let oldMask: number | undefined;
+      try {
+        oldMask = process.umask(0o177);
+      } catch {
+        oldMask = undefined;
+      }
+      try {
+        cs.server.listen(opts.path, () => {
+          cs.server.off('error', reject);
+          resolve();
+        });
+      } finally {
+        if (oldMask !== undefined) process.umask(oldMask);
+      }
+    });
+    await chmod(opts.path, 0o600);
+    cs.server.on('error', (e) => cs.logger.error('control socket error', { err: e }));
+    return cs;
+  }
+
+  /** Stops listening, drops every client, removes the socket file. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const done = new Promise<void>((r) => this.server.close(() => r()));
+    for (const s of this.sockets) s.destroy();
+    await done;
+    await unlink(this.path).catch(() => {});
+  }
+
+  private accept(socket: Socket): void {
+    if (this.closed) {
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    let pending: Buffer[] = [];
+    let pendingLen = 0;
+    let dead = false;
+    const send = (msg: unknown): void => {
+      if (dead || socket.destroyed || !socket.writable) return;
+      socket.write(`${JSON.stringify(msg)}\n`);
+    };
+    const tooLarge = (): void => {
+      send({ jsonrpc: '2.0', id: null, error: toRpcError(new ControlError('ERR_CONTROL_TOO_LARGE', `request line longer than ${MAX_LINE_BYTES} bytes`)) });
+      dead = true;
+      pending = [];
+      socket.end();
+      // A client that keeps sending is not waited for.
+      setTimeout(() => socket.destroy(), 1000).unref();
+    };
+    socket.on('data', (chunk: Buffer) => {
+      if (dead) return;
+      let start = 0;
+      for (;;) {
+        const nl = chunk.indexOf(0x0a, start);
+        if (nl < 0) break;
+        const piece = chunk.subarray(start, nl);
+        if (pendingLen + piece.length > MAX_LINE_BYTES) return tooLarge();
+        const line = pending.length ? Buffer.concat([...pending, piece]) : piece;
+        pending = [];
+        pendingLen = 0;
+        this.onLine(line, send);
+        start = nl + 1;
+      }
+      const rest = chunk.subarray(start);
+      if (rest.length === 0) return;
+      if (pendingLen + rest.length > MAX_LINE_BYTES) return tooLarge();
+      // Copy: the chunk's memory is not ours to keep.
+      pending.push(Buffer.from(rest));
+      pendingLen += rest.length;
+    });
+    socket.on('error', () => {}); // a client that vanished; its answers are dropped
+    socket.on('close', () => {
+      dead = true;
+      this.sockets.delete(socket);
+    });
+  }
+
+  private onLine(raw: Buffer, send: (msg: unknown) => void): void {
+    const text = raw.toString('utf8').trim();
+    if (text === '') return;
+    let msg: unknown;
+    try {
+      msg = JSON.parse(text);
+    } catch (e) {
+      send({ jsonrpc: '2.0', id: null, error: toRpcError(new ControlError('ERR_CONTROL_PARSE', `the request is not JSON: ${(e as Error).message}`)) });
+      return;
+    }
+    const bad = (id: RequestId, why: string): void =>
+      send({ jsonrpc: '2.0', id, error: toRpcError(new ControlError('ERR_CONTROL_REQUEST', why)) });
+    if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
+      bad(null, Array.isArray(msg) ? 'batch requests are not supported: send one request per line' : 'a request is a JSON object');
+      return;
+    }
+    const req = msg as Record<string, unknown>;
+    const hasId = 'id' in req;
+    const id = req.id;
+    if (hasId && id !== null && typeof id !== 'string' && typeof id !== 'number') {
+      bad(null, 'id must be a string, a number or null');
+      return;
+    }
+    const rid = (hasId ? id : null) as RequestId;
+    if (req.jsonrpc !== '2.0') return bad(rid, 'jsonrpc must be "2.0"');
+    if (typeof req.method !== 'string' || req.method === '') return bad(rid, 'method must be a non-empty string');
+    if (req.params !== undefined && (typeof req.params !== 'object' || req.params === null || Array.isArray(req.params))) {
+      send({ jsonrpc: '2.0', id: rid, error: toRpcError(new ControlError('ERR_INVALID_PARAMS', 'params must be an object of named parameters')) });
+      return;
+    }
+    const method = req.method;
+    const params = (req.params ?? {}) as Record<string, unknown>;
+    // JSON-RPC 2.0 §4.1: a request without id is a notification and gets no answer.
+    const reply = hasId ? send : (): void => {};
+    const ctx: RequestContext = {
+      id: rid,
+      progress: (p) => {
+        if (hasId) send({ jsonrpc: '2.0', method: 'progress', params: { id: rid, what: p.what, done: p.done, total: p.total } });
+      },
+    };
+    this.handler(method, params, ctx).then(
+      (result) => reply({ jsonrpc: '2.0', id: rid, result: result ?? {} }),
+      (err: unknown) => {
+        if (!(err instanceof ControlError)) this.logger.error('control request failed', { method, err });
+        reply({ jsonrpc: '2.0', id: rid, error: toRpcError(err) });
+      },
+    );
+  }
+}

@@ -1,0 +1,242 @@
+// `lunkit daemon`: the running lunkit plus its desired state and the control
+// socket. The desired state is the configuration document (config-doc.ts);
+// every change is (document, params) -> new document (ops.ts), validated whole,
+// then applied to the runtime all or nothing (runtime.ts). Changes are
+// serialised by one queue, so concurrent clients see them one after the other
+// and `revision` counts the successful ones.
+
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { emptyConfigDoc, validateDoc, type ConfigDoc, type DesiredState } from './config-doc.js';
+import { ControlServer, prepareSocketPath, type RequestContext } from './control-server.js';
+import { ConfigError, ControlError } from './errors.js';
+import { migrateConfig } from './migrate.js';
+import { CONFIG_OPS } from './ops.js';
+import { DEFAULT_SAVE_PATH } from './paths.js';
+import { LunkitRuntime } from './runtime.js';
+import { loadConfigDoc, saveConfigFile } from './saveconfig.js';
+import { silentLogger, type Logger } from '../util/log.js';
+
+export interface DaemonOptions {
+  /** Configuration to load at start (all or nothing) and the default save path. */
+  configFile?: string | undefined;
+  socketPath: string;
+  /** Save to configFile (or DEFAULT_SAVE_PATH) after every successful change. */
+  autosave?: boolean | undefined;
+  /** Previous copies kept by a save (path.1 .. path.N); default 5. */
+  backups?: number | undefined;
+  logger?: Logger | undefined;
+}
+
+function packageVersion(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  // src/daemon (vitest, tsx) or dist/daemon (built).
+  for (const rel of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(here, rel), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'lunkit' && pkg.version) return pkg.version;
+    } catch {
+      // try the next location
+    }
+  }
+  return 'unknown';
+}
+
+function invalidConfig(e: ConfigError): ControlError {
+  return new ControlError('ERR_INVALID_CONFIG', e.message, { problems: e.problems });
+}
+
+export class LunkitDaemon {
+  private state: DesiredState;
+  private revision = 1;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly startedAt = Date.now();
+  private readonly version = packageVersion();
+  private server: ControlServer | undefined;
+  private stopping: Promise<void> | undefined;
+
+  private constructor(
+    readonly runtime: LunkitRuntime,
+    initial: DesiredState,
+    private readonly opts: DaemonOptions,
+    private readonly logger: Logger,
+  ) {
+    this.state = initial;
+  }
+
+  /** Loads the configuration (if any), starts the runtime, then the control socket. */
+  static async start(opts: DaemonOptions): Promise<LunkitDaemon> {
+    const logger = opts.logger ?? silentLogger;
+    let initial: DesiredState = validateDoc(emptyConfigDoc());
+    if (opts.configFile !== undefined) {
+      try {
+        initial = await loadConfigDoc(opts.configFile);
+      } catch (e) {
+        // With --autosave the file may not exist yet: start empty and create it on the first change.
+        const missing = e instanceof ConfigError && e.problems.length === 1 && /ENOENT/.test(e.problems[0]);
+        if (!(missing && opts.autosave)) throw e;
+        logger.info('configuration file does not exist yet; starting empty', { file: opts.configFile });
+      }
+    }
+    // Refuse a live daemon's socket before binding any portal (its ports would clash first, less clearly).
+    await prepareSocketPath(opts.socketPath);
+    const runtime = await LunkitRuntime.start(initial.config, { logger });
+    const daemon = new LunkitDaemon(runtime, initial, opts, logger);
+    try {
+      daemon.server = await ControlServer.listen({
+        path: opts.socketPath,
+        logger,
+        handler: (method, params, ctx) => daemon.handle(method, params, ctx),
+      });
+    } catch (e) {
+      await runtime.stop(0);
+      throw e;
+    }
+    logger.info('control socket listening', { socket: opts.socketPath, revision: daemon.revision });
+    return daemon;
+  }
+
+  get socketPath(): string {
+    return this.opts.socketPath;
+  }
+
+  /** The desired (and running) configuration, canonical. */
+  get config(): ConfigDoc {
+    return structuredClone(this.state.doc);
+  }
+
+  get currentRevision(): number {
+    return this.revision;
+  }
+
+  /** Stops the control socket, then the runtime (in-flight commands finish, backstores flush). */
+  stop(graceMs = 5000): Promise<void> {
+    this.stopping ??= (async () => {
+      await this.server?.close();
+      await this.queue;
+      await this.runtime.stop(graceMs);
+    })();
+    return this.stopping;
+  }
+
+  /** One control request (docs/control-protocol.md "Methods"). */
+  async handle(method: string, params: Record<string, unknown>, ctx: RequestContext): Promise<unknown> {
+    switch (method) {
+      case 'ping':
+        return {
+          version: this.version,
+          pid: process.pid,
+          uptimeMs: Date.now() - this.startedAt,
+          revision: this.revision,
+          socket: this.opts.socketPath,
+          listening: this.listening(),
+          ...(this.opts.configFile !== undefined ? { configFile: this.opts.configFile } : {}),
+        };
+      case 'config.get':
+        return { config: this.config, revision: this.revision };
+      case 'config.save':
+        return this.serial(() => this.save(params));
+      case 'config.replace':
+        return this.replace(params, ctx);
+      case 'sessions.list':
+        return { sessions: this.sessions() };
+      default: {
+        const op = CONFIG_OPS[method] as (typeof CONFIG_OPS)[string] | undefined;
+        if (!op) throw new ControlError('ERR_CONTROL_METHOD', `unknown method "${method}"`);
+        return this.change(method, (doc) => op(doc, params), ctx);
+      }
+    }
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Computes, validates and applies one change; all or nothing. */
+  private change(
+    method: string,
+    compute: (doc: ConfigDoc) => { doc: ConfigDoc; result?: Record<string, unknown> },
+    ctx: RequestContext,
+  ): Promise<Record<string, unknown>> {
+    return this.serial(async () => {
+      if (this.stopping) throw new ControlError('ERR_APPLY_FAILED', 'the daemon is stopping');
+      const { doc, result } = compute(structuredClone(this.state.doc));
+      let next: DesiredState;
+      try {
+        next = validateDoc(doc);
+      } catch (e) {
+        if (e instanceof ConfigError) throw invalidConfig(e);
+        throw e;
+      }
+      await this.runtime.apply(next.config, { onProgress: (p) => ctx.progress(p) });
+      this.state = next;
+      this.revision++;
+      this.logger.info('configuration changed', { method, revision: this.revision });
+      if (this.opts.autosave) {
+        await this.save({}).catch((e: unknown) => this.logger.error('autosave failed', { err: e }));
+      }
+      return { ...result, revision: this.revision };
+    });
+  }
+
+  private replace(params: Record<string, unknown>, ctx: RequestContext): Promise<Record<string, unknown>> {
+    if (typeof params.config !== 'object' || params.config === null || Array.isArray(params.config)) {
+      return Promise.reject(new ControlError('ERR_INVALID_PARAMS', 'params.config must be a configuration object'));
+    }
+    if (params.dryRun !== undefined && typeof params.dryRun !== 'boolean') {
+      return Promise.reject(new ControlError('ERR_INVALID_PARAMS', 'params.dryRun must be a boolean'));
+    }
+    let migrated: DesiredState;
+    try {
+      migrated = validateDoc(migrateConfig(params.config).doc);
+    } catch (e) {
+      return Promise.reject(e instanceof ConfigError ? invalidConfig(e) : e);
+    }
+    if (params.dryRun === true) return Promise.resolve({ revision: this.revision, dryRun: true });
+    return this.change('config.replace', () => ({ doc: migrated.doc }), ctx);
+  }
+
+  private async save(params: Record<string, unknown>): Promise<{ path: string; backups: string[] }> {
+    if (params.path !== undefined && (typeof params.path !== 'string' || params.path === '')) {
+      throw new ControlError('ERR_INVALID_PARAMS', 'params.path must be a file path');
+    }
+    const path = (params.path as string | undefined) ?? this.opts.configFile ?? DEFAULT_SAVE_PATH;
+    try {
+      return await saveConfigFile(path, this.state.doc, this.opts.backups ?? 5);
+    } catch (e) {
+      throw new ControlError('ERR_APPLY_FAILED', `cannot save to ${path}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /** Bound addresses: what a portal or listener of port 0 really got. */
+  private listening(): { iscsi: Array<{ iqn: string; tpg: number; host: string; port: number }>; nbd: Array<{ host: string; port: number } | { socket: string }> } {
+    const iscsi = Object.keys(this.state.config.iscsi.targets).flatMap((iqn) =>
+      this.runtime.iscsi.targetAddresses(iqn).map((a) => ({ iqn, tpg: a.tag, host: a.host, port: a.port })),
+    );
+    const nbd = [...this.runtime.nbdAddresses(), ...this.runtime.nbdSocketPaths().map((socket) => ({ socket }))];
+    return { iscsi, nbd };
+  }
+
+  private sessions(): unknown[] {
+    // NBD connections are not listed: NbdServer does not expose them (yet).
+    return this.runtime.iscsi.sessions().map((s) => ({
+      fabric: 'iscsi',
+      target: s.targetName,
+      tpg: s.tpgt,
+      initiator: s.initiatorName,
+      isid: s.isid,
+      tsih: s.tsih,
+      type: s.type,
+      connections: s.connections,
+      cmdsInFlight: s.cmdsInFlight,
+      expCmdSN: s.expCmdSN,
+      maxCmdSN: s.maxCmdSN,
+      loginTime: s.loginTime,
+      luns: s.luns,
+      params: s.params,
+    }));
+  }
+}
