@@ -1,0 +1,30 @@
+// One error class for the attach/mount tools with stable codes (STYLE.md §8):
+// callers and tests branch on `code`, never on the message.
+
+export type AttachErrorCode =
+  | 'ERR_NOT_ROOT'
+  | 'ERR_ATTACH_SOURCE'
+  | 'ERR_ATTACH_NOT_FOUND'
+  | 'ERR_ATTACH_BUSY'
+  | 'ERR_ATTACH_START'
+  | 'ERR_MOUNT_IN_USE'
+  | 'ERR_MOUNT_NOT_FOUND'
+  | 'ERR_MOUNT_STEP';
+
+export class AttachError extends Error {
+  constructor(
+    readonly code: AttachErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'AttachError';
+  }
+}
+
+/** Attaching and mounting need root: FUSE as root, loop devices, mount(8), /run/lunkit. */
+export function requireRoot(what: string): void {
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    throw new AttachError('ERR_NOT_ROOT', `${what} needs root (loop devices, mount(8) and /run/lunkit); run it with sudo`);
+  }
+}

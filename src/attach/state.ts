@@ -1,0 +1,132 @@
+// State of attachments and mounts under the run directory, so `lunkit detach`
+// and `lunkit umount` (other processes, later) can undo what attach and mount
+// did, also after a crash:
+//   <run>/attach/<id>.json   one holder process (pid, FUSE mount point, file)
+//   <run>/attach/<id>/       its default FUSE mount point
+//   <run>/mounts/<key>.json  one `lunkit mount` (dir, loop device, attach id)
+// <run> is /run/lunkit, or LUNKIT_RUN_DIR (tests).
+// Files are replaced atomically (write temp, rename) so a reader never sees half.
+
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { AttachSource } from './source.js';
+
+export function runDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.LUNKIT_RUN_DIR && env.LUNKIT_RUN_DIR.length > 0 ? resolve(env.LUNKIT_RUN_DIR) : '/run/lunkit';
+}
+
+export const attachDir = (): string => join(runDir(), 'attach');
+export const mountsDir = (): string => join(runDir(), 'mounts');
+
+export interface AttachState {
+  id: string;
+  /** The holder process serving the FUSE mount. */
+  pid: number;
+  source: AttachSource;
+  /** FUSE mount point (a directory). */
+  mountpoint: string;
+  /** The file that shows the source: mountpoint + "/" + name. */
+  file: string;
+  readOnly: boolean;
+  /** The mount point was created under the run directory and is removed on detach. */
+  ownsMountpoint: boolean;
+  startedAt: string;
+}
+
+export interface MountState {
+  /** The directory the filesystem is mounted on. */
+  dir: string;
+  /** Attachment that provides the FUSE file. */
+  attachId?: string | undefined;
+  file?: string | undefined;
+  /** Loop device made by losetup, e.g. /dev/loop3. */
+  loop?: string | undefined;
+  /** mount(8) succeeded. */
+  mounted: boolean;
+  fsType?: string | undefined;
+  options?: string | undefined;
+  createdAt: string;
+}
+
+async function writeAtomic(path: string, data: unknown): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, JSON.stringify(data, null, 2) + '\n', { mode: 0o600 });
+  await rename(tmp, path);
+}
+
+async function readJson<T>(path: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as T;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+async function listJson<T>(dir: string): Promise<T[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+  const out: T[] = [];
+  for (const n of names.filter((x) => x.endsWith('.json')).sort()) {
+    const v = await readJson<T>(join(dir, n)).catch(() => undefined);
+    if (v) out.push(v);
+  }
+  return out;
+}
+
+export async function saveAttach(s: AttachState): Promise<void> {
+  await mkdir(attachDir(), { recursive: true, mode: 0o755 });
+  await writeAtomic(join(attachDir(), `${s.id}.json`), s);
+}
+
+export const loadAttach = (id: string): Promise<AttachState | undefined> => readJson<AttachState>(join(attachDir(), `${id}.json`));
+export const listAttach = (): Promise<AttachState[]> => listJson<AttachState>(attachDir());
+
+export async function removeAttach(id: string): Promise<void> {
+  await rm(join(attachDir(), `${id}.json`), { force: true });
+}
+
+/** State file key of a mount directory: stable, file-name safe. */
+export function mountKey(dir: string): string {
+  return createHash('sha256').update(resolve(dir)).digest('hex').slice(0, 16);
+}
+
+export async function saveMount(s: MountState): Promise<void> {
+  await mkdir(mountsDir(), { recursive: true, mode: 0o755 });
+  await writeAtomic(join(mountsDir(), `${mountKey(s.dir)}.json`), s);
+}
+
+export const loadMount = (dir: string): Promise<MountState | undefined> => readJson<MountState>(join(mountsDir(), `${mountKey(dir)}.json`));
+export const listMounts = (): Promise<MountState[]> => listJson<MountState>(mountsDir());
+
+export async function removeMount(dir: string): Promise<void> {
+  await rm(join(mountsDir(), `${mountKey(dir)}.json`), { force: true });
+}
+
+/** True when pid names a live process (signal 0; EPERM also means alive). */
+export function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** True when pid is alive and is a lunkit attach holder (guards against PID reuse). */
+export async function isHolder(pid: number): Promise<boolean> {
+  if (!isAlive(pid)) return false;
+  try {
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+    return /holder-main|lunkit/.test(cmdline);
+  } catch {
+    return false;
+  }
+}

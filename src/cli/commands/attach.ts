@@ -1,0 +1,59 @@
+// `lunkit attach <image | nbd://...> [file]`: show a disk image or a remote
+// NBD export as one local file in a FUSE directory (what nbdfuse does). By
+// default the holder runs detached and this prints the file's path.
+
+import type { Argv, CommandModule } from 'yargs';
+import { requireRoot } from '../../attach/errors.js';
+import { startDetached } from '../../attach/attach.js';
+import { planAttach } from '../../attach/plan.js';
+import { describeSource, parseSource } from '../../attach/source.js';
+import { createLogger } from '../../util/log.js';
+
+interface AttachArgs {
+  source: string;
+  file?: string;
+  'block-size': 512 | 4096;
+  'read-only': boolean;
+  foreground: boolean;
+  'direct-io': boolean;
+  json: boolean;
+}
+
+export const attachCommand: CommandModule<object, AttachArgs> = {
+  command: 'attach <source> [file]',
+  describe: 'Show an image file or NBD export as a local file (FUSE); prints its path',
+  builder: (y: Argv) =>
+    y
+      .positional('source', { type: 'string', demandOption: true, describe: 'image file, nbd://host[:port]/export or nbd+unix:///export?socket=PATH' })
+      .positional('file', { type: 'string', describe: 'path of the file to create: its directory becomes the FUSE mount point (default: /run/lunkit/attach/<id>/<name>)' })
+      .option('block-size', { choices: [512, 4096] as const, default: 512 as const, describe: 'logical block size of the LUN' })
+      .option('read-only', { alias: 'r', type: 'boolean', default: false })
+      .option('foreground', { alias: 'f', type: 'boolean', default: false, describe: 'serve in this process until SIGINT/SIGTERM' })
+      .option('direct-io', { type: 'boolean', default: false, describe: 'mount the FUSE directory with direct_io (no page cache)' })
+      .option('json', { type: 'boolean', default: false, describe: 'print the attachment record as JSON' })
+      .example('$0 attach disk.img', 'prints /run/lunkit/attach/disk.img-xxxxxx/disk.img')
+      .example('$0 attach nbd://server/exp /mnt/nbd/disk', 'serve the export as /mnt/nbd/disk') as Argv<AttachArgs>,
+  handler: async (args) => {
+    requireRoot('lunkit attach');
+    const source = parseSource(args.source);
+    const plan = planAttach(source, { file: args.file, blockSize: args['block-size'], readOnly: args['read-only'], directIo: args['direct-io'] });
+    if (!args.foreground) {
+      const state = await startDetached(plan);
+      process.stdout.write(args.json ? JSON.stringify(state) + '\n' : `${state.file}\n`);
+      return;
+    }
+    const logger = createLogger({});
+    // Loaded only here: fuse-native costs about half a second at start and at exit.
+    const { runHolder } = await import('../../attach/holder.js');
+    const holder = await runHolder(plan, logger);
+    process.stdout.write(args.json ? JSON.stringify(holder.state) + '\n' : `${holder.state.file}\n`);
+    logger.info('attached; SIGINT or SIGTERM detaches', { source: describeSource(source), file: holder.state.file });
+    await new Promise<void>((res) => {
+      const stop = (): void => {
+        void holder.stop().then(res);
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+  },
+};

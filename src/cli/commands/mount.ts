@@ -1,0 +1,52 @@
+// `lunkit mount <image | nbd://... > <dir>`: FUSE file + loop device +
+// mount(8) in one step; `lunkit umount <dir>` undoes it.
+
+import type { Argv, CommandModule } from 'yargs';
+import { requireRoot } from '../../attach/errors.js';
+import { mountImage } from '../../attach/mount.js';
+import type { MkfsType } from '../../attach/system.js';
+
+interface MountArgs {
+  source: string;
+  dir: string;
+  options?: string;
+  type?: string;
+  mkfs?: MkfsType;
+  'read-only': boolean;
+  'block-size': 512 | 4096;
+  'loop-direct-io': boolean;
+  json: boolean;
+}
+
+export const mountCommand: CommandModule<object, MountArgs> = {
+  command: 'mount <source> <dir>',
+  describe: 'Mount the filesystem of an image file or NBD export on a directory (FUSE file + loop device)',
+  builder: (y: Argv) =>
+    y
+      .positional('source', { type: 'string', demandOption: true, describe: 'image file, nbd://host[:port]/export, nbd+unix:///export?socket=PATH' })
+      .positional('dir', { type: 'string', demandOption: true, describe: 'existing directory to mount on' })
+      .option('options', { alias: 'o', type: 'string', describe: 'mount(8) options, passed through' })
+      .option('type', { alias: 't', type: 'string', describe: 'filesystem type for mount(8) (default: probed)' })
+      .option('mkfs', { choices: ['ext4', 'xfs'] as const, describe: 'create this filesystem first (destroys the contents)' })
+      .option('read-only', { alias: 'r', type: 'boolean', default: false })
+      .option('block-size', { choices: [512, 4096] as const, default: 512 as const })
+      .option('loop-direct-io', { type: 'boolean', default: false, describe: 'losetup --direct-io=on (see docs/fuse.md)' })
+      .option('json', { type: 'boolean', default: false })
+      .example('$0 mount disk.img /mnt/disk', 'mount the filesystem inside disk.img')
+      .example('$0 mount nbd://server/exp /mnt/x --mkfs ext4', 'format and mount a remote export') as Argv<MountArgs>,
+  handler: async (args) => {
+    requireRoot('lunkit mount');
+    const state = await mountImage({
+      source: args.source,
+      dir: args.dir,
+      options: args.options,
+      fsType: args.type,
+      mkfs: args.mkfs,
+      readOnly: args['read-only'],
+      blockSize: args['block-size'],
+      loopDirectIo: args['loop-direct-io'],
+      onStep: args.json ? undefined : (m) => process.stderr.write(`lunkit: ${m}\n`),
+    });
+    process.stdout.write(args.json ? JSON.stringify(state) + '\n' : `mounted ${args.source} on ${state.dir} (${state.loop}, ${state.file})\n`);
+  },
+};

@@ -1,0 +1,5 @@
+// Public surface of the FUSE fabric (docs/fuse.md).
+export { FuseFabric, DEFAULT_MAX_WRITE, type FuseFabricOptions } from './fabric.js';
+export { FuseVolume, FUSE_PROTOCOL_ID, validateExportName, type ExportInfo, type ExportOptions, type FuseCore, type FuseStats } from './volume.js';
+export { prepareMountpoint, forceUnmount, mountsAt, parseMountInfo, isFuseType, type MountInfoEntry } from './mountpoint.js';
+export { outcomeToErrno, Errno } from './scsi.js';

@@ -1,0 +1,139 @@
+// Mount point hygiene for the FUSE fabric. A FUSE server that died (SIGKILL,
+// crash) leaves its mount in place: every stat of the directory then fails
+// with ENOTCONN ("Transport endpoint is not connected") and a new mount on it
+// fails. Before mounting we look the directory up in /proc/self/mountinfo;
+// a mount whose server is gone is cleared with `fusermount -uz`, a live one
+// is refused with a message naming it.
+//
+// The directory is probed with stat(1) in a child process with a time limit:
+// a FUSE server that is alive but stuck would block a stat forever, and a
+// blocked libuv thread (or main thread) in this process is worse than a
+// killed child.
+
+import { execFile } from 'node:child_process';
+import { mkdir, readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+
+export interface MountInfoEntry {
+  mountPoint: string;
+  fsType: string;
+  source: string;
+}
+
+/** Undoes the octal escapes (\040 space, \011 tab, \012 newline, \134 backslash) of /proc mount tables. */
+function unescapeMount(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** Parses /proc/self/mountinfo (proc(5)): fields 5 (mount point), then after " - ": type and source. */
+export function parseMountInfo(text: string): MountInfoEntry[] {
+  const out: MountInfoEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    const sep = line.indexOf(' - ');
+    if (sep < 0) continue;
+    const left = line.slice(0, sep).split(' ');
+    const right = line.slice(sep + 3).split(' ');
+    if (left.length < 5 || right.length < 2) continue;
+    out.push({ mountPoint: unescapeMount(left[4]), fsType: right[0], source: unescapeMount(right[1]) });
+  }
+  return out;
+}
+
+/** Mounts whose mount point is exactly dir (resolved), most recent last. */
+export async function mountsAt(dir: string): Promise<MountInfoEntry[]> {
+  const abs = resolve(dir);
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  return parseMountInfo(text).filter((m) => m.mountPoint === abs);
+}
+
+export function isFuseType(fsType: string): boolean {
+  return fsType === 'fuse' || fsType.startsWith('fuse.') || fsType === 'fuseblk';
+}
+
+export type ProbeResult = 'ok' | 'enotconn' | 'enoent' | 'timeout' | 'error';
+
+/** stat(1) on path in a child, killed after timeoutMs. */
+export function probePath(path: string, timeoutMs = 3000): Promise<ProbeResult> {
+  return new Promise((res) => {
+    execFile('stat', ['-c', '%i', '--', path], { timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, _out, stderr) => {
+      if (!err) return res('ok');
+      const e = err as NodeJS.ErrnoException & { killed?: boolean };
+      if (e.killed) return res('timeout');
+      if (/not connected/i.test(stderr)) return res('enotconn');
+      if (/No such file/i.test(stderr)) return res('enoent');
+      res('error');
+    });
+  });
+}
+
+/** Runs a command, resolving with its exit code and stderr (never rejects for a non-zero exit). */
+export function runCommand(cmd: string, args: string[], timeoutMs = 10000): Promise<{ code: number; stderr: string }> {
+  return new Promise((res) => {
+    execFile(cmd, args, { timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, _out, stderr) => {
+      if (!err) return res({ code: 0, stderr });
+      const code = typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1;
+      res({ code, stderr: stderr || err.message });
+    });
+  });
+}
+
+/** Lazily unmounts a FUSE mount (fusermount -uz), falling back to umount -l. */
+export async function forceUnmount(dir: string): Promise<void> {
+  const r = await runCommand('fusermount', ['-uz', '--', dir]);
+  if (r.code === 0) return;
+  const u = await runCommand('umount', ['-l', '--', dir]);
+  if (u.code !== 0) {
+    throw Object.assign(new Error(`cannot clear the mount at ${dir}: ${r.stderr.trim() || u.stderr.trim()}`), { code: 'ERR_FUSE_UNMOUNT' });
+  }
+}
+
+export interface PrepareResult {
+  /** A stale FUSE mount (dead server) was found and cleared. */
+  clearedStale: boolean;
+}
+
+/**
+ * Makes dir ready for a new FUSE mount: creates it (when mkdir), clears the
+ * stale FUSE mounts of dead servers stacked on it, and refuses a live mount
+ * with ERR_FUSE_MOUNTPOINT_IN_USE.
+ */
+export async function prepareMountpoint(dir: string, opts: { mkdir?: boolean } = {}): Promise<PrepareResult> {
+  const abs = resolve(dir);
+  let clearedStale = false;
+  // Stacked stale mounts are possible (several crashes): clear them one by one.
+  for (let round = 0; round < 8; round++) {
+    const mounts = await mountsAt(abs);
+    const probe = await probePath(abs);
+    if (mounts.length === 0) {
+      if (probe === 'enotconn') {
+        // Mounted in another namespace view but dead here: clear it anyway.
+        await forceUnmount(abs);
+        clearedStale = true;
+        continue;
+      }
+      if (probe === 'enoent') {
+        if (!opts.mkdir) throw Object.assign(new Error(`mount point ${abs} does not exist`), { code: 'ERR_FUSE_MOUNTPOINT' });
+        await mkdir(abs, { recursive: true });
+      }
+      return { clearedStale };
+    }
+    const top = mounts[mounts.length - 1];
+    if (isFuseType(top.fsType) && probe === 'enotconn') {
+      await forceUnmount(abs);
+      clearedStale = true;
+      continue;
+    }
+    const what = `${top.fsType} from ${top.source}`;
+    if (probe === 'timeout') {
+      throw Object.assign(
+        new Error(`mount point ${abs} is in use by ${what} whose server does not answer; if it is dead, run: fusermount -uz ${abs}`),
+        { code: 'ERR_FUSE_MOUNTPOINT_IN_USE' },
+      );
+    }
+    throw Object.assign(new Error(`mount point ${abs} is in use by a live mount (${what}); unmount it first`), {
+      code: 'ERR_FUSE_MOUNTPOINT_IN_USE',
+    });
+  }
+  throw Object.assign(new Error(`mount point ${abs}: too many stale mounts`), { code: 'ERR_FUSE_MOUNTPOINT_IN_USE' });
+}

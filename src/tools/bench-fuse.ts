@@ -1,0 +1,122 @@
+// bench/fuse: lunkit's FUSE file against nbdfuse over the same export, in one
+// run. Both sit on one `nbdkit file` export of a file in /dev/shm: lunkit via
+// `lunkit attach nbd://` (its NBD backstore -> ScsiCore -> FUSE fabric),
+// nbdfuse directly. fio runs sequential 1 MiB reads/writes and 4 KiB random
+// reads, psync and libaio, direct=1, and the table prints MB/s, IOPS and
+// lunkit/nbdfuse ratios. Usage: node dist/tools/bench-fuse.js [--runtime S] [--cli PATH]
+
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+
+interface Job {
+  name: string;
+  rw: 'read' | 'write' | 'randread';
+  bs: string;
+  engine: 'psync' | 'libaio';
+  iodepth: number;
+}
+
+const JOBS: Job[] = [
+  { name: 'seq-read 1M psync', rw: 'read', bs: '1M', engine: 'psync', iodepth: 1 },
+  { name: 'seq-read 1M libaio qd8', rw: 'read', bs: '1M', engine: 'libaio', iodepth: 8 },
+  { name: 'seq-write 1M psync', rw: 'write', bs: '1M', engine: 'psync', iodepth: 1 },
+  { name: 'seq-write 1M libaio qd8', rw: 'write', bs: '1M', engine: 'libaio', iodepth: 8 },
+  { name: 'rand-read 4K psync', rw: 'randread', bs: '4k', engine: 'psync', iodepth: 1 },
+  { name: 'rand-read 4K libaio qd32', rw: 'randread', bs: '4k', engine: 'libaio', iodepth: 32 },
+];
+
+function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  return new Promise((res, rej) => {
+    execFile(cmd, args, { env, maxBuffer: 64 * 1024 * 1024 }, (err, out, errOut) => (err ? rej(new Error(`${cmd} ${args.join(' ')}: ${errOut || err.message}`)) : res(out)));
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((res) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => res(p));
+    });
+  });
+}
+
+async function waitFile(path: string, ms = 15_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (await stat(path).then((s) => s.size > 0, () => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${path} did not appear`);
+}
+
+interface Result {
+  mbps: number;
+  iops: number;
+}
+
+async function fio(file: string, job: Job, runtime: number, size: string): Promise<Result> {
+  const out = await sh('fio', [
+    '--name=b', `--filename=${file}`, `--rw=${job.rw}`, `--bs=${job.bs}`, `--ioengine=${job.engine}`, `--iodepth=${job.iodepth}`,
+    '--direct=1', `--size=${size}`, '--time_based', `--runtime=${runtime}`, '--ramp_time=1', '--output-format=json',
+  ]);
+  const j = JSON.parse(out) as { jobs: Array<{ read: { bw_bytes: number; iops: number }; write: { bw_bytes: number; iops: number } }> };
+  const side = job.rw === 'write' ? j.jobs[0].write : j.jobs[0].read;
+  return { mbps: side.bw_bytes / 1e6, iops: side.iops };
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const opt = (name: string, dflt: string): string => {
+    const i = argv.indexOf(name);
+    return i >= 0 && argv[i + 1] ? argv[i + 1] : dflt;
+  };
+  const runtime = Number(opt('--runtime', '8'));
+  const cli = opt('--cli', join(process.cwd(), 'test/integration/fuse/lunkit-fuse-cli.mjs'));
+  const extra = opt('--attach-args', '').split(' ').filter(Boolean);
+  const base = await mkdtemp('/dev/shm/lunkit-bench-fuse-');
+  const img = join(base, 'export.img');
+  const runDir = join(base, 'run');
+  await writeFile(img, '');
+  await truncate(img, 1024 * 1024 * 1024);
+  const port = await freePort();
+  const url = `nbd://127.0.0.1:${port}/`;
+  const children: ChildProcess[] = [];
+  const nbdfuseDir = join(base, 'nbdfuse');
+  let lunkitFile = '';
+  try {
+    children.push(spawn('nbdkit', ['-f', '-i', '127.0.0.1', '-p', String(port), 'file', img], { stdio: 'ignore' }));
+    await new Promise((r) => setTimeout(r, 500));
+    lunkitFile = (await sh(process.execPath, [cli, 'attach', url, join(base, 'lunkit', 'disk'), ...extra], { ...process.env, LUNKIT_RUN_DIR: runDir })).trim();
+    await sh('mkdir', ['-p', nbdfuseDir]);
+    children.push(spawn('nbdfuse', [join(nbdfuseDir, 'disk'), url], { stdio: 'ignore' }));
+    await waitFile(join(nbdfuseDir, 'disk'));
+    // Fill the region read by the benchmarks so reads see data, not holes.
+    await sh('dd', ['if=/dev/urandom', `of=${img}`, 'bs=1M', 'count=512', 'conv=notrunc', 'status=none']);
+    const targets: Array<[string, string]> = [['lunkit', lunkitFile], ['nbdfuse', join(nbdfuseDir, 'disk')]];
+    const rows: string[] = [];
+    rows.push(`${'job'.padEnd(26)} ${'lunkit MB/s'.padStart(12)} ${'IOPS'.padStart(8)} ${'nbdfuse MB/s'.padStart(13)} ${'IOPS'.padStart(8)} ${'ratio'.padStart(6)}`);
+    for (const job of JOBS) {
+      const r: Result[] = [];
+      for (const [, f] of targets) r.push(await fio(f, job, runtime, '512M'));
+      rows.push(
+        `${job.name.padEnd(26)} ${r[0].mbps.toFixed(1).padStart(12)} ${r[0].iops.toFixed(0).padStart(8)} ${r[1].mbps.toFixed(1).padStart(13)} ${r[1].iops.toFixed(0).padStart(8)} ${(r[0].mbps / r[1].mbps).toFixed(2).padStart(6)}`,
+      );
+      process.stdout.write(rows[rows.length - 1] + '\n');
+    }
+    process.stdout.write('\n' + rows.join('\n') + '\n');
+  } finally {
+    if (lunkitFile) await sh(process.execPath, [cli, 'detach', lunkitFile], { ...process.env, LUNKIT_RUN_DIR: runDir }).catch((e: unknown) => process.stderr.write(`${String(e)}\n`));
+    await sh('fusermount', ['-u', nbdfuseDir]).catch(() => {});
+    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    await rm(base, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench-fuse: ${(e as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,257 @@
+import { describe, expect, it } from 'vitest';
+import type { FuseOps } from 'fuse-native';
+import { FuseVolume, validateExportName, type FuseCore } from '../../../src/fabrics/fuse/volume.js';
+import { Errno } from '../../../src/fabrics/fuse/scsi.js';
+import { ScsiCore } from '../../../src/core/engine.js';
+import { RamdiskBackstore } from '../../../src/backstores/ramdisk/ramdisk.js';
+import type { FabricOps, NexusHandle, NexusIdentity, ScsiCommand, ScsiResponse } from '../../../src/core/types.js';
+
+const fabric: FabricOps = { name: 'fuse' };
+const ident = {
+  initiatorName: 'fuse:test:/mnt',
+  initiatorPortId: 'fuse:test:/mnt',
+  targetName: 'fuse:test',
+  targetPortId: 'fuse:test:/mnt',
+  relativeTargetPortId: 1,
+  targetPortGroup: 0,
+  protocolId: 0x0f,
+};
+const dev = { name: 'd', serial: 's' };
+
+/** A fake core: a byte array behind READ(16)/WRITE(16), scripted answers for the rest. */
+class FakeCore implements FuseCore {
+  readonly cmds: ScsiCommand[] = [];
+  data: Buffer;
+  /** Answer for the next WRITE(16)/READ(16) instead of doing it. */
+  next: ScsiResponse[] = [];
+  wp = false;
+  nexus: NexusHandle | undefined;
+  closed = 0;
+  constructor(
+    size: number,
+    readonly blockSize = 512,
+  ) {
+    this.data = Buffer.alloc(size);
+  }
+  openNexus(identity: NexusIdentity): NexusHandle {
+    this.nexus = { id: 1, identity };
+    return this.nexus;
+  }
+  closeNexus(): void {
+    this.closed++;
+  }
+  async submit(cmd: ScsiCommand): Promise<ScsiResponse> {
+    this.cmds.push(cmd);
+    const ok = (dataIn?: Buffer): ScsiResponse => ({ status: 0, dataIn, residualKind: 'none', residualCount: 0 });
+    const op = cmd.cdb[0];
+    if ((op === 0x88 || op === 0x8a) && this.next.length > 0) return this.next.shift() as ScsiResponse;
+    if (op === 0x9e) {
+      const d = Buffer.alloc(32);
+      d.writeBigUInt64BE(BigInt(this.data.length / this.blockSize - 1), 0);
+      d.writeUInt32BE(this.blockSize, 8);
+      return ok(d);
+    }
+    if (op === 0x1a) return ok(Buffer.from([3, 0, this.wp ? 0x80 : 0, 0]));
+    if (op !== 0x88 && op !== 0x8a) return ok();
+    const lba = Number(cmd.cdb.readBigUInt64BE(2));
+    const n = cmd.cdb.readUInt32BE(10) * this.blockSize;
+    if (op === 0x88) return ok(Buffer.from(this.data.subarray(lba * this.blockSize, lba * this.blockSize + n)));
+    if (op === 0x8a) {
+      expect(cmd.dataOut?.length).toBe(n);
+      cmd.dataOut?.copy(this.data, lba * this.blockSize);
+      return ok();
+    }
+    return ok();
+  }
+}
+
+function call<T extends unknown[]>(fn: ((...a: [...T, (...r: unknown[]) => void]) => void) | undefined, ...args: T): Promise<unknown[]> {
+  return new Promise((res) => fn?.(...args, (...r: unknown[]) => res(r)));
+}
+
+async function setup(size = 64 * 1024, bs = 512, readOnly = false): Promise<{ core: FakeCore; vol: FuseVolume; ops: FuseOps }> {
+  const core = new FakeCore(size, bs);
+  const vol = new FuseVolume(core, ident, fabric, { uid: 0, gid: 0 });
+  await vol.setExport('disk', { device: dev, readOnly });
+  return { core, vol, ops: vol.ops() };
+}
+
+describe('FuseVolume directory', () => {
+  it('shows each export as a regular file of the LUN size', async () => {
+    const { ops, core } = await setup(1024 * 1024);
+    const [code, st] = await call(ops.getattr, '/disk');
+    expect(code).toBe(0);
+    expect(st).toMatchObject({ mode: 0o100644, size: 1024 * 1024 });
+    const [c2, names] = await call(ops.readdir, '/');
+    expect(c2).toBe(0);
+    expect(names).toEqual(['.', '..', 'disk']);
+    expect((await call(ops.getattr, '/nope'))[0]).toBe(-Errno.ENOENT);
+    expect((await call(ops.getattr, '/'))[1]).toMatchObject({ mode: 0o040755 });
+    // The probe went through the one door: TUR, READ CAPACITY(16), MODE SENSE(6).
+    expect(core.cmds.map((c) => c.cdb[0])).toEqual([0x00, 0x9e, 0x1a]);
+    expect(core.nexus?.identity.initiatorName).toBe('fuse:test:/mnt');
+  });
+
+  it('read-only exports are mode 0444 and refuse writes with EROFS', async () => {
+    const { ops } = await setup(4096, 512, true);
+    expect((await call(ops.getattr, '/disk'))[1]).toMatchObject({ mode: 0o100444 });
+    expect((await call(ops.open, '/disk', 2))[0]).toBe(-Errno.EROFS);
+    const [c, fd] = await call(ops.open, '/disk', 0);
+    expect(c).toBe(0);
+    expect((await call(ops.write, '/disk', fd as number, Buffer.alloc(512), 512, 0))[0]).toBe(-Errno.EROFS);
+  });
+
+  it('a write-protected LU (MODE SENSE WP) is read-only too', async () => {
+    const core = new FakeCore(4096);
+    core.wp = true;
+    const vol = new FuseVolume(core, ident, fabric);
+    await vol.setExport('disk', { device: dev });
+    expect(vol.exports()[0].readOnly).toBe(true);
+  });
+
+  it('refuses truncate (except to the same size), chmod, create and unlink', async () => {
+    const { ops } = await setup(4096);
+    expect((await call(ops.truncate, '/disk', 0))[0]).toBe(-Errno.EPERM);
+    expect((await call(ops.truncate, '/disk', 4096))[0]).toBe(0);
+    expect((await call(ops.chmod, '/disk', 0o600))[0]).toBe(-Errno.EPERM);
+    expect((await call(ops.create, '/new', 0o644))[0]).toBe(-Errno.EACCES);
+    expect((await call(ops.unlink, '/disk'))[0]).toBe(-Errno.EPERM);
+    expect((await call(ops.mkdir, '/d', 0o755))[0]).toBe(-Errno.EACCES);
+  });
+
+  it('statfs is sane', async () => {
+    const { ops } = await setup(1024 * 1024);
+    const [c, s] = await call(ops.statfs, '/');
+    expect(c).toBe(0);
+    expect(s).toMatchObject({ bsize: 4096, blocks: 256, namemax: 255 });
+  });
+
+  it('add and remove exports while in use; a removed export fails I/O with EIO', async () => {
+    const { ops, vol } = await setup(4096);
+    await vol.setExport('second', { device: { name: 'e', serial: 't' } });
+    expect(vol.exports().map((e) => [e.name, e.lun])).toEqual([['disk', 0], ['second', 1]]);
+    const [, fd] = await call(ops.open, '/second', 2);
+    expect(vol.deleteExport('second')).toBe(true);
+    expect(vol.deleteExport('second')).toBe(false);
+    expect((await call(ops.read, '/second', fd as number, Buffer.alloc(512), 512, 0))[0]).toBe(-Errno.EIO);
+    expect((await call(ops.getattr, '/second'))[0]).toBe(-Errno.ENOENT);
+    expect(() => validateExportName('a/b')).toThrow(/invalid FUSE export name/);
+    expect(() => validateExportName('..')).toThrow();
+  });
+});
+
+describe('FuseVolume I/O', () => {
+  it('aligned reads and writes become one READ(16)/WRITE(16) each, writes without a copy', async () => {
+    const { ops, core } = await setup();
+    const [, fd] = await call(ops.open, '/disk', 2);
+    const buf = Buffer.alloc(4096, 0xab);
+    core.cmds.length = 0;
+    expect((await call(ops.write, '/disk', fd as number, buf, 4096, 8192))[0]).toBe(4096);
+    expect(core.cmds[0].cdb).toEqual(Buffer.from([0x8a, 0, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0, 0, 8, 0, 0]));
+    expect(core.cmds[0].dataOut?.buffer).toBe(buf.buffer);
+    const out = Buffer.alloc(4096);
+    expect((await call(ops.read, '/disk', fd as number, out, 4096, 8192))[0]).toBe(4096);
+    expect(out.equals(buf)).toBe(true);
+  });
+
+  it('reads stop at the end of the file; writes past it fail with ENOSPC', async () => {
+    const { ops } = await setup(8192);
+    const [, fd] = await call(ops.open, '/disk', 2);
+    expect((await call(ops.read, '/disk', fd as number, Buffer.alloc(8192), 8192, 4096))[0]).toBe(4096);
+    expect((await call(ops.read, '/disk', fd as number, Buffer.alloc(512), 512, 8192))[0]).toBe(0);
+    expect((await call(ops.write, '/disk', fd as number, Buffer.alloc(512), 512, 8192))[0]).toBe(-Errno.ENOSPC);
+    expect((await call(ops.write, '/disk', fd as number, Buffer.alloc(8192), 8192, 4096))[0]).toBe(4096);
+  });
+
+  it('unaligned writes read-modify-write the edge blocks', async () => {
+    const { ops, core } = await setup(16384, 4096);
+    core.data.fill(0x11);
+    const [, fd] = await call(ops.open, '/disk', 2);
+    const src = Buffer.alloc(5000, 0x22);
+    expect((await call(ops.write, '/disk', fd as number, src, 5000, 100))[0]).toBe(5000);
+    expect(core.data.subarray(0, 100).every((b) => b === 0x11)).toBe(true);
+    expect(core.data.subarray(100, 5100).every((b) => b === 0x22)).toBe(true);
+    expect(core.data.subarray(5100).every((b) => b === 0x11)).toBe(true);
+    const out = Buffer.alloc(10);
+    expect((await call(ops.read, '/disk', fd as number, out, 10, 95))[0]).toBe(10);
+    expect([...out]).toEqual([0x11, 0x11, 0x11, 0x11, 0x11, 0x22, 0x22, 0x22, 0x22, 0x22]);
+  });
+
+  it('concurrent unaligned writes into one block keep both', async () => {
+    const { ops, core } = await setup(8192, 4096);
+    const [, fd] = await call(ops.open, '/disk', 2);
+    await Promise.all([
+      call(ops.write, '/disk', fd as number, Buffer.alloc(10, 1), 10, 0),
+      call(ops.write, '/disk', fd as number, Buffer.alloc(10, 2), 10, 100),
+    ]);
+    expect(core.data[5]).toBe(1);
+    expect(core.data[105]).toBe(2);
+  });
+
+  it('sense comes back as an errno; unit attentions are retried', async () => {
+    const { ops, core, vol } = await setup();
+    const [, fd] = await call(ops.open, '/disk', 2);
+    const sense = (k: number, a: number, q: number): Buffer => {
+      const b = Buffer.alloc(18);
+      b[0] = 0x70;
+      b[2] = k;
+      b[12] = a;
+      b[13] = q;
+      return b;
+    };
+    core.next = [{ status: 2, sense: sense(0x3, 0x11, 0), residualKind: 'none', residualCount: 0 }];
+    expect((await call(ops.read, '/disk', fd as number, Buffer.alloc(512), 512, 0))[0]).toBe(-Errno.EIO);
+    core.next = [{ status: 0x18, residualKind: 'none', residualCount: 0 }];
+    expect((await call(ops.write, '/disk', fd as number, Buffer.alloc(512), 512, 0))[0]).toBe(-Errno.EACCES);
+    core.next = [{ status: 2, sense: sense(0x7, 0x27, 0x07), residualKind: 'none', residualCount: 0 }];
+    expect((await call(ops.write, '/disk', fd as number, Buffer.alloc(512), 512, 0))[0]).toBe(-Errno.ENOSPC);
+    core.next = [{ status: 2, sense: sense(0x6, 0x29, 0x00), residualKind: 'none', residualCount: 0 }];
+    expect((await call(ops.write, '/disk', fd as number, Buffer.alloc(512), 512, 0))[0]).toBe(512);
+    expect(vol.stats.errors).toBe(3);
+    core.cmds.length = 0;
+    expect((await call(ops.fsync, '/disk', 0, fd as number))[0]).toBe(0);
+    expect(core.cmds[0].cdb[0]).toBe(0x91);
+  });
+
+  it('close() closes the nexus', async () => {
+    const { vol, core } = await setup();
+    vol.close();
+    expect(core.closed).toBe(1);
+    expect(vol.exports()).toEqual([]);
+  });
+});
+
+describe('FuseVolume on the real core', () => {
+  it('a reservation held by another nexus makes writes EACCES, reads still work', async () => {
+    const core = new ScsiCore();
+    const d = core.createDevice(new RamdiskBackstore({ name: 'r', size: 1 << 20, blockSize: 512 }), { name: 'r' });
+    const vol = new FuseVolume(core, ident, fabric);
+    await vol.setExport('disk', { device: d });
+    const ops = vol.ops();
+    const [, fd] = await call(ops.open, '/disk', 2);
+    expect((await call(ops.write, '/disk', fd as number, Buffer.alloc(4096, 7), 4096, 0))[0]).toBe(4096);
+    const other = core.openNexus(
+      { ...ident, initiatorName: 'iqn.x', initiatorPortId: 'iqn.x,i,0x1', luns: { get: (l) => (l === 0 ? { device: d, readOnly: false } : undefined), list: () => [0] } },
+      fabric,
+    );
+    const submit = (cdb: number[]) => core.submit({ nexus: other, lun: 0, cdb: Buffer.from(cdb), tag: 1, attr: 'simple', expectedLength: 0, direction: 'none' });
+    await submit([0, 0, 0, 0, 0, 0]); // consume POWER ON
+    expect((await submit([0x16, 0, 0, 0, 0, 0])).status).toBe(0);
+    expect((await call(ops.write, '/disk', fd as number, Buffer.alloc(4096), 4096, 0))[0]).toBe(-Errno.EACCES);
+    const out = Buffer.alloc(4096);
+    const [r] = await call(ops.read, '/disk', fd as number, out, 4096, 0);
+    // RESERVE(6) conflicts reads too (SPC-2 reservations are exclusive).
+    expect([4096, -Errno.EACCES]).toContain(r);
+    core.closeNexus(other);
+    vol.close();
+  });
+
+  it('a read-only mapping surfaces as EROFS through the core', async () => {
+    const core = new ScsiCore();
+    const d = core.createDevice(new RamdiskBackstore({ name: 'r', size: 1 << 20, blockSize: 512 }), { name: 'r', readOnly: true });
+    const vol = new FuseVolume(core, ident, fabric);
+    await vol.setExport('disk', { device: d });
+    expect(vol.exports()[0]).toMatchObject({ readOnly: true, size: 1 << 20, blockSize: 512 });
+    vol.close();
+  });
+});
