@@ -20,6 +20,12 @@ export interface ExportGeometry {
   writeProtected: boolean;
 }
 
+/** What option haggling agreed that changes the transmission flags. */
+export interface TransmissionFlagOptions {
+  /** Structured replies (or extended headers) are in force: DF can be honoured. */
+  structuredReplies?: boolean;
+}
+
 /**
  * Transmission flags for an export (proto.md "Transmission flags"). FLUSH and
  * FUA map to SYNCHRONIZE CACHE and the FUA bit of WRITE(16), and CACHE to
@@ -27,10 +33,30 @@ export interface ExportGeometry {
  * (UNMAP would fail otherwise); writes of any kind are not offered on a
  * read-only export. FAST_ZERO goes with WRITE_ZEROES: a zero request that
  * cannot be fast fails at once with ENOTSUP, which proto.md allows.
+ *
+ * SEND_DF only with structured replies (proto.md: MUST be clear otherwise);
+ * a READ reply is always one OFFSET_DATA chunk, so DF costs nothing.
+ *
+ * CAN_MULTI_CONN is always set, and this is why it is safe: every connection
+ * to an export is a nexus onto the same core device object in this one
+ * process, which owns the one backstore (one file descriptor, one ramdisk
+ * buffer, one NBD client). The fabric keeps no per-connection cache: a WRITE
+ * is answered only after the backstore write returned, so any connection's
+ * later READ sees it, and FLUSH (SYNCHRONIZE CACHE over the whole LU) and FUA
+ * reach the backstore's flush, which covers every write it accepted, whichever
+ * connection sent it. proto.md asks exactly that: "the effects of FLUSH and FUA
+ * MUST be visible across all connections". It stops being safe if a
+ * per-connection (per-nexus) write-back cache is ever added in the fabric or
+ * the core, if two processes serve the same file, or if a backstore spreads
+ * writes over several upstream connections whose flush does not cover the
+ * others (an NBD backstore without the upstream's CAN_MULTI_CONN): such a
+ * backstore must then make its own flush cover all of them, or this flag has
+ * to depend on a capability it declares.
  */
-export function deriveTransmissionFlags(geo: ExportGeometry, exportReadOnly: boolean): number {
+export function deriveTransmissionFlags(geo: ExportGeometry, exportReadOnly: boolean, opts: TransmissionFlagOptions = {}): number {
   const F = NbdTransmissionFlag;
-  let flags = F.HAS_FLAGS | F.SEND_FLUSH | F.SEND_CACHE;
+  let flags = F.HAS_FLAGS | F.SEND_FLUSH | F.SEND_CACHE | F.CAN_MULTI_CONN;
+  if (opts.structuredReplies) flags |= F.SEND_DF;
   if (exportReadOnly || geo.writeProtected) return flags | F.READ_ONLY;
   flags |= F.SEND_FUA | F.SEND_WRITE_ZEROES | F.SEND_FAST_ZERO;
   if (geo.thin) flags |= F.SEND_TRIM;

@@ -1,9 +1,15 @@
 // Option haggling of the fixed newstyle handshake (proto.md "Option
-// haggling"): LIST, INFO, GO, EXPORT_NAME, ABORT, STRUCTURED_REPLY and
-// LIST/SET_META_CONTEXT (base:allocation only). Every
-// other option gets NBD_REP_ERR_UNSUP and haggling goes on. Ends in one of
-// three ways: transmission on an export, a clean close (ABORT, an unknown
-// EXPORT_NAME) or a broken stream.
+// haggling"): LIST, INFO, GO, EXPORT_NAME, ABORT, STRUCTURED_REPLY,
+// EXTENDED_HEADERS, STARTTLS and LIST/SET_META_CONTEXT (base:allocation
+// only). Every other option gets NBD_REP_ERR_UNSUP and haggling goes on. Ends
+// in one of three ways: transmission on an export, a clean close (ABORT, an
+// unknown EXPORT_NAME) or a broken stream.
+//
+// TLS modes (proto.md "TLS support"): 'off' is NOTLS (STARTTLS gets
+// ERR_POLICY); 'on' is SELECTIVETLS with no TLS-only export (the client may
+// upgrade, nothing forces it); 'require' is FORCEDTLS, as nbdkit --tls=require:
+// before the upgrade every option but STARTTLS and ABORT gets ERR_TLS_REQD, and
+// EXPORT_NAME, which cannot fail, closes the connection.
 
 import {
   NbdClientFlag,
@@ -47,11 +53,27 @@ export interface NegotiationHost {
    * Haggling is over: serve this export. blockStatusContext is the id of
    * base:allocation when the client selected it for this export.
    */
-  enterTransmission(session: LunSession, exp: ResolvedExport, structuredReplies: boolean, blockStatusContext?: number): void;
+  enterTransmission(session: LunSession, exp: ResolvedExport, mode: TransmissionMode, blockStatusContext?: number): void;
+  /**
+   * NBD_REP_ACK for STARTTLS has been queued: switch the connection to TLS.
+   * Resolves when later options will arrive decrypted; rejects (and the
+   * connection closes) if the handshake fails.
+   */
+  startTls(): Promise<void>;
   /** Close the connection without another word. */
   end(): void;
   debug(msg: string, fields?: Record<string, unknown>): void;
 }
+
+/** How replies are framed in the transmission phase. */
+export interface TransmissionMode {
+  /** NBD_OPT_STRUCTURED_REPLY (or extended headers) was agreed. */
+  structured: boolean;
+  /** NBD_OPT_EXTENDED_HEADERS was agreed: 32-byte requests and replies. */
+  extended: boolean;
+}
+
+export type NbdTlsMode = 'off' | 'on' | 'require';
 
 /** The export a name selects: "" is the default export when exactly one exists. */
 export function findExport(all: ResolvedExport[], name: string): ResolvedExport | undefined {
@@ -62,15 +84,36 @@ export function findExport(all: ResolvedExport[], name: string): ResolvedExport 
 
 export class Negotiation {
   private noZeroes = false;
+  private fixedNewstyle = false;
   private structured = false;
+  private extended = false;
+  private tlsActive = false;
   private done = false;
   /** The export whose SET_META_CONTEXT selected base:allocation (proto.md: tied to that name). */
   private allocationFor: string | undefined;
 
-  constructor(private readonly host: NegotiationHost) {}
+  constructor(
+    private readonly host: NegotiationHost,
+    private readonly tlsMode: NbdTlsMode = 'off',
+  ) {}
 
   onClientFlags(flags: number): void {
     this.noZeroes = (flags & NbdClientFlag.C_NO_ZEROES) !== 0;
+    this.fixedNewstyle = (flags & NbdClientFlag.C_FIXED_NEWSTYLE) !== 0;
+  }
+
+  /** TLS is possible on this connection (configured, the client spoke fixed newstyle, not yet upgraded). */
+  get tlsOffered(): boolean {
+    // proto.md: NOTLS unless both sides agreed on fixed newstyle.
+    return this.tlsMode !== 'off' && this.fixedNewstyle && !this.tlsActive;
+  }
+
+  /**
+   * Whether this option frame will upgrade the connection to TLS if it is
+   * reached: the connection must stop framing the bytes after it at once.
+   */
+  willStartTls(frame: OptionFrame): boolean {
+    return frame.option === NbdOpt.STARTTLS && frame.data.length === 0 && this.tlsOffered && !this.done;
   }
 
   /** Options are handled one at a time; the caller waits for the promise before the next. */
@@ -78,8 +121,22 @@ export class Negotiation {
     if (this.done) return;
     const { option, data } = frame;
     this.host.debug('nbd option', { option: optName(option), length: data.length });
+    // FORCEDTLS: nothing but STARTTLS and ABORT before the upgrade.
+    if (this.tlsMode === 'require' && !this.tlsActive && option !== NbdOpt.STARTTLS && option !== NbdOpt.ABORT) {
+      if (option === NbdOpt.EXPORT_NAME) {
+        this.done = true;
+        return this.host.end();
+      }
+      return this.error(option, NbdRep.ERR_TLS_REQD, 'TLS is required: send NBD_OPT_STARTTLS first');
+    }
     try {
       switch (option) {
+        case NbdOpt.STARTTLS:
+          return await this.startTls(data);
+        case NbdOpt.EXTENDED_HEADERS:
+          if (data.length !== 0) return this.error(option, NbdRep.ERR_INVALID, 'NBD_OPT_EXTENDED_HEADERS takes no data');
+          this.extended = true;
+          return this.reply(option, NbdRep.ACK);
         case NbdOpt.ABORT:
           this.done = true;
           this.reply(option, NbdRep.ACK);
@@ -93,6 +150,8 @@ export class Negotiation {
           return this.reply(option, NbdRep.ACK);
         case NbdOpt.STRUCTURED_REPLY:
           if (data.length !== 0) return this.error(option, NbdRep.ERR_INVALID, 'NBD_OPT_STRUCTURED_REPLY takes no data');
+          // Extended headers cannot be downgraded (proto.md NBD_REP_ERR_EXT_HEADER_REQD).
+          if (this.extended) return this.error(option, NbdRep.ERR_EXT_HEADER_REQD, 'extended headers are already in force');
           this.structured = true;
           return this.reply(option, NbdRep.ACK);
         case NbdOpt.LIST_META_CONTEXT:
@@ -112,9 +171,37 @@ export class Negotiation {
     }
   }
 
+  /**
+   * proto.md NBD_OPT_STARTTLS: no data; ERR_INVALID once TLS is up; without
+   * TLS configured (or without fixed newstyle) ERR_POLICY. After the ACK no
+   * earlier negotiation state survives (structured replies, extended headers,
+   * meta contexts), and the rest of haggling runs over TLS.
+   */
+  private async startTls(data: Buffer): Promise<void> {
+    const option = NbdOpt.STARTTLS;
+    if (this.tlsActive) return this.error(option, NbdRep.ERR_INVALID, 'TLS is already active');
+    if (this.tlsMode === 'off' || !this.fixedNewstyle) return this.error(option, NbdRep.ERR_POLICY, 'TLS is not offered by this server');
+    if (data.length !== 0) return this.error(option, NbdRep.ERR_INVALID, 'NBD_OPT_STARTTLS takes no data');
+    this.reply(option, NbdRep.ACK);
+    this.tlsActive = true;
+    this.structured = false;
+    this.extended = false;
+    this.allocationFor = undefined;
+    try {
+      await this.host.startTls();
+    } catch (e) {
+      // Too late to go on without TLS once ACKed (proto.md "FORCEDTLS mode").
+      this.done = true;
+      this.host.debug('nbd TLS handshake failed', { err: e instanceof Error ? e.message : String(e) });
+      this.host.end();
+    }
+  }
+
   /** Legacy export selection: no way to report an error but closing (proto.md NBD_OPT_EXPORT_NAME). */
   private async exportName(data: Buffer): Promise<void> {
     this.done = true;
+    // proto.md NBD_OPT_EXTENDED_HEADERS: a client that agreed on them MUST NOT use EXPORT_NAME.
+    if (this.extended) return this.host.end();
     const exp = findExport(this.host.exports(), decodeExportNameData(data));
     if (!exp) return this.host.end();
     let session: LunSession;
@@ -123,9 +210,11 @@ export class Negotiation {
     } catch {
       return this.host.end();
     }
-    const flags = deriveTransmissionFlags(session.geometry, exp.readOnly);
+    const flags = deriveTransmissionFlags(session.geometry, exp.readOnly, { structuredReplies: this.structured });
     this.host.send(encodeExportNameReply(session.geometry.size, flags, this.noZeroes));
-    this.host.enterTransmission(session, exp, false);
+    // Structured replies and meta contexts agreed earlier apply to EXPORT_NAME too.
+    const context = this.structured && this.allocationFor === exp.name ? BASE_ALLOCATION_ID : undefined;
+    this.host.enterTransmission(session, exp, { structured: this.structured, extended: false }, context);
   }
 
   /**
@@ -136,7 +225,9 @@ export class Negotiation {
    */
   private metaContext(option: number, data: Buffer): void {
     const set = option === NbdOpt.SET_META_CONTEXT;
-    if (!this.structured) return this.error(option, NbdRep.ERR_INVALID, `${optName(option)} needs structured replies first`);
+    if (!this.structured && !this.extended) {
+      return this.error(option, NbdRep.ERR_INVALID, `${optName(option)} needs structured replies first`);
+    }
     const req = decodeMetaContextRequest(data);
     const exp = findExport(this.host.exports(), req.exportName);
     if (!exp) return this.error(option, NbdRep.ERR_UNKNOWN, `no export named "${req.exportName}"`);
@@ -152,7 +243,9 @@ export class Negotiation {
     if (!exp) return this.error(option, NbdRep.ERR_UNKNOWN, `no export named "${req.exportName}"`);
     const session = await this.host.openSession(exp);
     const geo = session.geometry;
-    this.info(option, { info: NbdInfo.EXPORT, size: geo.size, transmissionFlags: deriveTransmissionFlags(geo, exp.readOnly) });
+    const structured = this.structured || this.extended;
+    const transmissionFlags = deriveTransmissionFlags(geo, exp.readOnly, { structuredReplies: structured });
+    this.info(option, { info: NbdInfo.EXPORT, size: geo.size, transmissionFlags });
     if (req.infos.includes(NbdInfo.NAME)) this.info(option, { info: NbdInfo.NAME, name: exp.name });
     if (req.infos.includes(NbdInfo.DESCRIPTION) && exp.description) {
       this.info(option, { info: NbdInfo.DESCRIPTION, description: exp.description });
@@ -171,8 +264,8 @@ export class Negotiation {
     }
     this.done = true;
     // A selection made for another export does not carry over (proto.md NBD_OPT_SET_META_CONTEXT).
-    const context = this.structured && this.allocationFor === exp.name ? BASE_ALLOCATION_ID : undefined;
-    this.host.enterTransmission(session, exp, this.structured, context);
+    const context = structured && this.allocationFor === exp.name ? BASE_ALLOCATION_ID : undefined;
+    this.host.enterTransmission(session, exp, { structured, extended: this.extended }, context);
   }
 
   private info(option: number, payload: Parameters<typeof encodeInfoReply>[0]): void {

@@ -8,6 +8,7 @@ import type { FabricOps, NexusHandle, ScsiDeviceHandle } from '../../core/types.
 import { NBD_DEFAULT_PORT } from '../../protocols/nbd/index.js';
 import { NbdConnection } from './connection.js';
 import type { NbdCore } from './lun-session.js';
+import { makeTlsSetup, type NbdTlsSetup } from './tls.js';
 
 export interface NbdExportConfig {
   device: ScsiDeviceHandle;
@@ -65,6 +66,7 @@ export class NbdServer {
   private readonly connections = new Set<NbdConnection>();
   private readonly logger: NbdLogger;
   private readonly fabric: FabricOps;
+  private readonly tls: NbdTlsSetup | undefined;
   private nextConnectionId = 1;
 
   constructor(
@@ -73,6 +75,8 @@ export class NbdServer {
   ) {
     this.logger = opts.logger ?? {};
     this.listenOn = opts.listen ?? [{ host: '127.0.0.1', port: NBD_DEFAULT_PORT }];
+    // Load certificate and key now: a bad PEM fails the start, not the first client.
+    this.tls = opts.tls ? makeTlsSetup(opts.tls) : undefined;
     for (const [name, e] of Object.entries(opts.exports ?? {})) this.setExport(name, e);
     this.fabric = {
       name: 'nbd',
@@ -152,7 +156,7 @@ export class NbdServer {
   private accept(socket: Socket, unixPath: string | undefined): void {
     const conn = new NbdConnection(
       socket,
-      { core: this.core, fabric: this.fabric, logger: this.logger, exports: () => this.exportTable },
+      { core: this.core, fabric: this.fabric, logger: this.logger, exports: () => this.exportTable, tls: this.tls },
       {
         remoteAddress: unixPath !== undefined ? 'unix' : (socket.remoteAddress ?? 'unknown'),
         remotePort: socket.remotePort ?? 0,

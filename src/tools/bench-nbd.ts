@@ -1,0 +1,225 @@
+// bench/nbd: nbdkit's file plugin and lunkit's NBD server (a `file` backstore)
+// serve the same tmpfs-backed file, one after the other in one run, and the
+// same client (fio's nbd engine, libnbd inside) measures them with the same
+// settings:
+//   - 4 KiB random reads at queue depth 32 (IOPS)
+//   - 4 KiB random writes at queue depth 32 (IOPS)
+//   - 128 KiB sequential reads at queue depth 32 (MB/s)
+// For each, server CPU time per request comes from /proc/PID/stat (utime +
+// stime before and after), steadier than IOPS on a small machine where fio
+// competes for the same cores. Prints lunkit/nbdkit ratios. Never part of a
+// pass/fail test (STYLE.md §21).
+//
+//   node dist/tools/bench-nbd.js [--seconds 10] [--size 1024] [--dir /dev/shm] [--only lunkit|nbdkit]
+
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CLK_TCK = 100;
+
+interface Workload {
+  name: string;
+  rw: 'randread' | 'randwrite' | 'read';
+  bs: string;
+  depth: number;
+}
+
+const WORKLOADS: Workload[] = [
+  { name: '4k-randread-qd32', rw: 'randread', bs: '4k', depth: 32 },
+  { name: '4k-randwrite-qd32', rw: 'randwrite', bs: '4k', depth: 32 },
+  { name: '128k-seqread-qd32', rw: 'read', bs: '128k', depth: 32 },
+];
+
+interface Result {
+  iops: number;
+  mbps: number;
+  cpuUsPerReq: number;
+}
+
+type ServerName = 'nbdkit' | 'lunkit';
+
+async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      s.close(() => res(port));
+    });
+  });
+}
+
+async function cpuTicks(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may contain spaces) start at ')'.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
+}
+
+interface FioSide {
+  iops: number;
+  bw: number;
+  total_ios: number;
+}
+
+async function fio(uri: string, w: Workload, seconds: number, serverPid: number): Promise<Result> {
+  const args = [
+    '--name=bench',
+    '--ioengine=nbd',
+    `--uri=${uri}`,
+    `--rw=${w.rw}`,
+    `--bs=${w.bs}`,
+    `--iodepth=${w.depth}`,
+    '--numjobs=1',
+    '--time_based',
+    `--runtime=${seconds}`,
+    '--ramp_time=1',
+    '--norandommap',
+    '--randrepeat=0',
+    '--output-format=json',
+  ];
+  const before = await cpuTicks(serverPid);
+  const { stdout } = await execFileP('fio', args, { timeout: (seconds + 60) * 1000, maxBuffer: 16 << 20 });
+  const after = await cpuTicks(serverPid);
+  const job = (JSON.parse(stdout.slice(stdout.indexOf('{'))) as { jobs: Array<{ read: FioSide; write: FioSide }> }).jobs[0];
+  const side = w.rw === 'randwrite' ? job.write : job.read;
+  const cpuUs = ((after - before) / CLK_TCK) * 1e6;
+  // ramp_time requests are not in total_ios but did cost CPU: count them by rate.
+  const requests = side.iops * (seconds + 1);
+  return { iops: Math.round(side.iops), mbps: Math.round((side.bw * 1024) / 1e6), cpuUsPerReq: requests ? cpuUs / requests : NaN };
+}
+
+async function waitPort(port: number, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      await execFileP('nbdinfo', ['--size', `nbd://127.0.0.1:${port}/`], { timeout: 5000 });
+      return;
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+function waitReady(child: ChildProcess, re: RegExp, ms: number): Promise<void> {
+  return new Promise((res, rej) => {
+    let buf = '';
+    const t = setTimeout(() => rej(new Error(`not ready after ${ms} ms: ${buf}`)), ms);
+    child.stdout?.on('data', (d: Buffer) => {
+      buf += d.toString();
+      if (re.test(buf)) {
+        clearTimeout(t);
+        res();
+      }
+    });
+    child.once('exit', (c) => {
+      clearTimeout(t);
+      rej(new Error(`exited with ${c}: ${buf}`));
+    });
+  });
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const done = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await done;
+  clearTimeout(t);
+}
+
+async function withNbdkit(image: string, run: (uri: string, pid: number) => Promise<void>): Promise<void> {
+  const port = await freePort();
+  // Defaults otherwise (16 threads, parallel thread model, page cache).
+  const child = spawn('nbdkit', ['-f', '-i', '127.0.0.1', '-p', String(port), 'file', `file=${image}`], { stdio: 'ignore' });
+  try {
+    await waitPort(port, 15_000);
+    await run(`nbd://127.0.0.1:${port}/`, child.pid!);
+  } finally {
+    await stop(child);
+  }
+}
+
+async function withLunkit(dir: string, image: string, nodeArgs: string[], run: (uri: string, pid: number) => Promise<void>): Promise<void> {
+  const port = await freePort();
+  const cfg = join(dir, 'lunkit.json');
+  await writeFile(
+    cfg,
+    JSON.stringify({
+      backstores: { bench: { type: 'file', path: image, create: false } },
+      nbd: { listen: [`127.0.0.1:${port}`], exports: { bench: { backstore: 'bench' } } },
+    }),
+  );
+  const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'bin', 'lunkit.js'), 'serve', '--config', cfg, '--log-level', 'warn'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: process.env,
+  });
+  try {
+    await waitReady(child, /ready/, 30_000);
+    await run(`nbd://127.0.0.1:${port}/bench`, child.pid!);
+  } finally {
+    await stop(child);
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      seconds: { type: 'string', default: '10' },
+      size: { type: 'string', default: '1024' },
+      dir: { type: 'string', default: '/dev/shm' },
+      only: { type: 'string' },
+      /** Extra node flags for lunkit, e.g. --node-arg=--cpu-prof (repeatable). */
+      'node-arg': { type: 'string', multiple: true, default: [] },
+    },
+  });
+  const seconds = Number(values.seconds);
+  const servers: ServerName[] = values.only === 'lunkit' || values.only === 'nbdkit' ? [values.only] : ['nbdkit', 'lunkit'];
+  const dir = await mkdtemp(join(values.dir, 'lunkit-bench-nbd-'));
+  const image = join(dir, 'disk.img');
+  try {
+    // Real data, not holes, so both servers read the same pages.
+    await execFileP('dd', ['if=/dev/urandom', `of=${image}`, 'bs=1M', `count=${values.size}`, 'status=none'], { timeout: 120_000 });
+    const results: Record<ServerName, Record<string, Result>> = { nbdkit: {}, lunkit: {} };
+    for (const s of servers) {
+      const measure = async (uri: string, pid: number): Promise<void> => {
+        for (const w of WORKLOADS) results[s][w.name] = await fio(uri, w, seconds, pid);
+      };
+      if (s === 'nbdkit') await withNbdkit(image, measure);
+      else await withLunkit(dir, image, values['node-arg'], measure);
+    }
+    const lines = [
+      `bench/nbd: fio ${WORKLOADS.length} workloads (ioengine=nbd), ${seconds} s each, ${values.size} MiB file on ${values.dir}, node ${process.version}`,
+      'workload              server    IOPS     MB/s   server CPU us/req',
+    ];
+    for (const w of WORKLOADS) {
+      for (const s of servers) {
+        const r = results[s][w.name];
+        lines.push(`${w.name.padEnd(21)} ${s.padEnd(8)} ${String(r.iops).padStart(6)} ${String(r.mbps).padStart(8)} ${r.cpuUsPerReq.toFixed(1).padStart(10)}`);
+      }
+      if (servers.length === 2) {
+        const k = results.nbdkit[w.name];
+        const l = results.lunkit[w.name];
+        lines.push(
+          `${w.name.padEnd(21)} ratio lunkit/nbdkit: throughput ${(l.iops / k.iops).toFixed(2)}x, CPU per request ${(l.cpuUsPerReq / k.cpuUsPerReq).toFixed(2)}x`,
+        );
+      }
+    }
+    process.stdout.write(lines.join('\n') + '\n');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench-nbd: ${(e as Error).message}\n`);
+  process.exit(1);
+});
