@@ -1,30 +1,79 @@
 // The lunkit command line: one yargs command module per verb (STYLE.md §20);
-// handlers call the library and print.
+// handlers call the library (serve, demo, daemon) or the daemon's control
+// socket (every other verb, through ControlClient) and print.
+// Exit codes: 0 ok, 1 daemon/operation error, 2 usage error.
 
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { serveCommand } from './commands/serve.js';
-import { demoCommand } from './commands/demo.js';
+
+import type { Argv } from 'yargs';
+
+import { EXIT_FAILED, EXIT_USAGE } from './output.js';
+
+
+// Each verb's module is loaded only when that verb runs (or for --help and
+// completion, which need them all): a control verb then starts without
+// loading the target engine, which `serve`, `demo` and `daemon` pull in.
+const VERBS: ReadonlyArray<[string, (y: Argv) => Promise<Argv>]> = [
+  ['serve', async (y) => y.command((await import('./commands/serve.js')).serveCommand)],
+  ['demo', async (y) => y.command((await import('./commands/demo.js')).demoCommand)],
+  ['daemon', async (y) => y.command((await import('./commands/daemon.js')).daemonCommand)],
+  ['ls', async (y) => y.command((await import('./commands/ls.js')).lsCommand)],
+  ['backstore', async (y) => y.command((await import('./commands/backstore.js')).backstoreCommand)],
+  ['target', async (y) => y.command((await import('./commands/target.js')).targetCommand)],
+  ['portal', async (y) => y.command((await import('./commands/portal.js')).portalCommand)],
+  ['lun', async (y) => y.command((await import('./commands/lun.js')).lunCommand)],
+  ['acl', async (y) => y.command((await import('./commands/acl.js')).aclCommand)],
+  ['set', async (y) => y.command((await import('./commands/set.js')).setCommand)],
+  ['get', async (y) => y.command((await import('./commands/get.js')).getCommand)],
+  ['sessions', async (y) => y.command((await import('./commands/sessions.js')).sessionsCommand)],
+  ['nbd', async (y) => y.command((await import('./commands/nbd.js')).nbdCommand)],
+  ['save', async (y) => y.command((await import('./commands/save.js')).saveCommand)],
+  ['restore', async (y) => y.command((await import('./commands/restore.js')).restoreCommand)],
+  ['clear', async (y) => y.command((await import('./commands/clear.js')).clearCommand)],
+  ['import', async (y) => y.command((await import('./commands/import.js')).importCommand)],
+  ['export', async (y) => y.command((await import('./commands/export.js')).exportCommand)],
+];
+
+const EPILOGUE = `Daily workflow:
+  lunkit daemon --config /etc/lunkit/saveconfig.json &
+  lunkit backstore create file disk0 --path /srv/disk0.img --size 10G
+  lunkit target create iqn.2026-01.org.example:t1 --portal 0.0.0.0:3260
+  lunkit lun add iqn.2026-01.org.example:t1 disk0
+  lunkit acl add iqn.2026-01.org.example:t1 iqn.1994-05.com.redhat:client1
+  lunkit ls && lunkit save
+
+Every control verb takes --json and --socket (default $LUNKIT_SOCKET or /run/lunkit/lunkit.sock).
+Exit codes: 0 ok, 1 daemon or operation error, 2 usage error. See docs/cli.md.`;
 
 export async function main(argv: string[] = hideBin(process.argv)): Promise<void> {
-  await yargs(argv)
+  const json = argv.includes('--json');
+  let y: Argv = yargs(argv)
     .scriptName('lunkit')
-    .usage('$0 <command> [options]\n\nA userspace SCSI target toolkit: SPC-4/SBC-3 core, file/ramdisk/null backstores, iSCSI target.')
-    .command(serveCommand)
-    .command(demoCommand)
+    .usage('$0 <command> [options]\n\nA userspace SCSI target toolkit: SPC-4/SBC-3 core, file/ramdisk/null/nbd backstores, iSCSI and NBD targets.');
+  const verb = VERBS.find(([name]) => name === argv[0]);
+  if (verb) y = await verb[1](y);
+  else for (const [, register] of VERBS) y = await register(y);
+  await y
     .demandCommand(1, 'name a command (see --help)')
+    .recommendCommands()
     .strict()
-    .completion('completion', 'print a shell completion script')
+    .completion('completion', 'print a shell completion script (lunkit completion >> ~/.bashrc)')
+    .epilogue(EPILOGUE)
     .fail((msg, err) => {
       if (err) {
-        const code = (err as { code?: string }).code;
-        process.stderr.write(`lunkit: ${err.message}${code ? ` (${code})` : ''}\n`);
-        process.exit(1);
+        const code = (err as { code?: string }).code ?? 'ERR_INTERNAL';
+        if (json) process.stderr.write(`${JSON.stringify({ error: { code, message: err.message } })}\n`);
+        else process.stderr.write(`lunkit: ${err.message} (${code})\n`);
+        process.exit(EXIT_FAILED);
       }
-      process.stderr.write(`lunkit: ${msg}\n(see lunkit --help)\n`);
-      process.exit(2);
+      if (json) process.stderr.write(`${JSON.stringify({ error: { code: 'ERR_USAGE', message: msg } })}\n`);
+      else process.stderr.write(`lunkit: ${msg}\n(see lunkit --help)\n`);
+      process.exit(EXIT_USAGE);
     })
     .help()
+    .alias('help', 'h')
     .version()
+    .wrap(Math.min(120, process.stdout.columns ?? 100))
     .parseAsync();
 }

@@ -33,3 +33,27 @@ export function iscsiNameProblem(name: string): string | undefined {
 export function isValidIscsiName(name: string): boolean {
   return iscsiNameProblem(name) === undefined;
 }
+
+export type IscsiNameType = 'iqn' | 'eui' | 'naa';
+
+/** The name's format by its prefix (RFC 3720 §3.2.6.3), whether or not the rest is valid. */
+export function iscsiNameType(name: string): IscsiNameType | undefined {
+  const prefix = name.slice(0, 4).toLowerCase();
+  if (prefix === 'iqn.') return 'iqn';
+  if (prefix === 'eui.') return 'eui';
+  if (prefix === 'naa.') return 'naa';
+  return undefined;
+}
+
+/**
+ * A whole sentence for a user when `name` is not a valid iSCSI name, naming
+ * what it was meant to be ("target name", "initiator name"), the reason, and
+ * the lower-case spelling when that alone would fix it; undefined when valid.
+ */
+export function iscsiNameMessage(name: string, role = 'iSCSI name'): string | undefined {
+  const problem = iscsiNameProblem(name);
+  if (problem === undefined) return undefined;
+  const lower = name.toLowerCase();
+  const hint = lower !== name && iscsiNameProblem(lower) === undefined ? ` (did you mean "${lower}"?)` : '';
+  return `${role} "${name}" is not a valid iSCSI name: ${problem}${hint}`;
+}

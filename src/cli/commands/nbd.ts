@@ -1,0 +1,89 @@
+// `lunkit nbd export add|delete|list`: NBD exports of backstores. The first
+// export creates the NBD listener (127.0.0.1:10809) if there is none.
+
+import type { Argv, CommandModule } from 'yargs';
+
+import { getConfig, renderTable } from '../config-view.js';
+import { printResult, runVerb, withCommon, type CommonArgs } from '../output.js';
+import { nbdExportAddParams } from '../params.js';
+
+interface AddArgs extends CommonArgs {
+  name: string;
+  backstore: string;
+  'read-only'?: boolean;
+  description?: string;
+}
+
+const add: CommandModule<object, AddArgs> = {
+  command: 'add <name> <backstore>',
+  describe: 'Export a backstore over NBD under a name',
+  builder: (y: Argv) =>
+    withCommon(
+      y
+        .positional('name', { type: 'string', describe: 'export name clients ask for' })
+        .positional('backstore', { type: 'string', describe: 'backstore name' })
+        .option('read-only', { type: 'boolean', default: false, describe: 'refuse writes' })
+        .option('description', { type: 'string', describe: 'text shown by nbdinfo' })
+        .example('$0 nbd export add disk0 disk0', 'nbd://127.0.0.1/disk0')
+        .example('$0 nbd export add golden disk1 --read-only --description "golden image"', 'a read-only export'),
+    ) as Argv<AddArgs>,
+  handler: (args) =>
+    runVerb(
+      args,
+      () => nbdExportAddParams({ name: args.name, backstore: args.backstore, readOnly: args['read-only'], description: args.description }),
+      async (client, params) => {
+        const res = await client.call('nbd.export.add', params);
+        printResult(res, args.json, () => `Added NBD export ${args.name} -> ${args.backstore}.`);
+      },
+    ),
+};
+
+interface NameArgs extends CommonArgs {
+  name: string;
+}
+
+const del: CommandModule<object, NameArgs> = {
+  command: 'delete <name>',
+  describe: 'Delete an NBD export; connections to it end',
+  builder: (y: Argv) => withCommon(y.positional('name', { type: 'string' }).example('$0 nbd export delete disk0', 'stop exporting disk0')) as Argv<NameArgs>,
+  handler: (args) =>
+    runVerb(
+      args,
+      () => ({ name: args.name }),
+      async (client, params) => {
+        const res = await client.call('nbd.export.delete', params);
+        printResult(res, args.json, () => `Deleted NBD export ${args.name}.`);
+      },
+    ),
+};
+
+const list: CommandModule<object, CommonArgs> = {
+  command: 'list',
+  describe: 'List the NBD exports',
+  builder: (y: Argv) => withCommon(y.example('$0 nbd export list', 'name, backstore, flags')) as Argv<CommonArgs>,
+  handler: (args) =>
+    runVerb(
+      args,
+      () => undefined,
+      async (client) => {
+        const { config } = await getConfig(client);
+        const exports = config.nbd?.exports ?? {};
+        const rows = Object.entries(exports).map(([n, e]) => [n, e.backstore, e.readOnly ? 'ro' : 'rw', e.description ?? '']);
+        printResult(exports, args.json, () => renderTable(['EXPORT', 'BACKSTORE', 'MODE', 'DESCRIPTION'], rows));
+      },
+    ),
+};
+
+const exportCmd: CommandModule = {
+  command: 'export <command>',
+  describe: 'Add, delete and list NBD exports',
+  builder: (y: Argv) => y.command(add).command(del).command(list).demandCommand(1, 'name an nbd export command: add, delete or list'),
+  handler: () => undefined,
+};
+
+export const nbdCommand: CommandModule = {
+  command: 'nbd <command>',
+  describe: 'NBD server exports',
+  builder: (y: Argv) => y.command(exportCmd).demandCommand(1, 'name an nbd command: export'),
+  handler: () => undefined,
+};

@@ -1,0 +1,70 @@
+// `lunkit sessions`: who is logged in. iSCSI sessions (initiator, ISID, TSIH,
+// target and TPG, connection addresses, digests, commands in flight) and NBD
+// connections (export, address).
+
+import type { Argv, CommandModule } from 'yargs';
+
+import { renderTable } from '../config-view.js';
+import { printResult, runVerb, withCommon, type CommonArgs } from '../output.js';
+
+type Rec = Record<string, unknown>;
+
+function str(v: unknown, fallback = '-'): string {
+  return v === undefined || v === null || v === '' ? fallback : String(v);
+}
+
+function digest(v: unknown): string {
+  if (v === true) return 'CRC32C';
+  if (v === false || v === undefined) return 'None';
+  return String(v);
+}
+
+function addresses(s: Rec): string {
+  const conns = Array.isArray(s.connections) ? (s.connections as Rec[]) : [];
+  if (conns.length === 0) return str(s.address ?? s.remote);
+  return conns.map((c) => `${c.cid === undefined ? '' : `cid${String(c.cid)} `}${str(c.remote ?? c.address)}${c.local ? ` -> ${String(c.local)}` : ''}`).join(', ');
+}
+
+/** The text of `lunkit sessions` for a sessions.list result (the daemon's SessionInfo objects). */
+export function renderSessions(sessions: Rec[]): string {
+  const iscsi = sessions.filter((s) => (s.fabric ?? (s.export !== undefined ? 'nbd' : 'iscsi')) === 'iscsi');
+  const nbd = sessions.filter((s) => !iscsi.includes(s));
+  const out: string[] = [];
+  if (iscsi.length > 0 || nbd.length === 0) {
+    const rows = iscsi.map((s) => {
+      const params = (s.params ?? s.parameters ?? {}) as Rec;
+      const type = s.type === 'discovery' ? ' (discovery)' : '';
+      return [
+        str(s.initiator ?? s.initiatorName) + type,
+        str(s.isid),
+        str(s.tsih),
+        `${str(s.target ?? s.targetName)}/tpg${str(s.tpg ?? s.tpgt)}`,
+        addresses(s),
+        `${digest(params.headerDigest ?? params.HeaderDigest)}/${digest(params.dataDigest ?? params.DataDigest)}`,
+        str(s.cmdsInFlight ?? s.inFlight, '0'),
+      ];
+    });
+    out.push(iscsi.length === 0 ? 'No iSCSI sessions.\n' : renderTable(['INITIATOR', 'ISID', 'TSIH', 'TARGET/TPG', 'ADDRESSES', 'DIGESTS(H/D)', 'IN FLIGHT'], rows));
+  }
+  if (nbd.length > 0) {
+    const rows = nbd.map((s) => [str(s.export), addresses(s), str(s.cmdsInFlight ?? s.inFlight, '0')]);
+    out.push(renderTable(['NBD EXPORT', 'ADDRESS', 'IN FLIGHT'], rows));
+  }
+  return out.join('\n');
+}
+
+export const sessionsCommand: CommandModule<object, CommonArgs> = {
+  command: 'sessions',
+  describe: 'List the iSCSI sessions and NBD connections with their addresses, digests and commands in flight',
+  builder: (y: Argv) =>
+    withCommon(y.example('$0 sessions', 'one line per session').example('$0 sessions --json', 'with every negotiated parameter')) as Argv<CommonArgs>,
+  handler: (args) =>
+    runVerb(
+      args,
+      () => undefined,
+      async (client) => {
+        const res = await client.call<{ sessions: Rec[] }>('sessions.list');
+        printResult(res, args.json, () => renderSessions(res.sessions ?? []));
+      },
+    ),
+};

@@ -1,0 +1,167 @@
+// `lunkit ls`: the configuration as a tree in the shape of targetcli's `ls`
+//   o- / ............................................ [...]
+//     o- backstores ................................. [...]
+//     | o- file ...................... [Storage Objects: 1]
+//     | | o- disk0 ............. [/srv/d.img (10G) thin]
+// Pure functions over the config.get document, so the text is tested as golden text.
+
+import type { ConfigDoc } from '../daemon/config-doc.js';
+import { formatSize } from '../util/size.js';
+
+export interface TreeNode {
+  name: string;
+  info: string;
+  children: TreeNode[];
+  /** The configuration fragment this node shows (`ls --json PATH` prints it). */
+  data: unknown;
+}
+
+function node(name: string, info: string, data: unknown, children: TreeNode[] = []): TreeNode {
+  return { name, info, data, children };
+}
+
+function byKey<T>(rec: Record<string, T> | undefined): Array<[string, T]> {
+  // LUN numbers sort as numbers, names as text: the order targetcli shows.
+  return Object.entries(rec ?? {}).sort(([a], [b]) => {
+    const na = /^\d+$/.test(a);
+    const nb = /^\d+$/.test(b);
+    if (na && nb) return Number(a) - Number(b);
+    return a < b ? -1 : a > b ? 1 : 0;
+  });
+}
+
+function sizeText(size: unknown): string {
+  if (typeof size === 'number') return formatSize(size);
+  if (typeof size === 'string') return size;
+  return '?';
+}
+
+function portalText(p: unknown): string {
+  if (typeof p === 'string') return p;
+  if (p && typeof p === 'object' && 'host' in p && 'port' in p) {
+    const { host, port } = p as { host: string; port: number };
+    return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  }
+  if (p && typeof p === 'object' && 'path' in p) return `unix:${(p as { path: string }).path}`;
+  return String(p);
+}
+
+type BackstoreDoc = ConfigDoc['backstores'][string];
+
+function backstoreInfo(bs: BackstoreDoc): string {
+  const parts: string[] = [];
+  const ro = 'readOnly' in bs && bs.readOnly ? ' ro' : '';
+  switch (bs.type) {
+    case 'file':
+      parts.push(`${bs.path} (${bs.size === undefined ? 'size of file' : sizeText(bs.size)})`, bs.thin === false ? 'thick' : 'thin');
+      break;
+    case 'ramdisk':
+    case 'null':
+      parts.push(sizeText(bs.size));
+      break;
+    case 'nbd':
+      parts.push(bs.url);
+      break;
+  }
+  if (bs.blockSize !== undefined && bs.blockSize !== 512) parts.push(`bs=${bs.blockSize}`);
+  return parts.join(' ') + ro;
+}
+
+function lunBackstoreRef(ref: unknown): string {
+  if (typeof ref === 'string') return ref;
+  if (ref && typeof ref === 'object' && 'backstore' in ref) return String((ref as { backstore: unknown }).backstore);
+  return String(ref);
+}
+
+function mappedLun(m: unknown): { tpgLun: number; readOnly: boolean } {
+  if (typeof m === 'number') return { tpgLun: m, readOnly: false };
+  const o = m as { tpgLun: number; readOnly?: boolean };
+  return { tpgLun: o.tpgLun, readOnly: o.readOnly ?? false };
+}
+
+type TpgDoc = ConfigDoc['iscsi']['targets'][string]['tpgs'][string];
+
+function tpgNode(tag: string, tpg: TpgDoc, backstores: ConfigDoc['backstores']): TreeNode {
+  const attrs = tpg.attributes;
+  const flags = [
+    tpg.enabled === false ? 'disabled' : undefined,
+    attrs?.generateNodeAcls ? 'gen-acls' : 'no-gen-acls',
+    attrs?.authentication ? 'auth' : 'no-auth',
+  ].filter((s): s is string => s !== undefined);
+  const lunNodes = byKey(tpg.luns).map(([n, ref]) => {
+    const bsName = lunBackstoreRef(ref);
+    const bs = backstores[bsName];
+    const where = bs ? `${bs.type}/${bsName}${bs.type === 'file' ? ` (${bs.path})` : ''}` : `${bsName} (missing)`;
+    return node(`lun${n}`, where, ref);
+  });
+  const aclNodes = byKey(tpg.acls).map(([initiator, acl]) => {
+    const maps = byKey(acl.mappedLuns as Record<string, unknown> | undefined).map(([ml, m]) => {
+      const { tpgLun, readOnly } = mappedLun(m);
+      const ref = tpg.luns?.[String(tpgLun)];
+      return node(`mapped_lun${ml}`, `lun${tpgLun} ${ref === undefined ? '(missing)' : lunBackstoreRef(ref)} (${readOnly ? 'ro' : 'rw'})`, m);
+    });
+    const auth = acl.mutualChap ? ', mutual CHAP' : acl.chap ? ', CHAP' : '';
+    return node(initiator, `Mapped LUNs: ${maps.length}${auth}`, acl, maps);
+  });
+  const portalNodes = (tpg.portals ?? []).map((p) => node(portalText(p), 'OK', p));
+  return node(`tpg${tag}`, flags.join(', '), tpg, [
+    node('acls', `ACLs: ${aclNodes.length}`, tpg.acls, aclNodes),
+    node('luns', `LUNs: ${lunNodes.length}`, tpg.luns, lunNodes),
+    node('portals', `Portals: ${portalNodes.length}`, tpg.portals, portalNodes),
+  ]);
+}
+
+/** The whole tree of a configuration document. */
+export function buildTree(cfg: ConfigDoc): TreeNode {
+  const backstores = cfg.backstores ?? {};
+  const types = ['file', 'ramdisk', 'null', 'nbd'] as const;
+  const typeNodes = types.map((t) => {
+    const items = byKey(backstores).filter(([, bs]) => bs.type === t);
+    const data = Object.fromEntries(items);
+    return node(t, `Storage Objects: ${items.length}`, data, items.map(([n, bs]) => node(n, backstoreInfo(bs), bs)));
+  });
+  const targets = byKey(cfg.iscsi?.targets);
+  const targetNodes = targets.map(([iqn, t]) => {
+    const tpgs = byKey(t.tpgs).map(([tag, tpg]) => tpgNode(tag, tpg, backstores));
+    return node(iqn, `${t.alias ? `${t.alias}, ` : ''}TPGs: ${tpgs.length}`, t, tpgs);
+  });
+  const da = cfg.iscsi?.discoveryAuth;
+  const iscsiInfo = `Targets: ${targetNodes.length}${da?.enabled ? `, discovery auth${da.mutualChap ? ' (mutual)' : ''}` : ''}`;
+  const nbd = cfg.nbd;
+  const exportNodes = byKey(nbd?.exports).map(([name, e]) =>
+    node(name, `${e.backstore}${e.readOnly ? ' (ro)' : ''}${e.description ? ` "${e.description}"` : ''}`, e),
+  );
+  const nbdInfo = nbd ? `listen ${(nbd.listen ?? []).map(portalText).join(' ')}${nbd.tls ? ', TLS' : ''}` : 'not serving';
+  return node('/', '...', cfg, [
+    node('backstores', '...', backstores, typeNodes),
+    node('iscsi', iscsiInfo, cfg.iscsi, targetNodes),
+    node('nbd', nbdInfo, nbd ?? null, [node('exports', `Exports: ${exportNodes.length}`, nbd?.exports ?? {}, exportNodes)]),
+  ]);
+}
+
+/** The node at a path such as /iscsi/iqn.../tpg1/luns; undefined if there is none. */
+export function findNode(root: TreeNode, path: string): TreeNode | undefined {
+  let cur: TreeNode | undefined = root;
+  for (const part of path.split('/').filter((p) => p.length > 0)) {
+    cur = cur.children.find((c) => c.name === part);
+    if (!cur) return undefined;
+  }
+  return cur;
+}
+
+/** Renders a node and everything below it, each line filled with dots to `width` columns. */
+export function renderTree(root: TreeNode, width = 80): string {
+  const lines: string[] = [];
+  const walk = (n: TreeNode, indent: string, last: boolean): void => {
+    const left = `${indent}o- ${n.name} `;
+    const right = ` [${n.info}]`;
+    const dots = Math.max(3, width - left.length - right.length);
+    lines.push(`${left}${'.'.repeat(dots)}${right}`);
+    // Children sit two columns in; a "|" continues the line of a node that
+    // still has siblings below it (targetcli's layout).
+    const childIndent = indent + (last ? '  ' : '| ');
+    n.children.forEach((c, i) => walk(c, childIndent, i === n.children.length - 1));
+  };
+  walk(root, '', true);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,183 @@
+// A client of the daemon's control socket (docs/control-protocol.md):
+// newline-delimited JSON-RPC 2.0 over a Unix stream socket. Requests carry
+// increasing ids; responses may come in any order and are matched by id;
+// `progress` notifications (no id, params.id = the request's id) go to that
+// call's onProgress. The CLI and any other program use this one class.
+
+import { createConnection, type Socket } from 'node:net';
+
+import { LunkitError } from '../protocols/errors.js';
+import { defaultSocketPath } from './paths.js';
+
+/** A progress notification of a long request (bytes, or objects for config.replace). */
+export interface ControlProgress {
+  what: string;
+  done: number;
+  total: number;
+}
+
+export interface ControlCallOptions {
+  onProgress?: (p: ControlProgress) => void;
+}
+
+/**
+ * An error from the daemon (error.data.code is `code`), or from talking to it
+ * (ERR_CONTROL_CONNECT, ERR_CONTROL_CLOSED, ERR_CONTROL_PROTOCOL).
+ */
+export class ControlError extends LunkitError {
+  /** The JSON-RPC error code (-32xxx); 0 when the error did not come from the daemon. */
+  readonly rpcCode: number;
+  /** JSON path of the configuration field at fault, when the daemon names one. */
+  readonly path?: string;
+  /** Every problem, when a whole configuration was rejected. */
+  readonly problems?: string[];
+
+  constructor(code: string, message: string, opts: { rpcCode?: number; path?: string; problems?: string[]; cause?: unknown } = {}) {
+    super(code, message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'ControlError';
+    this.rpcCode = opts.rpcCode ?? 0;
+    if (opts.path !== undefined) this.path = opts.path;
+    if (opts.problems !== undefined) this.problems = opts.problems;
+  }
+}
+
+interface Pending {
+  method: string;
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  onProgress?: (p: ControlProgress) => void;
+}
+
+// The daemon refuses request lines above 1 MiB; responses (config.get of a
+// big configuration) may be larger, so we cap what we buffer far higher.
+const MAX_RESPONSE_LINE = 64 * 1024 * 1024;
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Turns a JSON-RPC error object into a ControlError with the stable code of error.data.code. */
+export function controlErrorFromRpc(err: unknown): ControlError {
+  if (!isRecord(err)) return new ControlError('ERR_CONTROL_PROTOCOL', 'the daemon sent a malformed error object');
+  const data = isRecord(err.data) ? err.data : {};
+  const rpcCode = typeof err.code === 'number' ? err.code : 0;
+  const code = typeof data.code === 'string' ? data.code : 'ERR_CONTROL_RPC';
+  const message = typeof err.message === 'string' ? err.message : `error ${rpcCode}`;
+  const problems = Array.isArray(data.problems) ? data.problems.map(String) : undefined;
+  const path = typeof data.path === 'string' ? data.path : undefined;
+  return new ControlError(code, message, { rpcCode, path, problems });
+}
+
+export class ControlClient {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private buffer = '';
+  private closedError: ControlError | undefined;
+
+  private constructor(
+    private readonly socket: Socket,
+    readonly socketPath: string,
+  ) {
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => this.onData(chunk));
+    socket.on('error', (e: Error) => this.fail(new ControlError('ERR_CONTROL_CLOSED', `control connection to ${socketPath} failed: ${e.message}`, { cause: e })));
+    socket.on('close', () => this.fail(new ControlError('ERR_CONTROL_CLOSED', `the daemon at ${socketPath} closed the connection`)));
+  }
+
+  /**
+   * Connects to the daemon. A missing socket or no listener gives
+   * ERR_CONTROL_CONNECT with a message that says how to start one.
+   * `timeoutMs` bounds the connect only: calls may run long (preallocation).
+   */
+  static connect(socketPath: string = defaultSocketPath(), opts: { timeoutMs?: number } = {}): Promise<ControlClient> {
+    const timeoutMs = opts.timeoutMs ?? 5000;
+    return new Promise((resolve, reject) => {
+      const socket = createConnection({ path: socketPath });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new ControlError('ERR_CONTROL_CONNECT', `no answer from the lunkit daemon at ${socketPath} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      socket.once('error', (e: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        const msg =
+          e.code === 'EACCES' || e.code === 'EPERM'
+            ? `cannot open the control socket ${socketPath}: permission denied (run as the daemon's user or root)`
+            : `no lunkit daemon at ${socketPath}: start one with \`lunkit daemon\``;
+        reject(new ControlError('ERR_CONTROL_CONNECT', msg, { cause: e }));
+      });
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        socket.removeAllListeners('error');
+        resolve(new ControlClient(socket, socketPath));
+      });
+    });
+  }
+
+  /** Sends one request and resolves with its result, or rejects with a ControlError. */
+  call<T = unknown>(method: string, params: Record<string, unknown> = {}, opts: ControlCallOptions = {}): Promise<T> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { method, resolve: resolve as (v: unknown) => void, reject, onProgress: opts.onProgress });
+      this.socket.write(`${JSON.stringify({ jsonrpc: '2.0', id, method, params })}\n`);
+    });
+  }
+
+  close(): void {
+    this.fail(new ControlError('ERR_CONTROL_CLOSED', 'the control client was closed'));
+    this.socket.end();
+    this.socket.destroy();
+  }
+
+  private fail(err: ControlError): void {
+    if (!this.closedError) this.closedError = err;
+    const pending = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of pending) p.reject(err);
+  }
+
+  private onData(chunk: string): void {
+    this.buffer += chunk;
+    let nl: number;
+    while ((nl = this.buffer.indexOf('\n')) >= 0) {
+      const line = this.buffer.slice(0, nl);
+      this.buffer = this.buffer.slice(nl + 1);
+      if (line.trim().length > 0) this.onLine(line);
+    }
+    if (this.buffer.length > MAX_RESPONSE_LINE) {
+      this.fail(new ControlError('ERR_CONTROL_PROTOCOL', `the daemon sent a line longer than ${MAX_RESPONSE_LINE} bytes`));
+      this.socket.destroy();
+    }
+  }
+
+  private onLine(line: string): void {
+    let msg: unknown;
+    try {
+      msg = JSON.parse(line);
+    } catch {
+      this.fail(new ControlError('ERR_CONTROL_PROTOCOL', 'the daemon sent a line that is not JSON'));
+      this.socket.destroy();
+      return;
+    }
+    if (!isRecord(msg)) return;
+    if (msg.id === undefined && msg.method === 'progress') {
+      const p = isRecord(msg.params) ? msg.params : {};
+      const target = typeof p.id === 'number' ? this.pending.get(p.id) : undefined;
+      if (target?.onProgress && typeof p.done === 'number' && typeof p.total === 'number') {
+        target.onProgress({ what: typeof p.what === 'string' ? p.what : target.method, done: p.done, total: p.total });
+      }
+      return;
+    }
+    if (typeof msg.id !== 'number') {
+      // An error with id null (e.g. ERR_CONTROL_TOO_LARGE) concerns the whole
+      // connection: the daemon closes it next, so every pending call fails with it.
+      if (msg.id === null && msg.error !== undefined) this.fail(controlErrorFromRpc(msg.error));
+      return;
+    }
+    const p = this.pending.get(msg.id);
+    if (!p) return;
+    this.pending.delete(msg.id);
+    if (msg.error !== undefined) p.reject(controlErrorFromRpc(msg.error));
+    else p.resolve(msg.result);
+  }
+}
