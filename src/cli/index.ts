@@ -33,6 +33,11 @@ const VERBS: ReadonlyArray<[string, (y: Argv) => Promise<Argv>]> = [
   ['clear', async (y) => y.command((await import('./commands/clear.js')).clearCommand)],
   ['import', async (y) => y.command((await import('./commands/import.js')).importCommand)],
   ['export', async (y) => y.command((await import('./commands/export.js')).exportCommand)],
+  ['fuse', async (y) => y.command((await import('./commands/fuse.js')).fuseCommand)],
+  ['attach', async (y) => y.command((await import('./commands/attach.js')).attachCommand)],
+  ['detach', async (y) => y.command((await import('./commands/detach.js')).detachCommand)],
+  ['mount', async (y) => y.command((await import('./commands/mount.js')).mountCommand)],
+  ['umount', async (y) => y.command((await import('./commands/umount.js')).umountCommand)],
 ];
 
 const EPILOGUE = `Daily workflow:
@@ -50,7 +55,7 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
   const json = argv.includes('--json');
   let y: Argv = yargs(argv)
     .scriptName('lunkit')
-    .usage('$0 <command> [options]\n\nA userspace SCSI target toolkit: SPC-4/SBC-3 core, file/ramdisk/null/nbd backstores, iSCSI and NBD targets.');
+    .usage('$0 <command> [options]\n\nA userspace SCSI target toolkit: SPC-4/SBC-3 core, file/ramdisk/null/nbd backstores, iSCSI and NBD targets, FUSE files.');
   const verb = VERBS.find(([name]) => name === argv[0]);
   if (verb) y = await verb[1](y);
   else for (const [, register] of VERBS) y = await register(y);

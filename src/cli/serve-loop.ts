@@ -9,10 +9,15 @@ import type { Logger } from '../util/log.js';
 export async function serveUntilSignalled(
   cfg: LunkitConfig,
   logger: Logger,
-  onReady: (rt: LunkitRuntime) => void,
+  onReady: (rt: LunkitRuntime) => void | Promise<void>,
 ): Promise<number> {
   const rt = await LunkitRuntime.start(cfg, { logger });
-  onReady(rt);
+  try {
+    await onReady(rt);
+  } catch (e) {
+    await rt.stop(0);
+    throw e;
+  }
   return new Promise<number>((resolve) => {
     let signalled = false;
     const onSignal = (sig: NodeJS.Signals): void => {

@@ -132,11 +132,20 @@ export function buildTree(cfg: ConfigDoc): TreeNode {
     node(name, `${e.backstore}${e.readOnly ? ' (ro)' : ''}${e.description ? ` "${e.description}"` : ''}`, e),
   );
   const nbdInfo = nbd ? `listen ${(nbd.listen ?? []).map(portalText).join(' ')}${nbd.tls ? ', TLS' : ''}` : 'not serving';
-  return node('/', '...', cfg, [
+  const children = [
     node('backstores', '...', backstores, typeNodes),
     node('iscsi', iscsiInfo, cfg.iscsi, targetNodes),
     node('nbd', nbdInfo, nbd ?? null, [node('exports', `Exports: ${exportNodes.length}`, nbd?.exports ?? {}, exportNodes)]),
-  ]);
+  ];
+  // FUSE mounts only appear once there is one (a mount directory is a path, so it is shown whole).
+  if (cfg.fuse) {
+    const mounts = byKey(cfg.fuse).map(([mnt, m]) =>
+      node(mnt, `Files: ${Object.keys(m.exports).length}${m.directIo ? ', direct_io' : ''}`, m,
+        byKey(m.exports).map(([name, e]) => node(name, `${e.backstore}${e.readOnly ? ' (ro)' : ''}`, e))),
+    );
+    children.push(node('fuse', `Mounts: ${mounts.length}`, cfg.fuse, mounts));
+  }
+  return node('/', '...', cfg, children);
 }
 
 /** The node at a path such as /iscsi/iqn.../tpg1/luns; undefined if there is none. */

@@ -69,6 +69,17 @@ export interface NbdDoc {
   exports: Record<string, NbdExportDoc>;
 }
 
+export interface FuseExportDoc {
+  backstore: string;
+  readOnly: boolean;
+}
+
+export interface FuseMountDoc {
+  exports: Record<string, FuseExportDoc>;
+  directIo: boolean;
+  allowOther: boolean;
+}
+
 /** A backstore in the document: the parsed form is already JSON (size in bytes). */
 export type BackstoreDoc = BackstoreConfig;
 
@@ -77,6 +88,8 @@ export interface ConfigDoc {
   backstores: Record<string, BackstoreDoc>;
   iscsi: { discoveryAuth?: DiscoveryAuthDoc; targets: Record<string, TargetDoc> };
   nbd?: NbdDoc;
+  /** Mount directory -> FUSE exports. */
+  fuse?: Record<string, FuseMountDoc>;
 }
 
 export const DEFAULT_TPG_ATTRIBUTES_DOC: Readonly<TpgAttributesDoc> = {
@@ -168,6 +181,15 @@ export function encodeConfig(cfg: LunkitConfig): ConfigDoc {
       listen: cfg.nbd.listen.map((a) => ('path' in a ? `unix:${a.path}` : formatHostPort(a.host, a.port))),
       exports,
     });
+  }
+  if (cfg.fuse) {
+    const mounts: Record<string, FuseMountDoc> = {};
+    for (const [mnt, m] of sortedEntries(cfg.fuse)) {
+      const exports: Record<string, FuseExportDoc> = {};
+      for (const [name, e] of sortedEntries(m.exports)) exports[name] = { backstore: e.backstore, readOnly: e.readOnly };
+      mounts[mnt] = { exports, directIo: m.directIo, allowOther: m.allowOther };
+    }
+    doc.fuse = mounts;
   }
   return doc;
 }

@@ -179,6 +179,20 @@ export const NbdSchema = z.strictObject({
   exports: z.record(z.string().max(4096), NbdExportSchema).default({}),
 });
 
+export const FuseExportSchema = z.strictObject({
+  backstore: NameSchema,
+  readOnly: z.boolean().default(false),
+});
+
+export const FuseMountSchema = z.strictObject({
+  /** File name in the mount directory -> backstore. */
+  exports: z.record(z.string().regex(/^[^/\0]{1,255}$/, 'FUSE export names are file names (no "/")').refine((v) => v !== '.' && v !== '..', 'FUSE export names cannot be "." or ".."'), FuseExportSchema).default({}),
+  /** Mount with direct_io (no page cache for the files). */
+  directIo: z.boolean().default(false),
+  /** Let other users open the files (allow_other). */
+  allowOther: z.boolean().default(false),
+});
+
 export const ConfigSchema = z.strictObject({
   version: z.literal(CONFIG_VERSION).default(CONFIG_VERSION),
   backstores: z.record(NameSchema, BackstoreSchema).default({}),
@@ -192,9 +206,12 @@ export const ConfigSchema = z.strictObject({
     .default({ targets: {} }),
   /** NBD server fabric; absent: no NBD listener. */
   nbd: NbdSchema.optional(),
+  /** FUSE exports (our tcm_loop): mount directory -> LUNs shown as files. */
+  fuse: z.record(z.string().regex(/^\/./, 'FUSE mount points are absolute paths'), FuseMountSchema).optional(),
 });
 
 export type LunkitConfig = z.output<typeof ConfigSchema>;
 export type BackstoreConfig = z.output<typeof BackstoreSchema>;
 export type NbdConfigData = z.output<typeof NbdSchema>;
 export type TpgConfigData = z.output<typeof TpgSchema>;
+export type FuseMountConfig = z.output<typeof FuseMountSchema>;

@@ -70,6 +70,11 @@ export function parseConfig(input: unknown, source = ''): LunkitConfig {
   for (const [exp, e] of Object.entries(cfg.nbd?.exports ?? {})) {
     if (!(e.backstore in cfg.backstores)) problems.push(`${pathOf(['nbd', 'exports', exp, 'backstore'])}: no backstore named "${e.backstore}"`);
   }
+  for (const [mnt, m] of Object.entries(cfg.fuse ?? {})) {
+    for (const [exp, e] of Object.entries(m.exports)) {
+      if (!(e.backstore in cfg.backstores)) problems.push(`${pathOf(['fuse', mnt, 'exports', exp, 'backstore'])}: no backstore named "${e.backstore}"`);
+    }
+  }
   if (cfg.iscsi.discoveryAuth?.enabled && !cfg.iscsi.discoveryAuth.chap) {
     problems.push('iscsi.discoveryAuth: enabled needs chap credentials');
   }

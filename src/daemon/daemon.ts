@@ -212,12 +212,16 @@ export class LunkitDaemon {
   }
 
   /** Bound addresses: what a portal or listener of port 0 really got. */
-  private listening(): { iscsi: Array<{ iqn: string; tpg: number; host: string; port: number }>; nbd: Array<{ host: string; port: number } | { socket: string }> } {
+  private listening(): {
+    iscsi: Array<{ iqn: string; tpg: number; host: string; port: number }>;
+    nbd: Array<{ host: string; port: number } | { socket: string }>;
+    fuse: Array<{ mountpoint: string; files: string[] }>;
+  } {
     const iscsi = Object.keys(this.state.config.iscsi.targets).flatMap((iqn) =>
       this.runtime.iscsi.targetAddresses(iqn).map((a) => ({ iqn, tpg: a.tag, host: a.host, port: a.port })),
     );
     const nbd = [...this.runtime.nbdAddresses(), ...this.runtime.nbdSocketPaths().map((socket) => ({ socket }))];
-    return { iscsi, nbd };
+    return { iscsi, nbd, fuse: this.runtime.fuse.files() };
   }
 
   private sessions(): unknown[] {

@@ -106,6 +106,9 @@ export function backstoreUsers(doc: ConfigDoc, name: string): string[] {
     }
   }
   for (const [exp, e] of Object.entries(doc.nbd?.exports ?? {})) if (e.backstore === name) users.push(`NBD export "${exp}"`);
+  for (const [mnt, m] of Object.entries(doc.fuse ?? {})) {
+    for (const [exp, e] of Object.entries(m.exports)) if (e.backstore === name) users.push(`FUSE export ${mnt}/${exp}`);
+  }
   return users;
 }
 
@@ -399,6 +402,44 @@ const nbdExportDelete: ConfigOp = (doc, params) => {
   return { doc };
 };
 
+// ---------------------------------------------------------------------------
+// FUSE exports (a LUN as a file under a mount directory)
+
+/** Where a FUSE export goes when the request names no mount directory. */
+export const DEFAULT_FUSE_MOUNTPOINT = '/run/lunkit/fuse';
+
+const fuseMountpoint = z.string().regex(/^\/./, 'FUSE mount points are absolute paths');
+
+const fuseExportAdd: ConfigOp = (doc, params) => {
+  const p = parseParams(
+    z.object({ name: z.string().regex(/^[^/\0]{1,255}$/, 'a file name without "/"'), backstore: z.string(), mountpoint: fuseMountpoint.optional(), readOnly: z.boolean().default(false) }),
+    params,
+  );
+  if (p.name === '.' || p.name === '..') throw new ControlError('ERR_INVALID_PARAMS', 'params.name: cannot be "." or ".."');
+  requireBackstore(doc, p.backstore);
+  doc.fuse ??= {};
+  // Without a mount directory: the only one there is, or the default.
+  const mounts = Object.keys(doc.fuse);
+  const mnt = p.mountpoint ?? (mounts.length === 1 ? mounts[0] : DEFAULT_FUSE_MOUNTPOINT);
+  const m = (doc.fuse[mnt] ??= { exports: {}, directIo: false, allowOther: false });
+  if (p.name in m.exports) throw new ControlError('ERR_EXISTS', `a FUSE export named "${p.name}" already exists in ${mnt}`, { path: jsonPath('fuse', mnt, 'exports', p.name) });
+  m.exports[p.name] = { backstore: p.backstore, readOnly: p.readOnly };
+  return { doc, result: { mountpoint: mnt, file: `${mnt}/${p.name}` } };
+};
+
+const fuseExportDelete: ConfigOp = (doc, params) => {
+  const p = parseParams(z.object({ name: z.string(), mountpoint: fuseMountpoint.optional() }), params);
+  const candidates = Object.entries(doc.fuse ?? {}).filter(([mnt, m]) => (p.mountpoint === undefined || mnt === p.mountpoint) && p.name in m.exports);
+  if (candidates.length === 0) throw new ControlError('ERR_NOT_FOUND', `no FUSE export named "${p.name}"`, { path: jsonPath('fuse') });
+  if (candidates.length > 1) throw new ControlError('ERR_INVALID_PARAMS', `"${p.name}" is exported in ${candidates.map(([m]) => m).join(' and ')}: name the mountpoint`);
+  const [mnt, m] = candidates[0];
+  delete m.exports[p.name];
+  // An empty mount directory is unmounted.
+  if (Object.keys(m.exports).length === 0) delete doc.fuse![mnt];
+  if (Object.keys(doc.fuse!).length === 0) delete doc.fuse;
+  return { doc };
+};
+
 const configClear: ConfigOp = (doc, params) => {
   parseParams(z.object({}), params);
   // Everything goes, the NBD listener and discovery authentication too (targetcli clearconfig).
@@ -429,4 +470,6 @@ export const CONFIG_OPS: Readonly<Record<string, ConfigOp>> = {
   'discoveryAuth.set': discoveryAuthSet,
   'nbd.export.add': nbdExportAdd,
   'nbd.export.delete': nbdExportDelete,
+  'fuse.export.add': fuseExportAdd,
+  'fuse.export.delete': fuseExportDelete,
 };

@@ -33,6 +33,7 @@ import {
   type ProgressFn,
 } from './runtime-objects.js';
 import { silentLogger, type Logger } from '../util/log.js';
+import { FuseMounts } from './runtime-fuse.js';
 
 export interface RuntimeOptions {
   logger?: Logger;
@@ -66,6 +67,8 @@ export class LunkitRuntime {
   backstores: ReadonlyMap<string, OpenBackstore> = new Map();
   readonly iscsi: IscsiTargetServer;
   private nbdServer: NbdServer | undefined;
+  /** FUSE mount directories of the `fuse` section. */
+  readonly fuse: FuseMounts;
   private current: LunkitConfig = emptyConfig();
   private queue: Promise<unknown> = Promise.resolve();
   private stopping: Promise<void> | undefined;
@@ -74,6 +77,7 @@ export class LunkitRuntime {
   private constructor(opts: RuntimeOptions) {
     this.logger = opts.logger ?? silentLogger;
     this.iscsi = new IscsiTargetServer(this.core, { logger: this.logger });
+    this.fuse = new FuseMounts(this.core, this.logger);
   }
 
   /** An empty runtime, listening for nothing yet; apply() gives it objects. */
@@ -224,6 +228,9 @@ export class LunkitRuntime {
       // 4. NBD.
       await this.applyNbd(prev, next, prevMap, nextMap, undo, (s) => (step = s));
 
+      // 4b. FUSE mounts and their files.
+      await this.fuse.apply(prev, next, prevMap, nextMap, undo, (s) => (step = s));
+
       // 5. Resizes last: nothing after them can fail, so a shrink is never undone by a grow.
       for (const [name, bs] of nextMap) {
         const oldSpec = prev.backstores[name];
@@ -349,6 +356,7 @@ export class LunkitRuntime {
       this.logger.info('stopping', { graceMs });
       await this.iscsi.close({ graceMs }).catch((e: unknown) => this.logger.warn('iSCSI close failed', { err: e }));
       await this.nbdServer?.close({ graceMs }).catch((e: unknown) => this.logger.warn('NBD close failed', { err: e }));
+      await this.fuse.closeAll();
       await this.core.flushAll().catch((e: unknown) => this.logger.warn('flush failed', { err: e }));
       for (const [name, { ops }] of this.backstores) {
         await ops.close().catch((e: unknown) => this.logger.warn('backstore close failed', { name, err: e }));

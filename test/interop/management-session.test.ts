@@ -3,9 +3,10 @@
 //   a sparse file backstore and a ramdisk, a target with two portals, two
 //   LUNs, ACLs with CHAP (one mutual); iscsi-ls with the right CHAP
 //   credentials sees both LUNs through both portals and with wrong ones is
-//   refused; iscsi-inq logs in with mutual CHAP (iscsi-ls cannot: it lists
-//   LUNs without target credentials), and a wrong target secret is refused by
-//   the initiator; while iscsi-perf sessions run, a third LUN is mapped to one
+//   refused (also for the ACL with mutual CHAP: iscsi-ls does not ask the
+//   target to authenticate, which RFC 7143 §12.1.3 leaves to the initiator);
+//   iscsi-inq logs in with mutual CHAP, and a wrong target secret is refused
+//   by the initiator; while iscsi-perf sessions run, a third LUN is mapped to one
 //   (its session keeps running: libiscsi retries the REPORTED LUNS DATA HAS
 //   CHANGED unit attention, and the session's LUN list grows) and another's
 //   ACL is deleted (that session ends, its iscsi-perf exits early) while the
@@ -126,15 +127,17 @@ describe('management session from the CLI only (issue 3 acceptance)', () => {
     await cli(['set', 'attribute', T, 'authentication=true']);
 
     // --- iscsi-ls: right credentials see both LUNs through both portals; wrong ones are refused ---
-    // (iscsi-ls logs in to list LUNs without target credentials, so it cannot
-    // do mutual CHAP: it runs as B; A's mutual CHAP is checked with iscsi-inq.)
-    const ok = await runTool('iscsi-ls', ['-s', '-i', B, url(ports[0], CHAP.b)]);
-    expect(ok.code, ok.out).toBe(0);
-    for (const p of ports) expect(ok.out).toContain(`Target:${T} Portal:127.0.0.1:${p},1`);
-    // iscsi-ls prints block size x last LBA (READ CAPACITY(10)), one block
-    // short of the capacity: 64M shows as 63M.
-    expect(ok.out.match(/Lun:0 +Type:DIRECT_ACCESS \(Size:63M\)/g), ok.out).toHaveLength(2);
-    expect(ok.out.match(/Lun:1 +Type:DIRECT_ACCESS \(Size:31M\)/g), ok.out).toHaveLength(2);
+    // A's ACL has mutual CHAP; iscsi-ls logs in with one-way CHAP (it never
+    // asks the target to prove itself), which the target accepts.
+    for (const [ini, creds] of [[B, CHAP.b], [A, CHAP.a]] as const) {
+      const ok = await runTool('iscsi-ls', ['-s', '-i', ini, url(ports[0], creds)]);
+      expect(ok.code, ok.out).toBe(0);
+      for (const p of ports) expect(ok.out).toContain(`Target:${T} Portal:127.0.0.1:${p},1`);
+      // iscsi-ls prints block size x last LBA (READ CAPACITY(10)), one block
+      // short of the capacity: 64M shows as 63M.
+      expect(ok.out.match(/Lun:0 +Type:DIRECT_ACCESS \(Size:63M\)/g), ok.out).toHaveLength(2);
+      expect(ok.out.match(/Lun:1 +Type:DIRECT_ACCESS \(Size:31M\)/g), ok.out).toHaveLength(2);
+    }
     for (const [ini, user] of [[B, CHAP.b.user], [A, CHAP.a.user]] as const) {
       const wrong = await runTool('iscsi-ls', ['-s', '-i', ini, url(ports[0], { user, pass: 'not-the-secret-99' })]);
       expect(wrong.code).not.toBe(0);

@@ -1,10 +1,13 @@
 // `lunkit demo`: the main job on an embedded default, what ./scripts/demo.sh
 // runs. A ramdisk LUN (1 GiB by default) over iSCSI on 127.0.0.1:3260, any
-// initiator allowed (LIO demo mode), and the same LUN over NBD as export
-// "demo" on 127.0.0.1:10809, until SIGINT/SIGTERM.
+// initiator allowed (LIO demo mode), the same LUN over NBD as export "demo" on
+// 127.0.0.1:10809, and (as root, where /dev/fuse exists) as the file
+// /run/lunkit/demo/demo, until SIGINT/SIGTERM.
 
+import { existsSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { parseConfig } from '../../daemon/config.js';
+import type { LunkitRuntime } from '../../daemon/runtime.js';
 import { createLogger } from '../../util/log.js';
 import { serveUntilSignalled } from '../serve-loop.js';
 
@@ -15,6 +18,8 @@ interface DemoArgs {
   port: number;
   'nbd-port': number;
   size: string;
+  'fuse-dir': string;
+  fuse: boolean;
   'log-level': 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -42,6 +47,21 @@ export function demoConfig(host: string, port: number, size: string, nbdPort = 1
   };
 }
 
+/**
+ * Shows the demo LUN as a file through FUSE. Optional: without root or
+ * /dev/fuse (or libfuse2) the demo goes on over iSCSI and NBD and says why.
+ */
+async function addDemoFile(rt: LunkitRuntime, doc: Record<string, unknown>, dir: string): Promise<string> {
+  if (process.getuid?.() !== 0) return 'not shown (FUSE mounts need root)';
+  if (!existsSync('/dev/fuse')) return 'not shown (no /dev/fuse on this machine)';
+  try {
+    await rt.apply(parseConfig({ ...doc, fuse: { [dir]: { exports: { [DEMO_NBD_EXPORT]: { backstore: 'ram0' } } } } }, 'the demo defaults'));
+  } catch (e) {
+    return `not shown (${(e as Error).message})`;
+  }
+  return `${dir}/${DEMO_NBD_EXPORT}  (losetup --find --show ${dir}/${DEMO_NBD_EXPORT}; mkfs; mount)`;
+}
+
 export const demoCommand: CommandModule<object, DemoArgs> = {
   command: 'demo',
   describe: 'Serve a ramdisk LUN over iSCSI on 127.0.0.1:3260 and NBD on 127.0.0.1:10809 to any client (the embedded default)',
@@ -51,11 +71,15 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
       .option('port', { type: 'number', default: 3260 })
       .option('nbd-port', { type: 'number', default: 10809, describe: 'NBD port (0 picks a free one)' })
       .option('size', { type: 'string', default: '1G', describe: 'ramdisk size (512M, 1G, ...)' })
+      .option('fuse', { type: 'boolean', default: true, describe: 'also show the LUN as a file in a FUSE directory (root only; --no-fuse to skip)' })
+      .option('fuse-dir', { type: 'string', default: '/run/lunkit/demo', describe: 'FUSE mount directory of the demo file' })
       .option('log-level', { choices: ['debug', 'info', 'warn', 'error'] as const, default: 'info' as const }) as Argv<DemoArgs>,
   handler: async (args) => {
     const logger = createLogger({ level: args['log-level'] });
     const cfg = parseConfig(demoConfig(args.host, args.port, args.size, args['nbd-port']), 'the demo defaults');
-    process.exitCode = await serveUntilSignalled(cfg, logger, (rt) => {
+    const demoDoc = demoConfig(args.host, args.port, args.size, args['nbd-port']) as Record<string, unknown>;
+    process.exitCode = await serveUntilSignalled(cfg, logger, async (rt) => {
+      const fuseLine = args.fuse ? await addDemoFile(rt, demoDoc, args['fuse-dir']) : 'off (--no-fuse)';
       const a = rt.addresses()[0];
       const host = a.host.includes(':') ? `[${a.host}]` : a.host;
       const url = `iscsi://${host}:${a.port}/${DEMO_IQN}/0`;
@@ -70,6 +94,7 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
           `  copy in:   qemu-img convert -O raw disk.img ${url}`,
           `  NBD:       ${nbdUrl}`,
           `  nbdinfo:   nbdinfo ${nbdUrl}`,
+          `  file:      ${fuseLine}`,
           'Stop with Ctrl-C or SIGTERM.',
           'ready',
           '',

@@ -1,6 +1,9 @@
 // The README's first command runs `lunkit demo`: a ramdisk LUN over iSCSI that
 // iscsi-ls lists and iscsi-inq reads, stopping cleanly on SIGTERM without a terminal.
 import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startLunkit, type LunkitProcess } from '../../helpers/lunkit-process.js';
@@ -13,8 +16,21 @@ afterEach(async () => {
 });
 
 describe('lunkit demo', () => {
-  it('serves a LUN that iscsi-ls lists and iscsi-inq reads, and exits 0 on SIGTERM', async () => {
-    proc = await startLunkit(['demo', '--port', '0', '--nbd-port', '0', '--size', '64M', '--log-level', 'warn']);
+  it('serves a LUN that iscsi-ls lists and iscsi-inq reads, shows it as a FUSE file, and exits 0 on SIGTERM', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lunkit-demo-'));
+    const fuseDir = join(dir, 'fuse');
+    try {
+      await demoRun(fuseDir);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  async function demoRun(fuseDir: string): Promise<void> {
+    proc = await startLunkit(['demo', '--port', '0', '--nbd-port', '0', '--size', '64M', '--log-level', 'warn', '--fuse-dir', fuseDir]);
+    // The tests run as root on a kernel with FUSE (README): the file is there.
+    expect(proc.stdout()).toContain(`file:      ${fuseDir}/demo`);
+    expect((await stat(join(fuseDir, 'demo'))).size).toBe(64 * 1024 * 1024);
     const url = /URL:\s+(iscsi:\/\/\S+)/.exec(proc.stdout())![1];
     expect(url).toMatch(/^iscsi:\/\/127\.0\.0\.1:\d+\/iqn\.2026-11\.io\.lunkit:demo\/0$/);
     const base = url.replace(/iqn.*$/, '');
@@ -26,7 +42,9 @@ describe('lunkit demo', () => {
     const code = await proc.stop();
     proc = undefined;
     expect(code).toBe(0);
-  });
+    // Unmounted on the way out.
+    expect(await readFile('/proc/self/mounts', 'utf8')).not.toContain(fuseDir);
+  }
 
   it('refuses an invalid --size with the reason', async () => {
     await expect(startLunkit(['demo', '--port', '0', '--nbd-port', '0', '--size', '10X'], { timeoutMs: 10_000 })).rejects.toThrow(/unknown unit "X"/);

@@ -215,3 +215,35 @@ describe('NBD export ops and config.clear', () => {
     expect(run(base(), 'config.clear', {}).doc).toEqual(emptyConfigDoc());
   });
 });
+
+describe('FUSE export ops', () => {
+  it('fuse.export.add puts a file in the default directory, then in the only one there is', () => {
+    const r = run(base(), 'fuse.export.add', { name: 'disk', backstore: 'ram0' });
+    expect(r.result).toEqual({ mountpoint: '/run/lunkit/fuse', file: '/run/lunkit/fuse/disk' });
+    expect(r.doc.fuse).toEqual({ '/run/lunkit/fuse': { exports: { disk: { backstore: 'ram0', readOnly: false } }, directIo: false, allowOther: false } });
+    const moved = run(base(), 'fuse.export.add', { name: 'a', backstore: 'ram0', mountpoint: '/mnt/luns', readOnly: true }).doc;
+    const second = run(moved, 'fuse.export.add', { name: 'b', backstore: 'file0' });
+    expect(second.result).toEqual({ mountpoint: '/mnt/luns', file: '/mnt/luns/b' });
+    expect(Object.keys(second.doc.fuse!['/mnt/luns'].exports)).toEqual(['a', 'b']);
+  });
+  it('fuse.export.add refuses a duplicate, a missing backstore, a name with "/" and a relative directory', () => {
+    const d = run(base(), 'fuse.export.add', { name: 'disk', backstore: 'ram0' }).doc;
+    fails(d, 'fuse.export.add', { name: 'disk', backstore: 'file0' }, 'ERR_EXISTS');
+    fails(d, 'fuse.export.add', { name: 'x', backstore: 'nope' }, 'ERR_NOT_FOUND');
+    fails(d, 'fuse.export.add', { name: 'a/b', backstore: 'ram0' }, 'ERR_INVALID_PARAMS');
+    fails(d, 'fuse.export.add', { name: '..', backstore: 'ram0' }, 'ERR_INVALID_PARAMS');
+    fails(d, 'fuse.export.add', { name: 'x', backstore: 'ram0', mountpoint: 'rel/dir' }, 'ERR_INVALID_PARAMS');
+  });
+  it('a FUSE export keeps its backstore from being deleted; deleting the last export removes the directory', () => {
+    const d = run(base(), 'fuse.export.add', { name: 'disk', backstore: 'file0' }).doc;
+    const e = fails(d, 'backstore.delete', { name: 'file0' }, 'ERR_IN_USE');
+    expect(e.message).toContain('FUSE export /run/lunkit/fuse/disk');
+    fails(d, 'fuse.export.delete', { name: 'nope' }, 'ERR_NOT_FOUND');
+    expect(run(d, 'fuse.export.delete', { name: 'disk' }).doc.fuse).toBeUndefined();
+  });
+  it('the whole-document check names a FUSE export whose backstore is missing', () => {
+    const d = run(base(), 'fuse.export.add', { name: 'disk', backstore: 'ram0' }).doc;
+    d.fuse!['/run/lunkit/fuse'].exports.disk.backstore = 'gone';
+    expect(() => validateDoc(d)).toThrow(/fuse\["\/run\/lunkit\/fuse"\]\.exports\.disk\.backstore|fuse.*disk.*backstore/);
+  });
+});
