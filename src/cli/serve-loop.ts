@@ -18,6 +18,14 @@ export async function serveUntilSignalled(
     await rt.stop(0);
     throw e;
   }
+  return untilSignalled(() => rt.stop(), logger);
+}
+
+/**
+ * Resolves with an exit code once `stop` has run after SIGINT or SIGTERM: 0 if
+ * it succeeded, 1 if it failed. A second signal exits at once.
+ */
+export function untilSignalled(stop: () => Promise<void>, logger: Logger): Promise<number> {
   return new Promise<number>((resolve) => {
     let signalled = false;
     const onSignal = (sig: NodeJS.Signals): void => {
@@ -27,7 +35,7 @@ export async function serveUntilSignalled(
       }
       signalled = true;
       logger.info('signal received, shutting down', { signal: sig });
-      rt.stop().then(
+      stop().then(
         () => resolve(0),
         (e: unknown) => {
           logger.error('shutdown failed', { err: e });

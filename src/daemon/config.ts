@@ -82,7 +82,11 @@ export function parseConfig(input: unknown, source = ''): LunkitConfig {
   return cfg;
 }
 
-export async function loadConfigFile(path: string): Promise<LunkitConfig> {
+/**
+ * Reads a JSON configuration file and brings it to the current schema version;
+ * ConfigError names the file when it cannot be read or is not JSON.
+ */
+export async function readConfigJson(path: string): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -95,7 +99,11 @@ export async function loadConfigFile(path: string): Promise<LunkitConfig> {
   } catch (e) {
     throw new ConfigError([`not valid JSON: ${(e as Error).message}`], path);
   }
-  return parseConfig(migrateConfig(json, path).doc, path);
+  return migrateConfig(json, path).doc;
+}
+
+export async function loadConfigFile(path: string): Promise<LunkitConfig> {
+  return parseConfig(await readConfigJson(path), path);
 }
 
 export type { LunkitConfig };

@@ -6,11 +6,10 @@
 
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { copyFile, link, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { copyFile, link, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { ConfigError } from './config.js';
+import { readConfigJson } from './config.js';
 import { validateDoc, type DesiredState } from './config-doc.js';
-import { migrateConfig } from './migrate.js';
 
 export interface SaveResult {
   path: string;
@@ -84,17 +83,5 @@ export async function saveConfigFile(path: string, doc: unknown, backups: number
  * file and, for each problem, the JSON path.
  */
 export async function loadConfigDoc(path: string): Promise<DesiredState> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new ConfigError([`cannot read the file: ${(e as Error).message}`], path);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError([`not valid JSON: ${(e as Error).message}`], path);
-  }
-  return validateDoc(migrateConfig(json, path).doc, path);
+  return validateDoc(await readConfigJson(path), path);
 }

@@ -7,7 +7,8 @@
 import type { Argv, CommandModule } from 'yargs';
 import { LunkitDaemon } from '../../daemon/daemon.js';
 import { defaultSocketPath } from '../../daemon/paths.js';
-import { createLogger, type Logger } from '../../util/log.js';
+import { createLogger } from '../../util/log.js';
+import { untilSignalled } from '../serve-loop.js';
 
 interface DaemonArgs {
   config?: string;
@@ -15,29 +16,6 @@ interface DaemonArgs {
   autosave: boolean;
   backups: number;
   'log-level': 'debug' | 'info' | 'warn' | 'error';
-}
-
-function untilSignalled(daemon: LunkitDaemon, logger: Logger): Promise<number> {
-  return new Promise<number>((resolve) => {
-    let signalled = false;
-    const onSignal = (sig: NodeJS.Signals): void => {
-      if (signalled) {
-        logger.warn('second signal: exiting without waiting', { signal: sig });
-        process.exit(1);
-      }
-      signalled = true;
-      logger.info('signal received, shutting down', { signal: sig });
-      daemon.stop().then(
-        () => resolve(0),
-        (e: unknown) => {
-          logger.error('shutdown failed', { err: e });
-          resolve(1);
-        },
-      );
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
 }
 
 export const daemonCommand: CommandModule<object, DaemonArgs> = {
@@ -73,6 +51,6 @@ export const daemonCommand: CommandModule<object, DaemonArgs> = {
     for (const a of daemon.runtime.addresses()) process.stdout.write(`listening ${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}\n`);
     for (const a of daemon.runtime.nbdAddresses()) process.stdout.write(`nbd listening ${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}\n`);
     process.stdout.write('ready\n');
-    process.exitCode = await untilSignalled(daemon, logger);
+    process.exitCode = await untilSignalled(() => daemon.stop(), logger);
   },
 };
