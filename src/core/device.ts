@@ -11,6 +11,7 @@ import { ReservationState, prTargetMatches, type PrNexusTarget } from './pr.js';
 import type { SenseReason } from './sense-reasons.js';
 import { DeviceUnitAttentions } from './ua.js';
 import { TaskSet } from './task-set.js';
+import { CommandStats } from './stats.js';
 
 /** Identity strings shared by every device of one core (standard INQUIRY). */
 export interface CoreInfo {
@@ -97,6 +98,9 @@ export class ScsiDevice implements ScsiDeviceHandle, DeviceView {
   mediumLoaded = true;
   /** Set by removeDevice: new commands get LOGICAL UNIT NOT SUPPORTED. */
   removed = false;
+  /** Per-LU counters (stats.ts); the engine records every command here. */
+  readonly stats = new CommandStats();
+  readonly createdAt = Date.now();
 
   constructor(
     backstore: BackstoreOps,

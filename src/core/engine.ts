@@ -12,6 +12,7 @@ import {
   ScsiStatus,
   type BackstoreOps,
   type FabricOps,
+  type LunMapping,
   type NexusHandle,
   type NexusIdentity,
   type ResidualKind,
@@ -33,6 +34,12 @@ import { modeCommands } from './spc-mode.js';
 import { spcMiscCommands, reportLuns, requestSenseData } from './spc-misc.js';
 import { sbcCommands, clearMediumRemovalPrevention, mediumRemovalPrevented } from './sbc-commands.js';
 import { prCommands } from './pr.js';
+import { CommandStats, CoreChannel, publishEvent, statsChannel, type CoreStatsSnapshot } from './stats.js';
+
+const nexusOpenChannel = statsChannel(CoreChannel.NEXUS_OPEN);
+const nexusCloseChannel = statsChannel(CoreChannel.NEXUS_CLOSE);
+const tmfChannel = statsChannel(CoreChannel.TMF);
+const lunChangeChannel = statsChannel(CoreChannel.LUN_CHANGE);
 
 export interface CoreOptions {
   /** T10 vendor identification, 8 ASCII characters (padded). */
@@ -65,6 +72,9 @@ export const spcCommands: readonly CommandSpec[] = [inquirySpec, ...modeCommands
 
 class Nexus implements NexusHandle {
   closed = false;
+  /** Per-nexus counters (stats.ts). */
+  readonly stats = new CommandStats();
+  readonly openedAt = Date.now();
   constructor(
     readonly id: number,
     readonly identity: NexusIdentity,
@@ -130,6 +140,16 @@ function transferLengthOf(spec: CommandSpec, cdb: Buffer, blockSize: number): nu
   return cdb.length >= spec.cdbLength ? spec.transferLength(cdb, blockSize) : 0;
 }
 
+function nexusFields(n: Nexus): Record<string, string | number> {
+  return {
+    nexus: n.id,
+    fabric: n.fabric.name,
+    initiator: n.identity.initiatorName,
+    initiatorPort: n.identity.initiatorPortId,
+    target: n.identity.targetName,
+  };
+}
+
 function checkOutcome(reason: SenseReason, field?: FieldPointer): CommandOutcome {
   return field ? { kind: 'check', reason, field } : { kind: 'check', reason };
 }
@@ -170,6 +190,12 @@ export class ScsiCore implements DeviceHost, TmfScope {
   createDevice(backstore: BackstoreOps, opts: DeviceOptions): ScsiDeviceHandle {
     const dev = new ScsiDevice(backstore, opts, this.info, this);
     this.deviceSet.add(dev);
+    publishEvent(
+      lunChangeChannel,
+      'info',
+      () => `LU ${dev.name} created (${backstore.kind}, ${backstore.size} bytes)`,
+      () => ({ change: 'created', device: dev.name, backstore: backstore.kind, sizeBytes: backstore.size }),
+    );
     return dev;
   }
 
@@ -179,11 +205,18 @@ export class ScsiCore implements DeviceHost, TmfScope {
     dev.removed = true;
     await allDone(dev.taskSet.abortWhere(() => true));
     this.deviceSet.delete(dev);
+    publishEvent(lunChangeChannel, 'info', () => `LU ${dev.name} removed`, () => ({ change: 'removed', device: dev.name }));
   }
 
   openNexus(identity: NexusIdentity, fabric: FabricOps): NexusHandle {
     const nexus = new Nexus(this.nextNexusId++, identity, fabric);
     this.nexusMap.set(nexus.id, nexus);
+    publishEvent(
+      nexusOpenChannel,
+      'info',
+      () => `${fabric.name} nexus ${nexus.id} opened: ${identity.initiatorPortId} -> ${identity.targetPortId}`,
+      () => nexusFields(nexus),
+    );
     // POWER ON/RESET is queued lazily: the first command of this nexus to each
     // LU finds no queue for it and starts one with that condition (ua.ts).
     return nexus;
@@ -200,9 +233,16 @@ export class ScsiCore implements DeviceHost, TmfScope {
       clearMediumRemovalPrevention(dev.backstore, nexus.id);
       dev.ua.forget(nexus.id);
     }
+    publishEvent(
+      nexusCloseChannel,
+      'info',
+      () => `${nexus.fabric.name} nexus ${nexus.id} closed: ${nexus.identity.initiatorPortId} (${nexus.stats.commands} commands)`,
+      () => ({ ...nexusFields(nexus), commands: nexus.stats.commands }),
+    );
   }
 
   lunsChanged(nexuses?: Iterable<NexusHandle>): void {
+    publishEvent(lunChangeChannel, 'info', () => 'LUN map changed', () => ({ change: 'luns-changed' }));
     for (const handle of nexuses ?? this.nexusMap.values()) {
       const nexus = this.nexusMap.get(handle.id);
       if (!nexus) continue;
@@ -216,7 +256,15 @@ export class ScsiCore implements DeviceHost, TmfScope {
   }
 
   capacityChanged(handle: ScsiDeviceHandle): void {
-    this.ownDevice(handle)?.queueUnitAttentionAll('UA_CAPACITY_DATA_CHANGED');
+    const dev = this.ownDevice(handle);
+    if (!dev) return;
+    dev.queueUnitAttentionAll('UA_CAPACITY_DATA_CHANGED');
+    publishEvent(
+      lunChangeChannel,
+      'info',
+      () => `LU ${dev.name} resized to ${dev.backstore.size} bytes`,
+      () => ({ change: 'capacity-changed', device: dev.name, sizeBytes: dev.backstore.size }),
+    );
   }
 
   async flushAll(): Promise<void> {
@@ -279,29 +327,87 @@ export class ScsiCore implements DeviceHost, TmfScope {
   }
 
   async submit(cmd: ScsiCommand): Promise<ScsiResponse> {
-    try {
-      return await this.execute(cmd);
-    } catch {
-      // The engine itself failed: never reject, answer HARDWARE ERROR.
-      return this.respondCheck(cmd, 'INTERNAL_TARGET_FAILURE', undefined, undefined, false, 0);
-    }
-  }
-
-  async taskManagement(req: TmfRequest): Promise<TmfResponse> {
-    if (!this.nexusMap.has(req.nexus.id)) return 'function-rejected';
-    return runTmf(this, req);
-  }
-
-  private async execute(cmd: ScsiCommand): Promise<ScsiResponse> {
     const nexus = this.nexusMap.get(cmd.nexus.id);
     // A command racing its nexus's close: nobody is left to answer.
     if (!nexus) return ABORTED;
-    const cdb = cmd.cdb;
-    if (cdb.length === 0) return this.respondCheck(cmd, 'INVALID_OPCODE', undefined, undefined, false, 0);
-    const mapping = nexus.identity.luns.get(cmd.lun);
-    const dev = this.ownDevice(mapping?.device);
-    if (!mapping || !dev) return this.unmappedLun(cmd, nexus);
+    // Statistics (stats.ts): counters on the device and nexus the command
+    // already holds; no lookup, no allocation.
+    const ns = nexus.stats;
+    const t0 = performance.now();
+    let dev: ScsiDevice | undefined;
+    let res: ScsiResponse;
+    try {
+      if (cmd.cdb.length === 0) {
+        res = this.respondCheck(cmd, 'INVALID_OPCODE', undefined, undefined, false, 0);
+      } else {
+        const mapping = nexus.identity.luns.get(cmd.lun);
+        dev = this.ownDevice(mapping?.device);
+        if (!mapping || !dev) {
+          res = this.unmappedLun(cmd, nexus);
+        } else {
+          dev.stats.inFlight++;
+          ns.inFlight++;
+          try {
+            res = await this.execute(cmd, nexus, mapping, dev);
+          } finally {
+            ns.inFlight--;
+            dev.stats.inFlight--;
+          }
+        }
+      }
+    } catch {
+      // The engine itself failed: never reject, answer HARDWARE ERROR.
+      res = this.respondCheck(cmd, 'INTERNAL_TARGET_FAILURE', undefined, undefined, false, 0);
+    }
+    const us = (performance.now() - t0) * 1000;
+    ns.record(cmd, res, us);
+    dev?.stats.record(cmd, res, us);
+    return res;
+  }
 
+  async taskManagement(req: TmfRequest): Promise<TmfResponse> {
+    const nexus = this.nexusMap.get(req.nexus.id);
+    if (!nexus) return 'function-rejected';
+    nexus.stats.taskManagement(req.fn);
+    this.deviceAt(nexus, req.lun)?.stats.taskManagement(req.fn);
+    const r = await runTmf(this, req);
+    publishEvent(
+      tmfChannel,
+      req.fn === 'abort-task' || req.fn.startsWith('query') ? 'info' : 'warn',
+      () => `${req.fn} LUN ${req.lun} from ${nexus.identity.initiatorPortId}: ${r}`,
+      () => ({ ...nexusFields(nexus), fn: req.fn, lun: req.lun, response: r }),
+    );
+    return r;
+  }
+
+  /** Counters of every LU and nexus, as plain JSON (stats.ts). */
+  statsSnapshot(): CoreStatsSnapshot {
+    const luns = [...this.deviceSet].map((dev) => ({
+      id: dev.id,
+      name: dev.name,
+      backstore: dev.backstore.kind,
+      sizeBytes: dev.backstore.size,
+      blockSize: dev.blockSize,
+      readOnly: dev.deviceWriteProtected,
+      createdAt: dev.createdAt,
+      ...dev.stats.snapshot(),
+    }));
+    const nexuses = [...this.nexusMap.values()].map((n) => ({
+      id: n.id,
+      fabric: n.fabric.name,
+      initiatorName: n.identity.initiatorName,
+      initiatorPortId: n.identity.initiatorPortId,
+      targetName: n.identity.targetName,
+      targetPortId: n.identity.targetPortId,
+      openedAt: n.openedAt,
+      luns: n.identity.luns.list(),
+      ...n.stats.snapshot(),
+    }));
+    return { luns, nexuses };
+  }
+
+  private async execute(cmd: ScsiCommand, nexus: Nexus, mapping: LunMapping, dev: ScsiDevice): Promise<ScsiResponse> {
+    const cdb = cmd.cdb;
     const spec = this.lookup(cdb);
     // SPC-4 §5.14: a pending unit attention is reported by any command except
     // INQUIRY, REPORT LUNS and REQUEST SENSE, and cleared once reported.

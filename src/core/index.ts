@@ -15,6 +15,7 @@ export { SenseReasons, SenseKey, allSenseReasons, senseDetail, isUnitAttention, 
 export { buildSense, buildFixedSense, buildDescriptorSense, parseSense, FIXED_SENSE_LENGTH, type ParsedSense, type SenseOptions } from './sense.js';
 export { UnitAttentionQueue, DeviceUnitAttentions } from './ua.js';
 export { Task, TaskSet } from './task-set.js';
+export * from './stats.js';
 export { SUPPORTED_VPD_PAGES } from './spc-vpd.js';
 export { SUPPORTED_MODE_PAGES } from './spc-mode.js';
 export { STANDARD_INQUIRY_LENGTH } from './spc-inquiry.js';

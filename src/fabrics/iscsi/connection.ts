@@ -33,6 +33,9 @@ export class IscsiConnection implements SessionConnection {
   readonly localPort: number;
   stage: ConnectionStage = 'login';
   cid = 0;
+  /** PDUs received / sent (stats.ts; bytes come from the socket itself). */
+  pdusIn = 0;
+  pdusOut = 0;
   /** Next StatSN to assign (RFC 7143 §4.2.2.2: per connection). */
   private statSN = 0;
   session: IscsiSession | undefined;
@@ -94,6 +97,7 @@ export class IscsiConnection implements SessionConnection {
 
   private onFrame(frame: RawPdu): void {
     if (this.stage === 'closed') return;
+    this.pdusIn++;
     let pdu: Pdu;
     try {
       pdu = decodePdu(frame.bhs, frame.ahs, frame.data);
@@ -120,6 +124,7 @@ export class IscsiConnection implements SessionConnection {
           return;
         }
         if (!frame.dataDigestOk) {
+          this.ctx.stats.digestError(this, 'data');
           this.destroy('data digest error during login');
           return;
         }
@@ -130,6 +135,7 @@ export class IscsiConnection implements SessionConnection {
       if (!frame.dataDigestOk) {
         // RFC 7143 §7.8: the data is discarded and the PDU rejected; a SCSI
         // Command or Data-Out also ends its task (ERL 0: no recovery R2T).
+        this.ctx.stats.digestError(this, 'data');
         this.reject(frame.bhs, RejectReason.DATA_DIGEST_ERROR);
         this.ffp.dataDigestError(pdu);
         return;
@@ -143,6 +149,7 @@ export class IscsiConnection implements SessionConnection {
 
   private onFramerError(err: Error, bhs: Buffer | undefined): void {
     if (this.stage === 'closed') return;
+    if (isLunkitError(err, 'ERR_PDU_HEADER_DIGEST')) this.ctx.stats.digestError(this, 'header');
     if (isLunkitError(err, 'ERR_PDU_TOO_LARGE') && this.stage === 'full-feature') {
       // RFC 7143 §7.10: a data segment over MaxRecvDataSegmentLength is a
       // protocol error; we cannot resynchronise, so reject, flush and close.
@@ -210,6 +217,7 @@ export class IscsiConnection implements SessionConnection {
   send<P extends Pdu>(pdu: EncodablePdu<P>): void {
     if (this.stage === 'closed' || this.socket.destroyed) return;
     const data = (pdu as { data?: Buffer }).data;
+    this.pdusOut++;
     const bhs = encodeBhs(pdu);
     const iov = encodeFrame(bhs, data !== undefined && data.length > 0 ? data : undefined, {
       headerDigest: this.headerDigest,
@@ -280,6 +288,7 @@ export class IscsiConnection implements SessionConnection {
     this.stage = 'closed';
     if (this.loginTimer) clearTimeout(this.loginTimer);
     this.pinger?.stop();
+    this.ctx.stats.connectionClosed(this);
     this.ffp?.connectionClosed();
     for (const fn of this.closeHooks.splice(0)) {
       try {

@@ -4,6 +4,7 @@
 import type { FabricOps } from '../../core/types.js';
 import type { DiscoveryAuth, IscsiCore, IscsiLogger, IscsiTargetConfig, TpgConfig } from './config.js';
 import type { IscsiSession, SessionRegistry } from './session.js';
+import type { IscsiFabricStats } from './stats.js';
 
 export interface ResolvedTarget {
   target: IscsiTargetConfig;
@@ -17,6 +18,8 @@ export interface ServerContext {
   /** Discovery session authentication in force now (it may change live). */
   discoveryAuth(): DiscoveryAuth | undefined;
   readonly fabric: FabricOps;
+  /** Fabric counters and events (stats.ts). */
+  readonly stats: IscsiFabricStats;
   /**
    * The target and the TPG that serves it on this portal. 'not-found': no such
    * target, or it has no enabled TPG on this portal.

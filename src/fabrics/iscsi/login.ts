@@ -358,6 +358,7 @@ export class LoginPhase {
         session.onClose(() => ctx.core.closeNexus(nexus));
       }
       ctx.sessions.add(session);
+      session.onClose(() => ctx.stats.sessionClosed(session, session.closeReason ?? 'closed'));
     }
     this.done = true;
     this.conn.send<LoginResponsePdu>({
@@ -380,6 +381,7 @@ export class LoginPhase {
     });
     session.connections.add(this.conn);
     this.conn.enterFullFeature(session, params);
+    ctx.stats.loginOk(this.conn, session);
     ctx.log.info?.('iSCSI login', {
       initiator: this.initiatorName,
       target: session.targetName,
@@ -415,6 +417,7 @@ export class LoginPhase {
 
   private fail(pdu: LoginRequestPdu, status: Status, why: string): void {
     this.done = true;
+    this.conn.ctx.stats.loginFailed(this.conn, this.initiatorName, status.statusClass, status.statusDetail, why);
     this.conn.ctx.log.info?.('iSCSI login failed', {
       remote: this.conn.remote,
       initiator: this.initiatorName || undefined,

@@ -44,6 +44,7 @@ export function handleLogout(ffp: FullFeature, pdu: LogoutRequestPdu): void {
     time2Retain: 0,
   });
   if (closing) {
+    conn.ctx.stats.logout(conn, ffp.session, pdu.reasonCode);
     conn.ctx.log.info?.('iSCSI logout', { tsih: ffp.session.tsih, initiator: ffp.session.initiatorName, reason: pdu.reasonCode });
     // The session ends now (its nexus closes, tasks still running are
     // aborted); this connection is taken out first so that its Logout

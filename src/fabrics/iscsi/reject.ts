@@ -8,6 +8,7 @@ import type { IscsiConnection } from './connection.js';
 
 export function sendReject(conn: IscsiConnection, bhs: Buffer, reason: number): void {
   conn.ctx.log.debug?.('iSCSI reject', { conn: conn.id, reason: rejectReasonName(reason) });
+  conn.ctx.stats.reject(conn, reason);
   // Copy the header: the original is a view of a receive chunk.
   const header = Buffer.alloc(BHS_LENGTH);
   bhs.copy(header, 0, 0, Math.min(BHS_LENGTH, bhs.length));

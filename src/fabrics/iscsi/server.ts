@@ -18,6 +18,7 @@ import { initiatorAllowed, sameName } from './acl.js';
 import { PortalTable, formatHost, type Listener, type PortalPlan } from './portals.js';
 import { drainRemoved, reconcileSessions, type SessionChanges } from './live-update.js';
 import type { ScsiTask } from './scsi-command.js';
+import { IscsiFabricStats, targetTree, type IscsiStatsSnapshot } from './stats.js';
 
 const SILENT: IscsiLogger = {};
 const DEFAULT_DRAIN_MS = 2000;
@@ -33,6 +34,8 @@ export class IscsiTargetServer {
   private readonly drainMs: number;
   private readonly log: IscsiLogger;
   private readonly ctx: ServerContext;
+  /** Logins, Rejects, digest errors, transfer totals (stats.ts). */
+  readonly stats = new IscsiFabricStats();
   /** Tail of the queue of configuration changes. */
   private changes: Promise<unknown> = Promise.resolve();
 
@@ -54,6 +57,7 @@ export class IscsiTargetServer {
       sessions: this.registry,
       discoveryAuth: () => this.discoveryAuth,
       fabric,
+      stats: this.stats,
       resolveTarget: (name, key) => this.resolveTarget(name, key),
       sendTargets: (initiator, which, key) => this.sendTargets(initiator, which, key),
       loginTimeoutFor: (key) => this.loginTimeoutFor(key),
@@ -174,6 +178,16 @@ export class IscsiTargetServer {
 
   sessions(): SessionInfo[] {
     return this.registry.all().map((s) => s.info());
+  }
+
+  /**
+   * Fabric statistics and object tree as plain JSON: targets (TPGs, bound
+   * portals, LUN -> device name), sessions with their connections, and
+   * server totals (docs/stats.md).
+   */
+  statsSnapshot(): IscsiStatsSnapshot {
+    const targets = [...this.targets.values()].map((cfg) => targetTree(cfg, this.targetAddresses(cfg.iqn)));
+    return this.stats.snapshot(this.registry.all(), this.connections, targets);
   }
 
   /** Log sessions out (drop their connections), close listeners. */

@@ -8,6 +8,7 @@ import type { IscsiCore, TpgConfig } from './config.js';
 import { CmdSnWindow } from './cmdsn.js';
 import type { SessionLunMap } from './acl.js';
 import type { NegotiatedParams } from '../../protocols/iscsi/keys.js';
+import { SessionCounters } from './stats.js';
 
 /**
  * Operational parameters in force after login (the subset of the protocol
@@ -111,6 +112,10 @@ export class IscsiSession {
   luns: SessionLunMap | undefined;
   readonly connections = new Set<SessionConnection & { remote: string; local: string }>();
   closed = false;
+  /** Why the session ended (set by close()). */
+  closeReason: string | undefined;
+  /** Rejects, digest errors, and transfer counts of its closed connections (stats.ts). */
+  readonly stats = new SessionCounters();
   /** Hooks run once when the session ends (abort tasks, close the nexus...). */
   private readonly closers: Array<() => void> = [];
 
@@ -140,6 +145,7 @@ export class IscsiSession {
   close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    this.closeReason = reason;
     for (const fn of this.closers.splice(0)) {
       try {
         fn();

@@ -1,0 +1,354 @@
+// Statistics as the daemon serves them (issue 6, docs/stats.md):
+//   - StatsSnapshot: what `stats.snapshot` returns and `stats.subscribe`
+//     streams: the core's per-LU and per-nexus counters, the iSCSI fabric's
+//     object tree, sessions and totals, and recent events;
+//   - StatsEventLog: a ring of recent lunkit:* diagnostics-channel events;
+//   - renderPrometheus(): the snapshot in Prometheus text format 0.0.4;
+//   - startMetricsServer(): the opt-in HTTP listener (`--metrics host:port`).
+
+import diagnostics_channel from 'node:diagnostics_channel';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import {
+  CoreChannel,
+  bucketUpperUs,
+  isStatsEvent,
+  type CoreStatsSnapshot,
+  type LatencySnapshot,
+  type StatsEvent,
+} from '../core/stats.js';
+import { IscsiChannel, type IscsiStatsSnapshot } from '../fabrics/iscsi/stats.js';
+import { LunkitError } from '../protocols/errors.js';
+
+/** An event of the log, numbered so pollers can ask for the ones they have not seen. */
+export interface LoggedEvent extends StatsEvent {
+  seq: number;
+}
+
+/** The whole statistics snapshot (docs/stats.md "The snapshot"). */
+export interface StatsSnapshot {
+  version: 1;
+  /** When it was taken, ms since the epoch. */
+  time: number;
+  /** Per-LU (device) and per-nexus counters. */
+  core: CoreStatsSnapshot;
+  /** iSCSI object tree, sessions with connections, totals; null without an iSCSI fabric. */
+  iscsi: IscsiStatsSnapshot | null;
+  /** Recent events, oldest first (all of the log, or those after `eventsSince`). */
+  events: LoggedEvent[];
+}
+
+/** Where the daemon's numbers come from (ScsiCore and IscsiTargetServer satisfy these). */
+export interface StatsSources {
+  core: { statsSnapshot(): CoreStatsSnapshot };
+  iscsi?: { statsSnapshot(): IscsiStatsSnapshot } | undefined;
+  events?: StatsEventLog | undefined;
+}
+
+export function collectStatsSnapshot(src: StatsSources, opts: { eventsSince?: number } = {}): StatsSnapshot {
+  return {
+    version: 1,
+    time: Date.now(),
+    core: src.core.statsSnapshot(),
+    iscsi: src.iscsi ? src.iscsi.statsSnapshot() : null,
+    events: src.events ? src.events.since(opts.eventsSince ?? 0) : [],
+  };
+}
+
+/** Every channel the core and the iSCSI fabric publish on. */
+export const STATS_CHANNELS: readonly string[] = [...Object.values(CoreChannel), ...Object.values(IscsiChannel)];
+
+/**
+ * Keeps the last `capacity` events of the lunkit:* channels. Subscribing is
+ * what makes the publishers build their messages, so the daemon creates one
+ * only when statistics are wanted (it is cheap: events are rare).
+ */
+export class StatsEventLog {
+  private readonly ring: LoggedEvent[] = [];
+  private seq = 0;
+  private readonly listeners = new Set<(e: LoggedEvent) => void>();
+  private readonly handler = (msg: unknown): void => this.push(msg);
+
+  constructor(
+    private readonly capacity = 200,
+    private readonly channels: readonly string[] = STATS_CHANNELS,
+  ) {
+    for (const name of channels) diagnostics_channel.subscribe(name, this.handler);
+  }
+
+  /** Events with seq > `after`, oldest first. */
+  since(after: number): LoggedEvent[] {
+    return this.ring.filter((e) => e.seq > after);
+  }
+
+  /** The seq of the newest event (0: none yet). */
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  /** Called for every new event (stats.subscribe pushes them); returns an unsubscribe. */
+  onEvent(fn: (e: LoggedEvent) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  close(): void {
+    for (const name of this.channels) diagnostics_channel.unsubscribe(name, this.handler);
+    this.listeners.clear();
+  }
+
+  private push(msg: unknown): void {
+    if (!isStatsEvent(msg)) return;
+    const e: LoggedEvent = { ...msg, seq: ++this.seq };
+    this.ring.push(e);
+    if (this.ring.length > this.capacity) this.ring.splice(0, this.ring.length - this.capacity);
+    for (const fn of this.listeners) fn(e);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Prometheus text format 0.0.4
+// (https://prometheus.io/docs/instrumenting/exposition_formats/)
+
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+/** Label value escaping: backslash, double quote and line feed. */
+export function escapeLabelValue(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+/** HELP text escaping: backslash and line feed. */
+function escapeHelp(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+
+function formatValue(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Infinity) return '+Inf';
+  if (v === -Infinity) return '-Inf';
+  return String(v);
+}
+
+type Labels = Record<string, string>;
+
+function labelText(labels: Labels): string {
+  const keys = Object.keys(labels);
+  if (keys.length === 0) return '';
+  return `{${keys.map((k) => `${k}="${escapeLabelValue(labels[k])}"`).join(',')}}`;
+}
+
+/** Collects samples per family so each family's lines stay together under one HELP/TYPE. */
+class Exposition {
+  private readonly families = new Map<string, { help: string; type: string; lines: string[] }>();
+
+  family(name: string, type: 'counter' | 'gauge' | 'histogram' | 'summary', help: string): void {
+    if (!this.families.has(name)) this.families.set(name, { help, type, lines: [] });
+  }
+
+  sample(family: string, labels: Labels, value: number, suffix = ''): void {
+    const f = this.families.get(family);
+    if (!f) throw new Error(`metric family ${family} not declared`);
+    f.lines.push(`${family}${suffix}${labelText(labels)} ${formatValue(value)}`);
+  }
+
+  text(): string {
+    const out: string[] = [];
+    for (const [name, f] of this.families) {
+      out.push(`# HELP ${name} ${escapeHelp(f.help)}`, `# TYPE ${name} ${f.type}`, ...f.lines);
+    }
+    return out.join('\n') + '\n';
+  }
+}
+
+/** Upper bounds (seconds) of the latency histogram's buckets. */
+export const LATENCY_BUCKETS_SECONDS: readonly number[] = [
+  0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
+
+/**
+ * Cumulative counts at each bound, from the core's log-linear buckets. A core
+ * bucket counts under `le` when its whole range lies below the bound (bucket
+ * edges are within 6.25 % of the value, so at most that much rounding).
+ */
+function cumulativeBuckets(lat: LatencySnapshot): number[] {
+  return LATENCY_BUCKETS_SECONDS.map((le) => {
+    const limitUs = le * 1e6;
+    let n = 0;
+    for (const [i, c] of lat.buckets) if (bucketUpperUs(i) <= limitUs) n += c;
+    return n;
+  });
+}
+
+/** Where each device is mapped, from the iSCSI tree: device name -> first (target, LUN). */
+export function lunPlacement(snap: StatsSnapshot): Map<string, { target: string; tpg: number; lun: number }[]> {
+  const out = new Map<string, { target: string; tpg: number; lun: number }[]>();
+  for (const t of snap.iscsi?.targets ?? []) {
+    for (const tpg of t.tpgs) {
+      for (const l of tpg.luns) {
+        const list = out.get(l.device) ?? [];
+        list.push({ target: t.iqn, tpg: tpg.tag, lun: l.lun });
+        out.set(l.device, list);
+      }
+    }
+  }
+  return out;
+}
+
+/** The snapshot as Prometheus text format 0.0.4, with HELP and TYPE lines. */
+export function renderPrometheus(snap: StatsSnapshot): string {
+  const x = new Exposition();
+  const placement = lunPlacement(snap);
+
+  x.family('lunkit_lun_commands_total', 'counter', 'SCSI commands completed by the logical unit.');
+  x.family('lunkit_lun_reads_total', 'counter', 'Data-in (read) commands completed by the logical unit.');
+  x.family('lunkit_lun_writes_total', 'counter', 'Data-out (write) commands completed by the logical unit.');
+  x.family('lunkit_lun_read_bytes_total', 'counter', 'Bytes returned to initiators by the logical unit.');
+  x.family('lunkit_lun_write_bytes_total', 'counter', 'Bytes received from initiators by the logical unit.');
+  x.family('lunkit_lun_errors_total', 'counter', 'Commands that ended with a status other than GOOD or CONDITION MET.');
+  x.family('lunkit_lun_aborted_total', 'counter', 'Commands aborted by task management.');
+  x.family('lunkit_lun_check_conditions_total', 'counter', 'CHECK CONDITION responses by sense key.');
+  x.family('lunkit_lun_task_management_total', 'counter', 'Task management functions received, by function.');
+  x.family('lunkit_lun_commands_in_flight', 'gauge', 'Commands the logical unit is working on now.');
+  x.family('lunkit_lun_size_bytes', 'gauge', 'Size of the logical unit in bytes.');
+  x.family('lunkit_lun_latency_seconds', 'histogram', 'Time from a command reaching the SCSI core to its response.');
+  for (const l of snap.core.luns) {
+    // One series per device, so sum() is right when a device is mapped twice;
+    // target and lun name its first mapping.
+    const where = placement.get(l.name)?.[0];
+    const labels: Labels = { target: where?.target ?? '', lun: where ? String(where.lun) : '', backstore: l.name };
+    x.sample('lunkit_lun_commands_total', labels, l.commands);
+    x.sample('lunkit_lun_reads_total', labels, l.reads);
+    x.sample('lunkit_lun_writes_total', labels, l.writes);
+    x.sample('lunkit_lun_read_bytes_total', labels, l.readBytes);
+    x.sample('lunkit_lun_write_bytes_total', labels, l.writtenBytes);
+    x.sample('lunkit_lun_errors_total', labels, l.errors);
+    x.sample('lunkit_lun_aborted_total', labels, l.aborted);
+    for (const [key, n] of Object.entries(l.checkConditions)) x.sample('lunkit_lun_check_conditions_total', { ...labels, sense_key: key }, n);
+    for (const [fn, n] of Object.entries(l.taskManagement)) x.sample('lunkit_lun_task_management_total', { ...labels, function: fn }, n ?? 0);
+    x.sample('lunkit_lun_commands_in_flight', labels, l.inFlight);
+    x.sample('lunkit_lun_size_bytes', { ...labels, type: l.backstore }, l.sizeBytes);
+    const cum = cumulativeBuckets(l.latency);
+    LATENCY_BUCKETS_SECONDS.forEach((le, i) => x.sample('lunkit_lun_latency_seconds', { ...labels, le: String(le) }, cum[i], '_bucket'));
+    x.sample('lunkit_lun_latency_seconds', { ...labels, le: '+Inf' }, l.latency.count, '_bucket');
+    x.sample('lunkit_lun_latency_seconds', labels, l.latency.sumUs / 1e6, '_sum');
+    x.sample('lunkit_lun_latency_seconds', labels, l.latency.count, '_count');
+  }
+
+  x.family('lunkit_sessions', 'gauge', 'Open I_T nexuses (iSCSI sessions, NBD connections ...) by fabric and target.');
+  const sessions = new Map<string, { fabric: string; target: string; n: number }>();
+  for (const n of snap.core.nexuses) {
+    const k = `${n.fabric}\0${n.targetName}`;
+    const e = sessions.get(k) ?? { fabric: n.fabric, target: n.targetName, n: 0 };
+    e.n++;
+    sessions.set(k, e);
+  }
+  for (const e of sessions.values()) x.sample('lunkit_sessions', { fabric: e.fabric, target: e.target }, e.n);
+
+  x.family('lunkit_session_commands_total', 'counter', 'SCSI commands completed for the session.');
+  x.family('lunkit_session_read_bytes_total', 'counter', 'Bytes returned to the session.');
+  x.family('lunkit_session_write_bytes_total', 'counter', 'Bytes received from the session.');
+  x.family('lunkit_session_commands_in_flight', 'gauge', 'Commands of the session in the SCSI core now.');
+  for (const n of snap.core.nexuses) {
+    const labels: Labels = { fabric: n.fabric, target: n.targetName, initiator: n.initiatorName, initiator_port: n.initiatorPortId };
+    x.sample('lunkit_session_commands_total', labels, n.commands);
+    x.sample('lunkit_session_read_bytes_total', labels, n.readBytes);
+    x.sample('lunkit_session_write_bytes_total', labels, n.writtenBytes);
+    x.sample('lunkit_session_commands_in_flight', labels, n.inFlight);
+  }
+
+  const t = snap.iscsi?.totals;
+  if (t) {
+    x.family('lunkit_iscsi_sessions', 'gauge', 'Open iSCSI sessions (normal and discovery).');
+    x.sample('lunkit_iscsi_sessions', {}, t.sessions);
+    x.family('lunkit_iscsi_connections', 'gauge', 'Open iSCSI connections (including those still logging in).');
+    x.sample('lunkit_iscsi_connections', {}, t.connections);
+    x.family('lunkit_iscsi_logins_total', 'counter', 'iSCSI logins by result.');
+    x.sample('lunkit_iscsi_logins_total', { result: 'ok' }, t.loginsOk);
+    x.sample('lunkit_iscsi_logins_total', { result: 'failed' }, t.loginsFailed);
+    x.family('lunkit_iscsi_logouts_total', 'counter', 'iSCSI Logout requests that closed a session or connection.');
+    x.sample('lunkit_iscsi_logouts_total', {}, t.logouts);
+    x.family('lunkit_iscsi_rejects_total', 'counter', 'Reject PDUs sent, by reason (RFC 7143 section 11.17.1).');
+    for (const [reason, n] of Object.entries(t.rejects)) x.sample('lunkit_iscsi_rejects_total', { reason }, n);
+    x.family('lunkit_iscsi_digest_errors_total', 'counter', 'CRC32C digest mismatches, by kind (header or data).');
+    x.sample('lunkit_iscsi_digest_errors_total', { kind: 'header' }, t.headerDigestErrors);
+    x.sample('lunkit_iscsi_digest_errors_total', { kind: 'data' }, t.dataDigestErrors);
+    x.family('lunkit_iscsi_received_bytes_total', 'counter', 'Bytes received on iSCSI connections.');
+    x.sample('lunkit_iscsi_received_bytes_total', {}, t.bytesIn);
+    x.family('lunkit_iscsi_sent_bytes_total', 'counter', 'Bytes sent on iSCSI connections.');
+    x.sample('lunkit_iscsi_sent_bytes_total', {}, t.bytesOut);
+    x.family('lunkit_iscsi_received_pdus_total', 'counter', 'PDUs received on iSCSI connections.');
+    x.sample('lunkit_iscsi_received_pdus_total', {}, t.pdusIn);
+    x.family('lunkit_iscsi_sent_pdus_total', 'counter', 'PDUs sent on iSCSI connections.');
+    x.sample('lunkit_iscsi_sent_pdus_total', {}, t.pdusOut);
+  }
+  return x.text();
+}
+
+// ---------------------------------------------------------------------------
+// HTTP listener
+
+export interface MetricsServer {
+  readonly host: string;
+  readonly port: number;
+  /** http://host:port/metrics */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** Parses `--metrics` values: "127.0.0.1:9470", "[::1]:9470", ":9470" (127.0.0.1). */
+export function parseMetricsAddress(text: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new LunkitError('ERR_INVALID_PARAMS', `metrics address "${text}" is not host:port (e.g. 127.0.0.1:9470)`);
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+/**
+ * Serves GET /metrics (Prometheus text format) on host:port; port 0 picks a
+ * free one. Every scrape takes a fresh snapshot; nothing runs between scrapes.
+ */
+export function startMetricsServer(
+  opts: { host: string; port: number },
+  getSnapshot: () => StatsSnapshot | Promise<StatsSnapshot>,
+): Promise<MetricsServer> {
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
+      return;
+    }
+    if (path !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('lunkit serves /metrics\n');
+      return;
+    }
+    Promise.resolve()
+      .then(getSnapshot)
+      .then((snap) => {
+        const body = renderPrometheus(snap);
+        res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) });
+        res.end(req.method === 'HEAD' ? undefined : body);
+      })
+      .catch((err: unknown) => {
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(`snapshot failed: ${err instanceof Error ? err.message : String(err)}\n`);
+      });
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', reject);
+      const a = server.address() as AddressInfo;
+      const hostText = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+      resolve({
+        host: a.address,
+        port: a.port,
+        url: `http://${hostText}:${a.port}/metrics`,
+        close: () =>
+          new Promise<void>((r) => {
+            server.closeAllConnections();
+            server.close(() => r());
+          }),
+      });
+    });
+  });
+}
