@@ -38,6 +38,8 @@ const VERBS: ReadonlyArray<[string, (y: Argv) => Promise<Argv>]> = [
   ['detach', async (y) => y.command((await import('./commands/detach.js')).detachCommand)],
   ['mount', async (y) => y.command((await import('./commands/mount.js')).mountCommand)],
   ['umount', async (y) => y.command((await import('./commands/umount.js')).umountCommand)],
+  ['top', async (y) => y.command((await import('./commands/top.js')).topCommand)],
+  ['stats', async (y) => y.command((await import('./commands/stats.js')).statsCommand)],
 ];
 
 const EPILOGUE = `Daily workflow:

@@ -22,10 +22,22 @@ export const MAX_LINE_BYTES = 1024 * 1024;
 
 export type RequestId = string | number | null;
 
+/** The client connection a request came on (for subscriptions). */
+export interface ControlConnection {
+  /**
+   * Sends a notification; false (and nothing sent) while the previous output
+   * has not been written out, so a slow client never makes output pile up.
+   */
+  notify(method: string, params: Record<string, unknown>): boolean;
+  /** Runs fn once when the connection closes (at once if it already has). */
+  onClose(fn: () => void): void;
+}
+
 export interface RequestContext {
   id: RequestId;
   /** Sends a progress notification for this request (nothing for a notification without id). */
   progress(p: Progress): void;
+  connection: ControlConnection;
 }
 
 export type ControlHandler = (method: string, params: Record<string, unknown>, ctx: RequestContext) => Promise<unknown>;
@@ -145,6 +157,18 @@ export class ControlServer {
       if (dead || socket.destroyed || !socket.writable) return;
       socket.write(`${JSON.stringify(msg)}\n`);
     };
+    const closers: Array<() => void> = [];
+    const connection: ControlConnection = {
+      notify: (method, params) => {
+        if (dead || socket.destroyed || socket.writableLength > 0) return false;
+        send({ jsonrpc: '2.0', method, params });
+        return true;
+      },
+      onClose: (fn) => {
+        if (dead && socket.destroyed) fn();
+        else closers.push(fn);
+      },
+    };
     const tooLarge = (): void => {
       send({ jsonrpc: '2.0', id: null, error: toRpcError(new ControlError('ERR_CONTROL_TOO_LARGE', `request line longer than ${MAX_LINE_BYTES} bytes`)) });
       dead = true;
@@ -164,7 +188,7 @@ export class ControlServer {
         const line = pending.length ? Buffer.concat([...pending, piece]) : piece;
         pending = [];
         pendingLen = 0;
-        this.onLine(line, send);
+        this.onLine(line, send, connection);
         start = nl + 1;
       }
       const rest = chunk.subarray(start);
@@ -178,10 +202,11 @@ export class ControlServer {
     socket.on('close', () => {
       dead = true;
       this.sockets.delete(socket);
+      for (const fn of closers.splice(0)) fn();
     });
   }
 
-  private onLine(raw: Buffer, send: (msg: unknown) => void): void {
+  private onLine(raw: Buffer, send: (msg: unknown) => void, connection: ControlConnection): void {
     const text = raw.toString('utf8').trim();
     if (text === '') return;
     let msg: unknown;
@@ -217,6 +242,7 @@ export class ControlServer {
     const reply = hasId ? send : (): void => {};
     const ctx: RequestContext = {
       id: rid,
+      connection,
       progress: (p) => {
         if (hasId) send({ jsonrpc: '2.0', method: 'progress', params: { id: rid, what: p.what, done: p.done, total: p.total } });
       },

@@ -17,6 +17,7 @@ import { DEFAULT_SAVE_PATH } from './paths.js';
 import { LunkitRuntime } from './runtime.js';
 import { loadConfigDoc, saveConfigFile } from './saveconfig.js';
 import { silentLogger, type Logger } from '../util/log.js';
+import { StatsEventLog, collectStatsSnapshot, parseMetricsAddress, startMetricsServer, type MetricsServer, type StatsSnapshot } from './metrics.js';
 
 export interface DaemonOptions {
   /** Configuration to load at start (all or nothing) and the default save path. */
@@ -27,7 +28,12 @@ export interface DaemonOptions {
   /** Previous copies kept by a save (path.1 .. path.N); default 5. */
   backups?: number | undefined;
   logger?: Logger | undefined;
+  /** Serve Prometheus metrics on this host:port (e.g. "127.0.0.1:9470"); off when absent. */
+  metrics?: string | undefined;
 }
+
+/** Shortest interval of a stats.subscribe stream. */
+const MIN_STATS_INTERVAL_MS = 100;
 
 function packageVersion(): string {
   const here = dirname(fileURLToPath(import.meta.url));
@@ -55,6 +61,11 @@ export class LunkitDaemon {
   private readonly version = packageVersion();
   private server: ControlServer | undefined;
   private stopping: Promise<void> | undefined;
+  /** Logins, logouts, resets, errors: the dashboard's event log. */
+  private readonly events = new StatsEventLog();
+  private metricsServer: MetricsServer | undefined;
+  private nextSubscription = 1;
+  private readonly subscriptions = new Map<number, () => void>();
 
   private constructor(
     readonly runtime: LunkitRuntime,
@@ -93,8 +104,27 @@ export class LunkitDaemon {
       await runtime.stop(0);
       throw e;
     }
+    if (opts.metrics !== undefined) {
+      try {
+        daemon.metricsServer = await startMetricsServer(parseMetricsAddress(opts.metrics), () => daemon.statsSnapshot());
+      } catch (e) {
+        await daemon.stop(0);
+        throw e;
+      }
+      logger.info('metrics listening', { url: daemon.metricsServer.url });
+    }
     logger.info('control socket listening', { socket: opts.socketPath, revision: daemon.revision });
     return daemon;
+  }
+
+  /** The Prometheus endpoint, when --metrics asked for one. */
+  get metricsUrl(): string | undefined {
+    return this.metricsServer?.url;
+  }
+
+  /** Counters of every LUN, nexus and iSCSI session, plus the events after `eventsSince`. */
+  statsSnapshot(eventsSince = 0): StatsSnapshot {
+    return collectStatsSnapshot({ core: this.runtime.core, iscsi: this.runtime.iscsi, events: this.events }, { eventsSince });
   }
 
   get socketPath(): string {
@@ -113,9 +143,12 @@ export class LunkitDaemon {
   /** Stops the control socket, then the runtime (in-flight commands finish, backstores flush). */
   stop(graceMs = 5000): Promise<void> {
     this.stopping ??= (async () => {
+      for (const end of [...this.subscriptions.values()]) end();
       await this.server?.close();
+      await this.metricsServer?.close();
       await this.queue;
       await this.runtime.stop(graceMs);
+      this.events.close();
     })();
     return this.stopping;
   }
@@ -141,12 +174,53 @@ export class LunkitDaemon {
         return this.replace(params, ctx);
       case 'sessions.list':
         return { sessions: this.sessions() };
+      case 'stats.snapshot': {
+        const since = params.eventsSince ?? 0;
+        if (typeof since !== 'number' || !Number.isInteger(since) || since < 0) throw new ControlError('ERR_INVALID_PARAMS', 'params.eventsSince: a whole number >= 0');
+        return this.statsSnapshot(since);
+      }
+      case 'stats.subscribe':
+        return this.subscribe(params, ctx);
+      case 'stats.unsubscribe': {
+        const end = typeof params.subscription === 'number' ? this.subscriptions.get(params.subscription) : undefined;
+        if (!end) throw new ControlError('ERR_NOT_FOUND', `no subscription ${String(params.subscription)}`);
+        end();
+        return {};
+      }
       default: {
         const op = CONFIG_OPS[method] as (typeof CONFIG_OPS)[string] | undefined;
         if (!op) throw new ControlError('ERR_CONTROL_METHOD', `unknown method "${method}"`);
         return this.change(method, (doc) => op(doc, params), ctx);
       }
     }
+  }
+
+  /**
+   * stats.subscribe (docs/stats.md): a `stats` notification every intervalMs on
+   * the requesting connection, each with the events since the previous one; a
+   * slow client skips notifications rather than queueing them.
+   */
+  private subscribe(params: Record<string, unknown>, ctx: RequestContext): { subscription: number; intervalMs: number } {
+    const intervalMs = params.intervalMs ?? 1000;
+    if (typeof intervalMs !== 'number' || !Number.isFinite(intervalMs) || intervalMs < MIN_STATS_INTERVAL_MS) {
+      throw new ControlError('ERR_INVALID_PARAMS', `params.intervalMs: a number of milliseconds >= ${MIN_STATS_INTERVAL_MS}`);
+    }
+    const subscription = this.nextSubscription++;
+    let sentUpTo = 0;
+    const tick = (): void => {
+      const snapshot = this.statsSnapshot(sentUpTo);
+      if (ctx.connection.notify('stats', { subscription, snapshot })) sentUpTo = this.events.lastSeq;
+    };
+    const timer = setInterval(tick, intervalMs);
+    const end = (): void => {
+      clearInterval(timer);
+      this.subscriptions.delete(subscription);
+    };
+    this.subscriptions.set(subscription, end);
+    ctx.connection.onClose(end);
+    // The first snapshot follows the answer (the whole event log).
+    setImmediate(tick);
+    return { subscription, intervalMs };
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {

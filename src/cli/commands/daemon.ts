@@ -14,6 +14,7 @@ interface DaemonArgs {
   config?: string;
   socket: string;
   autosave: boolean;
+  metrics?: string;
   backups: number;
   'log-level': 'debug' | 'info' | 'warn' | 'error';
 }
@@ -25,6 +26,7 @@ export const daemonCommand: CommandModule<object, DaemonArgs> = {
     y
       .option('config', { alias: 'c', type: 'string', describe: 'configuration to load at start (all or nothing) and the default file of `lunkit save`' })
       .option('socket', { type: 'string', default: defaultSocketPath(), describe: 'control socket path (env LUNKIT_SOCKET)' })
+      .option('metrics', { type: 'string', describe: 'serve Prometheus metrics on host:port (e.g. 127.0.0.1:9470; port 0 picks one)' })
       .option('autosave', { type: 'boolean', default: false, describe: 'save the configuration after every change (to --config, or /etc/lunkit/saveconfig.json)' })
       .option('backups', { type: 'number', default: 5, describe: 'previous copies a save keeps (FILE.1 .. FILE.N)' })
       .option('log-level', { choices: ['debug', 'info', 'warn', 'error'] as const, default: 'info' as const })
@@ -44,12 +46,14 @@ export const daemonCommand: CommandModule<object, DaemonArgs> = {
       configFile: args.config,
       socketPath: args.socket,
       autosave: args.autosave,
+      metrics: args.metrics,
       backups: args.backups,
       logger,
     });
     process.stdout.write(`control socket ${daemon.socketPath}\n`);
     for (const a of daemon.runtime.addresses()) process.stdout.write(`listening ${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}\n`);
     for (const a of daemon.runtime.nbdAddresses()) process.stdout.write(`nbd listening ${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}\n`);
+    if (daemon.metricsUrl) process.stdout.write(`metrics ${daemon.metricsUrl}\n`);
     process.stdout.write('ready\n');
     process.exitCode = await untilSignalled(() => daemon.stop(), logger);
   },
