@@ -1,2 +1,3 @@
 export * from './opcodes.js';
 export * from './cdb.js';
+export * from './block-cdbs.js';
