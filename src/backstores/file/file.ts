@@ -7,6 +7,15 @@
 // callback calls was measured cheaper than fs.promises FileHandle (see
 // README.md), which allocates a promise and a request wrapper per call.
 //
+// A file on a memory file system (tmpfs, ramfs) is read and written on the
+// event loop instead (syncIo): its data never waits for a device, and handing
+// a 4 KiB copy to a pool thread costs more than the copy. Measured with
+// bench/nbd (fio over NBD, 2 cores): server CPU per request went from 36 to
+// 17 us (4 KiB random read), 65 to 20 us (4 KiB random write) and about 235 to
+// 200 us (128 KiB sequential read); see bench/README.md. Requests above
+// SYNC_IO_MAX_BYTES still go to the pool so one large request cannot stall
+// every connection for long.
+//
 // Thin provisioning uses the optional native addon: PUNCH_HOLE for UNMAP,
 // ZERO_RANGE for zeroing, SEEK_DATA/SEEK_HOLE for GET LBA STATUS. Without the
 // addon the backstore still works: it writes zeroes and reports the whole
@@ -32,6 +41,25 @@ export interface FileBackstoreOptions {
   /** Open read-only. A file that cannot be opened for writing is opened read-only anyway. */
   readOnly?: boolean;
   blockSize: 512 | 4096;
+  /**
+   * Read and write (up to SYNC_IO_MAX_BYTES per request) on the event loop
+   * rather than libuv's pool. Default: on for a regular file on tmpfs/ramfs.
+   */
+  syncIo?: boolean;
+}
+
+/** Larger requests go to the thread pool even with syncIo (about 0.1 ms of copying). */
+export const SYNC_IO_MAX_BYTES = 1 << 20;
+
+/** statfs f_type of memory file systems (linux/magic.h). */
+const TMPFS_MAGIC = 0x01021994;
+const RAMFS_MAGIC = 0x858458f6;
+
+/** True when `path` lives on tmpfs or ramfs (false when unknown). */
+export function onMemoryFileSystem(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    fs.statfs(path, (err, st) => resolve(!err && (st.type === TMPFS_MAGIC || st.type === RAMFS_MAGIC)));
+  });
 }
 
 /** Zero source for the zero-writing fallbacks; never written to. */
@@ -97,6 +125,8 @@ export class FileBackstore implements BackstoreOps {
   readonly caps: BackstoreCaps;
   readonly isBlockDevice: boolean;
   readonly writeCache: boolean;
+  /** Reads and writes up to SYNC_IO_MAX_BYTES run on the event loop (see the header). */
+  readonly syncIo: boolean;
   private _size: number;
   private fd: number;
   private readonly native: NativeFileOps | undefined;
@@ -112,7 +142,9 @@ export class FileBackstore implements BackstoreOps {
     isBlockDevice: boolean,
     writable: boolean,
     native: NativeFileOps | undefined,
+    syncIo: boolean,
   ) {
+    this.syncIo = syncIo;
     this.name = opts.name;
     this.path = opts.path;
     this.blockSize = opts.blockSize;
@@ -183,7 +215,9 @@ export class FileBackstore implements BackstoreOps {
         }
       }
       checkGeometry(size, opts.blockSize);
-      return new FileBackstore(opts, fd, size, isBlockDevice, writable, native);
+      // A block device is never memory-backed here (devtmpfs reports TMPFS_MAGIC for /dev).
+      const syncIo = opts.syncIo ?? (!isBlockDevice && (await onMemoryFileSystem(opts.path)));
+      return new FileBackstore(opts, fd, size, isBlockDevice, writable, native, syncIo);
     } catch (err) {
       await closeFd(fd).catch(() => undefined);
       throw err;
@@ -195,9 +229,13 @@ export class FileBackstore implements BackstoreOps {
   }
 
   async read(buf: Buffer, offset: number): Promise<void> {
+    const sync = this.syncIo && buf.length <= SYNC_IO_MAX_BYTES;
     let done = 0;
     while (done < buf.length) {
-      const n = await pread(this.fd, buf, done, buf.length - done, offset + done);
+      // A thrown fs error rejects this async function, like the callback path.
+      const n = sync
+        ? fs.readSync(this.fd, buf, done, buf.length - done, offset + done)
+        : await pread(this.fd, buf, done, buf.length - done, offset + done);
       if (n === 0) {
         // Past the end of a file shorter than the LU: reads as zeroes.
         buf.fill(0, done);
@@ -208,9 +246,12 @@ export class FileBackstore implements BackstoreOps {
   }
 
   async write(buf: Buffer, offset: number, opts?: { fua?: boolean }): Promise<void> {
+    const sync = this.syncIo && buf.length <= SYNC_IO_MAX_BYTES;
     let done = 0;
     while (done < buf.length) {
-      done += await pwrite(this.fd, buf, done, buf.length - done, offset + done);
+      done += sync
+        ? fs.writeSync(this.fd, buf, done, buf.length - done, offset + done)
+        : await pwrite(this.fd, buf, done, buf.length - done, offset + done);
     }
     if (opts?.fua || !this.writeCache) await fdatasync(this.fd);
   }

@@ -66,8 +66,32 @@ export interface ConnectionContext {
   tls?: NbdTlsSetup | undefined;
 }
 
+/** One connection as `NbdServer.connections()` lists it (plain JSON, for `lunkit sessions`). */
+export interface NbdConnectionInfo {
+  /** Server-wide connection number (also in the nexus's initiator port id). */
+  id: number;
+  /** The export picked with NBD_OPT_GO/EXPORT_NAME; undefined while haggling. */
+  export: string | undefined;
+  /** "address:port", or "unix" for a Unix socket client. */
+  remote: string;
+  /** "address:port", or "unix:PATH". */
+  local: string;
+  /** Accepted at (ms since the epoch). */
+  since: number;
+  /** Requests received and not yet answered. */
+  inFlight: number;
+  /** STARTTLS completed. */
+  tls: boolean;
+  structured: boolean;
+  extendedHeaders: boolean;
+}
+
 export class NbdConnection {
   private session: LunSession | undefined;
+  private exportName: string | undefined;
+  private readonly since = Date.now();
+  /** Ending on the server's initiative (export deleted): new requests get ESHUTDOWN. */
+  private shuttingDown = false;
   private mode: TransmissionMode = { structured: false, extended: false };
   /** The socket in use: the accepted one, or the TLS socket wrapping it after STARTTLS. */
   private socket: Socket;
@@ -97,6 +121,51 @@ export class NbdConnection {
 
   get nexusId(): number | undefined {
     return this.session?.nexus.id;
+  }
+
+  /** The export in use (transmission phase), else undefined. */
+  get export(): string | undefined {
+    return this.exportName;
+  }
+
+  info(): NbdConnectionInfo {
+    const p = this.peer;
+    const unix = p.remoteAddress === 'unix';
+    return {
+      id: p.connectionId,
+      export: this.exportName,
+      remote: unix ? 'unix' : `${p.remoteAddress}:${p.remotePort}`,
+      local: unix ? p.localAddress : `${p.localAddress}:${p.localPort}`,
+      since: this.since,
+      inFlight: this.inFlight,
+      tls: this.encrypted,
+      structured: this.mode.structured || this.mode.extended,
+      extendedHeaders: this.mode.extended,
+    };
+  }
+
+  /**
+   * Ends the connection on the server's initiative (its export was deleted):
+   * requests already in flight finish and are answered, requests that arrive
+   * meanwhile are answered NBD_ESHUTDOWN (proto.md "Error values": the server
+   * is shutting down), then the socket is ended. After graceMs whatever is
+   * left is cut. Resolves when the socket is closed.
+   */
+  async shutdown(graceMs = 5000): Promise<void> {
+    if (this.closed) return;
+    const closed = new Promise<void>((r) => this.onClose(r));
+    this.shuttingDown = true;
+    const timer = setTimeout(() => this.destroy(), graceMs);
+    timer.unref();
+    try {
+      await this.drain();
+      // Let the last replies leave the cork before the FIN.
+      this.flushReplies();
+      this.end();
+      await closed;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   onClose(cb: () => void): void {
@@ -221,6 +290,7 @@ export class NbdConnection {
       return;
     }
     this.session = session;
+    this.exportName = exp.name;
     this.mode = mode;
     this.blockStatusContext = context;
     this.readOnly = exp.readOnly || session.geometry.writeProtected;
@@ -248,6 +318,10 @@ export class NbdConnection {
       // proto.md NBD_CMD_DISC: finish what is in flight, then close; no reply.
       this.disconnecting = true;
       void this.drain().then(() => this.end());
+      return;
+    }
+    if (this.shuttingDown) {
+      this.reply(req, { error: NbdErrno.ESHUTDOWN, message: 'the export was removed' });
       return;
     }
     this.inFlight++;
@@ -417,6 +491,8 @@ export class NbdConnection {
 
   private end(): void {
     this.socket.end();
+    // A client that never closes its side would keep a half-open socket: cut it.
+    setTimeout(() => this.socket.destroy(), 2000).unref();
   }
 
   private broken(reason: string): void {

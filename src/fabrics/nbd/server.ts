@@ -6,7 +6,7 @@ import { lstat, unlink } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { FabricOps, NexusHandle, ScsiDeviceHandle } from '../../core/types.js';
 import { NBD_DEFAULT_PORT } from '../../protocols/nbd/index.js';
-import { NbdConnection } from './connection.js';
+import { NbdConnection, type NbdConnectionInfo } from './connection.js';
 import type { NbdCore } from './lun-session.js';
 import { makeTlsSetup, type NbdTlsSetup } from './tls.js';
 
@@ -48,6 +48,17 @@ export interface NbdTlsOptions {
   require: boolean;
 }
 
+export interface DeleteExportOptions {
+  /**
+   * End the connections attached to the export (default true, as LIO and
+   * nbdkit users expect): requests in flight are answered, new ones get
+   * NBD_ESHUTDOWN, then the socket is closed (cut after graceMs).
+   */
+  endConnections?: boolean;
+  /** Default 5000. */
+  graceMs?: number;
+}
+
 export interface NbdServerOptions {
   /** STARTTLS support (NBD_OPT_STARTTLS); absent: TLS refused with NBD_REP_ERR_POLICY. */
   tls?: NbdTlsOptions | undefined;
@@ -63,7 +74,7 @@ export class NbdServer {
   private readonly servers: Server[] = [];
   /** Socket files we created, removed again on close. */
   private readonly socketPaths: string[] = [];
-  private readonly connections = new Set<NbdConnection>();
+  private readonly live = new Set<NbdConnection>();
   private readonly logger: NbdLogger;
   private readonly fabric: FabricOps;
   private readonly tls: NbdTlsSetup | undefined;
@@ -81,7 +92,7 @@ export class NbdServer {
     this.fabric = {
       name: 'nbd',
       closeNexus: (nexus: NexusHandle, reason: string) => {
-        for (const c of this.connections) {
+        for (const c of this.live) {
           if (c.nexusId === nexus.id) {
             this.logger.info?.('nbd connection closed by the core', { reason });
             c.destroy();
@@ -97,8 +108,38 @@ export class NbdServer {
     this.exportTable.set(name, e);
   }
 
-  deleteExport(name: string): boolean {
-    return this.exportTable.delete(name);
+  /**
+   * Removes an export; new clients no longer see it. By default the
+   * connections attached to it are ended too (see DeleteExportOptions);
+   * `ended` resolves once they are closed.
+   */
+  deleteExport(name: string, opts: DeleteExportOptions = {}): boolean {
+    const existed = this.exportTable.delete(name);
+    if (opts.endConnections ?? true) {
+      for (const c of this.live) {
+        if (c.export === name) {
+          this.logger.info?.('nbd export removed: ending its connection', { export: name, id: c.info().id });
+          void c.shutdown(opts.graceMs);
+        }
+      }
+    }
+    return existed;
+  }
+
+  /** Live connections (plain JSON), oldest first; `export` is undefined while a client haggles. */
+  connections(): NbdConnectionInfo[] {
+    return [...this.live].map((c) => c.info());
+  }
+
+  /** Ends one connection like deleteExport does; false if there is no such id. */
+  endConnection(id: number, graceMs?: number): boolean {
+    for (const c of this.live) {
+      if (c.info().id === id) {
+        void c.shutdown(graceMs);
+        return true;
+      }
+    }
+    return false;
   }
 
   exportNames(): string[] {
@@ -145,7 +186,7 @@ export class NbdServer {
     const closing = this.servers.map((s) => new Promise<void>((r) => s.close(() => r())));
     this.servers.length = 0;
     const grace = opts.graceMs ?? 5000;
-    const conns = [...this.connections];
+    const conns = [...this.live];
     await Promise.race([Promise.all(conns.map((c) => c.drain())), new Promise((r) => setTimeout(r, grace).unref())]);
     for (const c of conns) c.destroy();
     await Promise.all(closing);
@@ -165,8 +206,8 @@ export class NbdServer {
         connectionId: this.nextConnectionId++,
       },
     );
-    this.connections.add(conn);
-    conn.onClose(() => this.connections.delete(conn));
+    this.live.add(conn);
+    conn.onClose(() => this.live.delete(conn));
     conn.start();
   }
 }

@@ -178,7 +178,7 @@ export interface RequestFramerOptions extends FramerErrorSink {
    * in sync (STYLE.md §6). Default 0: any oversized payload is a stream error.
    */
   maxDiscardLength?: number;
-  /** `payload` is empty unless the request carries data (WRITE, or PAYLOAD_LEN when extended). */
+  /** `payload` is empty unless the request carries data (compact: WRITE; extended: PAYLOAD_LEN set). */
   onRequest(req: NbdRequest, payload: Buffer, payloadDropped: boolean): void;
 }
 
@@ -207,8 +207,14 @@ export class RequestFramer extends NbdFramer {
       const hlen = this.extended ? EXTENDED_REQUEST_LENGTH : REQUEST_LENGTH;
       if (this.q.buffered < hlen) return false;
       const req = decodeRequest(this.q.take(hlen), this.extended);
-      const hasPayload =
-        req.type === NbdCmd.WRITE || (this.extended && (req.flags & NbdCmdFlag.PAYLOAD_LEN) !== 0);
+      // Which requests carry data (proto.md, extension-ext-header branch,
+      // "Request message"): compact headers, only WRITE (its length is the
+      // payload length; PAYLOAD_LEN MUST NOT be used). Extended headers, exactly
+      // the requests with NBD_CMD_FLAG_PAYLOAD_LEN, whatever the command: a
+      // WRITE without the flag has no payload on the wire (its length is an
+      // effect length; the server answers EINVAL), and any other command with
+      // the flag has `length` bytes to consume even if it then fails.
+      const hasPayload = this.extended ? (req.flags & NbdCmdFlag.PAYLOAD_LEN) !== 0 : req.type === NbdCmd.WRITE;
       if (!hasPayload) {
         this.opts.onRequest(req, EMPTY, false);
         return true;

@@ -131,11 +131,18 @@ describe('NBD_OPT_EXTENDED_HEADERS', () => {
     expect(r.payload.readBigUInt64BE(0)).toBe(1048576n);
     expect(r.payload.subarray(8).equals(data)).toBe(true);
 
-    // WRITE without PAYLOAD_LEN is refused (its data is still consumed), then READ with a payload.
-    w.sock.write(Buffer.concat([extReq(0, 1, 0x3333n, 0n, 512n), Buffer.alloc(512)]));
+    // WRITE without PAYLOAD_LEN: no payload follows on the wire (proto.md,
+    // extended headers: its length is an effect length); refused with EINVAL
+    // and the next header is read right after it. Then a READ with a payload.
+    w.sock.write(extReq(0, 1, 0x3333n, 0n, 512n));
     r = await extReply(w);
-    expect(r.type).toBe(0x8001);
+    expect(r).toMatchObject({ type: 0x8001, cookie: 0x3333n });
     expect(r.payload.readUInt32BE(0)).toBe(22);
+    // The stream stayed in sync: a READ right after it is answered normally.
+    w.sock.write(extReq(0, 0, 0x3334n, 1048576n, 512n));
+    r = await extReply(w);
+    expect(r).toMatchObject({ flags: 1, type: 1, cookie: 0x3334n, offset: 1048576n });
+    expect(r.payload.subarray(8).equals(data.subarray(0, 512))).toBe(true);
     w.sock.write(Buffer.concat([extReq(0x0020, 0, 0x4444n, 0n, 8n), Buffer.alloc(8)]));
     r = await extReply(w);
     expect(r).toMatchObject({ type: 0x8001, cookie: 0x4444n });

@@ -137,7 +137,7 @@ describe('RequestFramer', () => {
 
   it('extended headers: 32-byte requests, PAYLOAD_LEN carries a payload', () => {
     const s = hex(`
-      21e41c71 0000 0001 0000000000000001 0000000000000000 0000000000000002 1122
+      21e41c71 0020 0001 0000000000000001 0000000000000000 0000000000000002 1122
       21e41c71 0020 0007 0000000000000002 0000000000000000 0000000000000004 00000001
       21e41c71 0000 0007 0000000000000003 0000000000000000 0000000100000000`);
     for (const chunks of splits(s)) {
@@ -148,6 +148,47 @@ describe('RequestFramer', () => {
         [2n, '00000001', 4],
         [3n, '', 0x100000000],
       ]);
+    }
+  });
+
+  // proto.md (extension-ext-header): with extended headers the payload is
+  // there exactly when NBD_CMD_FLAG_PAYLOAD_LEN (0x0020) is set, for any
+  // command; a WRITE without the flag has none (its length is an effect length).
+  it('extended headers: a WRITE without PAYLOAD_LEN has no payload on the wire', () => {
+    const s = hex(`
+      21e41c71 0000 0001 00000000000000a1 0000000000000200 0000000000000200
+      21e41c71 0020 0001 00000000000000a2 0000000000000000 0000000000000003 aabbcc
+      21e41c71 0000 0000 00000000000000a3 0000000000000000 0000000000001000
+      21e41c71 0021 0001 00000000000000a4 0000000000000400 0000000000000001 dd
+      21e41c71 0000 0002 00000000000000a5 0000000000000000 0000000000000000`);
+    for (const chunks of splits(s)) {
+      const { got, errors, f } = runRequests(chunks, { extended: true });
+      expect(errors).toEqual([]);
+      expect(got).toEqual([
+        { handle: 0xa1n, type: 1, flags: 0, length: 0x200, payload: '', dropped: false },
+        { handle: 0xa2n, type: 1, flags: 0x20, length: 3, payload: 'aabbcc', dropped: false },
+        { handle: 0xa3n, type: 0, flags: 0, length: 0x1000, payload: '', dropped: false },
+        { handle: 0xa4n, type: 1, flags: 0x21, length: 1, payload: 'dd', dropped: false },
+        { handle: 0xa5n, type: 2, flags: 0, length: 0, payload: '', dropped: false },
+      ]);
+      expect(f.bufferedBytes).toBe(0);
+    }
+  });
+
+  it('compact headers: WRITE always carries `length` bytes, PAYLOAD_LEN on another command adds none', () => {
+    const s = hex(`
+      25609513 0020 0001 00000000000000b1 0000000000000000 00000002 0102
+      25609513 0020 0000 00000000000000b2 0000000000000000 00000200
+      25609513 0000 0002 00000000000000b3 0000000000000000 00000000`);
+    for (const chunks of splits(s)) {
+      const { got, errors, f } = runRequests(chunks);
+      expect(errors).toEqual([]);
+      expect(got.map((g) => [g.handle, g.type, g.payload])).toEqual([
+        [0xb1n, 1, '0102'],
+        [0xb2n, 0, ''],
+        [0xb3n, 2, ''],
+      ]);
+      expect(f.bufferedBytes).toBe(0);
     }
   });
 
