@@ -299,8 +299,8 @@ export class LunkitDaemon {
   }
 
   private sessions(): unknown[] {
-    // NBD connections are not listed: NbdServer does not expose them (yet).
-    return this.runtime.iscsi.sessions().map((s) => ({
+    const nbd = (this.runtime.nbd?.connections() ?? []).map((c) => ({ fabric: 'nbd', ...c, address: c.remote }));
+    const iscsi = this.runtime.iscsi.sessions().map((s) => ({
       fabric: 'iscsi',
       target: s.targetName,
       tpg: s.tpgt,
@@ -316,5 +316,6 @@ export class LunkitDaemon {
       luns: s.luns,
       params: s.params,
     }));
+    return [...iscsi, ...nbd];
   }
 }
