@@ -38,6 +38,8 @@ const VERBS: ReadonlyArray<[string, (y: Argv) => Promise<Argv>]> = [
   ['detach', async (y) => y.command((await import('./commands/detach.js')).detachCommand)],
   ['mount', async (y) => y.command((await import('./commands/mount.js')).mountCommand)],
   ['umount', async (y) => y.command((await import('./commands/umount.js')).umountCommand)],
+  ['discover', async (y) => y.command((await import('./commands/discover.js')).discoverCommand)],
+  ['iscsi', async (y) => y.command((await import('./commands/iscsi.js')).iscsiCommand)],
   ['top', async (y) => y.command((await import('./commands/top.js')).topCommand)],
   ['stats', async (y) => y.command((await import('./commands/stats.js')).statsCommand)],
 ];

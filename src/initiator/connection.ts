@@ -1,0 +1,262 @@
+// One TCP connection of an initiator session: socket, PDU framing (the
+// shared framer and writer, with CRC32C digests), per-connection StatSN, and
+// the fault-injection seam. It knows nothing about tasks: the login code reads
+// PDUs with nextPdu(), the session installs onPdu for the full feature phase.
+//
+// StatSN is per connection (RFC 7143 §4.2.2.2) and lives here; CmdSN is per
+// session and lives in the session. A session may later own several of these
+// (MC/S, each with its own CID).
+
+import { connect as netConnect, type Socket } from 'node:net';
+
+import { LunkitError } from '../protocols/errors.js';
+import { DEFAULT_RECV_DATA_SEGMENT_LENGTH } from '../protocols/iscsi/constants.js';
+import { PduFramer, type RawPdu } from '../protocols/iscsi/framer.js';
+import { decodePdu } from '../protocols/iscsi/pdu.js';
+import { encodeBhs, type EncodablePdu } from '../protocols/iscsi/pdu-encode.js';
+import type { Pdu } from '../protocols/iscsi/pdu-types.js';
+import { seqGte, seqAdd } from '../protocols/iscsi/seq.js';
+import { encodeFrame } from '../protocols/iscsi/writer.js';
+import { IscsiInitiatorError } from './errors.js';
+import type { FaultHooks, OutgoingPdu } from './fault.js';
+import { formatPortal } from './url.js';
+
+export interface ConnectOptions {
+  host: string;
+  port: number;
+  /** Connection ID (RFC 7143 §11.12.7). */
+  cid?: number;
+  /** TCP connect deadline (default 10 s). */
+  connectTimeoutMs?: number;
+  faults?: FaultHooks;
+}
+
+export class IscsiConnection {
+  readonly cid: number;
+  readonly host: string;
+  readonly port: number;
+  /** Fault injection (tests only). */
+  faults: FaultHooks | undefined;
+  /** Next StatSN we expect from the target on this connection. */
+  expStatSN = 0;
+  /** Largest data segment the target accepts from us (its MaxRecvDataSegmentLength). */
+  maxSendDataSegmentLength = DEFAULT_RECV_DATA_SEGMENT_LENGTH;
+  /** Time (ms, Date.now()) a PDU was last received: keepalive measures silence from here. */
+  lastReceive = Date.now();
+  /** Full feature phase handler; during login PDUs are queued for nextPdu(). */
+  onPdu: ((pdu: Pdu) => void) | undefined;
+  /** Called once when the connection is gone, with the reason. */
+  onClose: ((err: IscsiInitiatorError) => void) | undefined;
+
+  private readonly socket: Socket;
+  private readonly framer: PduFramer;
+  private headerDigest = false;
+  private dataDigest = false;
+  private closedWith: IscsiInitiatorError | undefined;
+  private readonly queued: Pdu[] = [];
+  private waiter: { resolve(p: Pdu): void; reject(e: Error): void; timer: NodeJS.Timeout } | undefined;
+
+  private constructor(socket: Socket, opts: ConnectOptions) {
+    this.socket = socket;
+    this.host = opts.host;
+    this.port = opts.port;
+    this.cid = opts.cid ?? 0;
+    this.faults = opts.faults;
+    this.framer = new PduFramer({
+      // Login PDUs are at most 8192 bytes unless both sides declared more
+      // (§13.12); the session raises this after the login.
+      maxDataSegmentLength: DEFAULT_RECV_DATA_SEGMENT_LENGTH,
+      headerDigest: false,
+      dataDigest: false,
+      onPdu: (raw) => this.receiveRaw(raw),
+      onError: (err) => this.destroy(new IscsiInitiatorError('ERR_ISCSI_PROTOCOL', `bad PDU from target: ${err.message}`, { cause: err })),
+    });
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.framer.push(chunk));
+    socket.on('error', (err) => this.destroy(new IscsiInitiatorError('ERR_ISCSI_DISCONNECTED', `connection to ${this.portal} failed: ${err.message}`, { cause: err })));
+    socket.on('close', () => this.destroy(new IscsiInitiatorError('ERR_ISCSI_DISCONNECTED', `connection to ${this.portal} closed by the target`)));
+  }
+
+  /** Open a TCP connection to a portal. Throws ERR_ISCSI_CONNECT or ERR_ISCSI_TIMEOUT. */
+  static connect(opts: ConnectOptions): Promise<IscsiConnection> {
+    const timeoutMs = opts.connectTimeoutMs ?? 10_000;
+    return new Promise((resolve, reject) => {
+      const socket = netConnect({ host: opts.host, port: opts.port });
+      const portal = formatPortal(opts.host, opts.port);
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new IscsiInitiatorError('ERR_ISCSI_TIMEOUT', `connect to ${portal} timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onError = (err: Error): void => {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(new IscsiInitiatorError('ERR_ISCSI_CONNECT', `cannot connect to ${portal}: ${err.message}`, { cause: err }));
+      };
+      socket.once('error', onError);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        socket.off('error', onError);
+        resolve(new IscsiConnection(socket, opts));
+      });
+    });
+  }
+
+  get portal(): string {
+    return formatPortal(this.host, this.port);
+  }
+
+  get closed(): boolean {
+    return this.closedWith !== undefined;
+  }
+
+  /** The reason the connection closed, once it has. */
+  get closeReason(): IscsiInitiatorError | undefined {
+    return this.closedWith;
+  }
+
+  /** Switch digests on or off; applies to the next PDU each way (§13.1: after the last Login Response). */
+  setDigests(header: boolean, data: boolean): void {
+    this.headerDigest = header;
+    this.dataDigest = data;
+    this.framer.setDigests(header, data);
+  }
+
+  /** Our MaxRecvDataSegmentLength: the framer refuses larger data segments. */
+  setMaxRecvDataSegmentLength(n: number): void {
+    this.framer.setMaxDataSegmentLength(n);
+  }
+
+  /**
+   * Encode and write one PDU (header and data written together, data not
+   * copied). Returns false if the connection is closed (nothing sent).
+   */
+  send(pdu: EncodablePdu, data?: Buffer): boolean {
+    if (this.closedWith !== undefined) return false;
+    const out: OutgoingPdu = { pdu: data === undefined ? pdu : ({ ...pdu, data } as EncodablePdu), data };
+    const faults = this.faults;
+    if (faults?.send !== undefined) {
+      const verdict = faults.send(out);
+      if (verdict === 'drop') return true;
+      if (verdict === 'disconnect') {
+        this.socket.destroy();
+        this.destroy(new IscsiInitiatorError('ERR_ISCSI_DISCONNECTED', 'connection cut by fault injection'));
+        return false;
+      }
+    }
+    const header = encodeBhs(out.pdu);
+    let frame = encodeFrame(header, out.data, { headerDigest: this.headerDigest, dataDigest: this.dataDigest });
+    if (faults?.frame !== undefined) frame = faults.frame(frame, out) ?? frame;
+    this.socket.cork();
+    for (const b of frame) this.socket.write(b);
+    this.socket.uncork();
+    return true;
+  }
+
+  /** Bytes waiting in the socket's write queue (for flow control decisions). */
+  get writableLength(): number {
+    return this.socket.writableLength;
+  }
+
+  /** Resolves when the socket's write queue has drained below its high-water mark. */
+  drained(): Promise<void> {
+    if (!this.socket.writableNeedDrain || this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      this.socket.once('drain', done);
+      this.socket.once('close', done);
+    });
+  }
+
+  /** Login phase: the next PDU from the target. Rejects on timeout or close. */
+  nextPdu(timeoutMs: number): Promise<Pdu> {
+    const q = this.queued.shift();
+    if (q !== undefined) return Promise.resolve(q);
+    if (this.closedWith !== undefined) return Promise.reject(this.closedWith);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiter = undefined;
+        reject(new IscsiInitiatorError('ERR_ISCSI_TIMEOUT', `no answer from ${this.portal} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiter = { resolve, reject, timer };
+    });
+  }
+
+  /** Track the StatSN of a status-carrying PDU (§4.2.2.2: ExpStatSN = last StatSN + 1). */
+  noteStatSN(statSN: number): void {
+    const next = seqAdd(statSN, 1);
+    if (seqGte(next, this.expStatSN) || this.expStatSN === 0) this.expStatSN = next;
+  }
+
+  private receiveRaw(raw: RawPdu): void {
+    this.lastReceive = Date.now();
+    const hook = this.faults?.receive;
+    const frames = hook === undefined ? undefined : hook(raw);
+    if (frames === undefined) {
+      this.deliver(raw);
+    } else {
+      for (const f of frames) if (this.closedWith === undefined) this.deliver(f);
+    }
+  }
+
+  private deliver(raw: RawPdu): void {
+    if (!raw.dataDigestOk) {
+      // ERL 0 cannot ask for the data again (SNACK is ERL 1): the session fails.
+      this.destroy(new IscsiInitiatorError('ERR_ISCSI_PROTOCOL', 'data digest error in a PDU from the target', {
+        cause: new LunkitError('ERR_PDU_DATA_DIGEST', 'data digest mismatch'),
+      }));
+      return;
+    }
+    let pdu: Pdu;
+    try {
+      pdu = decodePdu(raw.bhs, raw.ahs, raw.data);
+    } catch (err) {
+      this.destroy(new IscsiInitiatorError('ERR_ISCSI_PROTOCOL', `undecodable PDU from target: ${(err as Error).message}`, { cause: err }));
+      return;
+    }
+    if (this.onPdu !== undefined) {
+      this.onPdu(pdu);
+      return;
+    }
+    const w = this.waiter;
+    if (w !== undefined) {
+      this.waiter = undefined;
+      clearTimeout(w.timer);
+      w.resolve(pdu);
+    } else {
+      this.queued.push(pdu);
+    }
+  }
+
+  /** Close the connection now (idempotent); pending work learns `err`. */
+  destroy(err?: IscsiInitiatorError): void {
+    if (this.closedWith !== undefined) return;
+    this.closedWith = err ?? new IscsiInitiatorError('ERR_ISCSI_DISCONNECTED', `connection to ${this.portal} closed`);
+    this.framer.stop();
+    this.socket.destroy();
+    const w = this.waiter;
+    if (w !== undefined) {
+      this.waiter = undefined;
+      clearTimeout(w.timer);
+      w.reject(this.closedWith);
+    }
+    this.onClose?.(this.closedWith);
+  }
+
+  /** Close gracefully after the write queue drains (after a Logout Response). */
+  async end(): Promise<void> {
+    if (this.closedWith !== undefined) return;
+    const closed = new Promise<void>((resolve) => this.socket.once('close', () => resolve()));
+    const err = new IscsiInitiatorError('ERR_ISCSI_SESSION_CLOSED', 'connection logged out');
+    this.closedWith = err;
+    this.framer.stop();
+    this.socket.end();
+    const t = setTimeout(() => this.socket.destroy(), 2000);
+    await closed;
+    clearTimeout(t);
+    this.onClose?.(err);
+  }
+}
