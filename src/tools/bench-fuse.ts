@@ -2,11 +2,16 @@
 // run. Both sit on one `nbdkit file` export of a file in /dev/shm: lunkit via
 // `lunkit attach nbd://` (its NBD backstore -> ScsiCore -> FUSE fabric),
 // nbdfuse directly. fio runs sequential 1 MiB reads/writes and 4 KiB random
-// reads, psync and libaio, direct=1, and the table prints MB/s, IOPS and
-// lunkit/nbdfuse ratios. Usage: node dist/tools/bench-fuse.js [--runtime S] [--cli PATH]
+// reads, psync and libaio, direct=1, and the table prints MB/s, IOPS,
+// server CPU per fio I/O (user+system of the lunkit holder and of nbdfuse,
+// from /proc/PID/stat before and after each job: steadier than throughput on a
+// 2-core machine where fio competes for the same cores) and lunkit/nbdfuse
+// ratios. Usage: node dist/tools/bench-fuse.js [--runtime S] [--cli PATH]
+// [--attach-args "..."]; LUNKIT_FUSE_MALLOC=default in the environment starts
+// the holder without lunkit's malloc settings (src/fabrics/fuse/malloc.ts).
 
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 
@@ -55,17 +60,50 @@ async function waitFile(path: string, ms = 15_000): Promise<void> {
 interface Result {
   mbps: number;
   iops: number;
+  /** Server CPU (user+system) per fio I/O, in microseconds. */
+  cpuUs: number;
 }
 
-async function fio(file: string, job: Job, runtime: number, size: string): Promise<Result> {
+/** CLK_TCK on Linux (USER_HZ), the unit of utime/stime in /proc/PID/stat. */
+const CLK_TCK = 100;
+
+/** utime+stime of a process in seconds (proc(5): fields 14 and 15, counted after the ")" of comm). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const text = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+}
+
+/** The holder's pid from its state file (<run>/attach/<id>.json), found by the file it serves. */
+async function holderPid(file: string): Promise<number> {
+  const { findAttach } = await import('../attach/attach.js');
+  const st = await findAttach(file);
+  if (!st) throw new Error(`no attach state for ${file}`);
+  return st.pid;
+}
+
+async function usesMallocTunables(pid: number): Promise<boolean> {
+  const env = await readFile(`/proc/${pid}/environ`, 'utf8').catch(() => '');
+  return env.split('\0').includes('LUNKIT_FUSE_MALLOC=tuned');
+}
+
+async function fio(file: string, job: Job, runtime: number, size: string, serverPid: number): Promise<Result> {
+  const cpu0 = await cpuSeconds(serverPid);
   const out = await sh('fio', [
     '--name=b', `--filename=${file}`, `--rw=${job.rw}`, `--bs=${job.bs}`, `--ioengine=${job.engine}`, `--iodepth=${job.iodepth}`,
-    '--direct=1', `--size=${size}`, '--time_based', `--runtime=${runtime}`, '--ramp_time=1', '--output-format=json',
+    '--direct=1', `--size=${size}`, '--time_based', `--runtime=${runtime}`, `--ramp_time=${RAMP_S}`, '--output-format=json',
   ]);
-  const j = JSON.parse(out) as { jobs: Array<{ read: { bw_bytes: number; iops: number }; write: { bw_bytes: number; iops: number } }> };
+  const cpu1 = await cpuSeconds(serverPid);
+  type Side = { bw_bytes: number; iops: number; total_ios: number };
+  const j = JSON.parse(out) as { jobs: Array<{ read: Side; write: Side }> };
   const side = job.rw === 'write' ? j.jobs[0].write : j.jobs[0].read;
-  return { mbps: side.bw_bytes / 1e6, iops: side.iops };
+  // The CPU window includes fio's 1 s ramp, whose I/Os total_ios leaves out:
+  // estimate them from the measured rate so the figure is per I/O served.
+  const ios = side.total_ios + side.iops * RAMP_S;
+  return { mbps: side.bw_bytes / 1e6, iops: side.iops, cpuUs: ios > 0 ? ((cpu1 - cpu0) * 1e6) / ios : 0 };
 }
+
+const RAMP_S = 1;
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
@@ -91,18 +129,25 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 500));
     lunkitFile = (await sh(process.execPath, [cli, 'attach', url, join(base, 'lunkit', 'disk'), ...extra], { ...process.env, LUNKIT_RUN_DIR: runDir })).trim();
     await sh('mkdir', ['-p', nbdfuseDir]);
-    children.push(spawn('nbdfuse', [join(nbdfuseDir, 'disk'), url], { stdio: 'ignore' }));
+    const nbdfuse = spawn('nbdfuse', [join(nbdfuseDir, 'disk'), url], { stdio: 'ignore' });
+    children.push(nbdfuse);
     await waitFile(join(nbdfuseDir, 'disk'));
+    process.env.LUNKIT_RUN_DIR = runDir;
+    const pids = [await holderPid(lunkitFile), nbdfuse.pid ?? 0];
+    process.stdout.write(`lunkit holder pid ${pids[0]} (malloc settings: ${(await usesMallocTunables(pids[0])) ? 'on' : 'off'}), nbdfuse pid ${pids[1]}\n`);
     // Fill the region read by the benchmarks so reads see data, not holes.
     await sh('dd', ['if=/dev/urandom', `of=${img}`, 'bs=1M', 'count=512', 'conv=notrunc', 'status=none']);
     const targets: Array<[string, string]> = [['lunkit', lunkitFile], ['nbdfuse', join(nbdfuseDir, 'disk')]];
     const rows: string[] = [];
-    rows.push(`${'job'.padEnd(26)} ${'lunkit MB/s'.padStart(12)} ${'IOPS'.padStart(8)} ${'nbdfuse MB/s'.padStart(13)} ${'IOPS'.padStart(8)} ${'ratio'.padStart(6)}`);
+    rows.push(
+      `${'job'.padEnd(26)} ${'lunkit MB/s'.padStart(12)} ${'IOPS'.padStart(7)} ${'cpu us/io'.padStart(10)} ${'nbdfuse MB/s'.padStart(13)} ${'IOPS'.padStart(7)} ${'cpu us/io'.padStart(10)} ${'MB/s ratio'.padStart(11)} ${'cpu ratio'.padStart(10)}`,
+    );
+    process.stdout.write(rows[0] + '\n');
     for (const job of JOBS) {
       const r: Result[] = [];
-      for (const [, f] of targets) r.push(await fio(f, job, runtime, '512M'));
+      for (let i = 0; i < targets.length; i++) r.push(await fio(targets[i][1], job, runtime, '512M', pids[i]));
       rows.push(
-        `${job.name.padEnd(26)} ${r[0].mbps.toFixed(1).padStart(12)} ${r[0].iops.toFixed(0).padStart(8)} ${r[1].mbps.toFixed(1).padStart(13)} ${r[1].iops.toFixed(0).padStart(8)} ${(r[0].mbps / r[1].mbps).toFixed(2).padStart(6)}`,
+        `${job.name.padEnd(26)} ${r[0].mbps.toFixed(1).padStart(12)} ${r[0].iops.toFixed(0).padStart(7)} ${r[0].cpuUs.toFixed(0).padStart(10)} ${r[1].mbps.toFixed(1).padStart(13)} ${r[1].iops.toFixed(0).padStart(7)} ${r[1].cpuUs.toFixed(0).padStart(10)} ${(r[0].mbps / r[1].mbps).toFixed(2).padStart(11)} ${(r[0].cpuUs / r[1].cpuUs).toFixed(2).padStart(10)}`,
       );
       process.stdout.write(rows[rows.length - 1] + '\n');
     }

@@ -20,6 +20,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { FabricOps, NexusHandle } from '../../core/types.js';
 import { silentLogger, type Logger } from '../../util/log.js';
+import { hasFuseMallocTunables, withFuseMallocTunables } from './malloc.js';
 import { forceUnmount, mountsAt, prepareMountpoint } from './mountpoint.js';
 import { FUSE_PROTOCOL_ID, FuseVolume, type ExportInfo, type ExportOptions, type FuseCore, type FuseStats } from './volume.js';
 
@@ -127,6 +128,12 @@ export class FuseFabric implements FabricOps {
       this.fuse = fuse;
       this.state = 'mounted';
       this.logger.info('FUSE mounted', { mountpoint: this.mountpoint, maxWrite, directIo: this.opts.directIo ?? false });
+      if (!hasFuseMallocTunables()) {
+        // Measured 20x slower large reads without it (malloc.ts, docs/fuse.md "Performance").
+        this.logger.warn('FUSE reads will page-fault on every request: start this process with the malloc settings', {
+          env: `GLIBC_TUNABLES=${withFuseMallocTunables(process.env.GLIBC_TUNABLES)}`,
+        });
+      }
     } catch (e) {
       this.state = 'idle';
       throw e;

@@ -3,3 +3,4 @@ export { FuseFabric, DEFAULT_MAX_WRITE, type FuseFabricOptions } from './fabric.
 export { FuseVolume, FUSE_PROTOCOL_ID, validateExportName, type ExportInfo, type ExportOptions, type FuseCore, type FuseStats } from './volume.js';
 export { prepareMountpoint, forceUnmount, mountsAt, parseMountInfo, isFuseType, type MountInfoEntry } from './mountpoint.js';
 export { outcomeToErrno, Errno } from './scsi.js';
+export { FUSE_MALLOC_TUNABLES, FUSE_MALLOC_MARKER, withFuseMallocTunables, hasFuseMallocTunables } from './malloc.js';
