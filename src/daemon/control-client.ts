@@ -2,7 +2,9 @@
 // newline-delimited JSON-RPC 2.0 over a Unix stream socket. Requests carry
 // increasing ids; responses may come in any order and are matched by id;
 // `progress` notifications (no id, params.id = the request's id) go to that
-// call's onProgress. The CLI and any other program use this one class.
+// call's onProgress; every other notification (e.g. `stats` of a
+// stats.subscribe stream) goes to the onNotification listeners. The CLI and
+// any other program use this one class.
 
 import { createConnection, type Socket } from 'node:net';
 
@@ -41,6 +43,9 @@ export class ControlError extends LunkitError {
   }
 }
 
+/** A notification other than `progress`: its method and params (an object; {} when absent). */
+export type NotificationListener = (method: string, params: Record<string, unknown>) => void;
+
 interface Pending {
   method: string;
   resolve: (v: unknown) => void;
@@ -73,6 +78,8 @@ export class ControlClient {
   private readonly pending = new Map<number, Pending>();
   private buffer = '';
   private closedError: ControlError | undefined;
+  private readonly notificationListeners = new Set<NotificationListener>();
+  private readonly closeListeners = new Set<(err: ControlError) => void>();
 
   private constructor(
     private readonly socket: Socket,
@@ -123,6 +130,40 @@ export class ControlClient {
     });
   }
 
+  /**
+   * Calls `fn` for every notification that is not a request's progress (a
+   * subscription's stream). Returns a function that removes the listener.
+   * A listener that throws does not break the connection or the other
+   * listeners; its exception is rethrown on the next turn of the event loop.
+   */
+  onNotification(fn: NotificationListener): () => void {
+    this.notificationListeners.add(fn);
+    return () => {
+      this.notificationListeners.delete(fn);
+    };
+  }
+
+  /**
+   * Calls `fn` once when the connection ends (daemon gone, protocol error, or
+   * close()); at once (next tick) if it already has. Returns a remover.
+   */
+  onClose(fn: (err: ControlError) => void): () => void {
+    if (this.closedError) {
+      const err = this.closedError;
+      queueMicrotask(() => fn(err));
+      return () => {};
+    }
+    this.closeListeners.add(fn);
+    return () => {
+      this.closeListeners.delete(fn);
+    };
+  }
+
+  /** True once the connection has ended. */
+  get closed(): boolean {
+    return this.closedError !== undefined;
+  }
+
   close(): void {
     this.fail(new ControlError('ERR_CONTROL_CLOSED', 'the control client was closed'));
     this.socket.end();
@@ -130,10 +171,16 @@ export class ControlClient {
   }
 
   private fail(err: ControlError): void {
-    if (!this.closedError) this.closedError = err;
+    const first = !this.closedError;
+    if (first) this.closedError = err;
     const pending = [...this.pending.values()];
     this.pending.clear();
     for (const p of pending) p.reject(err);
+    if (!first) return;
+    const listeners = [...this.closeListeners];
+    this.closeListeners.clear();
+    this.notificationListeners.clear();
+    for (const fn of listeners) fn(this.closedError ?? err);
   }
 
   private onData(chunk: string): void {
@@ -165,6 +212,22 @@ export class ControlClient {
       const target = typeof p.id === 'number' ? this.pending.get(p.id) : undefined;
       if (target?.onProgress && typeof p.done === 'number' && typeof p.total === 'number') {
         target.onProgress({ what: typeof p.what === 'string' ? p.what : target.method, done: p.done, total: p.total });
+      }
+      return;
+    }
+    if (msg.id === undefined && typeof msg.method === 'string') {
+      // JSON-RPC 2.0 §4.1: no id, so a notification; params default to {}.
+      const params = isRecord(msg.params) ? msg.params : {};
+      for (const fn of [...this.notificationListeners]) {
+        try {
+          fn(msg.method, params);
+        } catch (e) {
+          // The other listeners and the rest of the stream go on; the bug
+          // still surfaces (as an uncaught exception), like an EventEmitter's.
+          setImmediate(() => {
+            throw e;
+          });
+        }
       }
       return;
     }

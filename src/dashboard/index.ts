@@ -2,4 +2,4 @@
 export { reduce, initialState, sessionRows, lunRows, treeLines, PANES, type DashboardState, type DashboardEvent, type PaneId } from './model.js';
 export { drawFrame, layout } from './view.js';
 export { DashboardRenderer, terminalFor, keyName, type DashboardIo } from './render.js';
-export { runDashboard, wantsAscii, type SnapshotSource, type DashboardOptions } from './app.js';
+export { runDashboard, wantsAscii, type SnapshotSource, type SnapshotFeed, type SnapshotSink, type DashboardOptions } from './app.js';

@@ -59,6 +59,8 @@ export interface DashboardState {
   status: string | null;
   /** Use ASCII only (no UTF-8 terminal). */
   ascii: boolean;
+  /** A line above the footer (e.g. the demo's "connect an initiator" command); null for none. */
+  hint: string | null;
   quit: boolean;
 }
 
@@ -71,7 +73,7 @@ export type DashboardEvent =
   | { type: 'filter'; text: string }
   | { type: 'error'; message: string };
 
-export function initialState(opts: { width?: number; height?: number; now?: number; ascii?: boolean } = {}): DashboardState {
+export function initialState(opts: { width?: number; height?: number; now?: number; ascii?: boolean; hint?: string } = {}): DashboardState {
   return {
     width: opts.width ?? 80,
     height: opts.height ?? 24,
@@ -89,6 +91,7 @@ export function initialState(opts: { width?: number; height?: number; now?: numb
     editingFilter: false,
     status: null,
     ascii: opts.ascii ?? false,
+    hint: opts.hint ?? null,
     quit: false,
   };
 }
@@ -408,7 +411,8 @@ export function reduce(state: DashboardState, event: DashboardEvent): DashboardS
     case 'snapshot':
       return onSnapshot(state, event.snapshot);
     case 'tick':
-      return event.now === state.now ? state : { ...state, now: event.now };
+      // The clock only moves forward (a snapshot may already have set a later time).
+      return event.now <= state.now ? state : { ...state, now: event.now };
     case 'key':
       return onKey(state, event.key);
     case 'resize':

@@ -6,7 +6,8 @@
 //
 // Terminal traps (docs/stats.md): under tmux's TERM=tmux-256color blessed
 // silently drops to 8 colours and under screen-256color it prints a terminfo
-// error, so both map to xterm-256color. Panes draw no ACS borders at all.
+// error, so both map to xterm-256color. Panes draw no ACS borders, and on a
+// UTF-8 terminal blessed is kept from turning "─" into ACS line drawing.
 
 import blessed from 'blessed';
 import type { Readable, Writable } from 'node:stream';
@@ -63,6 +64,12 @@ export class DashboardRenderer {
       autoPadding: false,
       title: 'lunkit top',
     });
+    // blessed swaps box-drawing characters for the terminal's ACS line
+    // drawing (smacs + "q") unless told the ACS is "broken"; tmux capture-pane
+    // then shows "q" for "─". On a UTF-8 terminal write the characters
+    // themselves, as NCURSES_NO_UTF8_ACS=1 would.
+    const tput = (this.screen as unknown as { tput?: { unicode?: boolean; brokenACS?: boolean } }).tput;
+    if (tput?.unicode) tput.brokenACS = true;
     this.box = blessed.box({
       parent: this.screen,
       top: 0,

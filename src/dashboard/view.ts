@@ -4,7 +4,8 @@
 // Panes have a title line instead of a border: no ACS line drawing, which
 // tmux capture-pane would show as "lqqk" (docs/stats.md).
 //
-// Layout: header, then the panes, then a footer with the keys. Below 120
+// Layout: header, then the panes, then an optional hint line and a footer
+// with the keys. Below 120
 // columns the panes stack (tree, LUNs, sessions, events); wider, the object
 // tree takes a left column beside LUNs and sessions.
 
@@ -211,8 +212,9 @@ export function drawPane(s: DashboardState, id: PaneId, rect: Rect): string[] {
   const p = TITLES[id](s, rect.width);
   const focused = s.focus === id;
   const rule = s.ascii ? '-' : '─';
-  const label = fit(`${rule} ${p.title} `, rect.width, { ascii: s.ascii });
-  const title = label + rule.repeat(Math.max(0, rect.width - [...label].length));
+  // fit() pads with spaces: cut the label only, then draw the rule to the edge.
+  const label = fit(`${rule} ${p.title} `, rect.width, { ascii: s.ascii }).trimEnd();
+  const title = label + (label.length < rect.width ? ' ' : '') + rule.repeat(Math.max(0, rect.width - [...label].length - 1));
   const out = [focused ? `{inverse}${escapeTags(title)}{/inverse}` : `{bold}${escapeTags(title)}{/bold}`];
   let room = rect.height - 1;
   if (p.header !== undefined && room > 1) {
@@ -324,7 +326,10 @@ export function drawFrame(s: DashboardState): string[] {
     for (let i = 0; i < height - 2; i++) lines[1 + i] = escapeTags(fit(body[i] ?? '', width, { ascii: s.ascii }));
     return lines;
   }
-  const rects = layout(width, height);
+  // The hint takes the row above the footer when there is room for it.
+  const hint = s.hint !== null && height >= 12;
+  if (hint) lines[height - 2] = `{bold}${escapeTags(fit(s.hint ?? '', width, { ascii: s.ascii }))}{/bold}`;
+  const rects = layout(width, hint ? height - 1 : height);
   // Segments per screen row, by column; side-by-side panes are one space apart.
   const segs = new Map<number, Array<{ x: number; text: string }>>();
   for (const id of Object.keys(rects) as PaneId[]) {

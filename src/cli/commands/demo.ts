@@ -3,11 +3,20 @@
 // initiator allowed (LIO demo mode), the same LUN over NBD as export "demo" on
 // 127.0.0.1:10809, and (as root, where /dev/fuse exists) as the file
 // /run/lunkit/demo/demo, until SIGINT/SIGTERM.
+//
+// On a terminal (stdin and stdout TTYs) the demo also opens the live
+// dashboard (src/dashboard) in-process on its own runtime, with a hint on how
+// to connect an initiator; `q` there stops the demo as SIGINT does. Log lines
+// are held while the dashboard owns the screen and printed after it. Without
+// a terminal (scripts, CI) it prints the URLs and serves until a signal.
 
 import { existsSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import type { Argv, CommandModule } from 'yargs';
 import { parseConfig } from '../../daemon/config.js';
+import { StatsEventLog, collectStatsSnapshot } from '../../daemon/metrics.js';
 import type { LunkitRuntime } from '../../daemon/runtime.js';
+import { runDashboard } from '../../dashboard/app.js';
 import { createLogger } from '../../util/log.js';
 import { serveUntilSignalled } from '../serve-loop.js';
 
@@ -62,6 +71,59 @@ async function addDemoFile(rt: LunkitRuntime, doc: Record<string, unknown>, dir:
   return `${dir}/${DEMO_NBD_EXPORT}  (losetup --find --show ${dir}/${DEMO_NBD_EXPORT}; mkfs; mount)`;
 }
 
+/** Log output that is held (up to `max` lines) while `holding`, then goes to stderr. */
+class HeldLog extends Writable {
+  holding = false;
+  private readonly held: string[] = [];
+  constructor(private readonly max = 1000) {
+    super();
+  }
+  override _write(chunk: Buffer | string, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
+    const text = chunk.toString();
+    if (!this.holding) {
+      process.stderr.write(text);
+    } else if (this.held.length < this.max) {
+      this.held.push(text);
+    } else if (this.held.length === this.max) {
+      this.held.push('(further log lines dropped while the dashboard was open)\n');
+    }
+    done();
+  }
+  /** Stops holding and prints what was held. */
+  release(): void {
+    this.holding = false;
+    for (const t of this.held.splice(0)) process.stderr.write(t);
+  }
+}
+
+/**
+ * The dashboard on this terminal, on the demo's runtime. Resolves once the
+ * terminal is restored: after `q` (then it asks for the SIGINT shutdown) or
+ * when `signal` aborts (the demo is stopping for another reason).
+ */
+function openDashboard(rt: LunkitRuntime, events: StatsEventLog, hint: string, log: HeldLog, signal: AbortSignal): Promise<void> {
+  log.holding = true;
+  return runDashboard({
+    io: { input: process.stdin, output: process.stdout },
+    source: { snapshot: (since) => Promise.resolve(collectStatsSnapshot({ core: rt.core, iscsi: rt.iscsi, events }, { eventsSince: since })) },
+    hint,
+    signal,
+  }).then(
+    () => {
+      // blessed resumed stdin; release it so the process can exit.
+      process.stdin.pause();
+      log.release();
+      // `q`: the same clean shutdown as Ctrl-C outside the dashboard.
+      if (!signal.aborted) process.emit('SIGINT', 'SIGINT');
+    },
+    (err: unknown) => {
+      process.stdin.pause();
+      log.release();
+      process.stderr.write(`lunkit demo: the dashboard failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    },
+  );
+}
+
 export const demoCommand: CommandModule<object, DemoArgs> = {
   command: 'demo',
   describe: 'Serve a ramdisk LUN over iSCSI on 127.0.0.1:3260 and NBD on 127.0.0.1:10809 to any client (the embedded default)',
@@ -75,31 +137,52 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
       .option('fuse-dir', { type: 'string', default: '/run/lunkit/demo', describe: 'FUSE mount directory of the demo file' })
       .option('log-level', { choices: ['debug', 'info', 'warn', 'error'] as const, default: 'info' as const }) as Argv<DemoArgs>,
   handler: async (args) => {
-    const logger = createLogger({ level: args['log-level'] });
+    const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true;
+    const held = new HeldLog();
+    const logger = createLogger({ level: args['log-level'], ...(interactive ? { out: held } : {}) });
+    // Subscribed before the runtime starts, so the dashboard sees every login.
+    const events = interactive ? new StatsEventLog() : undefined;
+    const closing = new AbortController();
+    let dashboard: Promise<void> | undefined;
+    // Closing the terminal (SIGHUP) stops the demo cleanly too, so no FUSE mount stays behind.
+    const onHangup = (): void => {
+      process.emit('SIGINT', 'SIGINT');
+    };
+    if (interactive) process.on('SIGHUP', onHangup);
     const cfg = parseConfig(demoConfig(args.host, args.port, args.size, args['nbd-port']), 'the demo defaults');
     const demoDoc = demoConfig(args.host, args.port, args.size, args['nbd-port']) as Record<string, unknown>;
-    process.exitCode = await serveUntilSignalled(cfg, logger, async (rt) => {
-      const fuseLine = args.fuse ? await addDemoFile(rt, demoDoc, args['fuse-dir']) : 'off (--no-fuse)';
-      const a = rt.addresses()[0];
-      const host = a.host.includes(':') ? `[${a.host}]` : a.host;
-      const url = `iscsi://${host}:${a.port}/${DEMO_IQN}/0`;
-      const n = rt.nbdAddresses()[0];
-      const nbdUrl = n ? `nbd://${hostPort(n.host, n.port)}/${DEMO_NBD_EXPORT}` : '';
-      process.stdout.write(
-        [
-          `lunkit demo: a ${args.size} ramdisk LUN over iSCSI and NBD`,
-          `  URL:       ${url}`,
-          `  discover:  iscsi-ls -s iscsi://${host}:${a.port}/`,
-          `  inquire:   iscsi-inq ${url}`,
-          `  copy in:   qemu-img convert -O raw disk.img ${url}`,
-          `  NBD:       ${nbdUrl}`,
-          `  nbdinfo:   nbdinfo ${nbdUrl}`,
-          `  file:      ${fuseLine}`,
-          'Stop with Ctrl-C or SIGTERM.',
-          'ready',
-          '',
-        ].join('\n'),
-      );
-    });
+    try {
+      process.exitCode = await serveUntilSignalled(cfg, logger, async (rt) => {
+        const fuseLine = args.fuse ? await addDemoFile(rt, demoDoc, args['fuse-dir']) : 'off (--no-fuse)';
+        const a = rt.addresses()[0];
+        const host = a.host.includes(':') ? `[${a.host}]` : a.host;
+        const url = `iscsi://${host}:${a.port}/${DEMO_IQN}/0`;
+        const n = rt.nbdAddresses()[0];
+        const nbdUrl = n ? `nbd://${hostPort(n.host, n.port)}/${DEMO_NBD_EXPORT}` : '';
+        process.stdout.write(
+          [
+            `lunkit demo: a ${args.size} ramdisk LUN over iSCSI and NBD`,
+            `  URL:       ${url}`,
+            `  discover:  iscsi-ls -s iscsi://${host}:${a.port}/`,
+            `  inquire:   iscsi-inq ${url}`,
+            `  copy in:   qemu-img convert -O raw disk.img ${url}`,
+            `  NBD:       ${nbdUrl}`,
+            `  nbdinfo:   nbdinfo ${nbdUrl}`,
+            `  file:      ${fuseLine}`,
+            interactive ? 'Stop with q in the dashboard, Ctrl-C or SIGTERM.' : 'Stop with Ctrl-C or SIGTERM.',
+            'ready',
+            '',
+          ].join('\n'),
+        );
+        if (events) dashboard = openDashboard(rt, events, `watch it move: iscsi-perf ${url}`, held, closing.signal);
+      });
+    } finally {
+      // Stopped by a signal while the dashboard is open: give the terminal back.
+      closing.abort();
+      await dashboard;
+      held.release();
+      events?.close();
+      process.off('SIGHUP', onHangup);
+    }
   },
 };

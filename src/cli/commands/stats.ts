@@ -1,11 +1,12 @@
 // `lunkit stats [--json] [--watch] [--interval S]`: the dashboard's numbers
 // as a table (or JSON) from the daemon's stats.snapshot (docs/stats.md).
-// Once: counters since start. --watch: rates over each interval, until
-// Ctrl-C; with --json one snapshot per line.
+// Once: counters since start. --watch: rates over each interval from a
+// stats.subscribe stream (polling stats.snapshot against a daemon without
+// it), until Ctrl-C; with --json one snapshot per line.
 
 import type { Argv, CommandModule } from 'yargs';
 
-import type { ControlClient } from '../../daemon/control-client.js';
+import { ControlError, type ControlClient } from '../../daemon/control-client.js';
 import type { StatsSnapshot } from '../../daemon/metrics.js';
 import { diffBuckets, quantileUs, type CommandCounters } from '../../core/stats.js';
 import { columns, formatAge, formatBytes, formatCount, formatLatency, formatRate, type Column } from '../../dashboard/format.js';
@@ -139,34 +140,126 @@ export function fetchSnapshot(client: ControlClient, eventsSince = 0): Promise<S
   return client.call<StatsSnapshot>('stats.snapshot', eventsSince > 0 ? { eventsSince } : {});
 }
 
-/** Until SIGINT/SIGTERM: one table (or JSON line) per interval. */
+/** A running stream of snapshots (streamSnapshots). */
+export interface SnapshotStream {
+  /** 'subscribe': stats.subscribe notifications; 'poll': stats.snapshot every interval (older daemon). */
+  readonly mode: 'subscribe' | 'poll';
+  /** The subscription id (mode 'subscribe'). */
+  readonly subscription: number | undefined;
+  /** Ends the stream (stats.unsubscribe when the connection is still up); no callback runs after it. */
+  stop(): Promise<void>;
+}
+
+export interface SnapshotHandlers {
+  onSnapshot(snapshot: StatsSnapshot): void;
+  /**
+   * A problem: in 'subscribe' mode the connection ended (fatal, nothing
+   * follows); in 'poll' mode one snapshot failed (the next poll still runs).
+   */
+  onError(err: Error): void;
+}
+
+function isStatsNotification(params: Record<string, unknown>): params is { subscription: number; snapshot: StatsSnapshot } {
+  return typeof params.subscription === 'number' && typeof params.snapshot === 'object' && params.snapshot !== null;
+}
+
+/**
+ * Snapshots every `intervalMs` from the daemon: a stats.subscribe stream,
+ * or, when the daemon answers ERR_CONTROL_METHOD (it predates
+ * subscriptions), stats.snapshot polls that ask only for new events.
+ */
+export async function streamSnapshots(client: ControlClient, intervalMs: number, handlers: SnapshotHandlers): Promise<SnapshotStream> {
+  let stopped = false;
+  let subscription: number | undefined;
+  // Notifications that arrive before the answer tells us our id (the daemon
+  // answers first, but a reordering must not lose the first, whole-log snapshot).
+  const early: Array<{ subscription: number; snapshot: StatsSnapshot }> = [];
+  const offNotification = client.onNotification((method, params) => {
+    if (stopped || method !== 'stats' || !isStatsNotification(params)) return;
+    if (subscription === undefined) early.push(params);
+    else if (params.subscription === subscription) handlers.onSnapshot(params.snapshot);
+  });
+  const offClose = client.onClose((err) => {
+    if (!stopped && subscription !== undefined) handlers.onError(err);
+  });
+  try {
+    const res = await client.call<{ subscription: number }>('stats.subscribe', { intervalMs: Math.max(100, Math.round(intervalMs)) });
+    subscription = res.subscription;
+    for (const p of early.splice(0)) if (p.subscription === subscription) handlers.onSnapshot(p.snapshot);
+    const id = subscription;
+    return {
+      mode: 'subscribe',
+      subscription: id,
+      stop: async () => {
+        if (stopped) return;
+        stopped = true;
+        offNotification();
+        offClose();
+        if (!client.closed) await client.call('stats.unsubscribe', { subscription: id }).catch(() => undefined);
+      },
+    };
+  } catch (err) {
+    offNotification();
+    offClose();
+    if (!(err instanceof ControlError && err.code === 'ERR_CONTROL_METHOD')) throw err;
+  }
+  // Polling fallback: the same snapshots, events since the last one seen.
+  let lastSeq = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const poll = async (): Promise<void> => {
+    try {
+      const snap = await fetchSnapshot(client, lastSeq);
+      if (stopped) return;
+      if (snap.events.length > 0) lastSeq = snap.events[snap.events.length - 1].seq;
+      handlers.onSnapshot(snap);
+    } catch (err) {
+      if (stopped) return;
+      handlers.onError(err instanceof Error ? err : new Error(String(err)));
+    }
+    if (!stopped) timer = setTimeout(() => void poll(), intervalMs);
+  };
+  void poll();
+  return {
+    mode: 'poll',
+    subscription: undefined,
+    stop: () => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      return Promise.resolve();
+    },
+  };
+}
+
+/** Until SIGINT/SIGTERM (or the daemon goes away): one table (or JSON line) per snapshot. */
 async function watch(client: ControlClient, args: StatsArgs, io: Io): Promise<void> {
   let prev: StatsSnapshot | undefined;
-  let stop = false;
-  let wake: (() => void) | undefined;
-  const onSignal = (): void => {
-    stop = true;
-    wake?.();
-  };
+  let finish: ((err?: Error) => void) | undefined;
+  const done = new Promise<void>((resolve, reject) => {
+    finish = (err) => (err ? reject(err) : resolve());
+  });
+  const onSignal = (): void => finish?.();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  let stream: SnapshotStream | undefined;
   try {
-    while (!stop) {
-      const snap = await fetchSnapshot(client);
-      if (args.json) io.stdout.write(`${JSON.stringify(snap)}\n`);
-      else {
-        if (io.stdout.isTTY) io.stdout.write('\x1b[H\x1b[2J');
-        io.stdout.write(`${new Date(snap.time).toISOString()}\n${formatStatsTable(snap, prev)}\n`);
-      }
-      prev = snap;
-      await new Promise<void>((r) => {
-        wake = r;
-        setTimeout(r, args.interval * 1000);
-      });
-    }
+    stream = await streamSnapshots(client, args.interval * 1000, {
+      onSnapshot: (snap) => {
+        if (args.json) io.stdout.write(`${JSON.stringify(snap)}\n`);
+        else {
+          if (io.stdout.isTTY) io.stdout.write('\x1b[H\x1b[2J');
+          io.stdout.write(`${new Date(snap.time).toISOString()}\n${formatStatsTable(snap, prev)}\n`);
+        }
+        prev = snap;
+      },
+      // Losing the daemon ends the watch with its error; a failed poll does too
+      // (as before subscriptions: the loop stopped at the first failed call).
+      onError: (err) => finish?.(err),
+    });
+    await done;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    await stream?.stop();
   }
 }
 

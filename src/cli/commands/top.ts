@@ -1,15 +1,41 @@
 // `lunkit top [--socket PATH] [--interval S]`: the live dashboard (blessed)
-// on this terminal, fed by the daemon's stats.snapshot every interval.
+// on this terminal, fed by the daemon's stats.subscribe stream (or
+// stats.snapshot polls against a daemon without subscriptions).
 
 import type { Argv, CommandModule } from 'yargs';
 
 import { ControlClient } from '../../daemon/control-client.js';
-import { runDashboard } from '../../dashboard/app.js';
+import { runDashboard, type SnapshotFeed } from '../../dashboard/app.js';
 import { UsageError, reportError, type CommonArgs } from '../output.js';
-import { fetchSnapshot } from './stats.js';
+import { streamSnapshots, type SnapshotStream } from './stats.js';
 
 interface TopArgs extends CommonArgs {
   interval: number;
+}
+
+/** The dashboard's feed from the daemon: streamSnapshots started on `start`, stopped on quit. */
+export function daemonFeed(client: ControlClient, intervalMs: number): SnapshotFeed {
+  return {
+    start: (sink) => {
+      let stream: SnapshotStream | undefined;
+      let ended = false;
+      const handlers = {
+        onSnapshot: (snap: Parameters<typeof sink.snapshot>[0]) => sink.snapshot(snap),
+        onError: (err: Error) => sink.error(err.message),
+      };
+      streamSnapshots(client, intervalMs, handlers).then(
+        (s) => {
+          stream = s;
+          if (ended) void s.stop();
+        },
+        (err: unknown) => sink.error(err instanceof Error ? err.message : String(err)),
+      );
+      return () => {
+        ended = true;
+        void stream?.stop();
+      };
+    },
+  };
 }
 
 export const topCommand: CommandModule<object, TopArgs> = {
@@ -31,7 +57,7 @@ export const topCommand: CommandModule<object, TopArgs> = {
       const c = (client = await ControlClient.connect(args.socket));
       await runDashboard({
         io: { input: process.stdin, output: process.stdout },
-        source: { snapshot: (since) => fetchSnapshot(c, since) },
+        source: daemonFeed(c, args.interval * 1000),
         intervalMs: args.interval * 1000,
       });
       // blessed resumed stdin; let the process exit now that the screen is gone.

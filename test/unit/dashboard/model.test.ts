@@ -111,6 +111,9 @@ describe('reduce: keys', () => {
     expect(reduce(base, { type: 'key', key: 'x' })).toBe(base);
     expect(reduce(base, { type: 'resize', width: 80, height: 24 })).toBe(base);
     expect(reduce(base, { type: 'tick', now: base.now })).toBe(base);
+    // The clock never goes back (a snapshot set a later time than the tick's whole second).
+    expect(reduce(base, { type: 'tick', now: base.now - 500 })).toBe(base);
+    expect(reduce(base, { type: 'tick', now: base.now + 1000 }).now).toBe(base.now + 1000);
     expect(reduce(base, { type: 'key', key: 'up' })).toBe(base);
   });
 
@@ -140,6 +143,37 @@ describe('view', () => {
       }
       expect(frame.join('\n')).toContain('login {open}x{close}');
     }
+  });
+
+  it('draws each pane title as a rule that reaches the pane\'s right edge', () => {
+    for (const [w, h, ascii] of [
+      [80, 24, false],
+      [100, 30, true],
+      [200, 60, false],
+    ] as const) {
+      const s = run(initialState({ width: w, height: h, ascii }), { type: 'snapshot', snapshot: snapshotAt(0, 0) });
+      const rule = ascii ? '-' : '─';
+      const titles = drawFrame(s)
+        .map((l) => l.replace(/\{(\/?)(bold|inverse|underline)\}/g, ''))
+        .filter((l) => l.startsWith(`${rule} `));
+      expect(titles.length).toBeGreaterThanOrEqual(2);
+      for (const t of titles) {
+        // Side by side panes are one space apart: no run of spaces, rule to the edge.
+        expect(t).not.toMatch(/ {2}/);
+        expect(t.endsWith(rule)).toBe(true);
+      }
+    }
+  });
+
+  it('shows the hint above the footer, with the panes above it', () => {
+    const s = run(initialState({ width: 80, height: 24, hint: 'watch it move: iscsi-perf iscsi://h/t/0' }), { type: 'snapshot', snapshot: snapshotAt(0, 0) });
+    const frame = drawFrame(s).map((l) => l.replace(/\{(\/?)(bold|inverse|underline)\}/g, ''));
+    expect(frame).toHaveLength(24);
+    expect(frame[22].trimEnd()).toBe('watch it move: iscsi-perf iscsi://h/t/0');
+    expect(frame[23]).toMatch(/^tab pane/);
+    expect(frame.filter((l) => l.startsWith('─ '))).toHaveLength(4);
+    // Without a hint that row belongs to the events pane.
+    expect(drawFrame({ ...s, hint: null }).join('\n')).not.toContain('watch it move');
   });
 
   it('lays panes out inside the screen without overlap', () => {

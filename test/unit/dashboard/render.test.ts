@@ -4,9 +4,10 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 
+import { runDashboard, type SnapshotSink } from '../../../src/dashboard/app.js';
 import { initialState, reduce } from '../../../src/dashboard/model.js';
 import { DashboardRenderer, keyName, terminalFor } from '../../../src/dashboard/render.js';
-import { IQN, INITIATOR, snapshotAt } from './fixture.js';
+import { IQN, INITIATOR, event, snapshotAt } from './fixture.js';
 
 class FakeTty extends PassThrough {
   isTTY = true;
@@ -106,5 +107,62 @@ describe('dashboard renderer on a fake TTY', () => {
     expect(keyName('/', undefined)).toBe('/');
     expect(keyName('\x03', { name: 'c', ctrl: true })).toBe('C-c');
     expect(keyName(undefined, { name: 'f1' })).toBeUndefined();
+  });
+
+  it('runDashboard draws what a feed pushes, stops the feed on q and resolves with the last state', async () => {
+    const io = fakeIo(80, 24);
+    let sink: SnapshotSink | undefined;
+    let stopped = 0;
+    const done = runDashboard({
+      io: { input: io.input, output: io.output },
+      terminal: 'xterm-256color',
+      ascii: false,
+      hint: 'watch it move: iscsi-perf iscsi://127.0.0.1:3260/x/0',
+      source: {
+        start: (s) => {
+          sink = s;
+          return () => stopped++;
+        },
+      },
+    });
+    expect(sink).toBeDefined();
+    sink!.snapshot(snapshotAt(9, 0));
+    sink!.snapshot(snapshotAt(10, 5000));
+    await new Promise((res) => setTimeout(res, 50));
+    expect(io.captured()).toContain('19.5MiB/s');
+    expect(io.captured()).toContain('watch it move: iscsi-perf');
+    sink!.error('the daemon closed the connection');
+    await new Promise((res) => setTimeout(res, 50));
+    expect(io.captured()).toContain('[the daemon closed the connection]');
+    io.input.write('q');
+    const final = await done;
+    expect(final.quit).toBe(true);
+    expect(final.snapshot?.time).toBe(snapshotAt(10, 5000).time);
+    expect(stopped).toBe(1);
+  });
+
+  it('runDashboard closes when its signal aborts, and polls a pull source with eventsSince', async () => {
+    const io = fakeIo(80, 24);
+    const asked: number[] = [];
+    const ac = new AbortController();
+    const done = runDashboard({
+      io: { input: io.input, output: io.output },
+      terminal: 'xterm-256color',
+      intervalMs: 100,
+      source: {
+        snapshot: (since) => {
+          asked.push(since);
+          return Promise.resolve(snapshotAt(asked.length, asked.length * 10, asked.length === 1 ? [event(4, 'login x')] : []));
+        },
+      },
+      signal: ac.signal,
+    });
+    await new Promise((res) => setTimeout(res, 350));
+    ac.abort();
+    const final = await done;
+    expect(final.quit).toBe(false);
+    expect(asked[0]).toBe(0);
+    expect(asked.slice(1).every((n) => n === 4)).toBe(true);
+    expect(asked.length).toBeGreaterThanOrEqual(2);
   });
 });
