@@ -1,4 +1,4 @@
-// Runs a LunkitRuntime in the foreground until SIGINT or SIGTERM: the first
+// Runs a LunkitRuntime in the foreground until SIGINT, SIGTERM or SIGHUP: the first
 // signal stops cleanly (in-flight commands finish, backstores are flushed);
 // a second one exits at once. Works the same with and without a terminal.
 
@@ -22,7 +22,7 @@ export async function serveUntilSignalled(
 }
 
 /**
- * Resolves with an exit code once `stop` has run after SIGINT or SIGTERM: 0 if
+ * Resolves with an exit code once `stop` has run after SIGINT, SIGTERM or SIGHUP: 0 if
  * it succeeded, 1 if it failed. A second signal exits at once.
  */
 export function untilSignalled(stop: () => Promise<void>, logger: Logger): Promise<number> {
@@ -45,5 +45,7 @@ export function untilSignalled(stop: () => Promise<void>, logger: Logger): Promi
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    // The terminal went away: stop cleanly too (a FUSE mount must not stay behind).
+    process.on('SIGHUP', onSignal);
   });
 }

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { emptyConfigDoc, validateDoc, type ConfigDoc, type DesiredState } from './config-doc.js';
-import { ControlServer, prepareSocketPath, type RequestContext } from './control-server.js';
+import { ControlServer, prepareSocketPath, type ControlConnection, type RequestContext } from './control-server.js';
 import { ConfigError, ControlError } from './errors.js';
 import { migrateConfig } from './migrate.js';
 import { CONFIG_OPS } from './ops.js';
@@ -61,17 +61,18 @@ export class LunkitDaemon {
   private readonly version = packageVersion();
   private server: ControlServer | undefined;
   private stopping: Promise<void> | undefined;
-  /** Logins, logouts, resets, errors: the dashboard's event log. */
-  private readonly events = new StatsEventLog();
   private metricsServer: MetricsServer | undefined;
   private nextSubscription = 1;
-  private readonly subscriptions = new Map<number, () => void>();
+  /** stats.subscribe streams: id -> the connection that owns it and how to end it. */
+  private readonly subscriptions = new Map<number, { connection: ControlConnection; end: () => void }>();
 
   private constructor(
     readonly runtime: LunkitRuntime,
     initial: DesiredState,
     private readonly opts: DaemonOptions,
     private readonly logger: Logger,
+    /** Logins, logouts, resets, errors: the dashboard's event log (created before the runtime starts, so it has the start-up events). */
+    private readonly events: StatsEventLog,
   ) {
     this.state = initial;
   }
@@ -92,8 +93,15 @@ export class LunkitDaemon {
     }
     // Refuse a live daemon's socket before binding any portal (its ports would clash first, less clearly).
     await prepareSocketPath(opts.socketPath);
-    const runtime = await LunkitRuntime.start(initial.config, { logger });
-    const daemon = new LunkitDaemon(runtime, initial, opts, logger);
+    const events = new StatsEventLog();
+    let runtime: LunkitRuntime;
+    try {
+      runtime = await LunkitRuntime.start(initial.config, { logger });
+    } catch (e) {
+      events.close();
+      throw e;
+    }
+    const daemon = new LunkitDaemon(runtime, initial, opts, logger, events);
     try {
       daemon.server = await ControlServer.listen({
         path: opts.socketPath,
@@ -143,7 +151,7 @@ export class LunkitDaemon {
   /** Stops the control socket, then the runtime (in-flight commands finish, backstores flush). */
   stop(graceMs = 5000): Promise<void> {
     this.stopping ??= (async () => {
-      for (const end of [...this.subscriptions.values()]) end();
+      for (const { end } of [...this.subscriptions.values()]) end();
       await this.server?.close();
       await this.metricsServer?.close();
       await this.queue;
@@ -164,6 +172,7 @@ export class LunkitDaemon {
           revision: this.revision,
           socket: this.opts.socketPath,
           listening: this.listening(),
+          subscriptions: this.subscriptions.size,
           ...(this.opts.configFile !== undefined ? { configFile: this.opts.configFile } : {}),
         };
       case 'config.get':
@@ -182,9 +191,10 @@ export class LunkitDaemon {
       case 'stats.subscribe':
         return this.subscribe(params, ctx);
       case 'stats.unsubscribe': {
-        const end = typeof params.subscription === 'number' ? this.subscriptions.get(params.subscription) : undefined;
-        if (!end) throw new ControlError('ERR_NOT_FOUND', `no subscription ${String(params.subscription)}`);
-        end();
+        // Only the connection that subscribed can end a subscription.
+        const sub = typeof params.subscription === 'number' ? this.subscriptions.get(params.subscription) : undefined;
+        if (!sub || sub.connection !== ctx.connection) throw new ControlError('ERR_NOT_FOUND', `no subscription ${String(params.subscription)} on this connection`);
+        sub.end();
         return {};
       }
       default: {
@@ -216,7 +226,7 @@ export class LunkitDaemon {
       clearInterval(timer);
       this.subscriptions.delete(subscription);
     };
-    this.subscriptions.set(subscription, end);
+    this.subscriptions.set(subscription, { connection: ctx.connection, end });
     ctx.connection.onClose(end);
     // The first snapshot follows the answer (the whole event log).
     setImmediate(tick);
