@@ -51,9 +51,18 @@ export function checkTransfer(
   return undefined;
 }
 
-/** Read blocks into a fresh buffer, or a CHECK CONDITION. */
-export async function readBlocks(ctx: CommandContext, lba: bigint, blocks: number): Promise<Buffer | CommandOutcome> {
-  const buf = Buffer.allocUnsafe(blocks * ctx.device.blockSize);
+/**
+ * Read blocks, or a CHECK CONDITION. The data lands in `into` when it is large
+ * enough (a view of it is returned), else in a fresh buffer.
+ */
+export async function readBlocks(
+  ctx: CommandContext,
+  lba: bigint,
+  blocks: number,
+  into?: Buffer,
+): Promise<Buffer | CommandOutcome> {
+  const n = blocks * ctx.device.blockSize;
+  const buf = into !== undefined && into.length >= n ? into.subarray(0, n) : Buffer.allocUnsafe(n);
   try {
     await ctx.device.backstore.read(buf, byteOffset(ctx, lba));
   } catch (err) {
@@ -82,7 +91,8 @@ function readHandler(decode: LbaDecoder, cdbLength: 6 | 10 | 12 | 16): CommandHa
     const bad = checkTransfer(ctx, lba, blocks, cdbLength);
     if (bad) return bad;
     if (blocks === 0) return GOOD;
-    const data = await readBlocks(ctx, lba, blocks);
+    // The fabric's Data-In memory, when it offers some (ScsiCommand.dataInBuffer).
+    const data = await readBlocks(ctx, lba, blocks, ctx.cmd.dataInBuffer);
     if (!Buffer.isBuffer(data)) return data;
     return { kind: 'good', data };
   };

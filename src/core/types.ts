@@ -94,6 +94,14 @@ export interface ScsiCommand {
    * all of it before submit (unsolicited + solicited Data-Out).
    */
   dataOut?: Buffer | undefined;
+  /**
+   * Memory the fabric offers for Data-In. A READ whose data fits reads into it
+   * and answers with a view of it (same ArrayBuffer), so a fabric can keep a
+   * pool instead of the core allocating per command; the fabric must not reuse
+   * it until the response has been sent. Too small, or a command that builds
+   * its own data: ignored. Never touched once submit() has resolved.
+   */
+  dataInBuffer?: Buffer | undefined;
 }
 
 export type ResidualKind = 'none' | 'underflow' | 'overflow';

@@ -35,6 +35,7 @@ import {
 } from './commands.js';
 import { LunSession, type NbdCore, type PeerInfo } from './lun-session.js';
 import { NBD_MAX_BLOCK, Negotiation, type ResolvedExport, type TransmissionMode } from './negotiation.js';
+import { ReadBufferPool } from './read-buffers.js';
 import { encodeReply, type Outcome } from './replies.js';
 import type { NbdExportConfig, NbdLogger } from './server.js';
 import { upgradeToTls, type NbdTlsSetup } from './tls.js';
@@ -109,6 +110,8 @@ export class NbdConnection {
   private corkedBytes = 0;
   private disconnecting = false;
   private closed = false;
+  /** READ Data-In memory, reused once a reply has left (read-buffers.ts). */
+  private readonly readBuffers = new ReadBufferPool();
   private readonly closeCallbacks: Array<() => void> = [];
 
   constructor(
@@ -376,11 +379,21 @@ export class NbdConnection {
     const fua = (req.flags & NbdCmdFlag.FUA) !== 0;
     switch (req.type) {
       case NbdCmd.READ: {
-        const res = await session.run(rw16(false, lba, blocks, false), 'read', req.length);
-        if (res.status !== ScsiStatus.GOOD) return this.failed(res.sense, false);
+        // submit() resolves only after the backstore is done with the buffer
+        // (the engine waits for the handler even when the task is aborted).
+        const lease = this.readBuffers.acquire(req.length);
+        const res = await session.run(rw16(false, lba, blocks, false), 'read', req.length, undefined, lease).catch((e: unknown) => {
+          if (lease) this.readBuffers.release(lease);
+          throw e;
+        });
+        if (res.status !== ScsiStatus.GOOD) {
+          if (lease) this.readBuffers.release(lease);
+          return this.failed(res.sense, false);
+        }
         const data = res.dataIn ?? Buffer.alloc(0);
         // A short Data-In would desync a simple reply: pad with zeroes (never expected).
-        return { error: NbdErrno.OK, data: data.length === req.length ? data : Buffer.concat([data, Buffer.alloc(req.length - data.length)]) };
+        const full = data.length === req.length ? data : Buffer.concat([data, Buffer.alloc(req.length - data.length)]);
+        return { error: NbdErrno.OK, data: full, lease };
       }
       case NbdCmd.CACHE: {
         // PRE-FETCH answers CONDITION MET when the range fits the cache: also a success.
@@ -456,7 +469,11 @@ export class NbdConnection {
   }
 
   private reply(req: NbdRequest, out: Outcome): void {
-    if (this.closed || this.socket.destroyed) return;
+    const lease = out.lease;
+    if (this.closed || this.socket.destroyed) {
+      if (lease) this.readBuffers.release(lease);
+      return;
+    }
     const parts = encodeReply(req, out, this.mode);
     // Coalesce: replies finished in one turn of the event loop (libuv hands
     // back all completed file I/O at once, each completion its own callback)
@@ -471,8 +488,14 @@ export class NbdConnection {
       this.socket.cork();
       setImmediate(this.flushReplies);
     }
-    for (const p of parts) {
-      this.socket.write(p);
+    const last = parts.length - 1;
+    for (let i = 0; i <= last; i++) {
+      const p = parts[i];
+      // The pooled READ buffer is reused only once the kernel has every byte
+      // of the reply: the write callback, not write() returning. Writes
+      // complete in order, so the last part's callback covers the data.
+      if (i === last && lease) this.socket.write(p, () => this.readBuffers.release(lease));
+      else this.socket.write(p);
       this.corkedBytes += p.length;
     }
     if (this.corkedBytes >= COALESCE_MAX_BYTES) this.flushReplies();
@@ -503,6 +526,7 @@ export class NbdConnection {
   private finish(): void {
     if (this.closed) return;
     this.closed = true;
+    this.readBuffers.close();
     this.session?.close();
     for (const cb of this.closeCallbacks) cb();
   }

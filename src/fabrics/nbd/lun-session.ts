@@ -110,8 +110,17 @@ export class LunSession {
     }
   }
 
-  /** Submits one CDB to LUN 0, resubmitting after unit attentions. */
-  async run(cdb: Buffer, direction: 'none' | 'read' | 'write', expectedLength: number, dataOut?: Buffer): Promise<ScsiResponse> {
+  /**
+   * Submits one CDB to LUN 0, resubmitting after unit attentions. A READ may
+   * answer with a view of `dataInBuffer` (ScsiCommand.dataInBuffer).
+   */
+  async run(
+    cdb: Buffer,
+    direction: 'none' | 'read' | 'write',
+    expectedLength: number,
+    dataOut?: Buffer,
+    dataInBuffer?: Buffer,
+  ): Promise<ScsiResponse> {
     let res: ScsiResponse | undefined;
     for (let i = 0; i <= UA_RETRIES; i++) {
       res = await this.core.submit({
@@ -123,6 +132,7 @@ export class LunSession {
         expectedLength,
         direction,
         dataOut,
+        dataInBuffer,
       });
       if (res.status !== ScsiStatus.CHECK_CONDITION || senseCodes(res.sense)?.key !== SK_UNIT_ATTENTION) return res;
     }

@@ -25,6 +25,11 @@ export interface Outcome {
   message?: string;
   /** READ: exactly req.length bytes. */
   data?: Buffer;
+  /**
+   * READ: the pooled buffer `data` may live in; the connection releases it
+   * once the reply's write callback fired (never part of the reply itself).
+   */
+  lease?: Buffer | undefined;
   /** BLOCK_STATUS: the meta context and its descriptors. */
   context?: number;
   extents?: BlockDescriptor[];
