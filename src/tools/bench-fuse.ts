@@ -12,8 +12,8 @@
 
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { cpuSeconds, freePort } from './bench-process.js';
 
 interface Job {
   name: string;
@@ -38,16 +38,6 @@ function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): 
   });
 }
 
-function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => res(p));
-    });
-  });
-}
-
 async function waitFile(path: string, ms = 15_000): Promise<void> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
@@ -64,15 +54,6 @@ interface Result {
   cpuUs: number;
 }
 
-/** CLK_TCK on Linux (USER_HZ), the unit of utime/stime in /proc/PID/stat. */
-const CLK_TCK = 100;
-
-/** utime+stime of a process in seconds (proc(5): fields 14 and 15, counted after the ")" of comm). */
-async function cpuSeconds(pid: number): Promise<number> {
-  const text = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-}
 
 /** The holder's pid from its state file (<run>/attach/<id>.json), found by the file it serves. */
 async function holderPid(file: string): Promise<number> {

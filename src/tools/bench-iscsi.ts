@@ -10,17 +10,16 @@
 //
 //   node dist/tools/bench-iscsi.js [--seconds 10] [--size 1G] [--dir /dev/shm]
 
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { spawn, execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
+import { CLK_TCK, cpuTicks, freePort, stopChild, waitReady } from './bench-process.js';
 
 const execFileP = promisify(execFile);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const IQN = 'iqn.2026-11.io.lunkit:bench';
-const CLK_TCK = 100;
 
 interface Workload {
   name: string;
@@ -40,25 +39,6 @@ interface Result {
   cpuUsPerReq: number;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => res(port));
-    });
-  });
-}
-
-async function cpuTicks(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name (which may contain spaces) start at ')'.
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
-}
-
 async function perf(url: string, w: Workload, seconds: number, serverPid: number): Promise<Result> {
   const args = ['-m', String(w.depth), '-b', String(w.blocks), '-t', String(seconds), ...(w.random ? ['-r'] : []), url];
   const before = await cpuTicks(serverPid);
@@ -70,33 +50,6 @@ async function perf(url: string, w: Workload, seconds: number, serverPid: number
   const requests = iops * seconds;
   const cpuUs = ((after - before) / CLK_TCK) * 1e6;
   return { iops, mbps: Number(m[2]), cpuUsPerReq: requests ? cpuUs / requests : NaN };
-}
-
-function waitReady(child: ChildProcess, re: RegExp, ms: number): Promise<void> {
-  return new Promise((res, rej) => {
-    let buf = '';
-    const t = setTimeout(() => rej(new Error(`not ready after ${ms} ms: ${buf}`)), ms);
-    child.stdout?.on('data', (d: Buffer) => {
-      buf += d.toString();
-      if (re.test(buf)) {
-        clearTimeout(t);
-        res();
-      }
-    });
-    child.once('exit', (c) => {
-      clearTimeout(t);
-      rej(new Error(`exited with ${c}: ${buf}`));
-    });
-  });
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const done = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await done;
-  clearTimeout(t);
 }
 
 async function withTgtd(image: string, run: (url: string, pid: number) => Promise<void>): Promise<void> {
@@ -119,7 +72,7 @@ async function withTgtd(image: string, run: (url: string, pid: number) => Promis
     await adm('--op', 'bind', '--mode', 'target', '--tid', '1', '-I', 'ALL');
     await run(`iscsi://127.0.0.1:${port}/${IQN}/1`, tgtd.pid!);
   } finally {
-    await stop(tgtd);
+    await stopChild(tgtd);
   }
 }
 
@@ -145,7 +98,7 @@ async function withLunkit(dir: string, image: string, run: (url: string, pid: nu
     await waitReady(child, /ready/, 30_000);
     await run(`iscsi://127.0.0.1:${port}/${IQN}/0`, child.pid!);
   } finally {
-    await stop(child);
+    await stopChild(child);
   }
 }
 

@@ -12,16 +12,15 @@
 //
 //   node dist/tools/bench-nbd.js [--seconds 10] [--size 1024] [--dir /dev/shm] [--only lunkit|nbdkit]
 
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { spawn, execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
+import { CLK_TCK, cpuTicks, freePort, stopChild, waitReady } from './bench-process.js';
 
 const execFileP = promisify(execFile);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CLK_TCK = 100;
 
 interface Workload {
   name: string;
@@ -43,25 +42,6 @@ interface Result {
 }
 
 type ServerName = 'nbdkit' | 'lunkit';
-
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => res(port));
-    });
-  });
-}
-
-async function cpuTicks(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name (which may contain spaces) start at ')'.
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
-}
 
 interface FioSide {
   iops: number;
@@ -109,33 +89,6 @@ async function waitPort(port: number, ms: number): Promise<void> {
   }
 }
 
-function waitReady(child: ChildProcess, re: RegExp, ms: number): Promise<void> {
-  return new Promise((res, rej) => {
-    let buf = '';
-    const t = setTimeout(() => rej(new Error(`not ready after ${ms} ms: ${buf}`)), ms);
-    child.stdout?.on('data', (d: Buffer) => {
-      buf += d.toString();
-      if (re.test(buf)) {
-        clearTimeout(t);
-        res();
-      }
-    });
-    child.once('exit', (c) => {
-      clearTimeout(t);
-      rej(new Error(`exited with ${c}: ${buf}`));
-    });
-  });
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const done = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await done;
-  clearTimeout(t);
-}
-
 async function withNbdkit(image: string, run: (uri: string, pid: number) => Promise<void>): Promise<void> {
   const port = await freePort();
   // Defaults otherwise (16 threads, parallel thread model, page cache).
@@ -144,7 +97,7 @@ async function withNbdkit(image: string, run: (uri: string, pid: number) => Prom
     await waitPort(port, 15_000);
     await run(`nbd://127.0.0.1:${port}/`, child.pid!);
   } finally {
-    await stop(child);
+    await stopChild(child);
   }
 }
 
@@ -166,7 +119,7 @@ async function withLunkit(dir: string, image: string, nodeArgs: string[], run: (
     await waitReady(child, /ready/, 30_000);
     await run(`nbd://127.0.0.1:${port}/bench`, child.pid!);
   } finally {
-    await stop(child);
+    await stopChild(child);
   }
 }
 
