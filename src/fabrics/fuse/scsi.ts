@@ -5,6 +5,10 @@
 
 import { parseSense } from '../../core/sense.js';
 import { ScsiStatus, type ScsiResponse } from '../../core/types.js';
+import { parseReadCapacity16 } from '../../protocols/scsi/block-cdbs.js';
+
+// The CDB builders live with the other SCSI codecs; re-exported for this fabric's modules.
+export { modeSense6, readCapacity16, rw16, synchronizeCache16, testUnitReady } from '../../protocols/scsi/block-cdbs.js';
 
 /** Linux errno values (asm-generic/errno-base.h); fuse-native wants them negated. */
 export const Errno = {
@@ -98,45 +102,8 @@ export function outcomeToErrno(res: ScsiResponse, isWrite: boolean): number {
 
 // --- CDB builders (SBC-3 §5) ----------------------------------------------------
 
-/** READ(16) 0x88 / WRITE(16) 0x8a: LBA(8) at byte 2, transfer length(4) at byte 10. */
-export function rw16(write: boolean, lba: number, blocks: number): Buffer {
-  const cdb = Buffer.alloc(16);
-  cdb[0] = write ? 0x8a : 0x88;
-  cdb.writeBigUInt64BE(BigInt(lba), 2);
-  cdb.writeUInt32BE(blocks, 10);
-  return cdb;
-}
-
-/** SYNCHRONIZE CACHE(16) 0x91 over the whole LU (LBA 0, 0 blocks = to the end, SBC-3 §5.26). */
-export function synchronizeCache16(): Buffer {
-  const cdb = Buffer.alloc(16);
-  cdb[0] = 0x91;
-  return cdb;
-}
-
-/** TEST UNIT READY: consumes the POWER ON/RESET unit attention of a new nexus. */
-export function testUnitReady(): Buffer {
-  return Buffer.alloc(6);
-}
-
-/** READ CAPACITY(16): SERVICE ACTION IN(16) 0x9e / 0x10, allocation length 32 (SBC-3 §5.16). */
-export function readCapacity16(): Buffer {
-  const cdb = Buffer.alloc(16);
-  cdb[0] = 0x9e;
-  cdb[1] = 0x10;
-  cdb.writeUInt32BE(32, 10);
-  return cdb;
-}
-
-/** MODE SENSE(6) with DBD, all pages: only the header's WP bit is used (SPC-4 §7.5.5). */
-export function modeSense6(): Buffer {
-  return Buffer.from([0x1a, 0x08, 0x3f, 0x00, 0xff, 0x00]);
-}
-
 /** Size in bytes and logical block size from READ CAPACITY(16) parameter data. */
 export function parseCapacity(data: Buffer): { size: number; blockSize: number } {
-  if (data.length < 12) throw new Error(`READ CAPACITY(16) returned ${data.length} bytes`);
-  const blocks = data.readBigUInt64BE(0) + 1n;
-  const blockSize = data.readUInt32BE(8);
+  const { blocks, blockSize } = parseReadCapacity16(data);
   return { size: Number(blocks * BigInt(blockSize)), blockSize };
 }

@@ -4,6 +4,10 @@
 // Everything here is pure so the mapping can be tested without sockets.
 
 import { NbdErrno, NbdTransmissionFlag } from '../../protocols/nbd/index.js';
+import { senseCodes } from '../../protocols/scsi/block-cdbs.js';
+
+// The CDB builders live with the other SCSI codecs; re-exported for this fabric's modules.
+export { modeSense6, parseReadCapacity16, prefetch16, readCapacity16, rw16, senseCodes, synchronizeCache16, testUnitReady, writeSame16 } from '../../protocols/scsi/block-cdbs.js';
 
 // --- What the fabric learned about an export's LU (READ CAPACITY(16), MODE SENSE) --
 
@@ -63,17 +67,6 @@ export function deriveTransmissionFlags(geo: ExportGeometry, exportReadOnly: boo
   return flags;
 }
 
-/** Parses READ CAPACITY(16) parameter data (SBC-3 §5.16.2). */
-export function parseReadCapacity16(data: Buffer): { blocks: bigint; blockSize: number; thin: boolean; unmapReadsZero: boolean } {
-  if (data.length < 16) throw new Error(`READ CAPACITY(16) returned ${data.length} bytes`);
-  return {
-    blocks: data.readBigUInt64BE(0) + 1n,
-    blockSize: data.readUInt32BE(8),
-    thin: (data[14] & 0x80) !== 0,
-    unmapReadsZero: (data[14] & 0x40) !== 0,
-  };
-}
-
 // --- Sense -> errno ------------------------------------------------------------------
 
 const SK_NOT_READY = 0x2;
@@ -81,15 +74,6 @@ const SK_MEDIUM_ERROR = 0x3;
 const SK_HARDWARE_ERROR = 0x4;
 const SK_ILLEGAL_REQUEST = 0x5;
 const SK_DATA_PROTECT = 0x7;
-
-/** Key/ASC/ASCQ of fixed (0x70/0x71) or descriptor (0x72/0x73) sense; undefined if unreadable. */
-export function senseCodes(sense: Buffer | undefined): { key: number; asc: number; ascq: number } | undefined {
-  if (!sense || sense.length < 4) return undefined;
-  const code = sense[0] & 0x7f;
-  if ((code === 0x70 || code === 0x71) && sense.length >= 14) return { key: sense[2] & 0x0f, asc: sense[12], ascq: sense[13] };
-  if (code === 0x72 || code === 0x73) return { key: sense[1] & 0x0f, asc: sense[2], ascq: sense[3] };
-  return undefined;
-}
 
 /**
  * The NBD errno for a failed SCSI command. proto.md "Error values": a write
@@ -119,42 +103,6 @@ export function senseToErrno(sense: Buffer | undefined, isWrite: boolean): numbe
 }
 
 // --- CDB builders (SBC-3 §5) ------------------------------------------------------------
-
-/** READ(16) 0x88 / WRITE(16) 0x8a: LBA(8) at 2, transfer length(4) at 10; FUA is byte 1 bit 3. */
-export function rw16(write: boolean, lba: bigint, blocks: number, fua: boolean): Buffer {
-  const cdb = Buffer.alloc(16);
-  cdb[0] = write ? 0x8a : 0x88;
-  if (fua) cdb[1] = 0x08;
-  cdb.writeBigUInt64BE(lba, 2);
-  cdb.writeUInt32BE(blocks, 10);
-  return cdb;
-}
-
-/** SYNCHRONIZE CACHE(16) 0x91 over the whole LU (LBA 0, 0 blocks = to the end). */
-export function synchronizeCache16(): Buffer {
-  const cdb = Buffer.alloc(16);
-  cdb[0] = 0x91;
-  return cdb;
-}
-
-/** PRE-FETCH(16) 0x90 (SBC-3 §5.10): LBA(8) at 2, number of blocks(4) at 10, IMMED 0. */
-export function prefetch16(lba: bigint, blocks: number): Buffer {
-  const cdb = Buffer.alloc(16);
-  cdb[0] = 0x90;
-  cdb.writeBigUInt64BE(lba, 2);
-  cdb.writeUInt32BE(blocks, 10);
-  return cdb;
-}
-
-/** WRITE SAME(16) 0x93: byte 1 has UNMAP (0x08) and NDOB (0x01); NDOB sends no data. */
-export function writeSame16(lba: bigint, blocks: number, unmap: boolean): Buffer {
-  const cdb = Buffer.alloc(16);
-  cdb[0] = 0x93;
-  cdb[1] = (unmap ? 0x08 : 0) | 0x01;
-  cdb.writeBigUInt64BE(lba, 2);
-  cdb.writeUInt32BE(blocks, 10);
-  return cdb;
-}
 
 /** Largest block count one UNMAP block descriptor may carry (our VPD 0xB0 limit). */
 export const UNMAP_DESCRIPTOR_BLOCKS = 0x100000;
@@ -188,21 +136,3 @@ export function unmap(lba: bigint, blocks: number): { cdb: Buffer; param: Buffer
   return { cdb, param };
 }
 
-/** TEST UNIT READY: used to drain the POWER ON/RESET unit attention of a new nexus. */
-export function testUnitReady(): Buffer {
-  return Buffer.alloc(6);
-}
-
-/** READ CAPACITY(16): SERVICE ACTION IN(16) 0x9e / 0x10, allocation length 32. */
-export function readCapacity16(): Buffer {
-  const cdb = Buffer.alloc(16);
-  cdb[0] = 0x9e;
-  cdb[1] = 0x10;
-  cdb.writeUInt32BE(32, 10);
-  return cdb;
-}
-
-/** MODE SENSE(6) with DBD, page 0x3f: only the header's WP bit is used. */
-export function modeSense6(): Buffer {
-  return Buffer.from([0x1a, 0x08, 0x3f, 0x00, 0xff, 0x00]);
-}

@@ -426,7 +426,7 @@ export class NbdConnection {
         const chunk = Math.max(1, Math.floor(WRITE_SAME_CHUNK_BYTES / blockSize));
         for (let done = 0; done < blocks; done += chunk) {
           const n = Math.min(chunk, blocks - done);
-          const out = await this.scsi(session.run(writeSame16(lba + BigInt(done), n, mayUnmap), 'none', 0), true);
+          const out = await this.scsi(session.run(writeSame16(lba + BigInt(done), n, mayUnmap, true), 'none', 0), true);
           if (out.error !== NbdErrno.OK) return out;
         }
         if (fua) return this.scsi(session.run(synchronizeCache16(), 'none', 0), true);

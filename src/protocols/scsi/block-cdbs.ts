@@ -29,11 +29,14 @@ export function prefetch16(lba: bigint | number, blocks: number): Buffer {
   return cdb;
 }
 
-/** WRITE SAME(16) 0x93, UNMAP bit 3 of byte 1 (SBC-3 §5.42); the data-out is one block. */
-export function writeSame16(lba: bigint | number, blocks: number, unmap: boolean): Buffer {
+/**
+ * WRITE SAME(16) 0x93 (SBC-3 §5.42): UNMAP is bit 3 of byte 1; NDOB (bit 0)
+ * means no data-out buffer (zeroes), otherwise the data-out is one block.
+ */
+export function writeSame16(lba: bigint | number, blocks: number, unmap: boolean, ndob = false): Buffer {
   const cdb = Buffer.alloc(16);
   cdb[0] = 0x93;
-  if (unmap) cdb[1] = 0x08;
+  cdb[1] = (unmap ? 0x08 : 0) | (ndob ? 0x01 : 0);
   cdb.writeBigUInt64BE(BigInt(lba), 2);
   cdb.writeUInt32BE(blocks, 10);
   return cdb;

@@ -78,8 +78,8 @@ describe('CDB builders', () => {
     expect(rw16(true, 8n, 1, true).toString('hex')).toBe('8a080000000000000008000000010000');
   });
   it('WRITE SAME(16) with NDOB, with and without UNMAP', () => {
-    expect(writeSame16(2n, 3, true).toString('hex')).toBe('93090000000000000002000000030000');
-    expect(writeSame16(2n, 3, false).toString('hex')).toBe('93010000000000000002000000030000');
+    expect(writeSame16(2n, 3, true, true).toString('hex')).toBe('93090000000000000002000000030000');
+    expect(writeSame16(2n, 3, false, true).toString('hex')).toBe('93010000000000000002000000030000');
   });
   it('UNMAP splits at 0x100000 blocks per descriptor', () => {
     const { cdb, param } = unmap(16n, 0x100001);

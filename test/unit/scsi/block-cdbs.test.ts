@@ -24,6 +24,8 @@ describe('block CDB builders', () => {
     expect(prefetch16(8n, 2)).toEqual(hex('90 00 0000000000000008 00000002 00 00'));
     expect(writeSame16(1n, 0x100, true)).toEqual(hex('93 08 0000000000000001 00000100 00 00'));
     expect(writeSame16(1n, 1, false)[1]).toBe(0);
+    expect(writeSame16(2n, 4, false, true)).toEqual(hex('93 01 0000000000000002 00000004 00 00'));
+    expect(writeSame16(2n, 4, true, true)[1]).toBe(0x09);
   });
   it('TEST UNIT READY, READ CAPACITY(16), MODE SENSE(6)', () => {
     expect(testUnitReady()).toEqual(hex('00 00 00 00 00 00'));
