@@ -12,7 +12,8 @@
 
 import { execFile } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { join, resolve } from 'node:path';
 
 export interface MountInfoEntry {
   mountPoint: string;
@@ -119,13 +120,17 @@ export async function prepareMountpoint(dir: string, opts: { mkdir?: boolean } =
       return { clearedStale };
     }
     const top = mounts[mounts.length - 1];
-    if (isFuseType(top.fsType) && probe === 'enotconn') {
+    // The kernel answers a stat of the mount root from cached attributes for
+    // a while after its server died (attr_timeout), so also look up a name
+    // that cannot be cached: a dead server gives ENOTCONN, a live one ENOENT.
+    const lookup = isFuseType(top.fsType) && probe !== 'enotconn' ? await probePath(join(abs, `.lunkit-probe-${randomBytes(6).toString('hex')}`)) : probe;
+    if (isFuseType(top.fsType) && (probe === 'enotconn' || lookup === 'enotconn')) {
       await forceUnmount(abs);
       clearedStale = true;
       continue;
     }
     const what = `${top.fsType} from ${top.source}`;
-    if (probe === 'timeout') {
+    if (probe === 'timeout' || lookup === 'timeout') {
       throw Object.assign(
         new Error(`mount point ${abs} is in use by ${what} whose server does not answer; if it is dead, run: fusermount -uz ${abs}`),
         { code: 'ERR_FUSE_MOUNTPOINT_IN_USE' },
