@@ -6,6 +6,7 @@ import type { Argv, CommandModule } from 'yargs';
 
 import { printResult, runVerb, withCommon, type CommonArgs } from '../output.js';
 import { aclChapParams, aclMapParams, aclParams, aclUnmapParams } from '../params.js';
+import { callVerb } from '../verbs.js';
 
 interface AclArgs extends CommonArgs {
   iqn: string;
@@ -64,8 +65,9 @@ const chap: CommandModule<object, ChapArgs> = {
         .example(`$0 acl chap ${T} ${I} --clear`, 'no CHAP'),
     ) as Argv<ChapArgs>,
   handler: (args) =>
-    runVerb(
+    callVerb(
       args,
+      'acl.chap',
       () =>
         aclChapParams({
           iqn: args.iqn,
@@ -77,10 +79,7 @@ const chap: CommandModule<object, ChapArgs> = {
           mutualPassword: args['mutual-password'],
           clear: args.clear,
         }),
-      async (client, params) => {
-        const res = await client.call('acl.chap', params);
-        printResult(res, args.json, () => `${args.clear ? 'Cleared' : 'Set'} CHAP credentials of ${args.initiator}.`);
-      },
+      (_params) => `${args.clear ? 'Cleared' : 'Set'} CHAP credentials of ${args.initiator}.`,
     ),
 };
 
@@ -103,13 +102,11 @@ const map: CommandModule<object, MapArgs> = {
         .example(`$0 acl map ${T} ${I} 1 3 --read-only`, 'read-only mapping'),
     ) as Argv<MapArgs>,
   handler: (args) =>
-    runVerb(
+    callVerb(
       args,
+      'acl.map',
       () => aclMapParams({ ...args, mappedLun: args['mapped-lun'], tpgLun: args['tpg-lun'] as number, readOnly: args['read-only'] }),
-      async (client, params) => {
-        const res = await client.call('acl.map', params);
-        printResult(res, args.json, () => `Mapped LUN ${params.mappedLun as number} -> TPG LUN ${params.tpgLun as number} for ${args.initiator}.`);
-      },
+      (params) => `Mapped LUN ${params.mappedLun as number} -> TPG LUN ${params.tpgLun as number} for ${args.initiator}.`,
     ),
 };
 
@@ -123,13 +120,11 @@ const unmap: CommandModule<object, MapArgs> = {
         .example(`$0 acl unmap ${T} ${I} 1`, 'client1 no longer sees its LUN 1'),
     ) as Argv<MapArgs>,
   handler: (args) =>
-    runVerb(
+    callVerb(
       args,
+      'acl.unmap',
       () => aclUnmapParams({ ...args, mappedLun: args['mapped-lun'] }),
-      async (client, params) => {
-        const res = await client.call('acl.unmap', params);
-        printResult(res, args.json, () => `Unmapped LUN ${params.mappedLun as number} of ${args.initiator}.`);
-      },
+      (params) => `Unmapped LUN ${params.mappedLun as number} of ${args.initiator}.`,
     ),
 };
 

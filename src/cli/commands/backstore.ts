@@ -5,11 +5,10 @@
 import type { Argv, CommandModule } from 'yargs';
 
 import type { ConfigDoc } from '../../daemon/config-doc.js';
-import { getConfig, renderTable } from '../config-view.js';
-import { printResult, processIo, runVerb, withCommon, type CommonArgs } from '../output.js';
+import { withCommon, type CommonArgs } from '../output.js';
 import { BACKSTORE_TYPES, backstoreCreateParams, backstoreResizeParams, checkName } from '../params.js';
-import { createProgress } from '../progress.js';
 import { formatSize } from '../../util/size.js';
+import { callVerb, listVerb } from '../verbs.js';
 
 interface CreateArgs extends CommonArgs {
   type: string;
@@ -46,8 +45,9 @@ const create: CommandModule<object, CreateArgs> = {
         .example('$0 backstore create nbd remote0 --url nbd://10.0.0.5/export', 'an NBD server as backstore'),
     ) as Argv<CreateArgs>,
   handler: (args) =>
-    runVerb(
+    callVerb(
       args,
+      'backstore.create',
       () =>
         backstoreCreateParams({
           type: args.type,
@@ -61,16 +61,8 @@ const create: CommandModule<object, CreateArgs> = {
           removable: args.removable,
           serial: args.serial,
         }),
-      async (client, params) => {
-        const progress = createProgress(processIo, args.json);
-        try {
-          const res = await client.call('backstore.create', params, { onProgress: progress.onProgress });
-          progress.stop();
-          printResult(res, args.json, () => `Created ${args.type} backstore ${args.name}.`);
-        } finally {
-          progress.stop();
-        }
-      },
+      () => `Created ${args.type} backstore ${args.name}.`,
+      { progress: 'bytes' },
     ),
 };
 
@@ -84,13 +76,11 @@ const del: CommandModule<object, NameArgs> = {
   builder: (y: Argv) =>
     withCommon(y.positional('name', { type: 'string' }).example('$0 backstore delete disk0', 'delete backstore disk0')) as Argv<NameArgs>,
   handler: (args) =>
-    runVerb(
+    callVerb(
       args,
+      'backstore.delete',
       () => ({ name: checkName(args.name, 'backstore name') }),
-      async (client, params) => {
-        const res = await client.call('backstore.delete', params);
-        printResult(res, args.json, () => `Deleted backstore ${args.name}.`);
-      },
+      (_params) => `Deleted backstore ${args.name}.`,
     ),
 };
 
@@ -110,19 +100,12 @@ const resize: CommandModule<object, ResizeArgs> = {
         .example('$0 backstore resize disk0 20G', 'grow disk0 to 20 GiB'),
     ) as Argv<ResizeArgs>,
   handler: (args) =>
-    runVerb(
+    callVerb(
       args,
+      'backstore.resize',
       () => backstoreResizeParams({ name: args.name, size: String(args.size) }),
-      async (client, params) => {
-        const progress = createProgress(processIo, args.json);
-        try {
-          const res = await client.call('backstore.resize', params, { onProgress: progress.onProgress });
-          progress.stop();
-          printResult(res, args.json, () => `Resized backstore ${args.name} to ${formatSize(params.size)}.`);
-        } finally {
-          progress.stop();
-        }
-      },
+      (params) => `Resized backstore ${args.name} to ${formatSize(params.size)}.`,
+      { progress: 'bytes' },
     ),
 };
 
@@ -142,20 +125,12 @@ export function backstoreRows(cfg: ConfigDoc): string[][] {
     });
 }
 
-const list: CommandModule<object, CommonArgs> = {
-  command: 'list',
+const list = listVerb({
   describe: 'List the backstores',
-  builder: (y: Argv) => withCommon(y.example('$0 backstore list --json', 'the backstores as JSON')) as Argv<CommonArgs>,
-  handler: (args) =>
-    runVerb(
-      args,
-      () => undefined,
-      async (client) => {
-        const { config } = await getConfig(client);
-        printResult(config.backstores ?? {}, args.json, () => renderTable(['NAME', 'TYPE', 'SIZE', 'PATH/URL', 'FLAGS'], backstoreRows(config)));
-      },
-    ),
-};
+  example: ['$0 backstore list --json', 'the backstores as JSON'],
+  headers: ['NAME', 'TYPE', 'SIZE', 'PATH/URL', 'FLAGS'],
+  view: (config) => ({ data: config.backstores ?? {}, rows: backstoreRows(config) }),
+});
 
 export const backstoreCommand: CommandModule = {
   command: 'backstore <command>',

@@ -2,19 +2,13 @@
 
 import type { Argv, CommandModule } from 'yargs';
 
-import { printResult, runVerb, withCommon, type CommonArgs } from '../output.js';
+import { withCommon, type CommonArgs } from '../output.js';
+import { callVerb } from '../verbs.js';
 
 export const clearCommand: CommandModule<object, CommonArgs> = {
   command: 'clear',
   describe: 'Remove every target, NBD export and backstore (sessions end; image files stay on disk)',
   builder: (y: Argv) => withCommon(y.example('$0 clear && $0 restore lab.json', 'start again from a file')) as Argv<CommonArgs>,
   handler: (args) =>
-    runVerb(
-      args,
-      () => undefined,
-      async (client) => {
-        const res = await client.call('config.clear');
-        printResult(res, args.json, () => 'Cleared the configuration.');
-      },
-    ),
+    callVerb(args, 'config.clear', () => ({}), () => 'Cleared the configuration.'),
 };

@@ -4,8 +4,8 @@
 
 import type { Argv, CommandModule } from 'yargs';
 
-import { getConfig, renderTable } from '../config-view.js';
-import { printResult, runVerb, withCommon, type CommonArgs } from '../output.js';
+import { withCommon, type CommonArgs } from '../output.js';
+import { callVerb, listVerb } from '../verbs.js';
 
 interface AddArgs extends CommonArgs {
   name: string;
@@ -38,18 +38,16 @@ const add: CommandModule<object, AddArgs> = {
         .example('$0 fuse export add golden disk1 --mountpoint /mnt/luns --read-only', 'a read-only file under /mnt/luns'),
     ) as Argv<AddArgs>,
   handler: (args) =>
-    runVerb(
+    callVerb(
       args,
+      'fuse.export.add',
       () => ({
         name: args.name,
         backstore: args.backstore,
         readOnly: args['read-only'] ?? false,
         ...(args.mountpoint !== undefined ? { mountpoint: args.mountpoint } : {}),
       }),
-      async (client, params) => {
-        const res = (await client.call('fuse.export.add', params)) as { file?: string };
-        printResult(res, args.json, () => `Exported ${args.backstore} as ${res.file ?? args.name}.`);
-      },
+      (_params, result) => `Exported ${args.backstore} as ${result.file ?? args.name}.`,
     ),
 };
 
@@ -59,34 +57,24 @@ const del: CommandModule<object, DeleteArgs> = {
   builder: (y: Argv) =>
     withCommon(y.positional('name', { type: 'string' }).option('mountpoint', mountpointOption).example('$0 fuse export delete disk0', 'remove the file')) as Argv<DeleteArgs>,
   handler: (args) =>
-    runVerb(
+    callVerb(
       args,
+      'fuse.export.delete',
       () => ({ name: args.name, ...(args.mountpoint !== undefined ? { mountpoint: args.mountpoint } : {}) }),
-      async (client, params) => {
-        const res = await client.call('fuse.export.delete', params);
-        printResult(res, args.json, () => `Deleted FUSE export ${args.name}.`);
-      },
+      (_params) => `Deleted FUSE export ${args.name}.`,
     ),
 };
 
-const list: CommandModule<object, CommonArgs> = {
-  command: 'list',
+const list = listVerb({
   describe: 'List the FUSE exports',
-  builder: (y: Argv) => withCommon(y.example('$0 fuse export list', 'file, backstore, mode')) as Argv<CommonArgs>,
-  handler: (args) =>
-    runVerb(
-      args,
-      () => undefined,
-      async (client) => {
-        const { config } = await getConfig(client);
-        const mounts = config.fuse ?? {};
-        const rows = Object.entries(mounts).flatMap(([mnt, m]) =>
-          Object.entries(m.exports).map(([n, e]) => [`${mnt}/${n}`, e.backstore, e.readOnly ? 'ro' : 'rw']),
-        );
-        printResult(mounts, args.json, () => renderTable(['FILE', 'BACKSTORE', 'MODE'], rows));
-      },
-    ),
-};
+  example: ['$0 fuse export list', 'file, backstore, mode'],
+  headers: ['FILE', 'BACKSTORE', 'MODE'],
+  view: (config) => {
+    const mounts = config.fuse ?? {};
+    const rows = Object.entries(mounts).flatMap(([mnt, m]) => Object.entries(m.exports).map(([n, e]) => [`${mnt}/${n}`, e.backstore, e.readOnly ? 'ro' : 'rw']));
+    return { data: mounts, rows };
+  },
+});
 
 const exportCmd: CommandModule = {
   command: 'export <command>',

@@ -5,6 +5,7 @@ import type { Argv, CommandModule } from 'yargs';
 
 import { printResult, runVerb, withCommon, type CommonArgs } from '../output.js';
 import { lunAddParams, lunDeleteParams } from '../params.js';
+import { callVerb } from '../verbs.js';
 
 interface AddArgs extends CommonArgs {
   iqn: string;
@@ -57,13 +58,11 @@ const del: CommandModule<object, DeleteArgs> = {
         .example('$0 lun delete iqn.2026-01.org.example:t1 0', 'delete LUN 0'),
     ) as Argv<DeleteArgs>,
   handler: (args) =>
-    runVerb(
+    callVerb(
       args,
+      'lun.delete',
       () => lunDeleteParams(args),
-      async (client, params) => {
-        const res = await client.call('lun.delete', params);
-        printResult(res, args.json, () => `Deleted LUN ${args.lun} of ${args.iqn} tpg ${params.tpg as number}.`);
-      },
+      (params) => `Deleted LUN ${args.lun} of ${args.iqn} tpg ${params.tpg as number}.`,
     ),
 };
 

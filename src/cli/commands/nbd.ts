@@ -3,9 +3,9 @@
 
 import type { Argv, CommandModule } from 'yargs';
 
-import { getConfig, renderTable } from '../config-view.js';
-import { printResult, runVerb, withCommon, type CommonArgs } from '../output.js';
+import { withCommon, type CommonArgs } from '../output.js';
 import { nbdExportAddParams } from '../params.js';
+import { callVerb, listVerb } from '../verbs.js';
 
 interface AddArgs extends CommonArgs {
   name: string;
@@ -28,13 +28,11 @@ const add: CommandModule<object, AddArgs> = {
         .example('$0 nbd export add golden disk1 --read-only --description "golden image"', 'a read-only export'),
     ) as Argv<AddArgs>,
   handler: (args) =>
-    runVerb(
+    callVerb(
       args,
+      'nbd.export.add',
       () => nbdExportAddParams({ name: args.name, backstore: args.backstore, readOnly: args['read-only'], description: args.description }),
-      async (client, params) => {
-        const res = await client.call('nbd.export.add', params);
-        printResult(res, args.json, () => `Added NBD export ${args.name} -> ${args.backstore}.`);
-      },
+      (_params) => `Added NBD export ${args.name} -> ${args.backstore}.`,
     ),
 };
 
@@ -47,32 +45,23 @@ const del: CommandModule<object, NameArgs> = {
   describe: 'Delete an NBD export; connections to it end',
   builder: (y: Argv) => withCommon(y.positional('name', { type: 'string' }).example('$0 nbd export delete disk0', 'stop exporting disk0')) as Argv<NameArgs>,
   handler: (args) =>
-    runVerb(
+    callVerb(
       args,
+      'nbd.export.delete',
       () => ({ name: args.name }),
-      async (client, params) => {
-        const res = await client.call('nbd.export.delete', params);
-        printResult(res, args.json, () => `Deleted NBD export ${args.name}.`);
-      },
+      (_params) => `Deleted NBD export ${args.name}.`,
     ),
 };
 
-const list: CommandModule<object, CommonArgs> = {
-  command: 'list',
+const list = listVerb({
   describe: 'List the NBD exports',
-  builder: (y: Argv) => withCommon(y.example('$0 nbd export list', 'name, backstore, flags')) as Argv<CommonArgs>,
-  handler: (args) =>
-    runVerb(
-      args,
-      () => undefined,
-      async (client) => {
-        const { config } = await getConfig(client);
-        const exports = config.nbd?.exports ?? {};
-        const rows = Object.entries(exports).map(([n, e]) => [n, e.backstore, e.readOnly ? 'ro' : 'rw', e.description ?? '']);
-        printResult(exports, args.json, () => renderTable(['EXPORT', 'BACKSTORE', 'MODE', 'DESCRIPTION'], rows));
-      },
-    ),
-};
+  example: ['$0 nbd export list', 'name, backstore, flags'],
+  headers: ['EXPORT', 'BACKSTORE', 'MODE', 'DESCRIPTION'],
+  view: (config) => {
+    const exports = config.nbd?.exports ?? {};
+    return { data: exports, rows: Object.entries(exports).map(([n, e]) => [n, e.backstore, e.readOnly ? 'ro' : 'rw', e.description ?? '']) };
+  },
+});
 
 const exportCmd: CommandModule = {
   command: 'export <command>',

@@ -5,8 +5,8 @@
 
 import type { Argv, CommandModule } from 'yargs';
 
-import { printResult, processIo, runVerb, withCommon, type CommonArgs } from '../output.js';
-import { createProgress } from '../progress.js';
+import { withCommon, type CommonArgs } from '../output.js';
+import { callVerb } from '../verbs.js';
 
 interface RestoreArgs extends CommonArgs {
   file: string;
@@ -25,24 +25,17 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
         .example('$0 restore lab.json --dry-run', 'check a file against the running daemon'),
     ) as Argv<RestoreArgs>,
   handler: (args) =>
-    runVerb(
+    callVerb(
       args,
+      'config.replace',
       async () => {
         // Loaded here: the schema is only needed by this verb.
         const { loadConfigDoc } = await import('../../daemon/saveconfig.js');
-        return (await loadConfigDoc(args.file)).doc;
+        const params: Record<string, unknown> = { config: (await loadConfigDoc(args.file)).doc };
+        if (args['dry-run']) params.dryRun = true;
+        return params;
       },
-      async (client, doc) => {
-        const progress = createProgress(processIo, args.json, 'objects');
-        try {
-          const params: Record<string, unknown> = { config: doc };
-          if (args['dry-run']) params.dryRun = true;
-          const res = await client.call('config.replace', params, { onProgress: progress.onProgress });
-          progress.stop();
-          printResult(res, args.json, () => (args['dry-run'] ? `${args.file} is valid; nothing was changed.` : `Restored the configuration from ${args.file}.`));
-        } finally {
-          progress.stop();
-        }
-      },
+      () => (args['dry-run'] ? `${args.file} is valid; nothing was changed.` : `Restored the configuration from ${args.file}.`),
+      { progress: 'objects' },
     ),
 };

@@ -6,6 +6,7 @@ import type { Argv, CommandModule } from 'yargs';
 
 import { printResult, runVerb, withCommon, type CommonArgs } from '../output.js';
 import { discoveryAuthParams, setParams, TPG_ATTRIBUTES } from '../params.js';
+import { callVerb } from '../verbs.js';
 
 interface SetArgs extends CommonArgs {
   iqn: string;
@@ -73,8 +74,9 @@ const discoveryAuth: CommandModule<object, DiscoveryArgs> = {
         .example('$0 set discovery-auth --no-enable', 'open discovery'),
     ) as Argv<DiscoveryArgs>,
   handler: (args) =>
-    runVerb(
+    callVerb(
       args,
+      'discoveryAuth.set',
       () =>
         discoveryAuthParams({
           enable: args.enable,
@@ -83,10 +85,7 @@ const discoveryAuth: CommandModule<object, DiscoveryArgs> = {
           mutualUserid: args['mutual-userid'],
           mutualPassword: args['mutual-password'],
         }),
-      async (client, params) => {
-        const res = await client.call('discoveryAuth.set', params);
-        printResult(res, args.json, () => `Discovery authentication ${params.enabled ? 'enabled' : 'disabled'}.`);
-      },
+      (params) => `Discovery authentication ${params.enabled ? 'enabled' : 'disabled'}.`,
     ),
 };
 

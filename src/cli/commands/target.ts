@@ -2,9 +2,9 @@
 
 import type { Argv, CommandModule } from 'yargs';
 
-import { getConfig, renderTable } from '../config-view.js';
-import { printResult, runVerb, withCommon, type CommonArgs } from '../output.js';
+import { withCommon, type CommonArgs } from '../output.js';
 import { targetCreateParams, targetParams } from '../params.js';
+import { callVerb, listVerb } from '../verbs.js';
 
 interface CreateArgs extends CommonArgs {
   iqn: string;
@@ -27,13 +27,11 @@ const create: CommandModule<object, CreateArgs> = {
         .example('$0 target create iqn.2026-01.org.example:t1 --portal 10.0.0.1:3260 --portal 10.0.1.1:3260', 'two portals'),
     ) as Argv<CreateArgs>,
   handler: (args) =>
-    runVerb(
+    callVerb(
       args,
+      'target.create',
       () => targetCreateParams(args),
-      async (client, params) => {
-        const res = await client.call('target.create', params);
-        printResult(res, args.json, () => `Created target ${args.iqn} (tpg ${params.tpg as number}).`);
-      },
+      (params) => `Created target ${args.iqn} (tpg ${params.tpg as number}).`,
     ),
 };
 
@@ -47,37 +45,29 @@ const del: CommandModule<object, IqnArgs> = {
   builder: (y: Argv) =>
     withCommon(y.positional('iqn', { type: 'string' }).example('$0 target delete iqn.2026-01.org.example:t1', 'delete the target')) as Argv<IqnArgs>,
   handler: (args) =>
-    runVerb(
+    callVerb(
       args,
+      'target.delete',
       () => targetParams(args),
-      async (client, params) => {
-        const res = await client.call('target.delete', params);
-        printResult(res, args.json, () => `Deleted target ${args.iqn}.`);
-      },
+      (_params) => `Deleted target ${args.iqn}.`,
     ),
 };
 
-const list: CommandModule<object, CommonArgs> = {
-  command: 'list',
+const list = listVerb({
   describe: 'List the iSCSI targets with their TPGs, portals, LUNs and ACLs',
-  builder: (y: Argv) => withCommon(y.example('$0 target list', 'one line per TPG')) as Argv<CommonArgs>,
-  handler: (args) =>
-    runVerb(
-      args,
-      () => undefined,
-      async (client) => {
-        const { config } = await getConfig(client);
-        const targets = config.iscsi?.targets ?? {};
-        const rows: string[][] = [];
-        for (const [iqn, t] of Object.entries(targets)) {
-          for (const [tag, tpg] of Object.entries(t.tpgs)) {
-            rows.push([iqn, tag, tpg.portals.map(String).join(','), String(Object.keys(tpg.luns ?? {}).length), String(Object.keys(tpg.acls ?? {}).length)]);
-          }
-        }
-        printResult(targets, args.json, () => renderTable(['TARGET', 'TPG', 'PORTALS', 'LUNS', 'ACLS'], rows));
-      },
-    ),
-};
+  example: ['$0 target list', 'one line per TPG'],
+  headers: ['TARGET', 'TPG', 'PORTALS', 'LUNS', 'ACLS'],
+  view: (config) => {
+    const targets = config.iscsi?.targets ?? {};
+    const rows: string[][] = [];
+    for (const [iqn, t] of Object.entries(targets)) {
+      for (const [tag, tpg] of Object.entries(t.tpgs)) {
+        rows.push([iqn, tag, tpg.portals.map(String).join(','), String(Object.keys(tpg.luns ?? {}).length), String(Object.keys(tpg.acls ?? {}).length)]);
+      }
+    }
+    return { data: targets, rows };
+  },
+});
 
 export const targetCommand: CommandModule = {
   command: 'target <command>',
