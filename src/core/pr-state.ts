@@ -13,15 +13,10 @@ import type { NexusHandle, NexusIdentity } from './types.js';
 import type { SenseReason } from './sense-reasons.js';
 import { ANY_ISID_SUFFIX } from './pr-transport-id.js';
 
-/** PERSISTENT RESERVE OUT TYPE codes (SPC-4 §6.16.3 table 172). */
-export const PrType = {
-  WRITE_EXCLUSIVE: 1,
-  EXCLUSIVE_ACCESS: 3,
-  WRITE_EXCLUSIVE_REGISTRANTS_ONLY: 5,
-  EXCLUSIVE_ACCESS_REGISTRANTS_ONLY: 6,
-  WRITE_EXCLUSIVE_ALL_REGISTRANTS: 7,
-  EXCLUSIVE_ACCESS_ALL_REGISTRANTS: 8,
-} as const;
+import { PrType } from '../protocols/scsi/status.js';
+
+// PERSISTENT RESERVE OUT TYPE codes (SPC-4 §6.16.3 table 172), shared with the initiator.
+export { PrType };
 
 export function isValidPrType(type: number): boolean {
   return type === 1 || type === 3 || (type >= 5 && type <= 8);

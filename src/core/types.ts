@@ -10,18 +10,9 @@ import type { SenseReason } from './sense-reasons.js';
 /** SAM-5 task attributes. */
 export type TaskAttr = 'simple' | 'ordered' | 'head-of-queue' | 'aca';
 
-/** SAM status codes (SAM-5 §5.3). */
-export const ScsiStatus = {
-  GOOD: 0x00,
-  CHECK_CONDITION: 0x02,
-  CONDITION_MET: 0x04,
-  BUSY: 0x08,
-  RESERVATION_CONFLICT: 0x18,
-  TASK_SET_FULL: 0x28,
-  ACA_ACTIVE: 0x30,
-  TASK_ABORTED: 0x40,
-} as const;
-export type ScsiStatusCode = (typeof ScsiStatus)[keyof typeof ScsiStatus];
+// SAM status codes (SAM-5 §5.3), shared with the initiator.
+import type { ScsiStatusCode } from '../protocols/scsi/status.js';
+export { ScsiStatus, type ScsiStatusCode } from '../protocols/scsi/status.js';
 
 /**
  * An I_T nexus: one initiator port talking to one target port. Unit attentions,

@@ -269,14 +269,7 @@ export async function reportLuns(s: ScsiExecutor, o: HelperOptions = {}): Promis
 // ---------------------------------------------------------------------------
 // PERSISTENT RESERVE IN/OUT (SPC-4 §6.15, §6.16)
 
-export const PrType = {
-  WRITE_EXCLUSIVE: 1,
-  EXCLUSIVE_ACCESS: 3,
-  WRITE_EXCLUSIVE_REGISTRANTS_ONLY: 5,
-  EXCLUSIVE_ACCESS_REGISTRANTS_ONLY: 6,
-  WRITE_EXCLUSIVE_ALL_REGISTRANTS: 7,
-  EXCLUSIVE_ACCESS_ALL_REGISTRANTS: 8,
-} as const;
+export { PrType } from '../protocols/scsi/status.js';
 
 export interface PrKeys {
   generation: number;

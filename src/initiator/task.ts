@@ -26,17 +26,8 @@ export interface ScsiRequest {
   signal?: AbortSignal;
 }
 
-/** Status byte values used by callers (SAM-5 §5.3.1). */
-export const ScsiStatus = {
-  GOOD: 0x00,
-  CHECK_CONDITION: 0x02,
-  CONDITION_MET: 0x04,
-  BUSY: 0x08,
-  RESERVATION_CONFLICT: 0x18,
-  TASK_SET_FULL: 0x28,
-  ACA_ACTIVE: 0x30,
-  TASK_ABORTED: 0x40,
-} as const;
+// Status byte values used by callers (SAM-5 §5.3.1).
+export { ScsiStatus } from '../protocols/scsi/status.js';
 
 export interface ScsiResult {
   /** SCSI status byte (ScsiStatus). A CHECK CONDITION is a result, not an exception. */

@@ -1,3 +1,4 @@
 export * from './opcodes.js';
 export * from './cdb.js';
 export * from './block-cdbs.js';
+export * from './status.js';
