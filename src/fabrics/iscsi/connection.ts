@@ -20,6 +20,7 @@ import { LoginPhase } from './login.js';
 import { FullFeature } from './full-feature.js';
 import { sendReject } from './reject.js';
 import { NopPinger } from './nop.js';
+import { StatusRetention } from './retention.js';
 
 export type ConnectionStage = 'login' | 'full-feature' | 'logout' | 'closed';
 
@@ -52,6 +53,8 @@ export class IscsiConnection implements SessionConnection {
   private loginTimer: NodeJS.Timeout | undefined;
   private pinger: NopPinger | undefined;
   private readonly closeHooks: Array<() => void> = [];
+  /** ERL >= 1 only: status PDUs kept until acknowledged (retention.ts). */
+  retention: StatusRetention | undefined;
 
   constructor(
     readonly socket: Socket,
@@ -177,7 +180,11 @@ export class IscsiConnection implements SessionConnection {
     // §13.1): the framer is switched synchronously, before it parses on.
     this.framer.setDigests(p.headerDigest, p.dataDigest);
     this.framer.setMaxDataSegmentLength(p.maxRecvDataSegmentLength);
-    this.ffp = new FullFeature(this, session);
+    const ffp = new FullFeature(this, session);
+    this.ffp = ffp;
+    if (p.errorRecoveryLevel >= 1 && session.type === 'normal') {
+      this.retention = new StatusRetention((itt, statSN) => ffp.statusAcked(itt, statSN));
+    }
     const nop = this.ctx.nopTimingFor(session);
     if (nop.interval > 0) this.pinger = new NopPinger(this, nop.interval, nop.timeout);
   }
@@ -232,6 +239,7 @@ export class IscsiConnection implements SessionConnection {
       });
     }
     for (const b of iov) this.socket.write(b);
+    if (this.retention !== undefined) this.retention.sent(pdu);
   }
 
   /** Send a Reject carrying the offending header (RFC 7143 §11.17). */
@@ -285,11 +293,19 @@ export class IscsiConnection implements SessionConnection {
 
   private onSocketClosed(): void {
     if (this.stage === 'closed') return;
+    // Gone in full feature phase without a Logout: a connection failure
+    // (§6.2.2); at ERL 2 the session keeps its tasks for recovery.
+    const failed = this.stage === 'full-feature';
     this.stage = 'closed';
     if (this.loginTimer) clearTimeout(this.loginTimer);
     this.pinger?.stop();
     this.ctx.stats.connectionClosed(this);
-    this.ffp?.connectionClosed();
+    const s = this.session;
+    if (this.ffp) {
+      if (failed && s && s.connectionFailed(this.cid, this.ffp)) this.ffp.detach();
+      else this.ffp.connectionClosed();
+    }
+    this.retention?.clear();
     for (const fn of this.closeHooks.splice(0)) {
       try {
         fn();
@@ -297,11 +313,11 @@ export class IscsiConnection implements SessionConnection {
         // keep closing
       }
     }
-    // ERL 0 (RFC 7143 §7.12.1): losing the only connection ends the session.
-    const s = this.session;
+    // ERL 0/1 (RFC 7143 §7.12.1): losing the last connection ends the
+    // session; at ERL 2 it waits for recovery first (recovery.ts).
     if (s) {
       s.connections.delete(this);
-      if (s.connections.size === 0) s.close('connection closed');
+      s.endIfIdle('connection closed');
     }
   }
 }

@@ -16,6 +16,7 @@ import {
   type Pdu,
   type ScsiCommandPdu,
   type ScsiResponsePdu,
+  type SnackRequestPdu,
   type TaskMgmtRequestPdu,
   type TaskMgmtResponsePdu,
   type TextRequestPdu,
@@ -29,19 +30,25 @@ import { handleTmf } from './tmf.js';
 import { TextHandler } from './text.js';
 import { answerNopOut } from './nop.js';
 import { handleLogout } from './logout.js';
+import { handleSnack } from './snack.js';
 
 export class FullFeature implements TaskHost {
   private readonly tasks = new Map<number, ScsiTask>();
   private readonly ttts = new Map<number, ScsiTask>();
   private nextTtt = 1;
   private accepting = true;
+  /** Held by the session for connection recovery (ERL 2). */
+  private detached = false;
   private readonly text: TextHandler;
+  /** ERL >= 1: finished tasks stay (with their results) until their status is acknowledged. */
+  readonly retaining: boolean;
 
   constructor(
     readonly conn: IscsiConnection,
     readonly session: IscsiSession,
   ) {
     this.text = new TextHandler(this);
+    this.retaining = session.params.errorRecoveryLevel >= 1 && session.type === 'normal';
   }
 
   task(itt: number): ScsiTask | undefined {
@@ -61,6 +68,9 @@ export class FullFeature implements TaskHost {
 
   handle(pdu: Pdu, bhs: Buffer): void {
     if (!this.accepting) return;
+    // ERL >= 1: ExpStatSN acknowledges the statuses before it (§4.2.2.2). A
+    // SNACK's is not taken: it must not release what it asks for again.
+    if (this.conn.retention !== undefined && 'expStatSN' in pdu && pdu.opcode !== Opcode.SNACK_REQUEST) this.conn.retention.ack(pdu.expStatSN);
     const discovery = this.session.type === 'discovery';
     switch (pdu.opcode) {
       case Opcode.SCSI_COMMAND:
@@ -80,7 +90,8 @@ export class FullFeature implements TaskHost {
         return this.ordered(pdu, () => handleLogout(this, pdu as LogoutRequestPdu));
       case Opcode.SNACK_REQUEST:
         // ERL 0 (§11.16): SNACK is not supported.
-        return this.conn.reject(bhs, RejectReason.PROTOCOL_ERROR);
+        if (!this.retaining) return this.conn.reject(bhs, RejectReason.PROTOCOL_ERROR);
+        return handleSnack(this, pdu as SnackRequestPdu, bhs);
       case Opcode.LOGIN_REQUEST:
         return this.conn.reject(bhs, RejectReason.PROTOCOL_ERROR);
       default:
@@ -136,6 +147,10 @@ export class FullFeature implements TaskHost {
       this.conn.ctx.log.debug?.('iSCSI CmdSN outside window: dropped', { cmdSN: pdu.cmdSN, expCmdSN: window.expCmdSN, maxCmdSN: window.maxCmdSN });
       return;
     }
+    const prior = this.tasks.get(pdu.itt);
+    // ERL >= 1: a finished task kept for its unacknowledged status gives way
+    // to a new command with its ITT (the initiator is done with it).
+    if (prior !== undefined && prior.phase === 'done') this.retire(prior);
     if (this.tasks.has(pdu.itt) || pdu.itt === RESERVED_TAG) {
       this.rejectOrdered(pdu, bhs, RejectReason.INVALID_PDU_FIELD);
       return;
@@ -197,8 +212,44 @@ export class FullFeature implements TaskHost {
   }
 
   taskFinished(task: ScsiTask): void {
-    if (this.tasks.get(task.itt) === task) this.tasks.delete(task.itt);
+    if (!task.hasResult && this.tasks.get(task.itt) === task) this.tasks.delete(task.itt);
     if (task.delivered) this.session.window.finished();
+  }
+
+  /** ERL >= 1: the status with this StatSN was acknowledged; free its task. */
+  statusAcked(itt: number, statSN: number): void {
+    const task = this.tasks.get(itt);
+    if (task && task.phase === 'done' && task.statSN === statSN) this.retire(task);
+  }
+
+  /** Forget a finished task and its kept result. */
+  private retire(task: ScsiTask): void {
+    task.releaseResult();
+    if (this.tasks.get(task.itt) === task) this.tasks.delete(task.itt);
+    if (task.statSN !== undefined) this.conn.retention?.forget(task.statSN);
+  }
+
+  /** TASK REASSIGN: take `task` over from `from` (a failed connection's FullFeature). */
+  adopt(task: ScsiTask, from: FullFeature, expDataSN: number): boolean {
+    const here = this.tasks.get(task.itt);
+    if (here !== undefined && here !== task) {
+      if (here.phase !== 'done') return false;
+      this.retire(here);
+    }
+    from.release(task);
+    this.tasks.set(task.itt, task);
+    task.reassign(this, expDataSN);
+    return true;
+  }
+
+  /** A task leaves this (failed) connection. */
+  release(task: ScsiTask): void {
+    if (this.tasks.get(task.itt) === task) this.tasks.delete(task.itt);
+  }
+
+  /** Every task of this connection (SNACK, TMF lookups). */
+  allTasks(): IterableIterator<ScsiTask> {
+    return this.tasks.values();
   }
 
   /** Abort tasks that have not reached the core (TMF on a LUN, reset). */
@@ -269,6 +320,10 @@ export class FullFeature implements TaskHost {
    * command's CmdSN counts as received so the session goes on.
    */
   dataDigestError(pdu: Pdu): void {
+    if (this.retaining) {
+      this.dataDigestErrorRecovery(pdu);
+      return;
+    }
     if (pdu.opcode === Opcode.SCSI_COMMAND) {
       if (this.session.type === 'discovery' || this.tasks.has(pdu.itt)) return;
       if (!pdu.immediate && !this.session.window.inWindow(pdu.cmdSN)) return;
@@ -306,13 +361,63 @@ export class FullFeature implements TaskHost {
     }
   }
 
+  /**
+   * ERL 2: the connection failed and the session holds its tasks for
+   * recovery (recovery.ts): no more input, open transfers forgotten, tasks
+   * (running, collecting or finished with a result) kept as they are.
+   */
+  detach(): void {
+    this.detached = true;
+    this.accepting = false;
+    for (const t of this.tasks.values()) if (t.phase !== 'done') t.dropTransfers();
+    this.ttts.clear();
+  }
+
+  /**
+   * Time2Retain ran out (§6.2.2): tasks still in the core are aborted there,
+   * the rest just end; nothing is answered.
+   */
+  expireRetained(): void {
+    const nexus = this.session.nexus;
+    for (const t of [...this.tasks.values()]) {
+      if (t.phase === 'submitted' && nexus) {
+        void this.conn.ctx.core.taskManagement({ nexus, fn: 'abort-task', lun: t.lun, refTag: t.itt }).catch(() => undefined);
+      }
+      t.abortLocal();
+    }
+    this.tasks.clear();
+  }
+
+  /**
+   * ERL >= 1 (§7.8, §6.2.1): a SCSI Command with a bad immediate data digest
+   * is dropped with its Reject: its CmdSN stays a hole and the initiator
+   * sends the command again (same ITT, same CmdSN). A Data-Out's range is
+   * asked for again with a recovery R2T.
+   */
+  private dataDigestErrorRecovery(pdu: Pdu): void {
+    if (pdu.opcode !== Opcode.DATA_OUT) return;
+    const task = pdu.targetTransferTag === RESERVED_TAG ? this.tasks.get(pdu.itt) : this.ttts.get(pdu.targetTransferTag);
+    if (!task || task.itt !== pdu.itt || task.phase !== 'collecting') return;
+    if (task.lostDataOut(pdu)) return;
+    if (!task.delivered) {
+      task.delivered = true;
+      this.session.window.started();
+    }
+    task.failWithSense(SENSE_CRC_ERROR);
+  }
+
   /** After Logout: ignore further requests. */
   stopAccepting(): void {
     this.accepting = false;
   }
 
-  /** The connection is gone: every task of it ends without a response. */
-  connectionClosed(): void {
+  /**
+   * The connection is gone: every task of it ends without a response. A
+   * FullFeature held for recovery (detached) ends only with `force` (the
+   * session or its retention ends).
+   */
+  connectionClosed(force = false): void {
+    if (this.detached && !force) return;
     this.accepting = false;
     for (const t of [...this.tasks.values()]) t.abortLocal();
     this.tasks.clear();

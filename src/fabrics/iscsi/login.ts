@@ -234,9 +234,12 @@ export class LoginPhase {
     }
 
     const local: Record<string, string> = { ...(this.resolved?.tpg.parameters ?? {}) };
-    // ERL 0 and one connection per session, whatever the config says for now.
-    local.ErrorRecoveryLevel = '0';
-    local.MaxConnections = '1';
+    // MC/S and error recovery come from the TPG parameters; absent, LIO's
+    // defaults (one connection, ERL 0, Time2Wait 2 s, Time2Retain 20 s).
+    local.ErrorRecoveryLevel ??= '0';
+    local.MaxConnections ??= '1';
+    local.DefaultTime2Wait ??= '2';
+    local.DefaultTime2Retain ??= '20';
     delete local.TargetAlias;
     // What we accept per PDU: larger than the 8192 default so writes need
     // fewer Data-Out PDUs (LIO declares 8192; iSCSI allows up to 2^24-1).
@@ -307,16 +310,18 @@ export class LoginPhase {
       if (typeof v === typeof params[k]) (params as unknown as Record<string, unknown>)[k] = v;
     }
     let session: IscsiSession;
+    let connParams = params;
     if (this.existing) {
       session = this.existing;
-      for (const old of [...session.connections]) {
-        if (old.cid === this.cid) {
-          // Connection reinstatement (§6.3.4): the old connection goes away,
-          // its tasks are aborted, the session stays.
-          session.connections.delete(old);
-          old.destroy('connection reinstated');
-        }
-      }
+      // A non-leading connection negotiates connection-scope keys only
+      // (§6.3.1); the session-wide ones stay those of the leading login.
+      connParams = {
+        ...session.params,
+        headerDigest: params.headerDigest,
+        dataDigest: params.dataDigest,
+        maxRecvDataSegmentLength: params.maxRecvDataSegmentLength,
+        peerMaxRecvDataSegmentLength: params.peerMaxRecvDataSegmentLength,
+      };
     } else {
       if (this.sessionType === 'normal' && this.resolved) {
         const old = ctx.sessions.find(this.initiatorName, this.isid, this.resolved.target.iqn, this.resolved.tpg.tag);
@@ -379,8 +384,15 @@ export class LoginPhase {
       statusDetail: 0,
       data: encodeTextKeys(replies),
     });
+    // Connection reinstatement (§6.3.4): an old connection with this CID goes
+    // away, the session stays (the new one is counted first, so the session
+    // never looks empty). At ERL 2 its tasks wait for TASK REASSIGN (§6.2.2);
+    // below ERL 2 they are aborted.
+    const replaced = this.existing ? [...session.connections].filter((c) => c.cid === this.cid) : [];
     session.connections.add(this.conn);
-    this.conn.enterFullFeature(session, params);
+    for (const old of replaced) old.destroy('connection reinstated');
+    if (this.existing) session.connectionReinstated(this.cid);
+    this.conn.enterFullFeature(session, connParams);
     ctx.stats.loginOk(this.conn, session);
     ctx.log.info?.('iSCSI login', {
       initiator: this.initiatorName,

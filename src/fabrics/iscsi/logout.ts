@@ -1,7 +1,12 @@
-// Logout Request/Response (RFC 7143 §11.14, §11.15). At ERL 0 with one
-// connection per session, closing the connection or the session both end
-// the session once the response is flushed. Removing a connection for
-// recovery needs ERL 2: "connection recovery not supported".
+// Logout Request/Response (RFC 7143 §11.14, §11.15).
+//
+// - Reason 0 (close session): the session ends once the response is flushed.
+// - Reason 1 (close connection): this connection, or another one of the
+//   session named by CID; the session ends with its last connection.
+// - Reason 2 (remove connection for recovery, ERL 2 only, §6.2.2): the named
+//   connection is dropped if still up and its tasks, held by the session,
+//   become reassignable with TASK REASSIGN. The response carries
+//   Time2Wait/Time2Retain (§11.15.2, §11.15.3).
 
 import { Opcode, type LogoutRequestPdu, type LogoutResponsePdu } from '../../protocols/iscsi/pdu-types.js';
 import { LogoutReason, LogoutResponse } from '../../protocols/iscsi/constants.js';
@@ -9,10 +14,13 @@ import type { FullFeature } from './full-feature.js';
 
 export function handleLogout(ffp: FullFeature, pdu: LogoutRequestPdu): void {
   const conn = ffp.conn;
+  const session = ffp.session;
   let response: number = LogoutResponse.SUCCESS;
   let closing = true;
+  /** Reason 2 on the connection it removes: this one's tasks are held, then it closes. */
+  let holdOwn = false;
   if (pdu.reasonCode === LogoutReason.CLOSE_CONNECTION && pdu.cid !== conn.cid) {
-    const other = [...ffp.session.connections].find((c) => c.cid === pdu.cid);
+    const other = [...session.connections].find((c) => c.cid === pdu.cid);
     if (!other) {
       response = LogoutResponse.CID_NOT_FOUND;
       closing = false;
@@ -21,17 +29,28 @@ export function handleLogout(ffp: FullFeature, pdu: LogoutRequestPdu): void {
       closing = false;
     }
   } else if (pdu.reasonCode === LogoutReason.REMOVE_CONNECTION_FOR_RECOVERY) {
-    response = LogoutResponse.RECOVERY_NOT_SUPPORTED;
     closing = false;
+    if (!session.recovery) {
+      response = LogoutResponse.RECOVERY_NOT_SUPPORTED;
+    } else if (pdu.cid === conn.cid) {
+      holdOwn = true;
+    } else {
+      // A live connection with that CID is dropped first: a failure, so the
+      // session holds its tasks (connection.ts), then they are released.
+      const other = [...session.connections].find((c) => c.cid === pdu.cid);
+      if (other) other.destroy('removed for recovery');
+      if (!session.recovery.release(pdu.cid)) response = LogoutResponse.CID_NOT_FOUND;
+    }
   } else if (pdu.reasonCode !== LogoutReason.CLOSE_SESSION && pdu.reasonCode !== LogoutReason.CLOSE_CONNECTION) {
     response = LogoutResponse.CLEANUP_FAILED;
     closing = false;
   }
-  if (closing) {
+  if (closing || holdOwn) {
     // Stop accepting commands; tasks still running are aborted when the
     // session closes (SAM-5: the I_T nexus is lost).
     ffp.stopAccepting();
   }
+  const erl2 = session.recovery !== undefined;
   const w = conn.window();
   conn.send<LogoutResponsePdu>({
     opcode: Opcode.LOGOUT_RESPONSE,
@@ -40,17 +59,25 @@ export function handleLogout(ffp: FullFeature, pdu: LogoutRequestPdu): void {
     statSN: conn.takeStatSN(),
     expCmdSN: w.expCmdSN,
     maxCmdSN: w.maxCmdSN,
-    time2Wait: 0,
-    time2Retain: 0,
+    time2Wait: erl2 ? session.params.defaultTime2Wait : 0,
+    time2Retain: erl2 ? session.params.defaultTime2Retain : 0,
   });
+  if (holdOwn) {
+    session.connections.delete(conn);
+    if (session.connectionFailed(conn.cid, ffp)) ffp.detach();
+    session.recovery?.release(conn.cid);
+    conn.end('removed for recovery');
+    return;
+  }
   if (closing) {
-    conn.ctx.stats.logout(conn, ffp.session, pdu.reasonCode);
-    conn.ctx.log.info?.('iSCSI logout', { tsih: ffp.session.tsih, initiator: ffp.session.initiatorName, reason: pdu.reasonCode });
+    conn.ctx.stats.logout(conn, session, pdu.reasonCode);
+    conn.ctx.log.info?.('iSCSI logout', { tsih: session.tsih, initiator: session.initiatorName, reason: pdu.reasonCode });
     // The session ends now (its nexus closes, tasks still running are
     // aborted); this connection is taken out first so that its Logout
     // Response is flushed by end() rather than cut by a destroy.
-    ffp.session.connections.delete(conn);
-    if (pdu.reasonCode === LogoutReason.CLOSE_SESSION || ffp.session.connections.size === 0) ffp.session.close('logout');
+    session.connections.delete(conn);
+    if (pdu.reasonCode === LogoutReason.CLOSE_SESSION) session.close('logout');
+    else session.endIfIdle('logout');
     conn.end('logout');
   }
 }

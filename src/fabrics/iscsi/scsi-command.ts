@@ -49,12 +49,32 @@ interface R2tState {
   nextDataSN: number;
 }
 
+/**
+ * ERL >= 1: a completed task's result, kept until its status is acknowledged
+ * so Data-In and status can be sent again (SNACK, TASK REASSIGN). The read
+ * data is the core's own buffer: nothing is copied to keep it.
+ */
+interface RetainedResult {
+  status: number;
+  sense: Buffer | undefined;
+  dataIn: Buffer | undefined;
+  /** DataSN of the first Data-In. */
+  dataInBase: number;
+  overflow: boolean;
+  underflow: boolean;
+  residualCount: number;
+  /** Status rides in the last Data-In (no sense). */
+  collapse: boolean;
+}
+
 export type TaskPhase = 'collecting' | 'ready' | 'submitted' | 'done';
 
 /** What a task needs from its connection; IscsiConnection + FullFeature provide it. */
 export interface TaskHost {
   readonly conn: IscsiConnection;
   readonly session: IscsiSession;
+  /** ERL >= 1: keep results until the status is acknowledged (absent = no). */
+  readonly retaining?: boolean;
   allocateTtt(): number;
   bindTtt(ttt: number, task: ScsiTask): void;
   unbindTtt(ttt: number): void;
@@ -84,9 +104,15 @@ export class ScsiTask {
   private unsolicitedDataSN = 0;
   private readonly r2ts = new Map<number, R2tState>();
   private nextR2tOffset = 0;
+  /** Lowest offset of a transfer dropped unfinished (TASK REASSIGN restarts there). */
+  private restartOffset = Number.MAX_SAFE_INTEGER;
   private r2tSN = 0;
   /** R2Ts and Data-Ins sent: the SCSI Response's ExpDataSN (§11.4.8). */
   private dataSNs = 0;
+  /** StatSN of the status last sent (ERL >= 1 bookkeeping). */
+  statSN: number | undefined;
+  /** ERL >= 1: the result, until its status is acknowledged. */
+  private result: RetainedResult | undefined;
   /** Callbacks waiting for the task to end (live LUN removal drains); rarely set. */
   private doneWaiters: Array<() => void> | undefined;
   /**
@@ -97,7 +123,7 @@ export class ScsiTask {
   private abortSense: Buffer | undefined;
 
   constructor(
-    private readonly host: TaskHost,
+    private host: TaskHost,
     pdu: ScsiCommandPdu,
   ) {
     this.itt = pdu.itt;
@@ -162,9 +188,12 @@ export class ScsiTask {
     return undefined;
   }
 
-  /** Is all write data in? */
+  /**
+   * Is all write data in? `received` is the highest offset reached; open
+   * R2Ts (recovery R2Ts included) mean a range is still missing.
+   */
   get dataComplete(): boolean {
-    return !this.write || this.edtl === 0 || this.received >= this.edtl;
+    return !this.write || this.edtl === 0 || (this.received >= this.edtl && this.r2ts.size === 0 && !this.unsolicitedOpen);
   }
 
   /**
@@ -215,32 +244,95 @@ export class ScsiTask {
     const maxOut = Math.max(1, p.maxOutstandingR2T);
     while (this.r2ts.size < maxOut && this.nextR2tOffset < this.edtl) {
       const length = Math.min(p.maxBurstLength, this.edtl - this.nextR2tOffset);
-      const ttt = this.host.allocateTtt();
-      const r: R2tState = { ttt, r2tSN: this.r2tSN++, offset: this.nextR2tOffset, length, received: 0, nextDataSN: 0 };
+      this.openR2t(this.nextR2tOffset, length);
       this.nextR2tOffset += length;
-      this.r2ts.set(ttt, r);
-      this.host.bindTtt(ttt, this);
-      this.dataSNs++;
-      const w = conn.window();
-      conn.send<R2TPdu>({
-        opcode: Opcode.R2T,
-        itt: this.itt,
-        lunRaw: this.lunRaw,
-        targetTransferTag: ttt,
-        // R2T carries StatSN without taking one (§11.8.3).
-        statSN: conn.currentStatSN,
-        expCmdSN: w.expCmdSN,
-        maxCmdSN: w.maxCmdSN,
-        r2tSN: r.r2tSN,
-        bufferOffset: r.offset,
-        desiredDataTransferLength: length,
-      });
     }
   }
 
-  /** Forget open R2Ts (the task ends early). */
+  /** Ask for [offset, offset + length) with a new R2T (also the recovery R2T of §7.8). */
+  private openR2t(offset: number, length: number): void {
+    const ttt = this.host.allocateTtt();
+    const r: R2tState = { ttt, r2tSN: this.r2tSN++, offset, length, received: 0, nextDataSN: 0 };
+    this.r2ts.set(ttt, r);
+    this.host.bindTtt(ttt, this);
+    this.dataSNs++;
+    this.sendR2t(r);
+  }
+
+  private sendR2t(r: R2tState): void {
+    const conn = this.host.conn;
+    const w = conn.window();
+    conn.send<R2TPdu>({
+      opcode: Opcode.R2T,
+      itt: this.itt,
+      lunRaw: this.lunRaw,
+      targetTransferTag: r.ttt,
+      // R2T carries StatSN without taking one (§11.8.3).
+      statSN: conn.currentStatSN,
+      expCmdSN: w.expCmdSN,
+      maxCmdSN: w.maxCmdSN,
+      r2tSN: r.r2tSN,
+      bufferOffset: r.offset,
+      desiredDataTransferLength: r.length,
+    });
+  }
+
+  /**
+   * ERL >= 1 (§7.8, §6.7): a Data-Out arrived with a bad data digest. Its
+   * header is sound, so the sequence moves on as if it had arrived and the
+   * lost range is asked for again at once with a recovery R2T. Returns false
+   * when the header itself does not fit the sequence (the task then fails).
+   */
+  lostDataOut(pdu: DataOutPdu): boolean {
+    if (this.phase !== 'collecting' || !this.dataOut) return false;
+    const len = pdu.data.length;
+    if (pdu.targetTransferTag === RESERVED_TAG) {
+      if (!this.unsolicitedOpen || pdu.dataSN !== this.unsolicitedDataSN || pdu.bufferOffset !== this.received) return false;
+      if (pdu.bufferOffset + len > this.unsolicitedEnd) return false;
+      this.received += len;
+      this.unsolicitedDataSN++;
+      if (len > 0) this.openR2t(pdu.bufferOffset, len);
+      if (pdu.final) {
+        this.unsolicitedOpen = false;
+        this.nextR2tOffset = this.received;
+        this.issueR2ts();
+      }
+      return true;
+    }
+    const r = this.r2ts.get(pdu.targetTransferTag);
+    if (!r || pdu.dataSN !== r.nextDataSN || pdu.bufferOffset !== r.offset + r.received || r.received + len > r.length) return false;
+    r.received += len;
+    r.nextDataSN++;
+    if (r.offset + r.received > this.received) this.received = r.offset + r.received;
+    if (len > 0) this.openR2t(pdu.bufferOffset, len);
+    if (pdu.final) {
+      if (r.received !== r.length) return false;
+      this.r2ts.delete(r.ttt);
+      this.host.unbindTtt(r.ttt);
+      this.issueR2ts();
+    }
+    return true;
+  }
+
+  /** R2T SNACK (§11.16.1 type 0 on a write): send open R2Ts with R2TSN in [begRun, begRun + runLength) again. */
+  resendR2ts(begRun: number, runLength: number): number {
+    let n = 0;
+    for (const r of this.r2ts.values()) {
+      if (r.r2tSN < begRun || (runLength !== 0 && r.r2tSN >= begRun + runLength)) continue;
+      this.sendR2t(r);
+      n++;
+    }
+    return n;
+  }
+
+  /** Forget open R2Ts (the task ends early, or moves to another connection). */
   dropTransfers(): void {
-    for (const ttt of this.r2ts.keys()) this.host.unbindTtt(ttt);
+    for (const r of this.r2ts.values()) {
+      this.host.unbindTtt(r.ttt);
+      if (r.offset < this.restartOffset) this.restartOffset = r.offset;
+    }
+    if (this.unsolicitedOpen && this.received < this.restartOffset) this.restartOffset = this.received;
+    if (this.nextR2tOffset < this.restartOffset) this.restartOffset = this.nextR2tOffset;
     this.r2ts.clear();
     this.unsolicitedOpen = false;
   }
@@ -302,85 +394,204 @@ export class ScsiTask {
 
   /** Local abort (TMF, connection loss): no response is sent (SAM-5, RFC 7143 §11.5.1). */
   abortLocal(): void {
+    this.result = undefined;
     if (this.phase === 'done') return;
     this.aborted = true;
     this.dropTransfers();
     if (this.phase !== 'submitted') this.markDone();
   }
 
+  /** A completed task whose result is kept (ERL >= 1) until acknowledged. */
+  get hasResult(): boolean {
+    return this.result !== undefined;
+  }
+
+  /** The status was acknowledged (or the task is gone): let the read buffer go. */
+  releaseResult(): void {
+    this.result = undefined;
+  }
+
+  /**
+   * Data SNACK (§11.16.1 type 0 on a read): Data-In with DataSN in
+   * [begRun, begRun + runLength) again, with their original DataSN (and the
+   * original StatSN on the one that carried the status). Returns how many
+   * PDUs went out; 0 when there is nothing to resend.
+   */
+  resendData(begRun: number, runLength: number): number {
+    const res = this.result;
+    if (!res || !res.dataIn) return 0;
+    const from = Math.max(0, begRun - res.dataInBase);
+    const to = runLength === 0 ? Number.MAX_SAFE_INTEGER : from + runLength;
+    return this.sendDataIn(res, from, to, res.collapse ? this.statSN : undefined);
+  }
+
+  /**
+   * R-Data SNACK (§11.16.3): all the data again, then the status as a SCSI
+   * Response carrying the SNACK Tag (original StatSN).
+   */
+  resendAll(snackTag: number): boolean {
+    const res = this.result;
+    if (!res || this.statSN === undefined) return false;
+    if (res.dataIn) this.sendDataIn(res, 0, Number.MAX_SAFE_INTEGER, undefined);
+    this.sendResponse(res, this.statSN, snackTag);
+    return true;
+  }
+
+  /**
+   * TASK REASSIGN (§6.2.2, §11.5.1): the task continues on `host`. A finished
+   * task sends its data again from `expDataSN` and its status with a StatSN
+   * of the new connection; a write still collecting asks again, with R2Ts,
+   * for everything from the first byte not known to be in; a task running in
+   * the core answers on the new connection when it completes.
+   */
+  reassign(host: TaskHost, expDataSN: number): void {
+    this.dropTransfers();
+    this.host = host;
+    if (this.phase === 'done') {
+      const res = this.result;
+      if (!res) return;
+      const from = res.dataIn ? Math.max(0, expDataSN - res.dataInBase) : 0;
+      this.emit(res, from);
+      return;
+    }
+    if (this.phase === 'collecting' && this.dataOut) {
+      // Bytes below the lowest R2T that was still open are in; the rest is
+      // asked for again (data already there is simply overwritten).
+      const restart = Math.min(this.received, this.restartOffset);
+      this.received = restart;
+      this.nextR2tOffset = restart;
+      this.restartOffset = Number.MAX_SAFE_INTEGER;
+      this.issueR2ts();
+    }
+  }
+
   private complete(r: ScsiResponse): void {
     if (this.phase === 'done') return;
-    this.markDone();
-    const conn = this.host.conn;
-    if (this.aborted || conn.stage === 'closed') return;
+    if (this.aborted) {
+      this.markDone();
+      return;
+    }
     if (r.aborted) {
-      if (!this.abortSense) return;
+      if (!this.abortSense) {
+        this.markDone();
+        return;
+      }
       r = { status: ScsiStatus.CHECK_CONDITION, sense: this.abortSense, residualKind: 'none', residualCount: 0 };
     }
     const dataIn = this.read && r.dataIn !== undefined && r.dataIn.length > 0 ? r.dataIn.subarray(0, Math.min(r.dataIn.length, this.edtl)) : undefined;
-    const overflow = r.residualKind === 'overflow';
-    const underflow = r.residualKind === 'underflow';
-    const residualCount = r.residualKind === 'none' ? 0 : r.residualCount >>> 0;
-    const collapse = dataIn !== undefined && (r.sense === undefined || r.sense.length === 0);
-    if (dataIn) this.sendDataIn(dataIn, collapse ? r : undefined, overflow, underflow, residualCount);
-    if (collapse) return;
+    const sense = r.sense !== undefined && r.sense.length > 0 ? r.sense : undefined;
+    const res: RetainedResult = {
+      status: r.status,
+      sense,
+      dataIn,
+      dataInBase: this.dataSNs,
+      overflow: r.residualKind === 'overflow',
+      underflow: r.residualKind === 'underflow',
+      residualCount: r.residualKind === 'none' ? 0 : r.residualCount >>> 0,
+      collapse: dataIn !== undefined && sense === undefined,
+    };
+    // ERL >= 1: keep the result until its status is acknowledged (set
+    // before markDone so the host knows to keep the task).
+    if (this.host.retaining) this.result = res;
+    this.markDone();
+    // ERL 2: a failed connection's task keeps its result for TASK REASSIGN.
+    if (this.host.conn.stage === 'closed') return;
+    this.emit(res, 0);
+  }
+
+  /** Data-In from the `fromPdu`-th one, then the status with a fresh StatSN of the current connection. */
+  private emit(res: RetainedResult, fromPdu: number): void {
+    const conn = this.host.conn;
+    if (conn.stage === 'closed') return;
+    if (res.dataIn) {
+      const sent = this.sendDataIn(res, fromPdu, Number.MAX_SAFE_INTEGER, res.collapse ? 'new' : undefined);
+      if (res.collapse && sent > 0) return;
+    }
+    this.sendResponse(res, conn.takeStatSN(), 0);
+  }
+
+  private sendResponse(res: RetainedResult, statSN: number, snackTag: number): void {
+    const conn = this.host.conn;
+    this.statSN = statSN;
     const w = conn.window();
     conn.send<ScsiResponsePdu>({
       opcode: Opcode.SCSI_RESPONSE,
       itt: this.itt,
       bidiOverflow: false,
       bidiUnderflow: false,
-      overflow,
-      underflow,
+      overflow: res.overflow,
+      underflow: res.underflow,
       response: ScsiResponseCode.COMMAND_COMPLETED,
-      status: r.status,
-      snackTag: 0,
-      statSN: conn.takeStatSN(),
+      status: res.status,
+      snackTag,
+      statSN,
       expCmdSN: w.expCmdSN,
       maxCmdSN: w.maxCmdSN,
       expDataSN: this.dataSNs,
       bidiReadResidualCount: 0,
-      residualCount,
-      data: r.sense !== undefined && r.sense.length > 0 ? encodeSenseData(r.sense) : undefined,
+      residualCount: res.residualCount,
+      data: res.sense !== undefined ? encodeSenseData(res.sense) : undefined,
     });
   }
 
-  private sendDataIn(data: Buffer, status: ScsiResponse | undefined, overflow: boolean, underflow: boolean, residualCount: number): void {
+  /**
+   * Send Data-In PDUs number [fromPdu, toPdu) of the read data (numbers
+   * relative to the first; DataSN = dataInBase + number). The cut is a pure
+   * function of the data length and the connection's limits, so a resend
+   * reproduces the original PDUs. `status`: 'new' takes a StatSN for the
+   * last PDU, a number reuses that StatSN (SNACK), undefined sends none.
+   * Returns how many PDUs went out.
+   */
+  private sendDataIn(res: RetainedResult, fromPdu: number, toPdu: number, status: 'new' | number | undefined): number {
+    const data = res.dataIn!;
     const conn = this.host.conn;
     const p = conn.params;
     const seg = Math.max(512, conn.peerMaxRecvDataSegmentLength);
     const burst = Math.max(seg, p.maxBurstLength);
     let offset = 0;
     let burstUsed = 0;
-    while (offset < data.length) {
+    let n = 0;
+    let sent = 0;
+    while (offset < data.length && n < toPdu) {
       const len = Math.min(seg, data.length - offset, burst - burstUsed);
       const last = offset + len >= data.length;
       burstUsed += len;
       const endOfBurst = last || burstUsed >= burst;
       if (endOfBurst) burstUsed = 0;
-      const withStatus = last && status !== undefined;
-      const w = conn.window();
-      conn.send<DataInPdu>({
-        opcode: Opcode.DATA_IN,
-        final: endOfBurst,
-        itt: this.itt,
-        acknowledge: false,
-        overflow: withStatus ? overflow : false,
-        underflow: withStatus ? underflow : false,
-        statusPresent: withStatus,
-        status: withStatus ? status.status : 0,
-        lunRaw: this.lunRaw,
-        targetTransferTag: RESERVED_TAG,
-        statSN: withStatus ? conn.takeStatSN() : 0,
-        expCmdSN: w.expCmdSN,
-        maxCmdSN: w.maxCmdSN,
-        dataSN: this.dataSNs++,
-        bufferOffset: offset,
-        residualCount: withStatus ? residualCount : 0,
-        data: data.subarray(offset, offset + len),
-      });
+      if (n >= fromPdu) {
+        const withStatus = last && status !== undefined;
+        let statSN = 0;
+        if (withStatus) {
+          statSN = status === 'new' ? conn.takeStatSN() : status;
+          this.statSN = statSN;
+        }
+        const w = conn.window();
+        conn.send<DataInPdu>({
+          opcode: Opcode.DATA_IN,
+          final: endOfBurst,
+          itt: this.itt,
+          acknowledge: false,
+          overflow: withStatus ? res.overflow : false,
+          underflow: withStatus ? res.underflow : false,
+          statusPresent: withStatus,
+          status: withStatus ? res.status : 0,
+          lunRaw: this.lunRaw,
+          targetTransferTag: RESERVED_TAG,
+          statSN,
+          expCmdSN: w.expCmdSN,
+          maxCmdSN: w.maxCmdSN,
+          dataSN: res.dataInBase + n,
+          bufferOffset: offset,
+          residualCount: withStatus ? res.residualCount : 0,
+          data: data.subarray(offset, offset + len),
+        });
+        sent++;
+      }
       offset += len;
+      n++;
     }
+    if (res.dataInBase + n > this.dataSNs) this.dataSNs = res.dataInBase + n;
+    return sent;
   }
 }
 

@@ -285,7 +285,8 @@ export class IscsiTargetServer {
 
   private submittedTasks(session: IscsiSession, lun: number): ScsiTask[] {
     const out: ScsiTask[] = [];
-    for (const c of this.connections) if (c.session === session && c.fullFeature) out.push(...c.fullFeature.submittedTasksOn(lun));
+    // Every connection of the session, and those held for recovery (ERL 2).
+    for (const host of session.allTaskHosts()) out.push(...host.submittedTasksOn(lun));
     return out;
   }
 

@@ -9,6 +9,8 @@ import { CmdSnWindow } from './cmdsn.js';
 import type { SessionLunMap } from './acl.js';
 import type { NegotiatedParams } from '../../protocols/iscsi/keys.js';
 import { SessionCounters } from './stats.js';
+import { ConnectionRecovery, type TaskWhere } from './recovery.js';
+import type { FullFeature } from './full-feature.js';
 
 /**
  * Operational parameters in force after login (the subset of the protocol
@@ -55,6 +57,8 @@ export const DEFAULT_SESSION_PARAMS: SessionParams = {
 /** The per-session state other modules need; the connection fills it in. */
 export interface SessionConnection {
   readonly cid: number;
+  /** Its full feature phase (tasks), once logged in. */
+  readonly fullFeature?: FullFeature | undefined;
   /** Drop the connection (no Logout). */
   destroy(reason: string): void;
 }
@@ -118,6 +122,8 @@ export class IscsiSession {
   readonly stats = new SessionCounters();
   /** Hooks run once when the session ends (abort tasks, close the nexus...). */
   private readonly closers: Array<() => void> = [];
+  /** ERL 2 only: tasks of failed connections waiting for TASK REASSIGN (recovery.ts). */
+  readonly recovery: ConnectionRecovery | undefined;
 
   constructor(init: SessionInit) {
     this.tsih = init.tsih;
@@ -129,6 +135,53 @@ export class IscsiSession {
     this.type = init.type;
     this.params = init.params;
     this.window = new CmdSnWindow<Deliverable>(init.initialCmdSN, init.cmdsnDepth);
+    if (init.params.errorRecoveryLevel >= 2 && init.type === 'normal') {
+      this.recovery = new ConnectionRecovery(init.params.defaultTime2Wait + init.params.defaultTime2Retain, (ffp) => {
+        // §6.2.2: Time2Retain ran out: abort what is left, free it all.
+        ffp.expireRetained();
+        this.endIfIdle('connection recovery timed out');
+      });
+    }
+  }
+
+  get errorRecoveryLevel(): number {
+    return this.params.errorRecoveryLevel;
+  }
+
+  /** Where the task with this ITT lives: a live connection, a failed one (ERL 2), or nowhere. */
+  findTask(itt: number): TaskWhere {
+    for (const c of this.connections) {
+      const ffp = c.fullFeature;
+      const task = ffp?.task(itt);
+      if (ffp && task) return { kind: 'live', ffp, task };
+    }
+    return this.recovery?.find(itt) ?? { kind: 'none' };
+  }
+
+  /** Every FullFeature of the session, live and held for recovery (TMFs on a LUN act on all). */
+  *allTaskHosts(): Iterable<FullFeature> {
+    for (const c of this.connections) if (c.fullFeature) yield c.fullFeature;
+    if (this.recovery) yield* this.recovery.hosts();
+  }
+
+  /**
+   * A connection of this session went away without a Logout. At ERL 2 its
+   * tasks are held for recovery (true); otherwise the caller aborts them.
+   */
+  connectionFailed(cid: number, ffp: FullFeature): boolean {
+    if (!this.recovery || this.closed) return false;
+    this.recovery.retain(cid, ffp);
+    return true;
+  }
+
+  /** A Login with the CID of a connection of ours (§6.3.4): its held tasks may be reassigned. */
+  connectionReinstated(cid: number): void {
+    this.recovery?.release(cid);
+  }
+
+  /** End the session when no connection is left and nothing is held for recovery (§6.2.2). */
+  endIfIdle(reason: string): void {
+    if (this.connections.size === 0 && (this.recovery?.count ?? 0) === 0) this.close(reason);
   }
 
   /** Session key used for reinstatement (RFC 7143 §4.4.3: ISID + initiator + target portal group). */
@@ -155,6 +208,8 @@ export class IscsiSession {
     }
     for (const c of [...this.connections]) c.destroy(reason);
     this.connections.clear();
+    // Tasks held for connection recovery end with the nexus (SAM-5: aborted).
+    if (this.recovery) for (const ffp of this.recovery.close()) ffp.connectionClosed(true);
     this.window.clear();
   }
 

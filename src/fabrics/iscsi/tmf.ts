@@ -43,8 +43,15 @@ export async function handleTmf(ffp: FullFeature, pdu: TaskMgmtRequestPdu): Prom
   const fn = pdu.function;
   let response: number;
   if (fn === Fn.TASK_REASSIGN) {
-    // ERL 0 (§11.5.1): allegiance reassignment needs ERL 2.
-    response = Resp.TASK_ALLEGIANCE_REASSIGNMENT_NOT_SUPPORTED;
+    // Below ERL 2 (§11.5.1): allegiance reassignment is not supported.
+    if (ffp.session.errorRecoveryLevel < 2) response = Resp.TASK_ALLEGIANCE_REASSIGNMENT_NOT_SUPPORTED;
+    else {
+      const r = taskReassign(ffp, pdu);
+      ffp.sendTmfResponse(pdu, r.response);
+      // The response goes first, then the task's Data-In/R2T/status (§6.2.2).
+      r.then?.();
+      return;
+    }
   } else {
     const coreFn = CORE_FN[fn];
     const nexus = ffp.session.nexus;
@@ -55,20 +62,46 @@ export async function handleTmf(ffp: FullFeature, pdu: TaskMgmtRequestPdu): Prom
     } else {
       // Tasks still collecting data are ours alone: abort them here first.
       const all = fn === Fn.TARGET_WARM_RESET || fn === Fn.TARGET_COLD_RESET;
-      if (fn !== Fn.CLEAR_ACA) ffp.abortLocalTasks((t) => all || t.lun === pdu.lun);
+      // With several connections (MC/S) or held ones (ERL 2), all of the session's.
+      if (fn !== Fn.CLEAR_ACA) for (const host of ffp.session.allTaskHosts()) host.abortLocalTasks((t) => all || t.lun === pdu.lun);
       const r = await ffp.conn.ctx.core.taskManagement({ nexus, fn: coreFn, lun: pdu.lun });
       response = wireTmfResponse(r);
     }
   }
   ffp.sendTmfResponse(pdu, response);
   if (fn === Fn.TARGET_COLD_RESET && response === Resp.FUNCTION_COMPLETE) {
-    // §11.6.1: after a cold reset the target closes all connections.
+    // §11.6.1: after a cold reset the target closes all connections (MC/S:
+    // the others at once, this one after its response is flushed).
+    for (const c of [...ffp.session.connections]) if (c !== ffp.conn) c.destroy('target cold reset');
     ffp.conn.end('target cold reset');
   }
 }
 
+/**
+ * TASK REASSIGN (§11.5.1, §6.2.2): move a task of a failed connection that
+ * was logged out for recovery (or reinstated) to this connection.
+ */
+function taskReassign(ffp: FullFeature, pdu: TaskMgmtRequestPdu): { response: number; then?: () => void } {
+  const where = ffp.session.findTask(pdu.referencedTaskTag);
+  if (where.kind === 'none') return { response: Resp.TASK_DOES_NOT_EXIST };
+  if (where.task.lun !== pdu.lun) return { response: Resp.TASK_DOES_NOT_EXIST };
+  if (where.kind === 'live' || !where.released) return { response: Resp.TASK_STILL_ALLEGIANT };
+  const { task, ffp: from } = where;
+  const here = ffp.task(task.itt);
+  if (here !== undefined && here.phase !== 'done') return { response: Resp.FUNCTION_REJECTED };
+  return {
+    response: Resp.FUNCTION_COMPLETE,
+    then: () => {
+      if (!ffp.adopt(task, from, pdu.expDataSN >>> 0)) return;
+      ffp.session.recovery?.prune();
+    },
+  };
+}
+
 async function abortTask(ffp: FullFeature, pdu: TaskMgmtRequestPdu): Promise<number> {
-  const task = ffp.task(pdu.referencedTaskTag);
+  // MC/S: the task may live on another connection of the session (§11.5.1).
+  const where = ffp.session.findTask(pdu.referencedTaskTag);
+  const task = where.kind === 'none' ? undefined : where.task;
   if (task && task.phase !== 'done') {
     if (task.phase !== 'submitted') {
       task.abortLocal();
