@@ -8,6 +8,7 @@
 //
 //   node dist/tools/conformance.js [--test ALL] [--min-pass 175] [--max-fail 0]
 //                                  [--log FILE] [--size 256M] [--dir DIR] [--block-size 512|4096]
+//                                  [--param Key=Value ...]
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -36,6 +37,12 @@ export interface ConformanceOptions {
   removable?: boolean;
   /** Logical block size of the LUN (default 512). */
   blockSize?: 512 | 4096;
+  /**
+   * Login keys the TPG declares (RFC 7143 §13), e.g. MaxConnections and
+   * ErrorRecoveryLevel raised: libiscsi offers one connection at ERL 0, so the
+   * suite checks that raising them changes nothing for such an initiator.
+   */
+  parameters?: Record<string, string>;
 }
 
 function waitForLine(child: ChildProcess, re: RegExp, timeoutMs: number): Promise<RegExpExecArray> {
@@ -95,7 +102,7 @@ export async function runConformance(opts: ConformanceOptions = {}): Promise<CuS
       iscsi: {
         targets: {
           [CONFORMANCE_IQN]: {
-            tpgs: { '1': { portals: ['127.0.0.1:0', '127.0.0.1:0'], luns: { '0': 'thin0' }, attributes: { generateNodeAcls: true } } },
+            tpgs: { '1': { portals: ['127.0.0.1:0', '127.0.0.1:0'], luns: { '0': 'thin0' }, attributes: { generateNodeAcls: true }, parameters: opts.parameters ?? {} } },
           },
         },
       },
@@ -140,11 +147,18 @@ async function cli(): Promise<void> {
       dir: { type: 'string' },
       'block-size': { type: 'string', default: '512' },
       json: { type: 'boolean', default: false },
+      param: { type: 'string', multiple: true, default: [] },
     },
   });
+  const parameters: Record<string, string> = {};
+  for (const p of values.param) {
+    const eq = p.indexOf('=');
+    if (eq <= 0) throw new Error(`--param ${p}: use Key=Value, e.g. --param MaxConnections=8`);
+    parameters[p.slice(0, eq)] = p.slice(eq + 1);
+  }
   const blockSize = Number(values['block-size']);
   if (blockSize !== 512 && blockSize !== 4096) throw new Error(`--block-size ${values['block-size']}: use 512 or 4096`);
-  const s = await runConformance({ test: values.test, log: values.log, size: values.size, dir: values.dir, blockSize });
+  const s = await runConformance({ test: values.test, log: values.log, size: values.size, dir: values.dir, blockSize, parameters });
   process.stdout.write(values.json ? JSON.stringify(s) + '\n' : formatCuSummary(s) + '\n');
   const minPass = Number(values['min-pass']);
   const maxFail = Number(values['max-fail']);
