@@ -6,12 +6,14 @@ import net from 'node:net';
 import { NbdClientError } from './errors.js';
 import { HandshakeReader } from './handshake-reader.js';
 import { NbdConnection } from './connection.js';
+import { SocketInput } from './socket-input.js';
 import { negotiate, abortHandshake, type NegotiateOptions, type Negotiated } from './negotiate.js';
 import type { NbdAddress } from './url.js';
 
-/** Open a socket to the address; resolves once connected. */
-function openSocket(addr: NbdAddress): net.Socket {
-  return addr.transport === 'unix' ? net.connect({ path: addr.path }) : net.connect({ host: addr.host, port: addr.port });
+/** Open a socket to the address, reading through `input` (one reused receive buffer). */
+function openSocket(addr: NbdAddress, input: SocketInput): net.Socket {
+  const { onread } = input;
+  return addr.transport === 'unix' ? net.connect({ path: addr.path, onread }) : net.connect({ host: addr.host, port: addr.port, onread });
 }
 
 function where(addr: NbdAddress): string {
@@ -27,9 +29,10 @@ async function withSocket<T>(
   addr: NbdAddress,
   timeoutMs: number,
   talk: (r: HandshakeReader, sock: net.Socket) => Promise<T>,
-): Promise<{ value: T; sock: net.Socket; reader: HandshakeReader }> {
-  const sock = openSocket(addr);
-  const reader = new HandshakeReader(sock);
+): Promise<{ value: T; sock: net.Socket; input: SocketInput; reader: HandshakeReader }> {
+  const input = new SocketInput();
+  const sock = openSocket(addr, input);
+  const reader = new HandshakeReader(sock, input);
   let rejectConnect: ((e: Error) => void) | undefined;
   const timer = setTimeout(() => {
     const err = new NbdClientError('ERR_NBD_TIMEOUT', `connecting to ${where(addr)} took longer than ${timeoutMs} ms`);
@@ -50,7 +53,7 @@ async function withSocket<T>(
       });
     });
     const value = await talk(reader, sock);
-    return { value, sock, reader };
+    return { value, sock, input, reader };
   } catch (e) {
     sock.destroy();
     throw e;
@@ -65,7 +68,7 @@ export async function openConnection(
   opts: NegotiateOptions & { timeoutMs: number },
   onClose: (err: NbdClientError) => void,
 ): Promise<NbdConnection> {
-  const { value, sock, reader } = await withSocket(addr, opts.timeoutMs, async (r, s) => {
+  const { value, sock, input, reader } = await withSocket(addr, opts.timeoutMs, async (r, s) => {
     try {
       return await negotiate(r, s, opts);
     } catch (e) {
@@ -77,7 +80,7 @@ export async function openConnection(
     }
   });
   const negotiated: Negotiated = value;
-  return new NbdConnection(sock, negotiated, reader.detach(), onClose);
+  return new NbdConnection(sock, input, negotiated, reader.detach(), onClose);
 }
 
 /** Run a query-only conversation (LIST, INFO) and close the socket. */

@@ -16,11 +16,9 @@ import {
   isReplyTypeError,
   replyTypeName,
 } from '../protocols/nbd/constants.js';
-import { ReplyFramer, type ReplyFrame } from '../protocols/nbd/framers.js';
 import {
   decodeBlockStatus,
   decodeErrorChunk,
-  decodeOffsetData,
   decodeOffsetHole,
   encodeRequest,
   type BlockDescriptor,
@@ -28,6 +26,8 @@ import {
 import { LunkitError } from '../protocols/errors.js';
 import { NbdClientError, serverError } from './errors.js';
 import type { Negotiated } from './negotiate.js';
+import { ReplyReader, ReplyStreamError } from './reply-reader.js';
+import type { SocketInput } from './socket-input.js';
 
 /** One request as the connection sends it. */
 export interface WireRequest {
@@ -60,32 +60,39 @@ function protocolError(message: string, cause?: unknown): NbdClientError {
 
 export class NbdConnection {
   private readonly inFlight = new Map<bigint, InFlight>();
-  private readonly framer: ReplyFramer;
+  private readonly reader: ReplyReader;
   private nextCookie = 1n;
   private dead: NbdClientError | undefined;
   private readonly baseAllocationId: number | undefined;
 
   constructor(
     private readonly sock: Socket,
+    input: SocketInput,
     readonly negotiated: Negotiated,
     leftover: Buffer,
     private readonly onClose: (err: NbdClientError) => void,
   ) {
     this.baseAllocationId = negotiated.metaContexts.get('base:allocation');
-    this.framer = new ReplyFramer({
-      // A simple reply to a READ carries the data: its length is the request's.
-      expectedReadLength: (handle) => {
-        const f = this.inFlight.get(handle);
-        return f !== undefined && f.req.type === NbdCmd.READ ? f.req.length : undefined;
+    this.reader = new ReplyReader(
+      {
+        // A simple reply to a READ carries the data: its length is the request's.
+        simpleDataLength: (handle) => {
+          const f = this.inFlight.get(handle);
+          return f !== undefined && f.req.type === NbdCmd.READ ? f.req.length : 0;
+        },
+        destination: (handle) => this.inFlight.get(handle)?.readInto,
+        onSimple: (handle, error) => this.onSimple(handle, error),
+        onDataStart: (handle, offset, length) => this.onDataStart(handle, offset, length),
+        onDataEnd: (handle, flags, length) => this.onDataEnd(handle, flags, length),
+        onChunk: (handle, type, flags, payload) => this.onChunk(handle, type, flags, payload),
       },
-      onReply: (frame) => this.onReply(frame),
-      onError: (err) => this.kill(protocolError(`server broke the reply stream: ${err.message}`, err)),
-    });
+      (e) => this.kill(this.streamError(e)),
+    );
     sock.setNoDelay(true);
-    sock.on('data', (chunk: Buffer) => this.framer.push(chunk));
     sock.on('error', (err) => this.kill(new NbdClientError('ERR_NBD_DISCONNECTED', `connection error: ${err.message}`, { cause: err })));
     sock.on('close', () => this.kill(new NbdClientError('ERR_NBD_DISCONNECTED', 'the server closed the connection')));
-    if (leftover.length > 0) this.framer.push(leftover);
+    if (leftover.length > 0) this.reader.push(leftover);
+    input.setConsumer((chunk) => this.reader.push(chunk));
   }
 
   get isDead(): boolean {
@@ -152,7 +159,7 @@ export class NbdConnection {
   private kill(err: NbdClientError): void {
     if (this.dead) return;
     this.dead = err;
-    this.framer.stop();
+    this.reader.stop();
     this.sock.destroy();
     this.onClose(err);
     const pending = [...this.inFlight.values()];
@@ -160,16 +167,12 @@ export class NbdConnection {
     for (const f of pending) if (!f.abandoned) f.req.done(err);
   }
 
-  private onReply(frame: ReplyFrame): void {
-    try {
-      if (frame.kind === 'simple') this.onSimple(frame.handle, frame.error, frame.data);
-      else this.onChunk(frame.header.handle, frame.header.type, frame.header.flags, frame.payload);
-    } catch (e) {
-      const err =
-        e instanceof NbdClientError ? e : e instanceof LunkitError ? protocolError(`server sent ${e.message}`, e) : undefined;
-      if (err === undefined) throw e;
-      this.kill(err);
-    }
+  /** What a handler threw while reading replies, as the error that kills the connection. */
+  private streamError(e: unknown): NbdClientError {
+    if (e instanceof NbdClientError) return e;
+    if (e instanceof ReplyStreamError) return protocolError(`server broke the reply stream: ${e.message}`, e);
+    if (e instanceof LunkitError) return protocolError(`server sent ${e.message}`, e);
+    return protocolError(`reply handling failed: ${e instanceof Error ? e.message : String(e)}`, e);
   }
 
   private take(handle: bigint): InFlight {
@@ -183,7 +186,8 @@ export class NbdConnection {
     if (!f.abandoned) f.req.done(err, extents);
   }
 
-  private onSimple(handle: bigint, error: number, data: Buffer): void {
+  /** A simple reply; READ data has already been copied into readInto by the reader. */
+  private onSimple(handle: bigint, error: number): void {
     const f = this.take(handle);
     if (error !== 0) {
       this.finish(handle, f, serverError(cmdName(f.req.type), error));
@@ -194,7 +198,6 @@ export class NbdConnection {
       this.finish(handle, f, protocolError('simple reply to NBD_CMD_BLOCK_STATUS'));
       return;
     }
-    if (f.readInto !== undefined) data.copy(f.readInto, 0, 0, f.req.length);
     this.finish(handle, f, undefined);
   }
 
@@ -210,19 +213,12 @@ export class NbdConnection {
         case NbdReplyType.NONE:
           if ((flags & NbdReplyFlag.DONE) === 0) throw protocolError('NBD_REPLY_TYPE_NONE without NBD_REPLY_FLAG_DONE');
           break;
-        case NbdReplyType.OFFSET_DATA: {
-          if (req.type !== NbdCmd.READ) throw protocolError(`OFFSET_DATA in reply to ${cmdName(req.type)}`);
-          const { offset, data } = decodeOffsetData(payload);
-          const at = this.inRange(req, offset, data.length);
-          if (f.readInto !== undefined) data.copy(f.readInto, at);
-          f.covered += data.length;
-          break;
-        }
         case NbdReplyType.OFFSET_HOLE: {
           if (req.type !== NbdCmd.READ) throw protocolError(`OFFSET_HOLE in reply to ${cmdName(req.type)}`);
           const { offset, holeSize } = decodeOffsetHole(payload);
           const at = this.inRange(req, offset, holeSize);
-          if (f.readInto !== undefined) f.readInto.fill(0, at, at + holeSize);
+          // Bounded: a caller's buffer may have shrunk (a detached FUSE reply buffer has length 0).
+          if (f.readInto !== undefined && at < f.readInto.length) f.readInto.fill(0, at, Math.min(at + holeSize, f.readInto.length));
           f.covered += holeSize;
           break;
         }
@@ -237,6 +233,26 @@ export class NbdConnection {
           throw protocolError(`unknown reply chunk type ${replyTypeName(type)}`);
       }
     }
+    this.chunkDone(handle, f, flags);
+  }
+
+  /** An OFFSET_DATA chunk begins: check it against its READ; returns where its data goes in readInto. */
+  private onDataStart(handle: bigint, offset: bigint, length: number): number {
+    const f = this.take(handle);
+    if (f.req.type !== NbdCmd.READ) throw protocolError(`OFFSET_DATA in reply to ${cmdName(f.req.type)}`);
+    return this.inRange(f.req, offset, length);
+  }
+
+  /** Its data is in readInto (or dropped, for an abandoned request). */
+  private onDataEnd(handle: bigint, flags: number, length: number): void {
+    const f = this.take(handle);
+    f.covered += length;
+    this.chunkDone(handle, f, flags);
+  }
+
+  /** After any chunk: the request ends with the one flagged DONE. */
+  private chunkDone(handle: bigint, f: InFlight, flags: number): void {
+    const req = f.req;
     if ((flags & NbdReplyFlag.DONE) === 0) return;
     if (f.error) {
       this.finish(handle, f, f.error);

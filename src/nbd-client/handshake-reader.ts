@@ -1,17 +1,19 @@
 // Reads the server's side of the handshake from a socket: "give me exactly n
 // bytes" as a promise. When negotiation ends, detach() hands the bytes that
-// arrived after the last handshake message to the transmission framer.
+// arrived after the last handshake message to the reply reader.
 
 import type { Socket } from 'node:net';
 import { ByteQueue } from '../protocols/byte-queue.js';
 import { NbdClientError } from './errors.js';
+import type { SocketInput } from './socket-input.js';
 
 export class HandshakeReader {
   private readonly q = new ByteQueue();
   private want: { n: number; resolve: (b: Buffer) => void; reject: (e: Error) => void } | undefined;
   private failure: Error | undefined;
   private readonly onData = (chunk: Buffer): void => {
-    this.q.push(chunk);
+    // The socket reuses the chunk's memory: keep a copy (handshake messages are small).
+    this.q.push(Buffer.from(chunk));
     this.pump();
   };
   private readonly onClose = (): void => {
@@ -25,8 +27,11 @@ export class HandshakeReader {
     );
   };
 
-  constructor(private readonly sock: Socket) {
-    sock.on('data', this.onData);
+  constructor(
+    private readonly sock: Socket,
+    private readonly input: SocketInput,
+  ) {
+    input.setConsumer(this.onData);
     sock.on('close', this.onClose);
     sock.on('error', this.onError);
   }
@@ -51,7 +56,7 @@ export class HandshakeReader {
 
   /** Stop listening; returns the bytes received beyond the handshake. */
   detach(): Buffer {
-    this.sock.off('data', this.onData);
+    this.input.setConsumer(undefined);
     this.sock.off('close', this.onClose);
     this.sock.off('error', this.onError);
     return Buffer.from(this.q.take(this.q.buffered));

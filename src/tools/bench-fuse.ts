@@ -7,8 +7,15 @@
 // from /proc/PID/stat before and after each job: steadier than throughput on a
 // 2-core machine where fio competes for the same cores) and lunkit/nbdfuse
 // ratios. Usage: node dist/tools/bench-fuse.js [--runtime S] [--cli PATH]
-// [--attach-args "..."]; LUNKIT_FUSE_MALLOC=default in the environment starts
-// the holder without lunkit's malloc settings (src/fabrics/fuse/malloc.ts).
+// [--attach-args "..."] [--baseline PATH]; LUNKIT_FUSE_MALLOC=default in the
+// environment starts the holder without lunkit's malloc settings
+// (src/fabrics/fuse/malloc.ts).
+//
+// --baseline PATH: the attach CLI of another lunkit build (e.g. the last
+// commit, built in a copy of the tree) attached to the same export as a
+// third server, measured job by job with the other two, so a before/after
+// comparison shares one machine state (a shared VM drifts between runs). The
+// order of the servers rotates from job to job.
 
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
@@ -86,6 +93,25 @@ async function fio(file: string, job: Job, runtime: number, size: string, server
 
 const RAMP_S = 1;
 
+interface Target {
+  label: string;
+  file: string;
+  pid: number;
+}
+
+function row(cells: Array<[string, number]>): string {
+  return cells.map(([v, w], i) => (i === 0 ? v.padEnd(w) : v.padStart(w))).join(' ');
+}
+
+/** `lunkit attach` of url on file through cli, with its own run directory; returns the file and the holder's pid. */
+async function attach(cli: string, url: string, file: string, runDir: string, extra: string[]): Promise<Target & { cli: string; runDir: string }> {
+  const env = { ...process.env, LUNKIT_RUN_DIR: runDir };
+  const path = (await sh(process.execPath, [cli, 'attach', url, file, ...extra], env)).trim();
+  process.env.LUNKIT_RUN_DIR = runDir;
+  const pid = await holderPid(path);
+  return { label: '', file: path, pid, cli, runDir };
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const opt = (name: string, dflt: string): string => {
@@ -94,47 +120,64 @@ async function main(): Promise<void> {
   };
   const runtime = Number(opt('--runtime', '8'));
   const cli = opt('--cli', join(process.cwd(), 'test/integration/fuse/lunkit-fuse-cli.mjs'));
+  const baselineCli = opt('--baseline', '');
   const extra = opt('--attach-args', '').split(' ').filter(Boolean);
   const base = await mkdtemp('/dev/shm/lunkit-bench-fuse-');
   const img = join(base, 'export.img');
-  const runDir = join(base, 'run');
   await writeFile(img, '');
   await truncate(img, 1024 * 1024 * 1024);
   const port = await freePort();
   const url = `nbd://127.0.0.1:${port}/`;
   const children: ChildProcess[] = [];
   const nbdfuseDir = join(base, 'nbdfuse');
-  let lunkitFile = '';
+  const attached: Array<{ cli: string; runDir: string; file: string }> = [];
   try {
     children.push(spawn('nbdkit', ['-f', '-i', '127.0.0.1', '-p', String(port), 'file', img], { stdio: 'ignore' }));
     await new Promise((r) => setTimeout(r, 500));
-    lunkitFile = (await sh(process.execPath, [cli, 'attach', url, join(base, 'lunkit', 'disk'), ...extra], { ...process.env, LUNKIT_RUN_DIR: runDir })).trim();
+    const targets: Target[] = [];
+    const lk = await attach(cli, url, join(base, 'lunkit', 'disk'), join(base, 'run'), extra);
+    attached.push(lk);
+    targets.push({ ...lk, label: 'lunkit' });
+    if (baselineCli) {
+      const bl = await attach(baselineCli, url, join(base, 'baseline', 'disk'), join(base, 'run-baseline'), extra);
+      attached.push(bl);
+      targets.push({ ...bl, label: 'baseline' });
+    }
     await sh('mkdir', ['-p', nbdfuseDir]);
     const nbdfuse = spawn('nbdfuse', [join(nbdfuseDir, 'disk'), url], { stdio: 'ignore' });
     children.push(nbdfuse);
     await waitFile(join(nbdfuseDir, 'disk'));
-    process.env.LUNKIT_RUN_DIR = runDir;
-    const pids = [await holderPid(lunkitFile), nbdfuse.pid ?? 0];
-    process.stdout.write(`lunkit holder pid ${pids[0]} (malloc settings: ${(await usesMallocTunables(pids[0])) ? 'on' : 'off'}), nbdfuse pid ${pids[1]}\n`);
+    targets.push({ label: 'nbdfuse', file: join(nbdfuseDir, 'disk'), pid: nbdfuse.pid ?? 0 });
+    for (const t of targets.slice(0, -1)) {
+      process.stdout.write(`${t.label} holder pid ${t.pid} (malloc settings: ${(await usesMallocTunables(t.pid)) ? 'on' : 'off'})\n`);
+    }
+    process.stdout.write(`nbdfuse pid ${nbdfuse.pid}\n`);
     // Fill the region read by the benchmarks so reads see data, not holes.
     await sh('dd', ['if=/dev/urandom', `of=${img}`, 'bs=1M', 'count=512', 'conv=notrunc', 'status=none']);
-    const targets: Array<[string, string]> = [['lunkit', lunkitFile], ['nbdfuse', join(nbdfuseDir, 'disk')]];
-    const rows: string[] = [];
-    rows.push(
-      `${'job'.padEnd(26)} ${'lunkit MB/s'.padStart(12)} ${'IOPS'.padStart(7)} ${'cpu us/io'.padStart(10)} ${'nbdfuse MB/s'.padStart(13)} ${'IOPS'.padStart(7)} ${'cpu us/io'.padStart(10)} ${'MB/s ratio'.padStart(11)} ${'cpu ratio'.padStart(10)}`,
-    );
+    const header: Array<[string, number]> = [['job', 26]];
+    for (const t of targets) header.push([`${t.label} MB/s`, Math.max(12, t.label.length + 5)], ['IOPS', 7], ['cpu us/io', 10]);
+    for (const t of targets.slice(0, -1)) header.push([`${t.label} MB/s ratio`, t.label.length + 11], ['cpu ratio', 10]);
+    const rows = [row(header)];
     process.stdout.write(rows[0] + '\n');
-    for (const job of JOBS) {
-      const r: Result[] = [];
-      for (let i = 0; i < targets.length; i++) r.push(await fio(targets[i][1], job, runtime, '512M', pids[i]));
-      rows.push(
-        `${job.name.padEnd(26)} ${r[0].mbps.toFixed(1).padStart(12)} ${r[0].iops.toFixed(0).padStart(7)} ${r[0].cpuUs.toFixed(0).padStart(10)} ${r[1].mbps.toFixed(1).padStart(13)} ${r[1].iops.toFixed(0).padStart(7)} ${r[1].cpuUs.toFixed(0).padStart(10)} ${(r[0].mbps / r[1].mbps).toFixed(2).padStart(11)} ${(r[0].cpuUs / r[1].cpuUs).toFixed(2).padStart(10)}`,
-      );
+    for (const [j, job] of JOBS.entries()) {
+      // Rotate which server goes first: on a shared VM the first measurement of a job was seen to lose consistently.
+      const r: Result[] = new Array<Result>(targets.length);
+      for (let k = 0; k < targets.length; k++) {
+        const i = (j + k) % targets.length;
+        r[i] = await fio(targets[i].file, job, runtime, '512M', targets[i].pid);
+      }
+      const peer = r[r.length - 1];
+      const cells: Array<[string, number]> = [[job.name, 26]];
+      targets.forEach((t, i) => cells.push([r[i].mbps.toFixed(1), Math.max(12, t.label.length + 5)], [r[i].iops.toFixed(0), 7], [r[i].cpuUs.toFixed(0), 10]));
+      targets.slice(0, -1).forEach((t, i) => cells.push([(r[i].mbps / peer.mbps).toFixed(2), t.label.length + 11], [(r[i].cpuUs / peer.cpuUs).toFixed(2), 10]));
+      rows.push(row(cells));
       process.stdout.write(rows[rows.length - 1] + '\n');
     }
     process.stdout.write('\n' + rows.join('\n') + '\n');
   } finally {
-    if (lunkitFile) await sh(process.execPath, [cli, 'detach', lunkitFile], { ...process.env, LUNKIT_RUN_DIR: runDir }).catch((e: unknown) => process.stderr.write(`${String(e)}\n`));
+    for (const a of attached) {
+      await sh(process.execPath, [a.cli, 'detach', a.file], { ...process.env, LUNKIT_RUN_DIR: a.runDir }).catch((e: unknown) => process.stderr.write(`${String(e)}\n`));
+    }
     await sh('fusermount', ['-u', nbdfuseDir]).catch(() => {});
     for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 300));

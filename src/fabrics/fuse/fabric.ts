@@ -21,7 +21,7 @@ import { resolve } from 'node:path';
 import type { FabricOps, NexusHandle } from '../../core/types.js';
 import { silentLogger, type Logger } from '../../util/log.js';
 import { hasFuseMallocTunables, withFuseMallocTunables } from './malloc.js';
-import { forceUnmount, mountsAt, prepareMountpoint } from './mountpoint.js';
+import { forceUnmount, mountsAt, prepareMountpoint, type LoopDevice } from './mountpoint.js';
 import { FUSE_PROTOCOL_ID, FuseVolume, type ExportInfo, type ExportOptions, type FuseCore, type FuseStats } from './volume.js';
 
 export interface FuseFabricOptions {
@@ -41,7 +41,7 @@ export interface FuseFabricOptions {
   /** Owner shown for the directory and files (default: this process). */
   uid?: number;
   gid?: number;
-  /** fuse-native's per-request time limit (then ETIMEDOUT); false for none. Default 120 s. */
+  /** fuse-native's per-request time limit (then ETIMEDOUT) for everything but read and write (see requestTimeouts); false for none. Default 120 s. */
   requestTimeoutMs?: number | false;
   /** How long mount() waits for the kernel's INIT (default 10 s). */
   mountTimeoutMs?: number;
@@ -52,6 +52,22 @@ export interface FuseFabricOptions {
 
 export const DEFAULT_MAX_WRITE = 131072;
 
+/**
+ * fuse-native's time limits per operation. Reads and writes get none: their
+ * buffers are libfuse's memory, lent to the core and the backstore (a READ
+ * lands straight in it, a WRITE is sent from it), and fuse-native's timeout
+ * answers the kernel at once, after which libfuse frees that memory while a
+ * libuv thread or a socket write may still use it. The backstores bound
+ * their own I/O instead (the NBD client's request deadline); a read that
+ * hangs in the kernel hangs like a read of any other file. fuse-native
+ * accepts `{ default, <op>: false }` (its index.js makeHandler); the type
+ * declaration in src/types only knows a number.
+ */
+function requestTimeouts(ms: number | false): number | false {
+  if (ms === false) return false;
+  return { default: ms, read: false, write: false } as unknown as number;
+}
+
 export class FuseFabric implements FabricOps {
   readonly name = 'fuse';
   readonly mountpoint: string;
@@ -60,6 +76,8 @@ export class FuseFabric implements FabricOps {
   private fuse: Fuse | undefined;
   private state: 'idle' | 'mounting' | 'mounted' | 'closed' = 'idle';
   private closing: Promise<void> | undefined;
+  /** Loop devices found on the files of a stale mount cleared by mount() (they fail I/O until re-attached). */
+  staleLoops: LoopDevice[] = [];
 
   constructor(
     core: FuseCore,
@@ -110,6 +128,16 @@ export class FuseFabric implements FabricOps {
     try {
       const prep = await prepareMountpoint(this.mountpoint, { mkdir: this.opts.mkdir ?? true });
       if (prep.clearedStale) this.logger.warn('cleared a stale FUSE mount', { mountpoint: this.mountpoint });
+      this.staleLoops = prep.staleLoops;
+      for (const l of prep.staleLoops) {
+        // Not detached for the user: it is theirs and may carry a mounted filesystem (docs/fuse.md "After a crash").
+        const unmount = l.mountedOn.length > 0 ? `umount ${l.mountedOn.join(', ')}` : 'unmount what is on it';
+        this.logger.warn(`loop device ${l.device} still uses ${l.file} of the dead FUSE mount and fails I/O: ${unmount}, run \`losetup -d ${l.device}\`, then losetup the new file`, {
+          device: l.device,
+          file: l.file,
+          mountedOn: l.mountedOn,
+        });
+      }
       const maxWrite = this.opts.maxWrite ?? DEFAULT_MAX_WRITE;
       // The fsname trick: everything after "fsname=" up to the next option is ours.
       const extra = ['big_writes', `max_write=${maxWrite}`];
@@ -119,7 +147,7 @@ export class FuseFabric implements FabricOps {
         subtype: 'lunkit',
         maxRead: maxWrite,
         allowOther: this.opts.allowOther ?? false,
-        timeout: this.opts.requestTimeoutMs ?? 120_000,
+        timeout: requestTimeouts(this.opts.requestTimeoutMs ?? 120_000),
         // Attributes change only by setExport/deleteExport; 1 s keeps stat cheap.
         attrTimeout: 1,
         entryTimeout: 1,

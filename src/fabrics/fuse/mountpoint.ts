@@ -11,7 +11,7 @@
 // killed child.
 
 import { execFile } from 'node:child_process';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 
@@ -52,6 +52,7 @@ export function isFuseType(fsType: string): boolean {
   return fsType === 'fuse' || fsType.startsWith('fuse.') || fsType === 'fuseblk';
 }
 
+/** 'enotconn': the mount's server is gone (ENOTCONN or ECONNABORTED). */
 export type ProbeResult = 'ok' | 'enotconn' | 'enoent' | 'timeout' | 'error';
 
 /** stat(1) on path in a child, killed after timeoutMs. */
@@ -61,7 +62,10 @@ export function probePath(path: string, timeoutMs = 3000): Promise<ProbeResult> 
       if (!err) return res('ok');
       const e = err as NodeJS.ErrnoException & { killed?: boolean };
       if (e.killed) return res('timeout');
-      if (/not connected/i.test(stderr)) return res('enotconn');
+      // ENOTCONN, or ECONNABORTED ("Software caused connection abort") for a
+      // connection the kernel aborted, e.g. when its server died while a loop
+      // device had the file open: both mean nobody serves this mount.
+      if (/not connected|connection abort/i.test(stderr)) return res('enotconn');
       if (/No such file/i.test(stderr)) return res('enoent');
       res('error');
     });
@@ -92,6 +96,43 @@ export async function forceUnmount(dir: string): Promise<void> {
 export interface PrepareResult {
   /** A stale FUSE mount (dead server) was found and cleared. */
   clearedStale: boolean;
+  /**
+   * Loop devices that were using a file of a cleared stale mount. They stay
+   * (the user made them, a filesystem may sit on them) but fail every I/O
+   * from now on: a FUSE connection cannot be taken over by a new server.
+   */
+  staleLoops: LoopDevice[];
+}
+
+export interface LoopDevice {
+  /** e.g. /dev/loop0 */
+  device: string;
+  /** Its backing file as the kernel reports it. */
+  file: string;
+  /** Mount points of filesystems mounted from the device. */
+  mountedOn: string[];
+}
+
+/**
+ * Loop devices whose backing file lies under dir, from
+ * /sys/block/loopN/loop/backing_file (present only for attached devices).
+ * Must be read before a stale mount is cleared: after the lazy unmount the
+ * kernel reports the file relative to the detached mount ("/disk0").
+ */
+export async function loopDevicesUnder(dir: string): Promise<LoopDevice[]> {
+  const prefix = `${resolve(dir)}/`;
+  const names = await readdir('/sys/block').catch(() => [] as string[]);
+  const out: LoopDevice[] = [];
+  for (const n of names) {
+    if (!/^loop\d+$/.test(n)) continue;
+    const file = await readFile(`/sys/block/${n}/loop/backing_file`, 'utf8').then((t) => t.replace(/\n$/, ''), () => '');
+    if (file.startsWith(prefix)) out.push({ device: `/dev/${n}`, file, mountedOn: [] });
+  }
+  if (out.length > 0) {
+    const table = parseMountInfo(await readFile('/proc/self/mountinfo', 'utf8').catch(() => ''));
+    for (const l of out) l.mountedOn = table.filter((m) => m.source === l.device).map((m) => m.mountPoint);
+  }
+  return out;
 }
 
 /**
@@ -102,6 +143,12 @@ export interface PrepareResult {
 export async function prepareMountpoint(dir: string, opts: { mkdir?: boolean } = {}): Promise<PrepareResult> {
   const abs = resolve(dir);
   let clearedStale = false;
+  const staleLoops: LoopDevice[] = [];
+  const clearStale = async (): Promise<void> => {
+    for (const l of await loopDevicesUnder(abs)) if (!staleLoops.some((s) => s.device === l.device)) staleLoops.push(l);
+    await forceUnmount(abs);
+    clearedStale = true;
+  };
   // Stacked stale mounts are possible (several crashes): clear them one by one.
   for (let round = 0; round < 8; round++) {
     const mounts = await mountsAt(abs);
@@ -109,15 +156,14 @@ export async function prepareMountpoint(dir: string, opts: { mkdir?: boolean } =
     if (mounts.length === 0) {
       if (probe === 'enotconn') {
         // Mounted in another namespace view but dead here: clear it anyway.
-        await forceUnmount(abs);
-        clearedStale = true;
+        await clearStale();
         continue;
       }
       if (probe === 'enoent') {
         if (!opts.mkdir) throw Object.assign(new Error(`mount point ${abs} does not exist`), { code: 'ERR_FUSE_MOUNTPOINT' });
         await mkdir(abs, { recursive: true });
       }
-      return { clearedStale };
+      return { clearedStale, staleLoops };
     }
     const top = mounts[mounts.length - 1];
     // The kernel answers a stat of the mount root from cached attributes for
@@ -125,8 +171,7 @@ export async function prepareMountpoint(dir: string, opts: { mkdir?: boolean } =
     // that cannot be cached: a dead server gives ENOTCONN, a live one ENOENT.
     const lookup = isFuseType(top.fsType) && probe !== 'enotconn' ? await probePath(join(abs, `.lunkit-probe-${randomBytes(6).toString('hex')}`)) : probe;
     if (isFuseType(top.fsType) && (probe === 'enotconn' || lookup === 'enotconn')) {
-      await forceUnmount(abs);
-      clearedStale = true;
+      await clearStale();
       continue;
     }
     const what = `${top.fsType} from ${top.source}`;
