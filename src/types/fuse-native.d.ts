@@ -70,8 +70,12 @@ declare module 'fuse-native' {
   }
 
   export interface FuseOptions {
-    /** Per-op timeout in ms, or false; default 15000 (then the op fails with ETIMEDOUT). */
-    timeout?: number | false;
+    /**
+     * Per-op timeout in ms, or false; default 15000 (then the op fails with
+     * ETIMEDOUT). An object sets a default and per-operation values
+     * (fuse-native's makeHandler reads `timeout[op]` before `timeout.default`).
+     */
+    timeout?: number | false | ({ default: number | false } & { [op: string]: number | false });
     force?: boolean;
     mkdir?: boolean;
     debug?: boolean;

@@ -49,7 +49,17 @@ export function demoConfig(host: string, port: number, size: string, nbdPort = 1
       targets: {
         [DEMO_IQN]: {
           alias: 'lunkit demo',
-          tpgs: { '1': { portals: [hostPort(host, port)], luns: { '0': 'ram0' }, attributes: { generateNodeAcls: true } } },
+          tpgs: {
+            '1': {
+              portals: [hostPort(host, port)],
+              luns: { '0': 'ram0' },
+              attributes: { generateNodeAcls: true },
+              // MC/S and connection recovery on offer, so `lunkit attach
+              // iscsi://... --connections 4 --erl 2` shows them; initiators
+              // that ask for less (open-iscsi, libiscsi) get what they ask.
+              parameters: { MaxConnections: '8', ErrorRecoveryLevel: '2' },
+            },
+          },
         },
       },
     },

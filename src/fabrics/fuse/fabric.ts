@@ -15,7 +15,7 @@
 // - It serves requests from libfuse's multi-threaded loop: many reads and
 //   writes are in flight at once, each completed by its callback.
 
-import Fuse from 'fuse-native';
+import Fuse, { type FuseOptions } from 'fuse-native';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { FabricOps, NexusHandle } from '../../core/types.js';
@@ -59,13 +59,11 @@ export const DEFAULT_MAX_WRITE = 131072;
  * answers the kernel at once, after which libfuse frees that memory while a
  * libuv thread or a socket write may still use it. The backstores bound
  * their own I/O instead (the NBD client's request deadline); a read that
- * hangs in the kernel hangs like a read of any other file. fuse-native
- * accepts `{ default, <op>: false }` (its index.js makeHandler); the type
- * declaration in src/types only knows a number.
+ * hangs in the kernel hangs like a read of any other file.
  */
-function requestTimeouts(ms: number | false): number | false {
+function requestTimeouts(ms: number | false): FuseOptions['timeout'] {
   if (ms === false) return false;
-  return { default: ms, read: false, write: false } as unknown as number;
+  return { default: ms, read: false, write: false };
 }
 
 export class FuseFabric implements FabricOps {
