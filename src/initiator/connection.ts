@@ -4,8 +4,8 @@
 // PDUs with nextPdu(), the session installs onPdu for the full feature phase.
 //
 // StatSN is per connection (RFC 7143 §4.2.2.2) and lives here; CmdSN is per
-// session and lives in the session. A session may later own several of these
-// (MC/S, each with its own CID).
+// session and lives in the session. An MC/S session owns several of these,
+// each with its own CID; the session sets `state` and counts `inFlight`.
 
 import { connect as netConnect, type Socket } from 'node:net';
 
@@ -17,8 +17,10 @@ import { encodeBhs, type EncodablePdu } from '../protocols/iscsi/pdu-encode.js';
 import type { Pdu } from '../protocols/iscsi/pdu-types.js';
 import { seqGte, seqAdd } from '../protocols/iscsi/seq.js';
 import { encodeFrame } from '../protocols/iscsi/writer.js';
+import type { ConnectionState } from './connection-pool.js';
 import { IscsiInitiatorError } from './errors.js';
 import type { FaultHooks, OutgoingPdu } from './fault.js';
+import { SeqTracker, type SnAccept } from './snack.js';
 import { formatPortal } from './url.js';
 
 export interface ConnectOptions {
@@ -37,8 +39,18 @@ export class IscsiConnection {
   readonly port: number;
   /** Fault injection (tests only). */
   faults: FaultHooks | undefined;
-  /** Next StatSN we expect from the target on this connection. */
-  expStatSN = 0;
+  /** Where the session stands with this connection (connection-pool.ts). */
+  state: ConnectionState = 'active';
+  /** SCSI tasks allegiant to this connection and not finished (kept by the session). */
+  inFlight = 0;
+  /**
+   * ERL >= 1: StatSN gaps are kept open (ExpStatSN stays at the first
+   * missing one until a Status SNACK fills it, §6.1.4.2); at ERL 0 ExpStatSN
+   * simply follows the highest StatSN seen.
+   */
+  strictStatSN = false;
+  /** ERL >= 1: a PDU whose data digest failed (header intact); unset, the connection drops. */
+  onDataDigestError: ((pdu: Pdu) => void) | undefined;
   /** Largest data segment the target accepts from us (its MaxRecvDataSegmentLength). */
   maxSendDataSegmentLength = DEFAULT_RECV_DATA_SEGMENT_LENGTH;
   /** Time (ms, Date.now()) a PDU was last received: keepalive measures silence from here. */
@@ -50,6 +62,7 @@ export class IscsiConnection {
 
   private readonly socket: Socket;
   private readonly framer: PduFramer;
+  private readonly statSNs = new SeqTracker(0);
   private headerDigest = false;
   private dataDigest = false;
   private closedWith: IscsiInitiatorError | undefined;
@@ -103,6 +116,37 @@ export class IscsiConnection {
 
   get portal(): string {
     return formatPortal(this.host, this.port);
+  }
+
+  /** Next StatSN we expect from the target on this connection (what ExpStatSN carries). */
+  get expStatSN(): number {
+    return this.statSNs.expected;
+  }
+
+  /** Set by the login (the Login Response's StatSN + 1). */
+  set expStatSN(n: number) {
+    this.statSNs.resetTo(n);
+  }
+
+  /** StatSN bookkeeping of this connection (ERL 1 asks it for the runs to SNACK). */
+  get statSNTracker(): SeqTracker {
+    return this.statSNs;
+  }
+
+  get localAddress(): string | undefined {
+    return this.socket.localAddress;
+  }
+
+  get localPort(): number | undefined {
+    return this.socket.localPort;
+  }
+
+  get headerDigestOn(): boolean {
+    return this.headerDigest;
+  }
+
+  get dataDigestOn(): boolean {
+    return this.dataDigest;
   }
 
   get closed(): boolean {
@@ -185,10 +229,18 @@ export class IscsiConnection {
     });
   }
 
-  /** Track the StatSN of a status-carrying PDU (§4.2.2.2: ExpStatSN = last StatSN + 1). */
-  noteStatSN(statSN: number): void {
-    const next = seqAdd(statSN, 1);
-    if (seqGte(next, this.expStatSN) || this.expStatSN === 0) this.expStatSN = next;
+  /**
+   * Track the StatSN of a PDU that takes one (§4.2.2.2: ExpStatSN = last
+   * StatSN + 1). At ERL >= 1 a jump leaves the skipped numbers missing and
+   * is reported as `gap` (the session sends a Status SNACK).
+   */
+  noteStatSN(statSN: number): SnAccept {
+    if (!this.strictStatSN) {
+      const next = seqAdd(statSN, 1);
+      if (seqGte(next, this.statSNs.next)) this.statSNs.resetTo(next);
+      return { fresh: true, gap: undefined };
+    }
+    return this.statSNs.accept(statSN);
   }
 
   private receiveRaw(raw: RawPdu): void {
@@ -203,6 +255,19 @@ export class IscsiConnection {
   }
 
   private deliver(raw: RawPdu): void {
+    if (!raw.dataDigestOk && this.onDataDigestError !== undefined) {
+      // ERL >= 1 (§7.8): the header is sound, the data is not; the session
+      // discards the PDU and asks for it again.
+      let hdr: Pdu;
+      try {
+        hdr = decodePdu(raw.bhs, raw.ahs, raw.data);
+      } catch (err) {
+        this.destroy(new IscsiInitiatorError('ERR_ISCSI_PROTOCOL', `undecodable PDU from target: ${(err as Error).message}`, { cause: err }));
+        return;
+      }
+      this.onDataDigestError(hdr);
+      return;
+    }
     if (!raw.dataDigestOk) {
       // ERL 0 cannot ask for the data again (SNACK is ERL 1): the session fails.
       this.destroy(new IscsiInitiatorError('ERR_ISCSI_PROTOCOL', 'data digest error in a PDU from the target', {
@@ -244,6 +309,14 @@ export class IscsiConnection {
       w.reject(this.closedWith);
     }
     this.onClose?.(this.closedWith);
+  }
+
+  /**
+   * Test seam: destroy the socket as a network failure would (no logout);
+   * the close then runs through the session's recovery like a real one.
+   */
+  cutSocket(): void {
+    this.socket.destroy();
   }
 
   /** Close gracefully after the write queue drains (after a Logout Response). */

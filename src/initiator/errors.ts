@@ -19,6 +19,8 @@
 //   ERR_ISCSI_TARGET_FAILURE   SCSI Response "target failure" (response 0x01): no SCSI status
 //   ERR_ISCSI_TMF_FAILED       a task management request got a response other than complete
 //   ERR_ISCSI_LOGOUT_FAILED    the Logout Response was not "success"
+//   ERR_ISCSI_RECOVERY_FAILED  session reinstatement (ERL 0) gave up: the command could not be completed
+//   ERR_ISCSI_MAX_CONNECTIONS  addConnection() beyond the negotiated MaxConnections (or removing the last one)
 
 import { LunkitError } from '../protocols/errors.js';
 import { LoginStatusClass } from '../protocols/iscsi/constants.js';
@@ -41,7 +43,9 @@ export type IscsiInitiatorErrorCode =
   | 'ERR_ISCSI_ABORTED'
   | 'ERR_ISCSI_TARGET_FAILURE'
   | 'ERR_ISCSI_TMF_FAILED'
-  | 'ERR_ISCSI_LOGOUT_FAILED';
+  | 'ERR_ISCSI_LOGOUT_FAILED'
+  | 'ERR_ISCSI_RECOVERY_FAILED'
+  | 'ERR_ISCSI_MAX_CONNECTIONS';
 
 export interface IscsiInitiatorErrorDetails {
   /** Login failures: RFC 7143 §11.13.5 Status-Class and Status-Detail. */

@@ -1,24 +1,25 @@
 // An initiator session (RFC 7143 §4): ISID + TSIH, the session-wide CmdSN
-// window, the tasks in flight keyed by ITT, and its connection(s). This
-// foundation runs one connection at ERL 0: when the connection dies, every
-// outstanding request fails with ERR_ISCSI_DISCONNECTED and the session is
-// closed. The window, the task table and the per-task connection allegiance
-// are session-wide so MC/S and ERL 1-2 can be added without reshaping them.
+// window, the tasks in flight keyed by ITT, and its connections (MC/S: the
+// leading login, then more with the same ISID/TSIH and their own CIDs;
+// commands go to the least-loaded one and keep their allegiance, §7.1.3).
+// Error recovery: ERL 1 within a connection (SNACK for Data-In and status
+// holes, retry after a Reject for a digest error), ERL 2 connection recovery
+// and ERL 0 session reinstatement (recovery.ts).
 
-import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 
 import { AsyncEvent, LogoutReason, LogoutResponse, RESERVED_TAG, TmfFunction, TmfResponse } from '../protocols/iscsi/constants.js';
-import type { NegotiatedParams } from '../protocols/iscsi/keys.js';
-import { Opcode, type AsyncMessagePdu, type NopInPdu, type Pdu, type RejectPdu } from '../protocols/iscsi/pdu-types.js';
-import { seqAdd, seqGt, seqLt, seqLte } from '../protocols/iscsi/seq.js';
+import { Opcode, type AsyncMessagePdu, type LogoutResponsePdu } from '../protocols/iscsi/pdu-types.js';
+import { seqLt } from '../protocols/iscsi/seq.js';
 import { encodeTextKeys, parseTextKeys, TextAccumulator } from '../protocols/iscsi/text.js';
 import { IscsiConnection } from './connection.js';
+import { allocateCid, type ConnectionInfo, type SessionInfo } from './connection-pool.js';
 import { IscsiInitiatorError } from './errors.js';
 import type { FaultHooks } from './fault.js';
 import { login, randomIsid, type LoginKeyOptions, type LoginResult } from './login.js';
-import { ScsiTask, type ScsiRequest, type ScsiResult, type WriteLimits } from './task.js';
-import type { ChapSecret } from './url.js';
+import { SessionRecovery, type RecoveryHost } from './recovery.js';
+import { SessionCore, type AsyncEventInfo, type Starter } from './session-core.js';
+import { formatPortal, type ChapSecret } from './url.js';
 
 export interface SessionOptions extends LoginKeyOptions {
   host: string;
@@ -36,8 +37,22 @@ export interface SessionOptions extends LoginKeyOptions {
   keepaliveIntervalMs?: number;
   /** A ping unanswered for this long drops the connection (default 15 s). */
   keepaliveTimeoutMs?: number;
-  /** Fault injection for tests (see fault.ts). */
+  /** Fault injection for tests (see fault.ts); every connection of the session gets these hooks. */
   faults?: FaultHooks;
+  /**
+   * MC/S: connections to open (asks MaxConnections=N; opens min(N, the
+   * negotiated MaxConnections)). Default 1.
+   */
+  connections?: number;
+  /**
+   * Session reinstatement attempts (ERL 0 recovery) before pending commands
+   * fail with ERR_ISCSI_RECOVERY_FAILED. Default 3 when `connections` or
+   * `errorRecoveryLevel` is given, else 0 (a lost connection fails its
+   * commands with ERR_ISCSI_DISCONNECTED and closes the session).
+   */
+  reinstateAttempts?: number;
+  /** First back-off between reinstatement attempts (doubles, capped at 5 s; default 200 ms). */
+  reinstateBackoffMs?: number;
 }
 
 /** Our default IQN: iqn.2024-01.org.lunkit:initiator:<hostname>. */
@@ -46,78 +61,84 @@ export function defaultInitiatorName(): string {
   return `iqn.2024-01.org.lunkit:initiator:${host}`;
 }
 
-/** Async event as handed to listeners of 'async'. */
-export interface AsyncEventInfo {
-  event: number;
-  vcode: number;
-  lun: number;
-  parameter1: number;
-  parameter2: number;
-  parameter3: number;
-  /** SCSI event: the sense data of the Async Message (§11.9.4). */
-  data: Buffer;
-}
+export type { AsyncEventInfo, SessionEvents } from './session-core.js';
 
-/** Something waiting for a response PDU by ITT. */
-interface Pending {
-  conn: IscsiConnection;
-  onPdu(pdu: Pdu): void;
-  fail(err: Error): void;
-}
+/** ERL 1: a hole still open this long after its SNACK is asked for again. */
+const SNACK_RETRY_MS = 400;
 
-type Starter = (cmdSN: number) => void;
-
-export interface SessionEvents {
-  close: [err: IscsiInitiatorError];
-  async: [info: AsyncEventInfo];
-}
-
-export class IscsiSession extends EventEmitter<SessionEvents> {
+export class IscsiSession extends SessionCore {
   readonly isid: number;
   readonly targetName: string | undefined;
   readonly sessionType: 'Normal' | 'Discovery';
   tsih = 0;
-  params!: NegotiatedParams;
   targetAlias: string | undefined;
   targetPortalGroupTag: number | undefined;
 
-  /** Next CmdSN to assign; ExpCmdSN and MaxCmdSN as the target last told us (§4.2.2.1). */
-  private cmdSN = 1;
-  private expCmdSN = 1;
-  private maxCmdSN = 1;
-  private readonly waiting: Starter[] = [];
-  private readonly pending = new Map<number, Pending>();
-  private readonly tasks = new Map<number, ScsiTask>();
-  private nextItt = 1;
-  private readonly connections: IscsiConnection[] = [];
-  private closedWith: IscsiInitiatorError | undefined;
+  private nextCid = 0;
+  /** Bumped by each reinstatement: a login that started before it belongs to the old session. */
+  private generation = 0;
+  private wanted = 1;
   private keepalive: NodeJS.Timeout | undefined;
-  private pinging = false;
-  private loggingOut = false;
-  private limits!: WriteLimits;
+  private snackTimer: NodeJS.Timeout | undefined;
+  private readonly pinging = new Set<IscsiConnection>();
+  private readonly recovery: SessionRecovery;
 
   private constructor(private readonly opts: SessionOptions) {
     super();
     this.isid = randomIsid();
     this.targetName = opts.targetName;
     this.sessionType = opts.sessionType ?? (opts.targetName === undefined ? 'Discovery' : 'Normal');
+    const explicit = opts.connections !== undefined || opts.errorRecoveryLevel !== undefined;
+    this.recovery = new SessionRecovery(this.recoveryHost(), {
+      reinstateAttempts: opts.reinstateAttempts ?? (explicit ? 3 : 0),
+      backoffMs: opts.reinstateBackoffMs ?? 200,
+    });
   }
 
-  /** Connect, log in and enter the full feature phase. */
+  /** Connect, log in and enter the full feature phase; with `connections: N`, open the further connections too. */
   static async open(opts: SessionOptions): Promise<IscsiSession> {
     const s = new IscsiSession(opts);
-    await s.addConnection();
+    await s.loginLeading();
+    try {
+      await s.openExtraConnections();
+    } catch (err) {
+      s.destroy();
+      throw err;
+    }
     return s;
   }
 
-  /** Log in one connection (the leading one now; further ones with the TSIH under MC/S). */
-  private async addConnection(): Promise<void> {
+  /** The leading login (a new session: TSIH 0, §6.3). */
+  private async loginLeading(): Promise<void> {
+    this.tsih = 0;
+    await this.loginConnection(undefined);
+  }
+
+  /** After the leading login: min(connections, negotiated MaxConnections) - 1 more. */
+  private async openExtraConnections(): Promise<void> {
+    const asked = this.sessionType === 'Normal' ? Math.max(1, this.opts.connections ?? 1) : 1;
+    this.wanted = Math.min(asked, this.params.maxConnections);
+    while (this.activeConnections().length < this.wanted) await this.loginConnection(undefined);
+  }
+
+  /**
+   * Log in one connection: the leading one when TSIH is 0, else one more of
+   * this session (same ISID and TSIH, its own CID, only connection keys,
+   * §4.2.2.x). `cid` reinstates that CID (ERL 2, §6.2.2).
+   */
+  private async loginConnection(cid: number | undefined): Promise<IscsiConnection> {
     const o = this.opts;
-    const conn = await IscsiConnection.connect({ host: o.host, port: o.port, cid: this.connections.length, connectTimeoutMs: o.connectTimeoutMs, faults: o.faults });
+    const leading = this.tsih === 0;
+    const gen = this.generation;
+    const inUse = new Set(this.conns.map((c) => c.cid));
+    const useCid = cid ?? allocateCid(inUse, this.nextCid);
+    if (cid === undefined) this.nextCid = (useCid + 1) & 0xffff;
+    const conn = await IscsiConnection.connect({ host: o.host, port: o.port, cid: useCid, connectTimeoutMs: o.connectTimeoutMs, faults: o.faults });
     let res: LoginResult;
     try {
       res = await login(conn, {
         ...o,
+        maxConnections: o.maxConnections ?? (this.sessionType === 'Normal' ? Math.max(1, o.connections ?? 1) : undefined),
         initiatorName: o.initiatorName ?? defaultInitiatorName(),
         sessionType: this.sessionType,
         isid: this.isid,
@@ -129,218 +150,177 @@ export class IscsiSession extends EventEmitter<SessionEvents> {
       conn.destroy();
       throw err;
     }
-    this.tsih = res.tsih;
-    this.params = res.params;
-    this.targetAlias = res.targetAlias;
-    this.targetPortalGroupTag = res.targetPortalGroupTag;
-    this.limits = {
-      immediateData: res.params.immediateData,
-      initialR2T: res.params.initialR2T,
-      firstBurstLength: res.params.firstBurstLength,
-      maxBurstLength: res.params.maxBurstLength,
-    };
-    // §4.2.2.1: the first full-feature CmdSN is the one the login carried.
-    this.expCmdSN = res.expCmdSN;
-    this.maxCmdSN = res.maxCmdSN;
+    if (this.closedWith !== undefined || gen !== this.generation || (!leading && this.tsih !== res.tsih)) {
+      conn.destroy();
+      throw this.closeError();
+    }
+    if (leading) {
+      this.tsih = res.tsih;
+      this.params = res.params;
+      this.targetAlias = res.targetAlias;
+      this.targetPortalGroupTag = res.targetPortalGroupTag;
+      this.limits = {
+        immediateData: res.params.immediateData,
+        initialR2T: res.params.initialR2T,
+        firstBurstLength: res.params.firstBurstLength,
+        maxBurstLength: res.params.maxBurstLength,
+      };
+      // §4.2.2.1: the first full-feature CmdSN is the one the login carried.
+      this.expCmdSN = res.expCmdSN;
+      this.maxCmdSN = res.maxCmdSN;
+    } else {
+      this.updateWindow(res.expCmdSN, res.maxCmdSN);
+    }
+    const erl = this.params.errorRecoveryLevel;
     conn.setDigests(res.params.headerDigest, res.params.dataDigest);
     conn.setMaxRecvDataSegmentLength(res.params.maxRecvDataSegmentLength);
     conn.maxSendDataSegmentLength = res.params.peerMaxRecvDataSegmentLength;
+    conn.strictStatSN = erl >= 1;
+    if (erl >= 1) conn.onDataDigestError = (pdu) => this.onDataDigestError(conn, pdu);
     conn.onPdu = (pdu) => this.dispatch(conn, pdu);
     conn.onClose = (err) => this.connectionClosed(conn, err);
-    this.connections.push(conn);
+    this.conns.push(conn);
     this.startKeepalive();
-  }
-
-  get closed(): boolean {
-    return this.closedWith !== undefined;
-  }
-
-  /** Commands sent and not yet answered, plus those waiting for the window. */
-  get inFlight(): number {
-    return this.tasks.size;
-  }
-
-  /** CmdSN window state, for diagnostics and tests. */
-  get window(): { cmdSN: number; expCmdSN: number; maxCmdSN: number; queued: number } {
-    return { cmdSN: this.cmdSN, expCmdSN: this.expCmdSN, maxCmdSN: this.maxCmdSN, queued: this.waiting.length };
-  }
-
-  /** The connection new work goes to (one for now; MC/S picks among several). */
-  private pickConnection(): IscsiConnection {
-    const c = this.connections.find((x) => !x.closed);
-    if (c === undefined) throw this.closeError();
-    return c;
-  }
-
-  /** The test seam: the leading connection (fault hooks, socket cuts). */
-  get connection(): IscsiConnection {
-    return this.connections[0];
-  }
-
-  private closeError(): IscsiInitiatorError {
-    return this.closedWith ?? new IscsiInitiatorError('ERR_ISCSI_SESSION_CLOSED', 'session is closed');
-  }
-
-  private allocItt(): number {
-    for (;;) {
-      const itt = this.nextItt;
-      this.nextItt = this.nextItt >= 0xfffffffe ? 1 : this.nextItt + 1;
-      if (itt !== RESERVED_TAG && !this.pending.has(itt)) return itt;
+    if (erl >= 1 && this.snackTimer === undefined) {
+      this.snackTimer = setInterval(() => this.resendOverdueSnacks(SNACK_RETRY_MS), SNACK_RETRY_MS / 2);
+      this.snackTimer.unref();
     }
-  }
-
-  // ---------------------------------------------------------------------------
-  // CmdSN window (§4.2.2.1)
-
-  /** Run `start` with a CmdSN once the window admits one more non-immediate command. */
-  private withCmdSN(start: Starter): void {
-    this.waiting.push(start);
     this.pump();
+    return conn;
   }
 
-  private pump(): void {
-    while (this.waiting.length > 0 && this.closedWith === undefined && seqLte(this.cmdSN, this.maxCmdSN)) {
-      const start = this.waiting.shift() as Starter;
-      const sn = this.cmdSN;
-      this.cmdSN = seqAdd(this.cmdSN, 1);
-      start(sn);
-    }
+  /** Session reinstatements (ERL 0) and connection recoveries (ERL 2) so far. */
+  get recoveries(): { reinstatements: number; connectionRecoveries: number } {
+    return { reinstatements: this.recovery.reinstatements, connectionRecoveries: this.recovery.connectionRecoveries };
   }
 
-  /** Take ExpCmdSN/MaxCmdSN from any response (§4.2.2.1: ignore if MaxCmdSN < ExpCmdSN - 1). */
-  private updateWindow(exp: number, max: number): void {
-    if (seqLt(max, seqAdd(exp, -1 >>> 0))) return;
-    if (seqGt(exp, this.expCmdSN)) this.expCmdSN = exp;
-    if (seqGt(max, this.maxCmdSN)) this.maxCmdSN = max;
-    if (this.waiting.length > 0) this.pump();
+  /** The test seam: the first live connection (fault hooks, socket cuts). */
+  get connection(): IscsiConnection {
+    return this.conns.find((c) => c.state === 'active' && !c.closed) ?? this.conns[0];
   }
 
-  // ---------------------------------------------------------------------------
-  // SCSI commands
-
-  /**
-   * Send a SCSI command and resolve with its status, sense and data. Queues
-   * while the CmdSN window is closed. Rejects only for transport failures
-   * (ERR_ISCSI_DISCONNECTED, ERR_ISCSI_REJECTED, ERR_ISCSI_ABORTED, ...).
-   */
-  execute(req: ScsiRequest): Promise<ScsiResult> {
-    if (this.closedWith !== undefined || this.loggingOut) return Promise.reject(this.closeError());
-    if (req.dataIn !== undefined && req.dataOut !== undefined && (typeof req.dataIn !== 'number' || req.dataIn > 0) && req.dataOut.length > 0) {
-      return Promise.reject(new IscsiInitiatorError('ERR_ISCSI_PROTOCOL', 'bidirectional commands are not supported'));
-    }
-    if (req.signal?.aborted) return Promise.reject(new IscsiInitiatorError('ERR_ISCSI_ABORTED', 'aborted before it was sent'));
-    return new Promise<ScsiResult>((resolve, reject) => {
-      const itt = this.allocItt();
-      const cleanup = (): void => {
-        this.tasks.delete(itt);
-        this.pending.delete(itt);
-        req.signal?.removeEventListener('abort', onAbort);
-      };
-      const task = new ScsiTask(
-        itt,
-        req,
-        (r) => {
-          cleanup();
-          resolve(r);
-        },
-        (e) => {
-          cleanup();
-          reject(e);
-        },
-      );
-      let conn: IscsiConnection;
-      try {
-        conn = this.pickConnection();
-      } catch (err) {
-        reject(err as Error);
-        return;
-      }
-      const onAbort = (): void => this.abortTask(task);
-      req.signal?.addEventListener('abort', onAbort, { once: true });
-      this.tasks.set(itt, task);
-      this.pending.set(itt, { conn, onPdu: (pdu) => this.taskPdu(task, pdu), fail: (e) => task.fail(e) });
-      this.withCmdSN((cmdSN) => {
-        if (task.finished) {
-          // Aborted while queued: nothing went out with this CmdSN, so the
-          // next command takes it (a hole would stall the target's ExpCmdSN).
-          this.cmdSN = cmdSN;
-          return;
-        }
-        task.start(conn, cmdSN, this.limits);
-      });
-    });
+  /** The connection objects themselves (tests: cut one with `cutSocket()`). */
+  get connectionObjects(): readonly IscsiConnection[] {
+    return this.conns;
   }
 
-  private taskPdu(task: ScsiTask, pdu: Pdu): void {
-    switch (pdu.opcode) {
-      case Opcode.DATA_IN:
-        if (task.onDataIn(pdu)) task.conn?.noteStatSN(pdu.statSN);
-        break;
-      case Opcode.SCSI_RESPONSE:
-        task.onResponse(pdu);
-        break;
-      case Opcode.R2T:
-        task.onR2T(pdu);
-        break;
-      default:
-        throw new IscsiInitiatorError('ERR_ISCSI_PROTOCOL', `unexpected ${pdu.opcode.toString(16)} for a SCSI task`);
-    }
+  /** The connections as plain data (`lunkit sessions --initiator`). */
+  get connections(): ConnectionInfo[] {
+    return this.conns.map((c) => ({
+      cid: c.cid,
+      state: c.state,
+      localAddress: c.localAddress,
+      localPort: c.localPort,
+      remoteAddress: c.host,
+      remotePort: c.port,
+      inFlight: c.inFlight,
+      expStatSN: c.expStatSN,
+      headerDigest: c.headerDigestOn,
+      dataDigest: c.dataDigestOn,
+    }));
   }
 
-  private abortTask(task: ScsiTask): void {
-    if (task.finished) return;
-    if (!task.sent) {
-      task.fail(new IscsiInitiatorError('ERR_ISCSI_ABORTED', 'aborted before it was sent'));
-      return;
-    }
-    if (task.aborting) return;
-    task.aborting = true;
-    this.taskManagement(TmfFunction.ABORT_TASK, { lun: task.req.lun, referencedTaskTag: task.itt, refCmdSN: task.cmdSN }).then(
-      (response) => {
-        if (response === TmfResponse.FUNCTION_COMPLETE || response === TmfResponse.TASK_DOES_NOT_EXIST) {
-          task.fail(new IscsiInitiatorError('ERR_ISCSI_ABORTED', `task 0x${task.itt.toString(16)} aborted`));
-        }
+  /** The session as plain JSON (target, portal, TSIH, ISID, ERL, connections, parameters). */
+  info(): SessionInfo {
+    const p = this.params;
+    return {
+      targetName: this.targetName,
+      portal: formatPortal(this.opts.host, this.opts.port),
+      tsih: this.tsih,
+      isid: this.isid.toString(16).padStart(12, '0'),
+      sessionType: this.sessionType,
+      errorRecoveryLevel: p.errorRecoveryLevel,
+      state: this.closedWith !== undefined ? 'closed' : this.recovery.recovering ? 'recovering' : 'open',
+      reinstatements: this.recovery.reinstatements,
+      connectionRecoveries: this.recovery.connectionRecoveries,
+      inFlight: this.tasks.size,
+      cmdSN: this.cmdSN,
+      expCmdSN: this.expCmdSN,
+      maxCmdSN: this.maxCmdSN,
+      connections: this.connections,
+      params: {
+        HeaderDigest: p.headerDigest ? 'CRC32C' : 'None',
+        DataDigest: p.dataDigest ? 'CRC32C' : 'None',
+        MaxConnections: p.maxConnections,
+        ErrorRecoveryLevel: p.errorRecoveryLevel,
+        InitialR2T: p.initialR2T,
+        ImmediateData: p.immediateData,
+        MaxRecvDataSegmentLength: p.maxRecvDataSegmentLength,
+        TargetMaxRecvDataSegmentLength: p.peerMaxRecvDataSegmentLength,
+        MaxBurstLength: p.maxBurstLength,
+        FirstBurstLength: p.firstBurstLength,
+        MaxOutstandingR2T: p.maxOutstandingR2T,
+        DefaultTime2Wait: p.defaultTime2Wait,
+        DefaultTime2Retain: p.defaultTime2Retain,
+        AuthMethod: p.authMethod,
       },
-      () => undefined,
-    );
+    };
   }
 
   // ---------------------------------------------------------------------------
-  // Task management, text, ping, logout
+  // MC/S: adding and removing connections
 
   /**
-   * Send a Task Management Function Request (§11.5) as an immediate command
-   * and resolve with the TMF response code (TmfResponse). After LUN RESET
-   * (and other set-wide functions) completes, the tasks it ended on that LUN
-   * reject with ERR_ISCSI_ABORTED.
+   * Log in one more connection of this session (new CID, same ISID/TSIH)
+   * while I/O runs. Throws ERR_ISCSI_MAX_CONNECTIONS beyond the negotiated
+   * MaxConnections.
    */
-  taskManagement(fn: number, o: { lun?: number; referencedTaskTag?: number; refCmdSN?: number } = {}, timeoutMs = 30_000): Promise<number> {
-    return this.immediateRequest<number>(timeoutMs, (conn, itt, resolve) => {
-      conn.send({
-        opcode: Opcode.TASK_MGMT_REQUEST,
-        immediate: true,
-        final: true,
-        function: fn,
-        lun: o.lun ?? 0,
-        itt,
-        referencedTaskTag: o.referencedTaskTag ?? RESERVED_TAG,
-        cmdSN: this.cmdSN,
-        expStatSN: conn.expStatSN,
-        refCmdSN: o.refCmdSN ?? 0,
-        expDataSN: 0,
-      });
+  async addConnection(): Promise<ConnectionInfo> {
+    if (this.closedWith !== undefined || this.loggingOut) throw this.closeError();
+    if (this.sessionType !== 'Normal' || this.conns.filter((c) => c.state !== 'closed').length >= this.params.maxConnections) {
+      throw new IscsiInitiatorError('ERR_ISCSI_MAX_CONNECTIONS', `the session may have at most ${this.params.maxConnections} connection(s)`);
+    }
+    this.wanted++;
+    let conn: IscsiConnection;
+    try {
+      conn = await this.loginConnection(undefined);
+    } catch (err) {
+      this.wanted--;
+      throw err;
+    }
+    return this.connections.find((c) => c.cid === conn.cid) as ConnectionInfo;
+  }
+
+  /**
+   * Close connection `cid` with Logout reason 1 (§11.14.1) while the others
+   * go on: it takes no new commands, its tasks finish (up to `timeoutMs`),
+   * then it logs out. The last connection cannot be removed (use logout()).
+   */
+  async removeConnection(cid: number, timeoutMs = 30_000): Promise<void> {
+    const conn = this.conns.find((c) => c.cid === cid && c.state === 'active');
+    if (conn === undefined) throw new IscsiInitiatorError('ERR_ISCSI_PROTOCOL', `no active connection with CID ${cid}`);
+    if (this.activeConnections().length <= 1) throw new IscsiInitiatorError('ERR_ISCSI_MAX_CONNECTIONS', 'cannot remove the last connection; log the session out instead');
+    conn.state = 'draining';
+    this.wanted = Math.max(1, this.wanted - 1);
+    const deadline = Date.now() + timeoutMs;
+    while (conn.inFlight > 0 && !conn.closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    if (conn.closed) return;
+    const resp = await this.logoutOn(conn, conn.cid, LogoutReason.CLOSE_CONNECTION, Math.max(1000, deadline - Date.now()));
+    conn.state = 'closed';
+    this.dropConnection(conn);
+    await conn.end();
+    if (resp.response !== LogoutResponse.SUCCESS) {
+      throw new IscsiInitiatorError('ERR_ISCSI_LOGOUT_FAILED', `logout of CID ${cid} answered ${resp.response}`, { response: resp.response });
+    }
+  }
+
+  /** Logout Request (§11.14) on `via` for connection `cid`. */
+  private logoutOn(via: IscsiConnection, cid: number, reason: number, timeoutMs = 10_000): Promise<LogoutResponsePdu> {
+    return this.immediateRequest<LogoutResponsePdu>(timeoutMs, (conn, itt, resolve) => {
+      conn.send({ opcode: Opcode.LOGOUT_REQUEST, immediate: true, final: true, reasonCode: reason, itt, cid, cmdSN: this.cmdSN, expStatSN: conn.expStatSN });
       return (pdu) => {
-        if (pdu.opcode !== Opcode.TASK_MGMT_RESPONSE) throw new IscsiInitiatorError('ERR_ISCSI_PROTOCOL', 'expected a TMF response');
-        conn.noteStatSN(pdu.statSN);
-        if (pdu.response === TmfResponse.FUNCTION_COMPLETE && fn !== TmfFunction.ABORT_TASK) {
-          const all = fn === TmfFunction.TARGET_WARM_RESET || fn === TmfFunction.TARGET_COLD_RESET;
-          for (const t of [...this.tasks.values()]) {
-            if (t.sent && (all || t.req.lun === (o.lun ?? 0))) t.fail(new IscsiInitiatorError('ERR_ISCSI_ABORTED', `task 0x${t.itt.toString(16)} ended by ${fn === TmfFunction.LOGICAL_UNIT_RESET ? 'LUN RESET' : `TMF ${fn}`}`));
-          }
-        }
-        resolve(pdu.response);
+        if (pdu.opcode !== Opcode.LOGOUT_RESPONSE) throw new IscsiInitiatorError('ERR_ISCSI_PROTOCOL', 'expected a Logout Response');
+        resolve(pdu);
       };
-    });
+    }, reason === LogoutReason.CLOSE_SESSION, via);
+  }
+
+  private dropConnection(conn: IscsiConnection): void {
+    if (conn.state !== 'closed') conn.state = 'closed';
+    const i = this.conns.indexOf(conn);
+    if (i >= 0) this.conns.splice(i, 1);
+    if (this.cursor >= this.conns.length) this.cursor = 0;
+    if (!conn.closed) conn.destroy(new IscsiInitiatorError('ERR_ISCSI_DISCONNECTED', `connection ${conn.cid} logged out for recovery`));
   }
 
   /** ABORT TASK is reached through ScsiRequest.signal; LUN RESET here. Throws ERR_ISCSI_TMF_FAILED unless complete. */
@@ -356,7 +336,7 @@ export class IscsiSession extends EventEmitter<SessionEvents> {
   text(pairs: Array<[string, string]>, timeoutMs = 30_000): Promise<Array<[string, string]>> {
     if (this.closedWith !== undefined) return Promise.reject(this.closeError());
     return new Promise((resolve, reject) => {
-      const conn = this.pickConnection();
+      let bound: IscsiConnection | undefined;
       const itt = this.allocItt();
       const acc = new TextAccumulator(1 << 20);
       const timer = setTimeout(() => {
@@ -369,16 +349,20 @@ export class IscsiSession extends EventEmitter<SessionEvents> {
         if (err !== undefined) reject(err);
         else resolve(keys ?? []);
       };
+      // Every PDU of the exchange goes on one connection (the first one's).
       const send = (data: Buffer | undefined, ttt: number): void =>
-        this.withCmdSN((cmdSN) => {
+        this.withCmdSN((cmdSN, picked) => {
+          const conn = bound ?? picked;
+          bound = conn;
           conn.send({ opcode: Opcode.TEXT_REQUEST, immediate: false, final: true, continue: false, lun: 0, itt, targetTransferTag: ttt, cmdSN, expStatSN: conn.expStatSN }, data);
         });
       this.pending.set(itt, {
-        conn,
+        get conn() {
+          return bound;
+        },
         fail: (e) => finish(e),
         onPdu: (pdu) => {
           if (pdu.opcode !== Opcode.TEXT_RESPONSE) throw new IscsiInitiatorError('ERR_ISCSI_PROTOCOL', 'expected a Text Response');
-          conn.noteStatSN(pdu.statSN);
           const whole = acc.add(pdu.data, pdu.continue);
           if (whole === undefined || !pdu.final) {
             if (whole !== undefined) acc.reset();
@@ -398,21 +382,20 @@ export class IscsiSession extends EventEmitter<SessionEvents> {
   }
 
   /** NOP-Out ping (§11.18); resolves with the round trip in ms, or rejects ERR_ISCSI_TIMEOUT. */
-  ping(timeoutMs = 15_000, data?: Buffer): Promise<number> {
+  ping(timeoutMs = 15_000, data?: Buffer, via?: IscsiConnection): Promise<number> {
     const t0 = performance.now();
     return this.immediateRequest<number>(timeoutMs, (conn, itt, resolve) => {
       conn.send({ opcode: Opcode.NOP_OUT, immediate: true, final: true, lun: 0, itt, targetTransferTag: RESERVED_TAG, cmdSN: this.cmdSN, expStatSN: conn.expStatSN }, data);
       return (pdu) => {
         if (pdu.opcode !== Opcode.NOP_IN) throw new IscsiInitiatorError('ERR_ISCSI_PROTOCOL', 'expected a NOP-In');
-        conn.noteStatSN(pdu.statSN);
         resolve(performance.now() - t0);
       };
-    });
+    }, false, via);
   }
 
   /**
    * Close the session with a Logout Request (§11.14, reason "close the
-   * session"), then the connection. Outstanding commands reject with
+   * session"), then its connections. Outstanding commands reject with
    * ERR_ISCSI_SESSION_CLOSED. Idempotent.
    */
   async logout(timeoutMs = 10_000): Promise<void> {
@@ -420,18 +403,12 @@ export class IscsiSession extends EventEmitter<SessionEvents> {
     this.loggingOut = true;
     let response: number | undefined;
     try {
-      response = await this.immediateRequest<number>(timeoutMs, (conn, itt, resolve) => {
-        conn.send({ opcode: Opcode.LOGOUT_REQUEST, immediate: true, final: true, reasonCode: LogoutReason.CLOSE_SESSION, itt, cid: conn.cid, cmdSN: this.cmdSN, expStatSN: conn.expStatSN });
-        return (pdu) => {
-          if (pdu.opcode !== Opcode.LOGOUT_RESPONSE) throw new IscsiInitiatorError('ERR_ISCSI_PROTOCOL', 'expected a Logout Response');
-          conn.noteStatSN(pdu.statSN);
-          resolve(pdu.response);
-        };
-      }, true);
+      const via = this.requireConnection();
+      response = (await this.logoutOn(via, via.cid, LogoutReason.CLOSE_SESSION, timeoutMs)).response;
     } finally {
       const err = new IscsiInitiatorError('ERR_ISCSI_SESSION_CLOSED', 'session logged out');
       this.shutdown(err);
-      await Promise.all(this.connections.map((c) => c.end()));
+      await Promise.all(this.conns.map((c) => c.end()));
     }
     if (response !== LogoutResponse.SUCCESS) {
       throw new IscsiInitiatorError('ERR_ISCSI_LOGOUT_FAILED', `logout answered ${response}`, { response });
@@ -441,103 +418,10 @@ export class IscsiSession extends EventEmitter<SessionEvents> {
   /** Drop the session without a logout (sockets destroyed). */
   destroy(err?: IscsiInitiatorError): void {
     this.shutdown(err ?? new IscsiInitiatorError('ERR_ISCSI_SESSION_CLOSED', 'session destroyed'));
-    for (const c of this.connections) c.destroy(this.closedWith);
+    for (const c of this.conns) c.destroy(this.closedWith);
   }
 
-  /** Send one immediate request and wait for the response with its ITT. */
-  private immediateRequest<T>(
-    timeoutMs: number,
-    send: (conn: IscsiConnection, itt: number, resolve: (v: T) => void) => (pdu: Pdu) => void,
-    duringLogout = false,
-  ): Promise<T> {
-    if (this.closedWith !== undefined || (this.loggingOut && !duringLogout)) return Promise.reject(this.closeError());
-    return new Promise<T>((resolve, reject) => {
-      const conn = this.pickConnection();
-      const itt = this.allocItt();
-      const timer = setTimeout(() => {
-        this.pending.delete(itt);
-        reject(new IscsiInitiatorError('ERR_ISCSI_TIMEOUT', `no response within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const done = (v: T): void => {
-        clearTimeout(timer);
-        this.pending.delete(itt);
-        resolve(v);
-      };
-      // Register before sending: a fast target may answer within the write.
-      const entry: Pending = {
-        conn,
-        onPdu: () => undefined,
-        fail: (e) => {
-          clearTimeout(timer);
-          this.pending.delete(itt);
-          reject(e);
-        },
-      };
-      this.pending.set(itt, entry);
-      entry.onPdu = send(conn, itt, done);
-    });
-  }
-
-  // ---------------------------------------------------------------------------
-  // Receive path
-
-  private dispatch(conn: IscsiConnection, pdu: Pdu): void {
-    try {
-      this.handle(conn, pdu);
-    } catch (err) {
-      const e = err instanceof IscsiInitiatorError ? err : new IscsiInitiatorError('ERR_ISCSI_PROTOCOL', (err as Error).message, { cause: err });
-      // ERL 0: a protocol violation ends the connection and with it the session.
-      conn.destroy(e);
-    }
-  }
-
-  private handle(conn: IscsiConnection, pdu: Pdu): void {
-    if ('maxCmdSN' in pdu && 'expCmdSN' in pdu) {
-      // §4.2.2.1: NOP-In and R2T too; Data-In without status also carries them.
-      this.updateWindow(pdu.expCmdSN, pdu.maxCmdSN);
-    }
-    switch (pdu.opcode) {
-      case Opcode.NOP_IN:
-        this.onNopIn(conn, pdu);
-        return;
-      case Opcode.ASYNC_MESSAGE:
-        this.onAsync(conn, pdu);
-        return;
-      case Opcode.REJECT:
-        this.onReject(conn, pdu);
-        return;
-      case Opcode.SCSI_RESPONSE:
-        conn.noteStatSN(pdu.statSN);
-        break;
-      default:
-        break;
-    }
-    const p = this.pending.get(pdu.itt);
-    if (p === undefined) {
-      // A late answer for something that timed out or was aborted: harmless at ERL 0.
-      if (pdu.opcode === Opcode.DATA_IN || pdu.opcode === Opcode.R2T || pdu.opcode === Opcode.SCSI_RESPONSE) return;
-      throw new IscsiInitiatorError('ERR_ISCSI_PROTOCOL', `PDU opcode 0x${pdu.opcode.toString(16)} for unknown ITT 0x${pdu.itt.toString(16)}`);
-    }
-    p.onPdu(pdu);
-  }
-
-  private onNopIn(conn: IscsiConnection, pdu: NopInPdu): void {
-    if (pdu.itt !== RESERVED_TAG) {
-      const p = this.pending.get(pdu.itt);
-      if (p !== undefined) p.onPdu(pdu);
-      return;
-    }
-    // §11.19: a target ping (TTT != reserved) wants a NOP-Out back with its TTT, immediately.
-    if (pdu.targetTransferTag !== RESERVED_TAG) {
-      conn.send(
-        { opcode: Opcode.NOP_OUT, immediate: true, final: true, lunRaw: pdu.lunRaw, itt: RESERVED_TAG, targetTransferTag: pdu.targetTransferTag, cmdSN: this.cmdSN, expStatSN: conn.expStatSN },
-        pdu.data.length > 0 ? Buffer.from(pdu.data.subarray(0, conn.maxSendDataSegmentLength)) : undefined,
-      );
-    }
-  }
-
-  private onAsync(conn: IscsiConnection, pdu: AsyncMessagePdu): void {
-    conn.noteStatSN(pdu.statSN);
+  protected onAsync(conn: IscsiConnection, pdu: AsyncMessagePdu): void {
     const info: AsyncEventInfo = {
       event: pdu.asyncEvent,
       vcode: pdu.asyncVCode,
@@ -550,8 +434,10 @@ export class IscsiSession extends EventEmitter<SessionEvents> {
     this.emit('async', info);
     switch (pdu.asyncEvent) {
       case AsyncEvent.LOGOUT_REQUEST:
-        // §11.9.1: log out within Parameter3 seconds; with one connection, close the session.
-        void this.logout(Math.max(1, pdu.parameter3) * 1000).catch(() => undefined);
+        // §11.9.1: log out within Parameter3 seconds: this connection if
+        // others remain (MC/S), else the session.
+        if (this.activeConnections().length > 1 && conn.state === 'active') void this.removeConnection(conn.cid, Math.max(1, pdu.parameter3) * 1000).catch(() => undefined);
+        else void this.logout(Math.max(1, pdu.parameter3) * 1000).catch(() => undefined);
         break;
       case AsyncEvent.CONNECTION_DROP:
         conn.destroy(new IscsiInitiatorError('ERR_ISCSI_DISCONNECTED', 'target announced it drops the connection'));
@@ -568,29 +454,91 @@ export class IscsiSession extends EventEmitter<SessionEvents> {
     }
   }
 
-  private onReject(conn: IscsiConnection, pdu: RejectPdu): void {
-    // §11.17: the rejected PDU's header is the data segment; its ITT names the request.
-    const itt = pdu.data.length >= 20 ? pdu.data.readUInt32BE(16) : RESERVED_TAG;
-    const p = this.pending.get(itt);
-    const err = new IscsiInitiatorError('ERR_ISCSI_REJECTED', `target rejected a PDU (reason 0x${pdu.reason.toString(16)})`, { rejectReason: pdu.reason });
-    if (p !== undefined && p.conn === conn) p.fail(err);
-  }
+  // ---------------------------------------------------------------------------
+  // Connection loss and recovery
 
   private connectionClosed(conn: IscsiConnection, err: IscsiInitiatorError): void {
-    // ERL 0: losing the only connection ends the session; outstanding work fails.
     const e = err.code === 'ERR_ISCSI_SESSION_CLOSED' || err.code === 'ERR_ISCSI_DISCONNECTED' ? err : new IscsiInitiatorError('ERR_ISCSI_DISCONNECTED', err.message, { cause: err });
-    for (const [, p] of [...this.pending]) if (p.conn === conn) p.fail(e);
-    if (this.connections.every((c) => c.closed)) this.shutdown(e);
+    this.pinging.delete(conn);
+    // Immediate requests (ping, TMF, Text, Logout) on it fail now; SCSI tasks wait for recovery.
+    for (const [, p] of [...this.pending]) if (p.task === undefined && p.conn === conn) p.fail(e);
+    if (this.closedWith !== undefined || this.suspended) return; // gone, or reinstatement dropped it
+    if (conn.state === 'closed' || this.loggingOut) {
+      // Logged out on purpose: anything still allegiant to it cannot finish.
+      for (const t of [...this.tasks.values()]) if (t.conn === conn) t.fail(e);
+      if (this.conns.every((c) => c.closed)) this.shutdown(e);
+      return;
+    }
+    conn.state = 'failed';
+    this.recovery.connectionFailed(conn, e);
   }
 
-  private shutdown(err: IscsiInitiatorError): void {
-    if (this.closedWith !== undefined) return;
-    this.closedWith = err;
+  private recoveryHost(): RecoveryHost {
+    return {
+      params: () => this.params,
+      ending: () => this.closedWith !== undefined || this.loggingOut,
+      pickLive: () => this.pickConnection(),
+      activeCount: () => this.conns.filter((c) => c.state === 'active' && !c.closed).length,
+      desiredConnections: () => this.wanted,
+      openConnection: (cid) => this.loginConnection(cid),
+      dropConnection: (conn) => this.dropConnection(conn),
+      tasksOf: (conn) => this.sortedTasks((t) => t.conn === conn && t.sent),
+      bind: (task, conn) => this.bind(task, conn),
+      logoutConnection: (via, cid, reason) => this.logoutOn(via, cid, reason),
+      reassign: (via, task, expDataSN) =>
+        this.taskManagement(TmfFunction.TASK_REASSIGN, { lun: task.req.lun, referencedTaskTag: task.itt, refCmdSN: task.cmdSN, expDataSN }, 10_000, via),
+      targetHasSeen: (cmdSN) => seqLt(cmdSN, this.window.expCmdSN),
+      restart: (task) => {
+        this.unbind(task);
+        task.resetForRetry();
+        this.waiting.unshift((cmdSN, conn) => this.startTask(task, cmdSN, conn));
+        this.pump();
+      },
+      dropSession: (err) => {
+        this.suspended = true;
+        this.generation++;
+        for (const c of this.conns) {
+          c.state = 'closed';
+          c.destroy(err);
+        }
+        this.conns.length = 0;
+        this.cursor = 0;
+        for (const [, p] of [...this.pending]) if (p.task === undefined) p.fail(err);
+        const tasks = this.sortedTasks((t) => t.sent);
+        for (const t of tasks) {
+          this.unbind(t);
+          t.resetForRetry();
+        }
+        return tasks;
+      },
+      loginNewSession: async () => {
+        // §6.3.5: same ISID, TSIH 0: the target reinstates (ends the old session).
+        this.tsih = 0;
+        await this.loginLeading();
+        try {
+          await this.openExtraConnections();
+        } catch {
+          // Fewer connections than asked is still a session.
+        }
+        return this.tsih;
+      },
+      requeue: (tasks) => {
+        const starters: Starter[] = tasks.map((task) => (cmdSN, conn) => this.startTask(task, cmdSN, conn));
+        this.waiting.unshift(...starters);
+        this.suspended = false;
+        this.pump();
+      },
+      fail: (err) => {
+        this.suspended = false;
+        this.destroy(err);
+      },
+      note: (event) => this.emit('recovery', event),
+    };
+  }
+
+  protected onShutdown(): void {
     if (this.keepalive !== undefined) clearInterval(this.keepalive);
-    // Queued starters belong to pending entries, which fail below.
-    this.waiting.length = 0;
-    for (const [, p] of [...this.pending]) p.fail(err);
-    this.emit('close', err);
+    if (this.snackTimer !== undefined) clearInterval(this.snackTimer);
   }
 
   private startKeepalive(): void {
@@ -598,21 +546,23 @@ export class IscsiSession extends EventEmitter<SessionEvents> {
     if (interval <= 0 || this.keepalive !== undefined) return;
     const timeout = this.opts.keepaliveTimeoutMs ?? 15_000;
     this.keepalive = setInterval(() => {
-      if (this.pinging || this.closedWith !== undefined || this.loggingOut) return;
-      const conn = this.connections[0];
-      if (Date.now() - conn.lastReceive < interval) return;
-      this.pinging = true;
-      this.ping(timeout).then(
-        () => {
-          this.pinging = false;
-        },
-        (err: unknown) => {
-          this.pinging = false;
-          if (err instanceof IscsiInitiatorError && err.code === 'ERR_ISCSI_TIMEOUT') {
-            conn.destroy(new IscsiInitiatorError('ERR_ISCSI_DISCONNECTED', `target did not answer a NOP-Out within ${timeout} ms`, { cause: err }));
-          }
-        },
-      );
+      if (this.closedWith !== undefined || this.loggingOut) return;
+      // Each connection is pinged on its own: a silent one is a dead one (§6.2.2 detection).
+      for (const conn of this.activeConnections()) {
+        if (this.pinging.has(conn) || Date.now() - conn.lastReceive < interval) continue;
+        this.pinging.add(conn);
+        this.ping(timeout, undefined, conn).then(
+          () => {
+            this.pinging.delete(conn);
+          },
+          (err: unknown) => {
+            this.pinging.delete(conn);
+            if (err instanceof IscsiInitiatorError && err.code === 'ERR_ISCSI_TIMEOUT') {
+              conn.destroy(new IscsiInitiatorError('ERR_ISCSI_DISCONNECTED', `target did not answer a NOP-Out within ${timeout} ms`, { cause: err }));
+            }
+          },
+        );
+      }
     }, Math.max(100, Math.min(interval, 1000)));
     this.keepalive.unref();
   }

@@ -3,8 +3,10 @@
 // sequences answering R2Ts, Data-In reassembly in DataSN order, and the final
 // status (a SCSI Response or a phase-collapsed Data-In with the S bit).
 //
-// A task remembers its connection (connection allegiance, §7.1.3) so that a
-// later MC/S or ERL 2 session can reassign it; for now a session has one.
+// A task remembers its connection (connection allegiance, §7.1.3); ERL 2
+// moves it with TASK REASSIGN (reassignTo), ERL 0 reinstatement restarts it
+// in a new session (resetForRetry), ERL 1 fills DataSN holes by SNACK: a
+// status that arrives while Data-In is missing is held until the hole fills.
 
 import { RESERVED_TAG, TaskAttr } from '../protocols/iscsi/constants.js';
 import { decodeSenseData } from '../protocols/iscsi/pdu-encode.js';
@@ -12,6 +14,7 @@ import { Opcode, type DataInPdu, type R2TPdu, type ScsiResponsePdu } from '../pr
 import type { IscsiConnection } from './connection.js';
 import { IscsiInitiatorError } from './errors.js';
 import { decodeSense, type SenseData } from './sense.js';
+import { SeqTracker, type SnRun } from './snack.js';
 
 export interface ScsiRequest {
   lun: number;
@@ -58,10 +61,20 @@ export class ScsiTask {
   sent = false;
   /** An ABORT TASK is in progress for it. */
   aborting = false;
+  /** ERL >= 1: DataSN holes are recovered by SNACK instead of failing the task. */
+  tolerateGaps = false;
+  /** Times the command was sent again (ERL 0 reinstatement, ERL 1 Reject, ERL 2 retry). */
+  retries = 0;
+  /** ERL 1: the StatSN of a status held back (Data-In still missing) on its connection. */
+  heldStatSN: { conn: IscsiConnection; statSN: number } | undefined;
 
   private readonly readBuffer: Buffer | undefined;
+  /** One past the highest byte of Data-In received (the data view's length). */
   private received = 0;
-  private nextDataSN = 0;
+  private readonly dataSNs = new SeqTracker(0);
+  /** A status that arrived while Data-In PDUs before it were still missing. */
+  private held: ScsiResult | undefined;
+  private limits: WriteLimits | undefined;
   private done = false;
 
   constructor(
@@ -95,6 +108,7 @@ export class ScsiTask {
     this.conn = conn;
     this.cmdSN = cmdSN;
     this.sent = true;
+    this.limits = limits;
     const out = this.req.dataOut;
     const mrdsl = conn.maxSendDataSegmentLength;
     let immediate = 0;
@@ -125,6 +139,49 @@ export class ScsiTask {
       immediate > 0 ? (out as Buffer).subarray(0, immediate) : undefined,
     );
     if (followUp) this.sendDataOut(conn, RESERVED_TAG, immediate, unsolicited - immediate);
+  }
+
+  /**
+   * Send the command again with the same ITT and CmdSN (§6.2.1 retry): after
+   * a Reject for a data digest error in its immediate data (ERL 1), or when
+   * TASK REASSIGN says the target never saw it (ERL 2).
+   */
+  resend(conn: IscsiConnection): void {
+    if (this.limits === undefined) throw new Error('resend() of a task never started');
+    this.retries++;
+    this.dataSNs.resetTo(0);
+    this.received = 0;
+    this.held = undefined;
+    this.start(conn, this.cmdSN, this.limits);
+  }
+
+  /** Next DataSN expected (TASK REASSIGN's ExpDataSN, §11.5.1: 0 for writes). */
+  get expDataSN(): number {
+    return this.expectedIn > 0 ? this.dataSNs.expected : 0;
+  }
+
+  /**
+   * ERL 2: move allegiance to `conn` before TASK REASSIGN goes out on it;
+   * Data-In resumes at ExpDataSN (the target resends from there), writes
+   * continue on the R2Ts the target sends for what it lacks.
+   */
+  reassignTo(conn: IscsiConnection): number {
+    const exp = this.expDataSN;
+    this.conn = conn;
+    this.dataSNs.resetTo(exp);
+    this.held = undefined;
+    return exp;
+  }
+
+  /** ERL 0 reinstatement: the command starts over in a new session (new CmdSN). */
+  resetForRetry(): void {
+    this.conn = undefined;
+    this.sent = false;
+    this.aborting = false;
+    this.retries++;
+    this.dataSNs.resetTo(0);
+    this.received = 0;
+    this.held = undefined;
   }
 
   /** Answer an R2T with one Data-Out sequence (§11.8, §11.7). */
@@ -168,27 +225,55 @@ export class ScsiTask {
     }
   }
 
-  /** Take one Data-In PDU; returns true when it completed the task (S bit). */
-  onDataIn(pdu: DataInPdu): boolean {
-    // §11.7.5: Data-In DataSN counts from 0 per command; DataPDUInOrder=Yes at ERL 0.
-    if (pdu.dataSN !== this.nextDataSN) {
-      throw new IscsiInitiatorError('ERR_ISCSI_PROTOCOL', `Data-In DataSN ${pdu.dataSN}, expected ${this.nextDataSN} (task 0x${this.itt.toString(16)})`);
+  /**
+   * ERL >= 1: a Data-In whose data digest failed. Returns the DataSN runs to
+   * ask for again (the discarded one, and any hole it revealed).
+   */
+  discardDataIn(dataSN: number): SnRun[] {
+    if (this.done) return [];
+    const runs = this.dataSNs.takeUnrecovered();
+    if (this.dataSNs.discard(dataSN)) runs.push(...this.dataSNs.takeUnrecovered(), { begRun: dataSN, runLength: 1 });
+    return mergeRuns(runs);
+  }
+
+  /** ERL 1: DataSN holes whose SNACK went unanswered for `afterMs`: to be asked again. */
+  overdueSnacks(now: number, afterMs: number): SnRun[] {
+    return this.done ? [] : this.dataSNs.overdue(now, afterMs);
+  }
+
+  /** Data-In PDUs known to be missing (ERL 1 waits for their resend). */
+  get missingDataIn(): number {
+    return this.dataSNs.missingCount;
+  }
+
+  /**
+   * Take one Data-In PDU. `done` is true when it completed the task (S bit
+   * and no hole left); `snack` lists DataSN runs found missing (ERL >= 1).
+   */
+  onDataIn(pdu: DataInPdu): { done: boolean; snack: SnRun[] } {
+    // §11.7.5: Data-In DataSN counts from 0 per command; DataPDUInOrder=Yes.
+    if (!this.tolerateGaps && pdu.dataSN !== this.dataSNs.next) {
+      throw new IscsiInitiatorError('ERR_ISCSI_PROTOCOL', `Data-In DataSN ${pdu.dataSN}, expected ${this.dataSNs.next} (task 0x${this.itt.toString(16)})`);
     }
-    this.nextDataSN++;
+    const acc = this.dataSNs.accept(pdu.dataSN);
+    // ERL >= 1: a hole means Data-In PDUs were lost: ask for them (§6.1.4.1).
+    const snack: SnRun[] = acc.gap !== undefined ? this.dataSNs.takeUnrecovered() : [];
+    // A resend of something we already have (after a SNACK or TASK REASSIGN): nothing new.
+    if (!acc.fresh) return { done: false, snack };
     const len = pdu.data.length;
     if (len > 0) {
       const buf = this.readBuffer;
       if (buf === undefined || pdu.bufferOffset + len > buf.length) {
         throw new IscsiInitiatorError('ERR_ISCSI_PROTOCOL', `Data-In of ${len} bytes at ${pdu.bufferOffset} overruns the ${this.expectedIn}-byte read`);
       }
-      if (pdu.bufferOffset !== this.received) {
+      if (!this.tolerateGaps && pdu.bufferOffset !== this.received) {
         throw new IscsiInitiatorError('ERR_ISCSI_PROTOCOL', `Data-In at offset ${pdu.bufferOffset}, expected ${this.received} (DataPDUInOrder)`);
       }
       pdu.data.copy(buf, pdu.bufferOffset);
-      this.received += len;
+      this.received = Math.max(this.received, pdu.bufferOffset + len);
     }
-    if (!pdu.statusPresent) return false;
-    this.finish({
+    if (!pdu.statusPresent) return { done: this.releaseHeld(), snack };
+    this.finishOrHold({
       status: pdu.status,
       sense: undefined,
       data: this.dataView(),
@@ -196,7 +281,7 @@ export class ScsiTask {
       underflow: pdu.underflow,
       overflow: pdu.overflow,
     });
-    return true;
+    return { done: this.done, snack };
   }
 
   /** The SCSI Response (§11.4). */
@@ -214,7 +299,7 @@ export class ScsiTask {
         sense = undefined;
       }
     }
-    this.finish({
+    this.finishOrHold({
       status: pdu.status,
       sense,
       data: this.dataView(),
@@ -222,6 +307,20 @@ export class ScsiTask {
       underflow: pdu.underflow,
       overflow: pdu.overflow,
     });
+  }
+
+  /** Finish now, or hold the status until the Data-In holes are filled (ERL 1). */
+  private finishOrHold(r: ScsiResult): void {
+    if (this.dataSNs.complete) this.finish(r);
+    else this.held = r;
+  }
+
+  private releaseHeld(): boolean {
+    const h = this.held;
+    if (h === undefined || !this.dataSNs.complete) return false;
+    this.held = undefined;
+    this.finish({ ...h, data: this.dataView() });
+    return true;
   }
 
   private dataView(): Buffer {
@@ -239,4 +338,19 @@ export class ScsiTask {
     this.done = true;
     this.reject(err);
   }
+}
+
+/** Sort runs and merge overlapping/adjacent ones. */
+function mergeRuns(runs: SnRun[]): SnRun[] {
+  const sorted = [...runs].sort((a, b) => a.begRun - b.begRun);
+  const out: SnRun[] = [];
+  for (const r of sorted) {
+    const last = out[out.length - 1];
+    if (last !== undefined && r.begRun <= last.begRun + last.runLength) {
+      last.runLength = Math.max(last.runLength, r.begRun + r.runLength - last.begRun);
+    } else {
+      out.push({ ...r });
+    }
+  }
+  return out;
 }

@@ -1,7 +1,8 @@
 // The lunkit initiator against tgtd (Debian's tgt, a userspace iSCSI target
 // nobody here wrote): SendTargets discovery, CHAP and mutual CHAP login, and
 // a 256 MiB random image written with 32 commands in flight and read back
-// byte-identically (issue 7 acceptance, first half). tgtd runs in the
+// byte-identically (issue 7 acceptance, first half); MC/S and ERL options
+// negotiated down to what tgtd offers. tgtd runs in the
 // foreground on a free port with its own control port, and is stopped by PID.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -125,6 +126,25 @@ describe('initiator against tgtd', () => {
     await mutual.session.logout();
     const bad = await openUrl(url(`alice%${SECRET}@`, '?target_user=tgt&target_password=not-the-secret!'), { env: {} }).catch((e: unknown) => e);
     expect(isIscsiInitiatorError(bad, 'ERR_ISCSI_TARGET_AUTH')).toBe(true);
+  });
+
+  it('MC/S and ERL asked for, negotiated down by tgtd: the session runs on what it got', async () => {
+    const { session: s, lun } = await openUrl(`iscsi://127.0.0.1:${port}/${IQN}/1`, { env: {}, connections: 4, errorRecoveryLevel: 2, keepaliveIntervalMs: 0 });
+    try {
+      // tgtd declares its own MaxConnections/ErrorRecoveryLevel; we open min(4, MaxConnections).
+      expect(s.params.maxConnections).toBeLessThanOrEqual(4);
+      expect(s.connections).toHaveLength(s.params.maxConnections);
+      expect(s.errorRecoveryLevel).toBeLessThanOrEqual(2);
+      expect(s.info().connections.every((c) => c.state === 'active')).toBe(true);
+      const data = randomBytes(1 << 20);
+      let w = await write16(s, lun, 0, data, { blockSize: 512 });
+      if (!w.ok && w.sense?.key === 6) w = await write16(s, lun, 0, data, { blockSize: 512 });
+      expect(w.ok).toBe(true);
+      const r = await read16(s, lun, 0, (1 << 20) / 512, { blockSize: 512 });
+      expect(r.ok && r.value.equals(data)).toBe(true);
+    } finally {
+      await s.logout();
+    }
   });
 
   it('256 MiB random image written with 32 in flight and read back byte-identically', async () => {

@@ -123,11 +123,11 @@ describe('ScsiTask Data-In', () => {
     const { task, result } = newTask({ lun: 0, cdb: Buffer.alloc(16), dataIn: 4096 });
     task.start(conn, 1, { immediateData: true, initialR2T: true, firstBurstLength: 0, maxBurstLength: 0 });
     const src = pattern(3000);
-    expect(task.onDataIn(dataIn({ dataSN: 0, bufferOffset: 0, data: src.subarray(0, 1000) }))).toBe(false);
-    expect(task.onDataIn(dataIn({ dataSN: 1, bufferOffset: 1000, data: src.subarray(1000, 2000) }))).toBe(false);
+    expect(task.onDataIn(dataIn({ dataSN: 0, bufferOffset: 0, data: src.subarray(0, 1000) }))).toEqual({ done: false, snack: [] });
+    expect(task.onDataIn(dataIn({ dataSN: 1, bufferOffset: 1000, data: src.subarray(1000, 2000) }))).toEqual({ done: false, snack: [] });
     expect(
       task.onDataIn(dataIn({ dataSN: 2, bufferOffset: 2000, data: src.subarray(2000), final: true, statusPresent: true, status: 0, underflow: true, residualCount: 1096 })),
-    ).toBe(true);
+    ).toEqual({ done: true, snack: [] });
     const r = await result;
     expect(r).toMatchObject({ status: 0, underflow: true, residualCount: 1096 });
     expect(r.data.equals(src)).toBe(true);

@@ -1,0 +1,86 @@
+// The connections of one MC/S session (RFC 7143 §4.2.2.x, §6.3): which one a
+// new command goes to (least loaded, ties in turn), CID allocation, and the
+// plain-JSON view `lunkit sessions --initiator` prints. Picking is pure so it
+// is tested without sockets.
+
+/** Life cycle of a connection inside a session. */
+export type ConnectionState =
+  /** Full feature phase, takes new commands. */
+  | 'active'
+  /** Being removed (Logout reason 1): no new commands, its tasks finish. */
+  | 'draining'
+  /** Died unexpectedly; its tasks wait for connection recovery (ERL 2). */
+  | 'failed'
+  /** Gone for good (logged out, or recovered and replaced). */
+  | 'closed';
+
+/** What the picker needs to know about a connection. */
+export interface Pickable {
+  state: ConnectionState;
+  /** Tasks allegiant to it and not finished. */
+  inFlight: number;
+}
+
+/**
+ * The index of the active connection with the fewest tasks in flight, or -1
+ * if none is active. Ties go to the first one at or after `cursor` (so equal
+ * loads rotate instead of piling onto connection 0).
+ */
+export function pickLeastLoaded(conns: readonly Pickable[], cursor = 0): number {
+  const n = conns.length;
+  let best = -1;
+  for (let k = 0; k < n; k++) {
+    const i = (cursor + k) % n;
+    const c = conns[i];
+    if (c.state !== 'active') continue;
+    if (best === -1 || c.inFlight < conns[best].inFlight) best = i;
+  }
+  return best;
+}
+
+/** The lowest CID (16 bits, §11.12.7) not used by `inUse`, starting the search at `from`. */
+export function allocateCid(inUse: ReadonlySet<number>, from: number): number {
+  for (let k = 0; k < 0x10000; k++) {
+    const cid = (from + k) & 0xffff;
+    if (!inUse.has(cid)) return cid;
+  }
+  throw new RangeError('no free connection ID');
+}
+
+/** One connection as `session.connections` and `session.info()` show it. */
+export interface ConnectionInfo {
+  cid: number;
+  state: ConnectionState;
+  localAddress: string | undefined;
+  localPort: number | undefined;
+  remoteAddress: string;
+  remotePort: number;
+  /** SCSI tasks allegiant to this connection and not finished. */
+  inFlight: number;
+  /** Next StatSN expected on it (§4.2.2.2: StatSN is per connection). */
+  expStatSN: number;
+  headerDigest: boolean;
+  dataDigest: boolean;
+}
+
+/** `session.info()`: plain JSON for the CLI and the control socket. */
+export interface SessionInfo {
+  targetName: string | undefined;
+  portal: string;
+  tsih: number;
+  /** ISID as 12 hex digits. */
+  isid: string;
+  sessionType: 'Normal' | 'Discovery';
+  errorRecoveryLevel: number;
+  state: 'open' | 'recovering' | 'closed';
+  /** Session reinstatements (ERL 0 recovery) so far. */
+  reinstatements: number;
+  /** Connection recoveries (ERL 2) so far. */
+  connectionRecoveries: number;
+  inFlight: number;
+  cmdSN: number;
+  expCmdSN: number;
+  maxCmdSN: number;
+  connections: ConnectionInfo[];
+  params: Record<string, string | number | boolean>;
+}
