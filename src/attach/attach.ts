@@ -12,8 +12,9 @@ import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
 import { FUSE_MALLOC_MARKER, withFuseMallocTunables } from '../fabrics/fuse/malloc.js';
 import { forceUnmount, mountsAt } from '../fabrics/fuse/mountpoint.js';
+import { detachDaemonLun } from './daemon-lun.js';
 import { AttachError } from './errors.js';
-import type { HolderPlan } from './plan.js';
+import { HOLDER_PLAN_ENV, type HolderPlan } from './plan.js';
 import { attachDir, isAlive, isHolder, listAttach, loadAttach, removeAttach, type AttachState } from './state.js';
 import { loopsOf } from './system.js';
 
@@ -41,7 +42,10 @@ export async function startDetached(plan: HolderPlan, timeoutMs = 30_000): Promi
     env.GLIBC_TUNABLES = withFuseMallocTunables(env.GLIBC_TUNABLES);
     env[FUSE_MALLOC_MARKER] = 'tuned';
   }
-  const child = spawn(process.execPath, [holderMainPath(), JSON.stringify(plan)], {
+  // The plan travels in the environment, not in argv: /proc/PID/cmdline is world-readable and an
+  // iscsi:// URL may carry a CHAP password (environ is readable by the owner only).
+  env[HOLDER_PLAN_ENV] = JSON.stringify(plan);
+  const child = spawn(process.execPath, [holderMainPath(), plan.id], {
     detached: true,
     stdio: ['ignore', out, out, 'pipe'],
     env,
@@ -87,8 +91,22 @@ export async function startDetached(plan: HolderPlan, timeoutMs = 30_000): Promi
   });
   pipe.destroy();
   child.removeAllListeners('exit');
+  if (!line.startsWith('ready ')) {
+    // A holder that could not start exits at once: wait for it (5 s at most) so that
+    // nothing of it is left when the error reaches the user.
+    if (child.exitCode === null && child.signalCode === null) {
+      await new Promise<void>((res) => {
+        const t = setTimeout(res, 5000);
+        child.once('exit', () => {
+          clearTimeout(t);
+          res();
+        });
+      });
+    }
+    child.unref();
+    throw holderError(line);
+  }
   child.unref();
-  if (!line.startsWith('ready ')) throw holderError(line);
   const state = await loadAttach(plan.id);
   if (!state) throw new AttachError('ERR_ATTACH_START', `the attach holder is ready but recorded no state for ${plan.id}`);
   return state;
@@ -147,6 +165,14 @@ export async function detach(state: AttachState, opts: DetachOptions = {}): Prom
     if (loops.length > 0) {
       throw new AttachError('ERR_ATTACH_BUSY', `${state.file} is in use by ${loops.join(', ')}; unmount it first (lunkit umount <dir>) or pass --force`);
     }
+  }
+  if (state.daemon) {
+    // The daemon serves the file: delete its FUSE export; clear the mount only if the daemon is gone.
+    const reached = await detachDaemonLun(state);
+    if (!reached && (await mountsAt(state.mountpoint).catch(() => [])).some((m) => m.source.startsWith('lunkit'))) {
+      await forceUnmount(state.mountpoint);
+    }
+    return;
   }
   if (await isHolder(state.pid)) {
     process.kill(state.pid, 'SIGTERM');

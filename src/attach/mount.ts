@@ -4,6 +4,8 @@
 // far in reverse order, so a failed mount leaves no loop device, FUSE mount
 // or process behind. umount undoes the same three, also for a mount whose
 // holder died (SIGKILL): the filesystem is then unmounted lazily.
+// A lunkit:<backstore> source has no holder: the running daemon serves the
+// file (daemon-lun.ts), and its FUSE export is deleted as the last step.
 
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -12,12 +14,13 @@ import type { BlockSize } from '../backstores/index.js';
 import { detach, findAttach, startDetached } from './attach.js';
 import { AttachError } from './errors.js';
 import { planAttach } from './plan.js';
-import { describeSource, parseSource } from './source.js';
-import { isHolder, loadAttach, loadMount, removeMount, saveMount, type MountState } from './state.js';
+import { attachDaemonLun } from './daemon-lun.js';
+import { describeSource, parseSource, withIscsiOptions } from './source.js';
+import { isHolder, loadAttach, loadMount, mountKey, removeMount, saveMount, type AttachState, type MountState } from './state.js';
 import { loopAttach, loopBackingFile, loopDetach, mkfs, mountDev, umountDir, type MkfsType } from './system.js';
 
 export interface MountOptions {
-  /** Image file, nbd:// URL, or lunkit:<backstore> (not served yet). */
+  /** Image file, nbd:// or iscsi:// URL, or lunkit:<backstore> (a LUN of the running daemon). */
   source: string;
   dir: string;
   /** mount(8) -o options, passed through. */
@@ -30,6 +33,11 @@ export interface MountOptions {
   blockSize?: BlockSize | undefined;
   /** losetup --direct-io=on: no second page cache in the loop device. */
   loopDirectIo?: boolean | undefined;
+  /** iscsi://: connections per session (MC/S) and ErrorRecoveryLevel. */
+  connections?: number | undefined;
+  erl?: number | undefined;
+  /** lunkit:<backstore>: the daemon's control socket. */
+  socket?: string | undefined;
   /** Progress lines (one per step). */
   onStep?: ((msg: string) => void) | undefined;
 }
@@ -43,23 +51,32 @@ export async function mountImage(opts: MountOptions): Promise<MountState> {
   const old = await loadMount(dir);
   if (old) {
     const holder = old.attachId ? await loadAttach(old.attachId) : undefined;
-    if (holder && (await isHolder(holder.pid))) {
+    const ours = holder?.daemon !== undefined && old.loop !== undefined && (await mountsAt(dir)).some((m) => m.source === old.loop);
+    if (holder && (ours || (await isHolder(holder.pid)))) {
       throw new AttachError('ERR_MOUNT_IN_USE', `${dir} is already mounted by lunkit (${old.loop ?? 'no loop'}, holder pid ${holder.pid}); lunkit umount ${dir} first`);
     }
-    say(`recovering the earlier mount on ${dir} (its holder is gone)`);
+    say(`recovering the earlier mount on ${dir} (its holder is gone or it was left half done)`);
     await umountImage(dir);
   }
   const live = await mountsAt(dir);
   if (live.length > 0) throw new AttachError('ERR_MOUNT_IN_USE', `${dir} is in use by a mount (${live[live.length - 1].fsType} from ${live[live.length - 1].source})`);
 
-  const source = parseSource(opts.source);
+  const source = withIscsiOptions(parseSource(opts.source), { connections: opts.connections, erl: opts.erl });
   const state: MountState = { dir, mounted: false, fsType: opts.fsType, options: opts.options, createdAt: new Date().toISOString() };
   await saveMount(state);
   try {
-    const plan = planAttach(source, { blockSize: opts.blockSize, readOnly: opts.readOnly });
-    state.attachId = plan.id;
-    await saveMount(state);
-    const att = await startDetached(plan);
+    let att: AttachState;
+    if (source.kind === 'daemon-lun') {
+      const id = `m${mountKey(dir)}`;
+      state.attachId = id;
+      await saveMount(state);
+      att = await attachDaemonLun({ backstore: source.backstore, socket: opts.socket, id, readOnly: opts.readOnly });
+    } else {
+      const plan = planAttach(source, { blockSize: opts.blockSize, readOnly: opts.readOnly });
+      state.attachId = plan.id;
+      await saveMount(state);
+      att = await startDetached(plan);
+    }
     state.file = att.file;
     await saveMount(state);
     say(`attached ${describeSource(source)} as ${att.file}`);
@@ -94,7 +111,8 @@ export async function umountImage(dirArg: string): Promise<void> {
   const state = await loadMount(dir);
   if (!state) throw new AttachError('ERR_MOUNT_NOT_FOUND', `nothing mounted on ${dir} by lunkit`);
   const att = state.attachId ? await loadAttach(state.attachId) : undefined;
-  const holderAlive = att ? await isHolder(att.pid) : false;
+  // A daemon's LUN: the daemon is assumed to answer (a plain umount, as with a live holder).
+  const holderAlive = att ? att.daemon !== undefined || (await isHolder(att.pid)) : false;
   // 1. the filesystem: only if a mount from our loop device is on dir.
   const here = await mountsAt(dir);
   if (state.loop && here.some((m) => m.source === state.loop)) {

@@ -8,6 +8,9 @@ import type { BlockSize } from '../backstores/index.js';
 import { defaultFileName, type AttachSource } from './source.js';
 import { attachDir } from './state.js';
 
+/** Environment variable that carries the plan (JSON) to a detached holder. */
+export const HOLDER_PLAN_ENV = 'LUNKIT_HOLDER_PLAN';
+
 /** Everything a holder needs; JSON-serialisable (passed to the detached process). */
 export interface HolderPlan {
   id: string;

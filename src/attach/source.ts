@@ -1,27 +1,48 @@
 // What `lunkit attach` and `lunkit mount` can show as a local file: an image
 // file (any file-backstore file), a remote NBD export (the nbd backstore, on
-// lunkit's own NBD client), or later a LUN of a running lunkit daemon.
+// lunkit's own NBD client), a remote iSCSI LUN (iscsi-backstore.ts, on
+// lunkit's own initiator), or a LUN of a running lunkit daemon (daemon-lun.ts:
+// the daemon's own FuseFabric serves it; no holder process).
 
 import { basename } from 'node:path';
 import type { BackstoreOps } from '../core/types.js';
 import { createBackstore, type BlockSize } from '../backstores/index.js';
 import { AttachError } from './errors.js';
+import { redactIscsiUrl } from './redact.js';
 
 export type AttachSource =
   | { kind: 'file'; path: string }
   | { kind: 'nbd'; url: string }
+  /** A remote iSCSI LUN; connections/errorRecoveryLevel go to the initiator's session. */
+  | { kind: 'iscsi'; url: string; connections?: number | undefined; errorRecoveryLevel?: 0 | 1 | 2 | undefined }
   /**
-   * Seam for a LUN of a running daemon ("lunkit:<backstore>"): the daemon
-   * would add a FUSE export on its own FuseFabric instead of a holder
-   * process opening the backstore. Parsed, not served yet.
+   * A LUN of a running daemon ("lunkit:<backstore>"): the daemon adds a FUSE
+   * export on its own FuseFabric (daemon-lun.ts); never opened by a holder.
    */
   | { kind: 'daemon-lun'; backstore: string };
 
+/** Session options for an iscsi:// source; refused for other sources. */
+export interface IscsiSourceOptions {
+  connections?: number | undefined;
+  erl?: number | undefined;
+}
+
+export function withIscsiOptions(s: AttachSource, o: IscsiSourceOptions): AttachSource {
+  if (o.connections === undefined && o.erl === undefined) return s;
+  if (s.kind !== 'iscsi') throw new AttachError('ERR_ATTACH_SOURCE', '--connections and --erl apply to iscsi:// sources only');
+  if (o.connections !== undefined && (!Number.isInteger(o.connections) || o.connections < 1 || o.connections > 65535)) {
+    throw new AttachError('ERR_ATTACH_SOURCE', `--connections must be 1..65535, not ${o.connections}`);
+  }
+  if (o.erl !== undefined && o.erl !== 0 && o.erl !== 1 && o.erl !== 2) throw new AttachError('ERR_ATTACH_SOURCE', `--erl must be 0, 1 or 2, not ${o.erl}`);
+  return { ...s, connections: o.connections ?? s.connections, errorRecoveryLevel: (o.erl as 0 | 1 | 2 | undefined) ?? s.errorRecoveryLevel };
+}
+
 export function parseSource(text: string): AttachSource {
   if (/^nbd(\+unix|s|s\+unix)?:\/\//.test(text)) return { kind: 'nbd', url: text };
+  if (/^iscsi:\/\//i.test(text)) return { kind: 'iscsi', url: text };
   const m = /^lunkit:(?:\/\/)?([^/]+)$/.exec(text);
   if (m) return { kind: 'daemon-lun', backstore: m[1] };
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) throw new AttachError('ERR_ATTACH_SOURCE', `unsupported source ${text}: use a file path, nbd://, nbd+unix:// or lunkit:<backstore>`);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) throw new AttachError('ERR_ATTACH_SOURCE', `unsupported source ${text}: use a file path, nbd://, nbd+unix://, iscsi:// or lunkit:<backstore>`);
   if (text.length === 0) throw new AttachError('ERR_ATTACH_SOURCE', 'empty source');
   return { kind: 'file', path: text };
 }
@@ -32,16 +53,25 @@ export function describeSource(s: AttachSource): string {
       return s.path;
     case 'nbd':
       return s.url;
+    case 'iscsi':
+      return redactIscsiUrl(s.url);
     case 'daemon-lun':
       return `lunkit:${s.backstore}`;
   }
 }
 
-/** A file name for the source: the image's base name, the NBD export name, or "disk". */
+/** A file name for the source: the image's base name, the NBD export name, "<iqn tail>-lun<N>" for iSCSI, or "disk". */
 export function defaultFileName(s: AttachSource): string {
   let name = '';
   if (s.kind === 'file') name = basename(s.path);
-  else if (s.kind === 'nbd') {
+  else if (s.kind === 'iscsi') {
+    // iscsi://.../iqn.2003-01.org.example:disk1/3 -> disk1-lun3
+    const m = /^iscsi:\/\/[^/]*\/([^/?]+)\/(\d+)/i.exec(s.url);
+    if (m) {
+      const iqn = decodeURIComponent(m[1]);
+      name = `${iqn.slice(Math.max(iqn.lastIndexOf(':'), iqn.lastIndexOf('.')) + 1) || 'lun'}-lun${m[2]}`;
+    }
+  } else if (s.kind === 'nbd') {
     try {
       name = decodeURIComponent(new URL(s.url).pathname.replace(/^\//, ''));
     } catch {
@@ -64,7 +94,12 @@ export async function openSource(s: AttachSource, opts: OpenSourceOptions): Prom
       return createBackstore({ type: 'file', name: basename(s.path), path: s.path, readOnly: opts.readOnly, blockSize: opts.blockSize, create: false });
     case 'nbd':
       return createBackstore({ type: 'nbd', name: defaultFileName(s), url: s.url, blockSize: opts.blockSize, readOnly: opts.readOnly });
+    case 'iscsi': {
+      // Loaded only here: the initiator is needed by iSCSI holders alone.
+      const { IscsiBackstore } = await import('./iscsi-backstore.js');
+      return IscsiBackstore.open({ url: s.url, name: defaultFileName(s), readOnly: opts.readOnly, connections: s.connections, errorRecoveryLevel: s.errorRecoveryLevel });
+    }
     case 'daemon-lun':
-      throw new AttachError('ERR_ATTACH_SOURCE', `lunkit:${s.backstore}: mounting a LUN of a running daemon is not supported yet (use its NBD export: nbd://...)`);
+      throw new AttachError('ERR_ATTACH_SOURCE', `lunkit:${s.backstore} is served by the daemon's own FUSE fabric, not by an attach holder`);
   }
 }

@@ -4,6 +4,7 @@
 //   <run>/attach/<id>.json   one holder process (pid, FUSE mount point, file)
 //   <run>/attach/<id>/       its default FUSE mount point
 //   <run>/mounts/<key>.json  one `lunkit mount` (dir, loop device, attach id)
+//   <run>/daemon-luns/<key>/ FUSE mount point a daemon serves a `lunkit:` LUN on
 // <run> is /run/lunkit, or LUNKIT_RUN_DIR (tests).
 // Files are replaced atomically (write temp, rename) so a reader never sees half.
 
@@ -19,6 +20,28 @@ export function runDir(env: NodeJS.ProcessEnv = process.env): string {
 export const attachDir = (): string => join(runDir(), 'attach');
 export const mountsDir = (): string => join(runDir(), 'mounts');
 
+/** One connection of a held session, for `lunkit sessions --initiator`. */
+export interface InitiatorConnectionInfo {
+  cid: number;
+  local?: string | undefined;
+  remote: string;
+}
+
+/** What the attach holder records about its session (state.ts, `lunkit sessions --initiator`). */
+export interface InitiatorSessionInfo {
+  target: string;
+  portal: string;
+  lun: number;
+  /** ISID as 12 hex digits. */
+  isid: string;
+  tsih: number;
+  erl: number;
+  connections: InitiatorConnectionInfo[];
+  headerDigest?: boolean | undefined;
+  dataDigest?: boolean | undefined;
+  inFlight: number;
+}
+
 export interface AttachState {
   id: string;
   /** The holder process serving the FUSE mount. */
@@ -32,6 +55,10 @@ export interface AttachState {
   /** The mount point was created under the run directory and is removed on detach. */
   ownsMountpoint: boolean;
   startedAt: string;
+  /** iscsi:// sources: the session the holder holds, refreshed when its connections change. */
+  initiator?: InitiatorSessionInfo | undefined;
+  /** lunkit:<backstore> sources: the daemon serves the file (pid is 0); its FUSE export to delete on detach. */
+  daemon?: { socket: string; name: string; mountpoint: string; added: boolean } | undefined;
 }
 
 export interface MountState {
@@ -129,4 +156,22 @@ export async function isHolder(pid: number): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** One iSCSI session held by a live attach holder (`lunkit sessions --initiator`). */
+export interface HeldSession extends InitiatorSessionInfo {
+  attachId: string;
+  pid: number;
+  file: string;
+  since: string;
+}
+
+/** The iSCSI sessions held by the attach holders on this machine whose process is alive. */
+export async function listHeldSessions(): Promise<HeldSession[]> {
+  const out: HeldSession[] = [];
+  for (const s of await listAttach()) {
+    if (s.initiator === undefined || !(await isHolder(s.pid))) continue;
+    out.push({ ...s.initiator, attachId: s.id, pid: s.pid, file: s.file, since: s.startedAt });
+  }
+  return out;
 }

@@ -1,11 +1,17 @@
 // `lunkit sessions`: who is logged in. iSCSI sessions (initiator, ISID, TSIH,
 // target and TPG, connection addresses, digests, commands in flight) and NBD
-// connections (export, address).
+// connections (export, address). `--initiator`: the iSCSI sessions this
+// machine holds as an initiator (attach holders' state files, no daemon).
 
 import type { Argv, CommandModule } from 'yargs';
 
+import { listHeldSessions, type HeldSession } from '../../attach/state.js';
 import { renderTable } from '../config-view.js';
-import { printResult, runVerb, withCommon, type CommonArgs } from '../output.js';
+import { printResult, reportError, runVerb, withCommon, type CommonArgs } from '../output.js';
+
+interface SessionsArgs extends CommonArgs {
+  initiator: boolean;
+}
 
 type Rec = Record<string, unknown>;
 
@@ -53,18 +59,50 @@ export function renderSessions(sessions: Rec[]): string {
   return out.join('\n');
 }
 
-export const sessionsCommand: CommandModule<object, CommonArgs> = {
+/** The text of `lunkit sessions --initiator`. */
+export function renderHeldSessions(sessions: HeldSession[]): string {
+  if (sessions.length === 0) return 'No iSCSI sessions held by lunkit attach.\n';
+  const rows = sessions.map((s) => [
+    `${s.target}/${s.lun}`,
+    s.portal,
+    `0x${s.tsih.toString(16).padStart(4, '0')}`,
+    s.isid,
+    String(s.erl),
+    s.connections.length === 0 ? '(none)' : s.connections.map((c) => `cid${c.cid} ${c.local ?? '?'}->${c.remote}`).join(', '),
+    s.file,
+  ]);
+  return renderTable(['TARGET/LUN', 'PORTAL', 'TSIH', 'ISID', 'ERL', 'CONNECTIONS', 'FILE'], rows);
+}
+
+export const sessionsCommand: CommandModule<object, SessionsArgs> = {
   command: 'sessions',
   describe: 'List the iSCSI sessions and NBD connections with their addresses, digests and commands in flight',
   builder: (y: Argv) =>
-    withCommon(y.example('$0 sessions', 'one line per session').example('$0 sessions --json', 'with every negotiated parameter')) as Argv<CommonArgs>,
-  handler: (args) =>
-    runVerb(
+    withCommon(
+      y
+        .option('initiator', { type: 'boolean', default: false, describe: 'the iSCSI sessions held by `lunkit attach iscsi://` on this machine (no daemon needed)' })
+        .example('$0 sessions', 'one line per session')
+        .example('$0 sessions --json', 'with every negotiated parameter')
+        .example('$0 sessions --initiator', 'sessions this machine holds to remote targets'),
+    ) as Argv<SessionsArgs>,
+  handler: async (args) => {
+    if (args.initiator) {
+      try {
+        const sessions = await listHeldSessions();
+        printResult({ sessions }, args.json, () => renderHeldSessions(sessions));
+        process.exitCode = 0;
+      } catch (err) {
+        process.exitCode = reportError(err, args.json);
+      }
+      return;
+    }
+    return runVerb(
       args,
       () => undefined,
       async (client) => {
         const res = await client.call<{ sessions: Rec[] }>('sessions.list');
         printResult(res, args.json, () => renderSessions(res.sessions ?? []));
       },
-    ),
+    );
+  },
 };
