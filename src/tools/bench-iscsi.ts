@@ -15,7 +15,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
-import { CLK_TCK, cpuTicks, freePort, stopChild, waitReady } from './bench-process.js';
+import { CLK_TCK, cpuTicks, stopChild, waitReady } from './bench-process.js';
+import { startTgtd } from './tgtd.js';
 
 const execFileP = promisify(execFile);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -53,26 +54,11 @@ async function perf(url: string, w: Workload, seconds: number, serverPid: number
 }
 
 async function withTgtd(image: string, run: (url: string, pid: number) => Promise<void>): Promise<void> {
-  const port = await freePort();
-  // tgtd/tgtadm take a small control port number (a Unix socket suffix).
-  const control = 100 + (port % 800);
-  const tgtd = spawn('tgtd', ['-f', '-C', String(control), '--iscsi', `portal=127.0.0.1:${port}`], { stdio: 'ignore' });
+  const tgtd = await startTgtd({ controlBase: 100, targets: [{ iqn: IQN, luns: [image] }] });
   try {
-    const adm = (...a: string[]): Promise<unknown> => execFileP('tgtadm', ['-C', String(control), '--lld', 'iscsi', ...a]);
-    for (let i = 0; ; i++) {
-      try {
-        await adm('--op', 'new', '--mode', 'target', '--tid', '1', '-T', IQN);
-        break;
-      } catch (e) {
-        if (i > 50) throw e;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-    await adm('--op', 'new', '--mode', 'logicalunit', '--tid', '1', '--lun', '1', '-b', image);
-    await adm('--op', 'bind', '--mode', 'target', '--tid', '1', '-I', 'ALL');
-    await run(`iscsi://127.0.0.1:${port}/${IQN}/1`, tgtd.pid!);
+    await run(`iscsi://127.0.0.1:${tgtd.port}/${IQN}/1`, tgtd.pid);
   } finally {
-    await stopChild(tgtd);
+    await tgtd.stop();
   }
 }
 

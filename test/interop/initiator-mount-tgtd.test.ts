@@ -6,42 +6,25 @@
 // logged out). tgtd runs in the foreground on a free port with its own
 // control port and is stopped by PID. Needs root, /dev/fuse and loop devices.
 
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LUNKIT_BIN } from '../helpers/lunkit-process.js';
+import { startTgtd, type Tgtd } from '../../src/tools/tgtd.js';
 import { checkTree, holderPids, loopsUnder, mountsUnder, run, waitFor, writeTree, type Ran } from '../integration/fuse/helpers.js';
 
-const execFileP = promisify(execFile);
 const IQN = 'iqn.2024-01.org.lunkit.interop:tgtd-mount';
 const SIZE = 256 << 20;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    import('node:net').then(({ createServer }) => {
-      const s = createServer();
-      s.once('error', reject);
-      s.listen(0, '127.0.0.1', () => {
-        const { port } = s.address() as { port: number };
-        s.close(() => resolve(port));
-      });
-    }, reject);
-  });
-}
 
 describe('lunkit mount iscsi:// against tgtd', () => {
   let base: string;
   let runDir: string;
-  let tgtd: ChildProcess;
+  let tgtd: Tgtd | undefined;
   let port: number;
-  let control: number;
-  const adm = (...a: string[]): Promise<{ stdout: string }> => execFileP('tgtadm', ['-C', String(control), '--lld', 'iscsi', ...a], { timeout: 10_000 });
   const lunkit = (args: string[], timeoutMs = 120_000): Promise<Ran> => run(process.execPath, [LUNKIT_BIN, ...args], { ...process.env, LUNKIT_RUN_DIR: runDir }, timeoutMs);
   /** tgtd's I_T nexus list for our target (one "I_T nexus: N" line per session). */
-  const nexuses = async (): Promise<number> => ((await adm('--op', 'show', '--mode', 'target')).stdout.match(/I_T nexus: \d+/g) ?? []).length;
+  const nexuses = async (): Promise<number> => ((await tgtd!.adm('--op', 'show', '--mode', 'target')).stdout.match(/I_T nexus: \d+/g) ?? []).length;
 
   beforeAll(async () => {
     base = await mkdtemp(join(tmpdir(), 'lunkit-tgtd-mount-'));
@@ -49,21 +32,9 @@ describe('lunkit mount iscsi:// against tgtd', () => {
     const fh = await open(join(base, 'lun1.img'), 'w');
     await fh.truncate(SIZE);
     await fh.close();
-    port = await freePort();
     // Keep the control port apart from bench/iscsi's and initiator-tgtd.test.ts's ranges.
-    control = 7000 + (port % 5000);
-    tgtd = spawn('tgtd', ['-f', '-C', String(control), '--iscsi', `portal=127.0.0.1:${port}`], { stdio: 'ignore' });
-    for (let i = 0; ; i++) {
-      try {
-        await adm('--op', 'new', '--mode', 'target', '--tid', '1', '-T', IQN);
-        break;
-      } catch (e) {
-        if (i > 100 || tgtd.exitCode !== null) throw e;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-    await adm('--op', 'new', '--mode', 'logicalunit', '--tid', '1', '--lun', '1', '-b', join(base, 'lun1.img'));
-    await adm('--op', 'bind', '--mode', 'target', '--tid', '1', '-I', 'ALL');
+    tgtd = await startTgtd({ controlBase: 7000, targets: [{ iqn: IQN, luns: [join(base, 'lun1.img')] }] });
+    port = tgtd.port;
   }, 60_000);
 
   afterAll(async () => {
@@ -80,13 +51,7 @@ describe('lunkit mount iscsi:// against tgtd', () => {
       }
       for (const m of await mountsUnder(base)) await run('fusermount', ['-uz', m.split(' ')[1]]);
     }
-    if (tgtd !== undefined && tgtd.exitCode === null && tgtd.signalCode === null) {
-      const exited = new Promise((r) => tgtd.once('exit', r));
-      tgtd.kill('SIGTERM');
-      const t = setTimeout(() => tgtd.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(t);
-    }
+    await tgtd?.stop();
     if (base !== undefined) await rm(base, { recursive: true, force: true });
   }, 60_000);
 

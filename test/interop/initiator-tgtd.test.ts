@@ -4,13 +4,10 @@
 // byte-identically (issue 7 acceptance, first half); MC/S and ERL options
 // negotiated down to what tgtd offers. tgtd runs in the
 // foreground on a free port with its own control port, and is stopped by PID.
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   IscsiSession,
@@ -24,8 +21,8 @@ import {
   testUnitReady,
   write16,
 } from '../integration/initiator/api.js';
+import { startTgtd, type Tgtd } from '../../src/tools/tgtd.js';
 
-const execFileP = promisify(execFile);
 const IQN = 'iqn.2024-01.org.lunkit.interop:tgtd-initiator';
 const CHAP_IQN = 'iqn.2024-01.org.lunkit.interop:tgtd-chap';
 const SIZE = 256 << 20;
@@ -33,17 +30,6 @@ const IO = 1 << 20;
 const DEPTH = 32;
 const SECRET = 'initiator-secret';
 const TARGET_SECRET = 'target-secret-16';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function pool(count: number, fn: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
@@ -55,10 +41,8 @@ async function pool(count: number, fn: (i: number) => Promise<void>): Promise<vo
 
 describe('initiator against tgtd', () => {
   let dir: string;
-  let tgtd: ChildProcess;
+  let tgtd: Tgtd | undefined;
   let port: number;
-  let control: number;
-  const adm = (...a: string[]): Promise<unknown> => execFileP('tgtadm', ['-C', String(control), '--lld', 'iscsi', ...a], { timeout: 10_000 });
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'lunkit-tgtd-init-'));
@@ -67,39 +51,26 @@ describe('initiator against tgtd', () => {
       await fh.truncate(name === 'lun1.img' ? SIZE : 8 << 20);
       await fh.close();
     }
-    port = await freePort();
-    // The control port only names tgtd's management socket; keep it apart from bench/iscsi's range.
-    control = 2000 + (port % 5000);
-    tgtd = spawn('tgtd', ['-f', '-C', String(control), '--iscsi', `portal=127.0.0.1:${port}`], { stdio: 'ignore' });
-    for (let i = 0; ; i++) {
-      try {
-        await adm('--op', 'new', '--mode', 'target', '--tid', '1', '-T', IQN);
-        break;
-      } catch (e) {
-        if (i > 100 || tgtd.exitCode !== null) throw e;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-    await adm('--op', 'new', '--mode', 'logicalunit', '--tid', '1', '--lun', '1', '-b', join(dir, 'lun1.img'));
-    await adm('--op', 'bind', '--mode', 'target', '--tid', '1', '-I', 'ALL');
-    // A second target that requires CHAP, with a mutual (outgoing) account.
-    await adm('--op', 'new', '--mode', 'target', '--tid', '2', '-T', CHAP_IQN);
-    await adm('--op', 'new', '--mode', 'logicalunit', '--tid', '2', '--lun', '1', '-b', join(dir, 'chap.img'));
-    await adm('--op', 'bind', '--mode', 'target', '--tid', '2', '-I', 'ALL');
-    await adm('--op', 'new', '--mode', 'account', '--user', 'alice', '--password', SECRET);
-    await adm('--op', 'new', '--mode', 'account', '--user', 'tgt', '--password', TARGET_SECRET);
-    await adm('--op', 'bind', '--mode', 'account', '--tid', '2', '--user', 'alice');
-    await adm('--op', 'bind', '--mode', 'account', '--tid', '2', '--user', 'tgt', '--outgoing');
+    tgtd = await startTgtd({
+      controlBase: 2000,
+      targets: [
+        { iqn: IQN, luns: [join(dir, 'lun1.img')] },
+        // A second target that requires CHAP, with a mutual (outgoing) account.
+        {
+          iqn: CHAP_IQN,
+          luns: [join(dir, 'chap.img')],
+          accounts: [
+            { user: 'alice', password: SECRET },
+            { user: 'tgt', password: TARGET_SECRET, outgoing: true },
+          ],
+        },
+      ],
+    });
+    port = tgtd.port;
   }, 60_000);
 
   afterAll(async () => {
-    if (tgtd !== undefined && tgtd.exitCode === null && tgtd.signalCode === null) {
-      const exited = new Promise((r) => tgtd.once('exit', r));
-      tgtd.kill('SIGTERM');
-      const t = setTimeout(() => tgtd.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(t);
-    }
+    await tgtd?.stop();
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
