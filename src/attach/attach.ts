@@ -15,7 +15,7 @@ import { forceUnmount, mountsAt } from '../fabrics/fuse/mountpoint.js';
 import { detachDaemonLun } from './daemon-lun.js';
 import { AttachError } from './errors.js';
 import { HOLDER_PLAN_ENV, type HolderPlan } from './plan.js';
-import { attachDir, isAlive, isHolder, listAttach, loadAttach, removeAttach, type AttachState } from './state.js';
+import { attachDir, isAlive, isHolder, listAttach, loadAttach, removeAttach, removeMadeDirs, type AttachState } from './state.js';
 import { loopsOf } from './system.js';
 
 /** The compiled holder entry (dist/attach/holder-main.js), also when this module runs from src/ under a test runner. */
@@ -189,4 +189,5 @@ export async function detach(state: AttachState, opts: DetachOptions = {}): Prom
   await removeAttach(state.id);
   await rm(join(attachDir(), `${state.id}.log`), { force: true });
   if (state.ownsMountpoint) await rmdir(state.mountpoint).catch(() => {});
+  else await removeMadeDirs(state.mountpoint, state.madeDir);
 }

@@ -9,11 +9,11 @@
 // so `lunkit detach` and `lunkit umount` undo it the same way.
 
 import { randomBytes } from 'node:crypto';
-import { mkdir, rmdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ControlClient, ControlError } from '../daemon/control-client.js';
 import { AttachError } from './errors.js';
-import { removeAttach, runDir, saveAttach, type AttachState } from './state.js';
+import { makeMountpoint, removeAttach, removeMadeDirs, runDir, saveAttach, type AttachState } from './state.js';
 
 export const daemonLunsDir = (): string => join(runDir(), 'daemon-luns');
 
@@ -73,7 +73,9 @@ export async function attachDaemonLun(opts: DaemonLunOptions): Promise<AttachSta
     daemon: { socket: client.socketPath, name, mountpoint, added: false },
   };
   try {
-    await mkdir(mountpoint, { recursive: true, mode: 0o755 });
+    // A `[file]` whose directory we create is ours to remove on detach, like the default one.
+    const made = await makeMountpoint(mountpoint);
+    if (!owns) state.madeDir = made;
     await saveAttach(state);
     const res = await client.call<{ mountpoint: string; file: string }>('fuse.export.add', { name, backstore: opts.backstore, mountpoint, readOnly: opts.readOnly ?? false });
     (state.daemon as NonNullable<AttachState['daemon']>).added = true;
@@ -111,6 +113,7 @@ export async function detachDaemonLun(state: AttachState): Promise<boolean> {
     }
   }
   await removeAttach(state.id);
-  if (state.ownsMountpoint) await rmdir(state.mountpoint).catch(() => {});
+  // The daemon may still be unmounting the directory: removeMadeDirs waits out EBUSY.
+  await removeMadeDirs(state.mountpoint, state.ownsMountpoint ? state.mountpoint : state.madeDir);
   return reached;
 }

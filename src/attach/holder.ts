@@ -5,8 +5,8 @@
 // its file. Stop flushes the device before the FUSE mount goes away, so a
 // SIGTERM loses no acknowledged write; an iSCSI source then logs out
 // (RFC 7143 §11.14). An iSCSI holder records its session (TSIH, ISID,
-// connections) in its state file and rewrites it when that changes, for
-// `lunkit sessions --initiator`.
+// connections, recovery counters) in its state file and rewrites it on the
+// session's 'recovery' events, for `lunkit sessions --initiator`.
 
 import { rmdir } from 'node:fs/promises';
 import { ScsiCore } from '../core/engine.js';
@@ -15,16 +15,24 @@ import { FuseFabric } from '../fabrics/fuse/index.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { redactIscsiUrl } from './redact.js';
 import { openSource, type AttachSource } from './source.js';
-import { removeAttach, saveAttach, type AttachState, type InitiatorSessionInfo } from './state.js';
+import { makeMountpoint, removeAttach, removeMadeDirs, saveAttach, type AttachState, type InitiatorSessionInfo } from './state.js';
 import type { HolderPlan } from './plan.js';
 
-/** How often an iSCSI holder looks at its session for connection changes. */
-const SESSION_REFRESH_MS = 1000;
+/**
+ * After a recovery event the session may still change without another event
+ * (ERL 2 logs a replacement connection in after 'connection-recovered'; the
+ * initiator has no event for a connection added): look again at these delays.
+ */
+const SETTLE_MS = [250, 1000, 3000];
 
-/** A backstore that holds an initiator session (iscsi-backstore.ts), seen without importing it. */
-function sessionInfoOf(ops: BackstoreOps): (() => InitiatorSessionInfo) | undefined {
-  const f = (ops as { sessionInfo?: unknown }).sessionInfo;
-  return typeof f === 'function' ? () => (f as () => InitiatorSessionInfo).call(ops) : undefined;
+/** A backstore that holds an initiator session (iscsi-backstore.ts), seen without loading the initiator. */
+interface SessionSource {
+  sessionInfo(): InitiatorSessionInfo;
+  onSessionChange(listener: () => void): () => void;
+}
+
+function isSessionSource(ops: BackstoreOps): ops is BackstoreOps & SessionSource {
+  return 'sessionInfo' in ops && typeof ops.sessionInfo === 'function' && 'onSessionChange' in ops && typeof ops.onSessionChange === 'function';
 }
 
 /** The source as recorded in the state file: no CHAP password. */
@@ -47,7 +55,12 @@ export async function runHolder(plan: HolderPlan, logger: Logger = silentLogger)
   let ops: BackstoreOps | undefined;
   let fabric: FuseFabric | undefined;
   const core = new ScsiCore();
+  // A `[file]` in a directory that does not exist: we make it, and remove it when we stop.
+  let madeDir: string | undefined;
+  const removeDirs = (): Promise<void> =>
+    plan.ownsMountpoint ? rmdir(plan.mountpoint).catch(() => {}) : removeMadeDirs(plan.mountpoint, madeDir);
   try {
+    if (!plan.ownsMountpoint) madeDir = await makeMountpoint(plan.mountpoint);
     ops = await openSource(plan.source, { blockSize: plan.blockSize, readOnly: plan.readOnly });
     const device = core.createDevice(ops, { name: plan.name.slice(0, 32), readOnly: plan.readOnly || !ops.caps.canWrite });
     fabric = new FuseFabric(core, { mountpoint: plan.mountpoint, mkdir: true, directIo: plan.directIo, logger });
@@ -61,29 +74,14 @@ export async function runHolder(plan: HolderPlan, logger: Logger = silentLogger)
       file: fabric.pathOf(plan.name),
       readOnly: plan.readOnly || !ops.caps.canWrite,
       ownsMountpoint: plan.ownsMountpoint,
+      madeDir,
       startedAt: new Date().toISOString(),
     };
-    const info = sessionInfoOf(ops);
-    if (info) state.initiator = info();
+    const source = isSessionSource(ops) ? ops : undefined;
+    if (source) state.initiator = source.sessionInfo();
     await saveAttach(state);
-    let refresh: NodeJS.Timeout | undefined;
-    if (info) {
-      let last = sessionKey(state.initiator as InitiatorSessionInfo);
-      let saving = false;
-      refresh = setInterval(() => {
-        if (saving) return;
-        const now = info();
-        const key = sessionKey(now);
-        if (key === last) return;
-        last = key;
-        state.initiator = now;
-        saving = true;
-        saveAttach(state)
-          .catch((e: unknown) => logger.warn('cannot record the session', { err: e }))
-          .finally(() => (saving = false));
-      }, SESSION_REFRESH_MS);
-      refresh.unref();
-    }
+    // After the first write: the recorder's writes never overlap another one.
+    const recorder = source ? new SessionRecorder(state, source, logger) : undefined;
     const f = fabric;
     const o = ops;
     let stopping: Promise<void> | undefined;
@@ -92,18 +90,86 @@ export async function runHolder(plan: HolderPlan, logger: Logger = silentLogger)
       fabric: f,
       stop: () =>
         (stopping ??= (async () => {
-          if (refresh) clearInterval(refresh);
+          recorder?.stop();
           await f.close().catch((e: unknown) => logger.warn('FUSE close failed', { err: e }));
           await core.flushAll().catch((e: unknown) => logger.warn('flush failed', { err: e }));
           await o.close().catch((e: unknown) => logger.warn('backstore close failed', { err: e }));
           await removeAttach(plan.id).catch(() => {});
-          if (plan.ownsMountpoint) await rmdir(plan.mountpoint).catch(() => {});
+          await removeDirs();
         })()),
     };
   } catch (e) {
     await fabric?.close().catch(() => {});
     await ops?.close().catch(() => {});
-    if (plan.ownsMountpoint) await rmdir(plan.mountpoint).catch(() => {});
+    await removeDirs();
     throw e;
+  }
+}
+
+/**
+ * Rewrites the state file when the session's record changes: on each
+ * 'recovery' event and a few times after it (SETTLE_MS). One write at a
+ * time; a change seen during a write is written after it.
+ */
+class SessionRecorder {
+  private last: string;
+  private saving = false;
+  private again = false;
+  private stopped = false;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    private readonly state: AttachState,
+    private readonly source: SessionSource,
+    private readonly logger: Logger,
+  ) {
+    this.last = sessionKey(state.initiator as InitiatorSessionInfo);
+    this.unsubscribe = source.onSessionChange(() => this.changed());
+    // A change between the first write and the subscription.
+    this.record();
+  }
+
+  private changed(): void {
+    if (this.stopped) return;
+    this.record();
+    for (const ms of SETTLE_MS) {
+      const t = setTimeout(() => {
+        this.timers.delete(t);
+        this.record();
+      }, ms);
+      t.unref();
+      this.timers.add(t);
+    }
+  }
+
+  private record(): void {
+    if (this.stopped) return;
+    if (this.saving) {
+      this.again = true;
+      return;
+    }
+    const now = this.source.sessionInfo();
+    const key = sessionKey(now);
+    if (key === this.last) return;
+    this.last = key;
+    this.state.initiator = now;
+    this.saving = true;
+    saveAttach(this.state)
+      .catch((e: unknown) => this.logger.warn('cannot record the session', { err: e }))
+      .finally(() => {
+        this.saving = false;
+        if (this.again) {
+          this.again = false;
+          this.record();
+        }
+      });
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.unsubscribe();
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
   }
 }

@@ -31,6 +31,7 @@ import {
   formatSense,
   type IscsiSession,
   type OpenUrlOptions,
+  type RecoveryEvent,
   type ScsiExecutor,
   type ScsiReply,
   type ScsiResult,
@@ -52,12 +53,6 @@ export interface IscsiBackstoreOptions {
   errorRecoveryLevel?: number;
   /** Extra session options (initiator name, digests, timeouts). */
   session?: Partial<OpenUrlOptions>;
-}
-
-/** Session fields a newer initiator may expose (MC/S, ERL 1-2); read when present. */
-interface RichSession {
-  info?: () => Record<string, unknown>;
-  connections?: unknown;
 }
 
 const UA_RETRIES = 6;
@@ -116,7 +111,7 @@ function transportFailure(op: Op, err: unknown): RemoteFailure {
   return failure('EIO', `remote ${op} failed: ${msg}`, { cause: err });
 }
 
-const hostPort = (host: string, port: unknown): string => `${host.includes(':') ? `[${host}]` : host}:${typeof port === 'number' ? port : '?'}`;
+const hostPort = (host: string, port: number | undefined): string => `${host.includes(':') ? `[${host}]` : host}:${port ?? '?'}`;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -184,6 +179,9 @@ export class IscsiBackstore implements BackstoreOps {
     if (opts.errorRecoveryLevel !== undefined) sessionOpts.errorRecoveryLevel = opts.errorRecoveryLevel;
     // The holder outlives connection losses: reinstate the session (the initiator's ERL 0 recovery).
     sessionOpts.reinstateAttempts ??= 5;
+    // DefaultTime2Wait is negotiated as the larger offer (RFC 7143 §13.15): offering 0 leaves the
+    // wait before a connection recovery or reinstatement to the target, instead of 2 s on every loss.
+    sessionOpts.defaultTime2Wait ??= 0;
     let opened: Awaited<ReturnType<typeof openUrl>>;
     try {
       opened = await openUrl(opts.url, sessionOpts);
@@ -297,37 +295,53 @@ export class IscsiBackstore implements BackstoreOps {
     await Promise.all(ranges.map((r) => withRetries('unmap', () => unmap(this.session, this.lun, [r]))));
   }
 
-  /** What `lunkit sessions --initiator` shows; richer when the initiator exposes info()/connections. */
+  /** What `lunkit sessions --initiator` shows: the session's own info() (TSIH, ISID, ERL, recovery counters, live connections). */
   sessionInfo(): InitiatorSessionInfo {
-    const s = this.session;
-    const rich = s as unknown as RichSession;
-    const base: InitiatorSessionInfo = {
+    const i = this.session.info();
+    return {
       target: this.target,
       portal: this.portal,
       lun: this.lun,
-      isid: s.isid.toString(16).padStart(12, '0'),
-      tsih: s.tsih,
-      erl: s.params?.errorRecoveryLevel ?? 0,
-      connections: [],
-      headerDigest: s.params?.headerDigest,
-      dataDigest: s.params?.dataDigest,
-      inFlight: s.inFlight,
+      isid: i.isid,
+      tsih: i.tsih,
+      erl: i.errorRecoveryLevel,
+      state: i.state,
+      reinstatements: i.reinstatements,
+      connectionRecoveries: i.connectionRecoveries,
+      // A closed connection is history (replaced or logged out); a failed one is shown until recovered.
+      connections: i.connections.flatMap((c) =>
+        c.state === 'closed'
+          ? []
+          : [
+              {
+                cid: c.cid,
+                state: c.state,
+                local: c.localAddress === undefined ? undefined : hostPort(c.localAddress, c.localPort),
+                remote: hostPort(c.remoteAddress, c.remotePort),
+              },
+            ],
+      ),
+      headerDigest: this.session.params.headerDigest,
+      dataDigest: this.session.params.dataDigest,
+      inFlight: i.inFlight,
     };
-    const info = typeof rich.info === 'function' ? rich.info() : undefined;
-    const conns = Array.isArray(info?.connections) ? info.connections : Array.isArray(rich.connections) ? rich.connections : undefined;
-    if (conns !== undefined) {
-      for (const c of conns as Array<Record<string, unknown>>) {
-        if (c.closed === true) continue;
-        const cid = typeof c.cid === 'number' ? c.cid : base.connections.length;
-        const remote = typeof c.remote === 'string' ? c.remote : typeof c.portal === 'string' ? c.portal : this.portal;
-        const local = typeof c.local === 'string' ? c.local : typeof c.localAddress === 'string' ? hostPort(c.localAddress, c.localPort) : undefined;
-        base.connections.push({ cid, local, remote });
-      }
-    } else if (!s.closed) {
-      const c = s.connection as unknown as Record<string, unknown>;
-      base.connections.push({ cid: s.connection.cid, remote: s.connection.portal, local: typeof c.localAddress === 'string' ? hostPort(c.localAddress, c.localPort) : undefined });
-    }
-    return base;
+  }
+
+  /**
+   * Calls `listener` when the session may have changed what sessionInfo()
+   * shows: on every 'recovery' event (a connection failed or was recovered,
+   * the session was reinstated) and when the session ends. Returns the
+   * unsubscribe function.
+   */
+  onSessionChange(listener: (event: RecoveryEvent | { kind: 'closed' }) => void): () => void {
+    const onRecovery = (e: RecoveryEvent): void => listener(e);
+    const onClose = (): void => listener({ kind: 'closed' });
+    this.session.on('recovery', onRecovery);
+    this.session.on('close', onClose);
+    return () => {
+      this.session.off('recovery', onRecovery);
+      this.session.off('close', onClose);
+    };
   }
 
   /** Logout (RFC 7143 §11.14: close the session), or drop it if the target does not answer. Idempotent. */

@@ -9,8 +9,8 @@
 // Files are replaced atomically (write temp, rename) so a reader never sees half.
 
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { dirname, join, relative, resolve } from 'node:path';
 import type { AttachSource } from './source.js';
 
 export function runDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -23,6 +23,8 @@ export const mountsDir = (): string => join(runDir(), 'mounts');
 /** One connection of a held session, for `lunkit sessions --initiator`. */
 export interface InitiatorConnectionInfo {
   cid: number;
+  /** 'active', 'draining' (being removed) or 'failed' (waiting for ERL 2 recovery). */
+  state?: 'active' | 'draining' | 'failed' | undefined;
   local?: string | undefined;
   remote: string;
 }
@@ -36,6 +38,12 @@ export interface InitiatorSessionInfo {
   isid: string;
   tsih: number;
   erl: number;
+  /** 'recovering' while a connection is recovered or the session reinstated. */
+  state?: 'open' | 'recovering' | 'closed' | undefined;
+  /** Session reinstatements (ERL 0 recovery: new session, same ISID) so far. */
+  reinstatements: number;
+  /** Connections recovered inside the session (ERL 2: TASK REASSIGN, same TSIH) so far. */
+  connectionRecoveries: number;
   connections: InitiatorConnectionInfo[];
   headerDigest?: boolean | undefined;
   dataDigest?: boolean | undefined;
@@ -54,8 +62,14 @@ export interface AttachState {
   readOnly: boolean;
   /** The mount point was created under the run directory and is removed on detach. */
   ownsMountpoint: boolean;
+  /**
+   * A mount point given by the user (`[file]`) that attach created with
+   * mkdir -p: the first directory made. Detach removes the mount point and
+   * its parents up to this one, each only if empty.
+   */
+  madeDir?: string | undefined;
   startedAt: string;
-  /** iscsi:// sources: the session the holder holds, refreshed when its connections change. */
+  /** iscsi:// sources: the session the holder holds, rewritten on the session's recovery events. */
   initiator?: InitiatorSessionInfo | undefined;
   /** lunkit:<backstore> sources: the daemon serves the file (pid is 0); its FUSE export to delete on detach. */
   daemon?: { socket: string; name: string; mountpoint: string; added: boolean } | undefined;
@@ -174,4 +188,43 @@ export async function listHeldSessions(): Promise<HeldSession[]> {
     out.push({ ...s.initiator, attachId: s.id, pid: s.pid, file: s.file, since: s.startedAt });
   }
   return out;
+}
+
+/**
+ * Creates the mount point (mkdir -p) and returns the first directory it
+ * made, or undefined when it existed (record it as AttachState.madeDir).
+ */
+export async function makeMountpoint(dir: string): Promise<string | undefined> {
+  return mkdir(dir, { recursive: true, mode: 0o755 });
+}
+
+/**
+ * Undoes makeMountpoint: removes `dir` and its parents up to `top`, each only
+ * if empty (rmdir). A FUSE mount that is still going away (EBUSY) gets 2 s.
+ */
+export async function removeMadeDirs(dir: string, top: string | undefined): Promise<void> {
+  if (top === undefined) return;
+  const stop = resolve(top);
+  const start = resolve(dir);
+  // Only directories at or below `top`.
+  if (start !== stop && (relative(stop, start).startsWith('..') || relative(stop, start) === '')) return;
+  for (let d = start; ; d = dirname(d)) {
+    if (!(await rmdirPatiently(d))) return;
+    if (d === stop || d === dirname(d)) return;
+  }
+}
+
+/** rmdir, retried while EBUSY (for 2 s); true when the directory is gone. */
+async function rmdirPatiently(d: string): Promise<boolean> {
+  for (let waited = 0; ; waited += 50) {
+    try {
+      await rmdir(d);
+      return true;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return true;
+      if (code !== 'EBUSY' || waited >= 2000) return false;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
 }

@@ -1,7 +1,8 @@
 // `lunkit sessions`: who is logged in. iSCSI sessions (initiator, ISID, TSIH,
 // target and TPG, connection addresses, digests, commands in flight) and NBD
 // connections (export, address). `--initiator`: the iSCSI sessions this
-// machine holds as an initiator (attach holders' state files, no daemon).
+// machine holds as an initiator (attach holders' state files, no daemon),
+// with their ERL 2 connection recoveries and ERL 0 reinstatements.
 
 import type { Argv, CommandModule } from 'yargs';
 
@@ -59,7 +60,7 @@ export function renderSessions(sessions: Rec[]): string {
   return out.join('\n');
 }
 
-/** The text of `lunkit sessions --initiator`. */
+/** The text of `lunkit sessions --initiator`: one line per held session, with its recovery counters. */
 export function renderHeldSessions(sessions: HeldSession[]): string {
   if (sessions.length === 0) return 'No iSCSI sessions held by lunkit attach.\n';
   const rows = sessions.map((s) => [
@@ -68,10 +69,15 @@ export function renderHeldSessions(sessions: HeldSession[]): string {
     `0x${s.tsih.toString(16).padStart(4, '0')}`,
     s.isid,
     String(s.erl),
-    s.connections.length === 0 ? '(none)' : s.connections.map((c) => `cid${c.cid} ${c.local ?? '?'}->${c.remote}`).join(', '),
+    s.state ?? 'open',
+    s.connections.length === 0
+      ? '(none)'
+      : s.connections.map((c) => `cid${c.cid} ${c.local ?? '?'}->${c.remote}${c.state === undefined || c.state === 'active' ? '' : ` (${c.state})`}`).join(', '),
+    String(s.connectionRecoveries),
+    String(s.reinstatements),
     s.file,
   ]);
-  return renderTable(['TARGET/LUN', 'PORTAL', 'TSIH', 'ISID', 'ERL', 'CONNECTIONS', 'FILE'], rows);
+  return renderTable(['TARGET/LUN', 'PORTAL', 'TSIH', 'ISID', 'ERL', 'STATE', 'CONNECTIONS', 'CONN RECOVERIES', 'REINSTATEMENTS', 'FILE'], rows);
 }
 
 export const sessionsCommand: CommandModule<object, SessionsArgs> = {

@@ -80,9 +80,13 @@ describe('lunkit sessions --initiator', () => {
         isid: '80123456789a',
         tsih: 0x12,
         erl: 2,
+        state: 'recovering',
+        reinstatements: 1,
+        connectionRecoveries: 7,
         connections: [
-          { cid: 0, local: '10.0.0.1:40000', remote: '10.0.0.5:3260' },
+          { cid: 0, state: 'active', local: '10.0.0.1:40000', remote: '10.0.0.5:3260' },
           { cid: 1, remote: '10.0.0.5:3260' },
+          { cid: 2, state: 'failed', local: '10.0.0.1:40002', remote: '10.0.0.5:3260' },
         ],
         inFlight: 0,
         attachId: 'a',
@@ -93,10 +97,20 @@ describe('lunkit sessions --initiator', () => {
     ]);
     const lines = text.trimEnd().split('\n');
     expect(lines).toHaveLength(2);
-    expect(lines[0].split(/\s{2,}/)).toEqual(['TARGET/LUN', 'PORTAL', 'TSIH', 'ISID', 'ERL', 'CONNECTIONS', 'FILE']);
-    expect(lines[1]).toContain('iqn.x:y/1');
-    expect(lines[1]).toContain('0x0012');
-    expect(lines[1]).toContain('cid0 10.0.0.1:40000->10.0.0.5:3260, cid1 ?->10.0.0.5:3260');
+    expect(lines[0].split(/\s{2,}/)).toEqual(['TARGET/LUN', 'PORTAL', 'TSIH', 'ISID', 'ERL', 'STATE', 'CONNECTIONS', 'CONN RECOVERIES', 'REINSTATEMENTS', 'FILE']);
+    const cells = lines[1].split(/\s{2,}/);
+    expect(cells).toEqual([
+      'iqn.x:y/1',
+      '10.0.0.5:3260',
+      '0x0012',
+      '80123456789a',
+      '2',
+      'recovering',
+      'cid0 10.0.0.1:40000->10.0.0.5:3260, cid1 ?->10.0.0.5:3260, cid2 10.0.0.1:40002->10.0.0.5:3260 (failed)',
+      '7',
+      '1',
+      '/run/lunkit/attach/a/y-lun1',
+    ]);
     expect(renderHeldSessions([])).toBe('No iSCSI sessions held by lunkit attach.\n');
   });
 });
