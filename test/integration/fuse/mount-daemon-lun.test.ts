@@ -92,6 +92,7 @@ describe('lunkit mount lunkit:<backstore>', () => {
 
   it('attach lunkit:<backstore> [file] shows the file in the given directory; detach removes the export', async () => {
     const socket = (daemon as DaemonProcess).socket;
+    // 'files/' does not exist yet: attach makes it, detach removes it again.
     const file = join(base, 'files', 'blank.img');
     const a = await lunkit(['attach', 'lunkit:blank', file, '--socket', socket, '--json']);
     expect(a.stderr).toBe('');
@@ -103,6 +104,7 @@ describe('lunkit mount lunkit:<backstore>', () => {
     expect(d.stderr).toBe('');
     expect(d.code).toBe(0);
     expect(await fuseExports()).toEqual([]);
+    expect(await readdir(base)).not.toContain('files');
     await nothingLeft();
   });
 
