@@ -43,6 +43,8 @@ export class IscsiConnection {
   state: ConnectionState = 'active';
   /** SCSI tasks allegiant to this connection and not finished (kept by the session). */
   inFlight = 0;
+  /** commandLoad() summed over those tasks (the picker balances on it). */
+  load = 0;
   /**
    * ERL >= 1: StatSN gaps are kept open (ExpStatSN stays at the first
    * missing one until a Status SNACK fills it, §6.1.4.2); at ERL 0 ExpStatSN
@@ -68,6 +70,12 @@ export class IscsiConnection {
   private closedWith: IscsiInitiatorError | undefined;
   private readonly queued: Pdu[] = [];
   private waiter: { resolve(p: Pdu): void; reject(e: Error): void; timer: NodeJS.Timeout } | undefined;
+  /** PDUs of this tick are being collected under cork (send()); uncork() flushes them. */
+  private corked = false;
+  private readonly uncork = (): void => {
+    this.corked = false;
+    if (!this.socket.destroyed) this.socket.uncork();
+  };
 
   private constructor(socket: Socket, opts: ConnectOptions) {
     this.socket = socket;
@@ -190,9 +198,15 @@ export class IscsiConnection {
     const header = encodeBhs(out.pdu);
     let frame = encodeFrame(header, out.data, { headerDigest: this.headerDigest, dataDigest: this.dataDigest });
     if (faults?.frame !== undefined) frame = faults.frame(frame, out) ?? frame;
-    this.socket.cork();
+    // Every PDU of this tick (the commands a batch of completions started,
+    // a Data-Out sequence) leaves in one writev: one syscall per batch
+    // instead of one per PDU, and the target reads them in one go.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(this.uncork);
+    }
     for (const b of frame) this.socket.write(b);
-    this.socket.uncork();
     return true;
   }
 

@@ -14,7 +14,7 @@ import type { NegotiatedParams } from '../protocols/iscsi/keys.js';
 import { Opcode, type AsyncMessagePdu, type DataInPdu, type NopInPdu, type Pdu, type RejectPdu } from '../protocols/iscsi/pdu-types.js';
 import { seqAdd, seqGt, seqLt, seqLte } from '../protocols/iscsi/seq.js';
 import type { IscsiConnection } from './connection.js';
-import { pickLeastLoaded } from './connection-pool.js';
+import { pickSticky } from './connection-pool.js';
 import { IscsiInitiatorError } from './errors.js';
 import type { RecoveryEvent } from './recovery.js';
 import { dataAck, dataSnack, statusSnack, type SnRun } from './snack.js';
@@ -117,13 +117,28 @@ export abstract class SessionCore extends EventEmitter<SessionEvents> {
     return this.conns.filter((c) => c.state === 'active' && !c.closed);
   }
 
-  /** The connection new work goes to: the least loaded active one (ties rotate). */
+  /**
+   * The connection new work goes to (connection-pool.ts pickSticky): the one
+   * that took the last command while it is not too far ahead, else the least
+   * loaded active one (ties rotate).
+   */
   protected pickConnection(): IscsiConnection | undefined {
-    const i = pickLeastLoaded(this.conns.map((c) => ({ state: c.closed ? 'failed' : c.state, inFlight: c.inFlight })), this.cursor);
+    const conns = this.conns;
+    if (conns.length === 1) {
+      // The common single-connection session: no picking to do.
+      const c = conns[0];
+      return c.state === 'active' && !c.closed ? c : undefined;
+    }
+    const last = this.lastPicked === undefined ? -1 : conns.indexOf(this.lastPicked);
+    const i = pickSticky(conns.map((c) => ({ state: c.closed ? 'failed' : c.state, inFlight: c.inFlight, load: c.load })), last, this.cursor);
     if (i < 0) return undefined;
-    this.cursor = (i + 1) % this.conns.length;
-    return this.conns[i];
+    if (i !== last) this.cursor = (i + 1) % conns.length;
+    this.lastPicked = conns[i];
+    return conns[i];
   }
+
+  /** The connection pickConnection() chose last (it keeps small commands together). */
+  private lastPicked: IscsiConnection | undefined;
 
   protected requireConnection(): IscsiConnection {
     const c = this.pickConnection();
@@ -238,11 +253,16 @@ export abstract class SessionCore extends EventEmitter<SessionEvents> {
     if (task.conn === conn && task.sent) return;
     this.unbind(task);
     conn.inFlight++;
+    conn.load += task.load;
     task.conn = conn;
   }
 
   protected unbind(task: ScsiTask): void {
-    if (task.conn !== undefined && task.conn.inFlight > 0) task.conn.inFlight--;
+    const c = task.conn;
+    if (c !== undefined && c.inFlight > 0) {
+      c.inFlight--;
+      c.load = c.inFlight === 0 ? 0 : Math.max(0, c.load - task.load);
+    }
     task.conn = undefined;
   }
 

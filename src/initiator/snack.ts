@@ -27,6 +27,9 @@ export interface SnAccept {
   gap: SnRun | undefined;
 }
 
+/** The empty set trackers share until they need one (never added to: see own()). */
+const NONE: Set<number> = new Set();
+
 /**
  * Tracks a sequence (serial arithmetic, §4.2.2): `next` is one past the
  * highest number seen, `missing` the numbers below it not received yet.
@@ -35,11 +38,15 @@ export interface SnAccept {
  */
 export class SeqTracker {
   private nextSn: number;
-  private readonly missing = new Set<number>();
+  // One tracker per task and per connection: the sets start as the shared
+  // empty NONE and are made on the first add (own()), since a clean run
+  // (every ERL 0 command) never adds anything.
+  private missing: Set<number> = NONE;
   /** Numbers whose recovery is already under way (not to be SNACKed again). */
-  private readonly recovering = new Set<number>();
+  private recovering: Set<number> = NONE;
   /** Received but not to be acknowledged yet (a status whose task still misses Data-In, §6.1.4.2). */
-  private readonly held = new Set<number>();
+  private held: Set<number> = NONE;
+  private owned = false;
 
   constructor(start = 0) {
     this.nextSn = start >>> 0;
@@ -59,6 +66,7 @@ export class SeqTracker {
 
   /** Keep `expected` at or below `sn` until release(sn) (the target must keep that status). */
   hold(sn: number): void {
+    this.own();
     this.held.add(sn >>> 0);
   }
 
@@ -91,6 +99,7 @@ export class SeqTracker {
     const runLength = seqDiff(begRun, sn);
     // Bounded: a wild jump is a broken peer, not 2^31 lost PDUs.
     if (runLength > MAX_GAP) throw new IscsiInitiatorError('ERR_ISCSI_PROTOCOL', `sequence number ${sn} jumps ${runLength} past ${begRun}`);
+    this.own();
     for (let i = 0; i < runLength; i++) this.missing.add(seqAdd(begRun, i));
     this.nextSn = seqAdd(sn, 1);
     return { fresh: true, gap: { begRun, runLength } };
@@ -108,6 +117,7 @@ export class SeqTracker {
     } else if (!this.missing.has(sn)) {
       return false;
     }
+    this.own();
     this.missing.add(sn);
     this.recovering.add(sn);
     this.snackedAt = Date.now();
@@ -141,9 +151,19 @@ export class SeqTracker {
     return runs;
   }
 
+  /** Replace the shared empty sets with sets of our own before the first add. */
+  private own(): void {
+    if (this.owned) return;
+    this.owned = true;
+    this.missing = new Set();
+    this.recovering = new Set();
+    this.held = new Set();
+  }
+
   /** Forget the holes (ERL 0 has no SNACK; a fresh start after TASK REASSIGN). */
   resetTo(next: number): void {
     this.nextSn = next >>> 0;
+    if (!this.owned) return;
     this.missing.clear();
     this.recovering.clear();
     this.held.clear();

@@ -12,6 +12,7 @@ import { RESERVED_TAG, TaskAttr } from '../protocols/iscsi/constants.js';
 import { decodeSenseData } from '../protocols/iscsi/pdu-encode.js';
 import { Opcode, type DataInPdu, type R2TPdu, type ScsiResponsePdu } from '../protocols/iscsi/pdu-types.js';
 import type { IscsiConnection } from './connection.js';
+import { commandLoad } from './connection-pool.js';
 import { IscsiInitiatorError } from './errors.js';
 import { decodeSense, type SenseData } from './sense.js';
 import { SeqTracker, type SnRun } from './snack.js';
@@ -97,6 +98,11 @@ export class ScsiTask {
 
   get expectedOut(): number {
     return this.req.dataOut?.length ?? 0;
+  }
+
+  /** Its weight for connection picking (connection-pool.ts commandLoad). */
+  get load(): number {
+    return commandLoad(this.expectedIn + this.expectedOut);
   }
 
   /**

@@ -10,6 +10,23 @@ import { encodeBhs } from '../../../src/protocols/iscsi/pdu-encode.js';
 import type { DataInPdu, ScsiResponsePdu } from '../../../src/protocols/iscsi/pdu-types.js';
 
 describe('SeqTracker', () => {
+  it('trackers never share their holes or held numbers (their sets start shared and empty)', () => {
+    const a = new SeqTracker(0);
+    const b = new SeqTracker(0);
+    a.accept(3);
+    a.hold(1);
+    expect(a.missingCount).toBe(3);
+    expect(b.missingCount).toBe(0);
+    expect(b.complete).toBe(true);
+    b.accept(0);
+    expect(b.expected).toBe(1);
+    const c = new SeqTracker(5);
+    c.resetTo(7);
+    expect(c.expected).toBe(7);
+    expect(c.takeUnrecovered()).toEqual([]);
+    expect(a.takeUnrecovered()).toEqual([{ begRun: 0, runLength: 3 }]);
+  });
+
   it('in order: no gaps, expected follows', () => {
     const t = new SeqTracker(5);
     expect(t.accept(5)).toEqual({ fresh: true, gap: undefined });
