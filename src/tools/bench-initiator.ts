@@ -15,7 +15,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { measureIscsiThroughput, type ThroughputJob, type ThroughputResult } from '../attach/throughput.js';
-import { freePort, stopChild, waitReady } from './bench-process.js';
+import { stopChild, waitReady } from './bench-process.js';
+import { startTgtd } from './tgtd.js';
 
 const execFileP = promisify(execFile);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -29,26 +30,11 @@ const JOBS: ThroughputJob[] = [
 ];
 
 async function withTgtd(image: string, run: (url: string) => Promise<void>): Promise<void> {
-  const port = await freePort();
-  // tgtadm's control "port" is a Unix socket suffix; keep it apart from bench/iscsi's 100..899.
-  const control = 900 + (port % 800);
-  const tgtd = spawn('tgtd', ['-f', '-C', String(control), '--iscsi', `portal=127.0.0.1:${port}`], { stdio: 'ignore' });
+  const tgtd = await startTgtd({ controlBase: 100, targets: [{ iqn: IQN, luns: [image] }] });
   try {
-    const adm = (...a: string[]): Promise<unknown> => execFileP('tgtadm', ['-C', String(control), '--lld', 'iscsi', ...a]);
-    for (let i = 0; ; i++) {
-      try {
-        await adm('--op', 'new', '--mode', 'target', '--tid', '1', '-T', IQN);
-        break;
-      } catch (e) {
-        if (i > 50 || tgtd.exitCode !== null) throw e;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-    await adm('--op', 'new', '--mode', 'logicalunit', '--tid', '1', '--lun', '1', '-b', image);
-    await adm('--op', 'bind', '--mode', 'target', '--tid', '1', '-I', 'ALL');
-    await run(`iscsi://127.0.0.1:${port}/${IQN}/1`);
+    await run(`iscsi://127.0.0.1:${tgtd.port}/${IQN}/1`);
   } finally {
-    await stopChild(tgtd);
+    await tgtd.stop();
   }
 }
 

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LUNKIT_BIN } from '../helpers/lunkit-process.js';
 import { startTgtd, type Tgtd } from '../../src/tools/tgtd.js';
-import { checkTree, holderPids, loopsUnder, mountsUnder, run, waitFor, writeTree, type Ran } from '../integration/fuse/helpers.js';
+import { checkTree, holderPids, killHoldersAndFuseMounts, loopsUnder, mountsUnder, run, waitFor, writeTree, type Ran } from '../integration/fuse/helpers.js';
 
 const IQN = 'iqn.2024-01.org.lunkit.interop:tgtd-mount';
 const SIZE = 256 << 20;
@@ -42,14 +42,7 @@ describe('lunkit mount iscsi:// against tgtd', () => {
     if (base !== undefined) {
       for (const m of (await mountsUnder(base)).reverse()) await run('umount', ['-l', m.split(' ')[1]]);
       for (const l of await loopsUnder(base)) await run('losetup', ['-d', l.split(':')[0]]);
-      for (const pid of await holderPids(runDir)) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-      for (const m of await mountsUnder(base)) await run('fusermount', ['-uz', m.split(' ')[1]]);
+      await killHoldersAndFuseMounts(runDir, base);
     }
     await tgtd?.stop();
     if (base !== undefined) await rm(base, { recursive: true, force: true });

@@ -18,7 +18,7 @@ import { RamdiskBackstore } from '../../../src/backstores/ramdisk/ramdisk.js';
 import { IscsiTargetServer } from '../../../src/fabrics/iscsi/server.js';
 import { DEFAULT_TPG_ATTRIBUTES } from '../../../src/fabrics/iscsi/config.js';
 import { LUNKIT_BIN } from '../../helpers/lunkit-process.js';
-import { holderPids, mountsUnder, run, waitFor, type Ran } from './helpers.js';
+import { holderPids, killHoldersAndFuseMounts, mountsUnder, run, waitFor, type Ran } from './helpers.js';
 
 const IQN = 'iqn.2024-01.org.lunkit.test:attach-iscsi';
 const MiB = 1024 * 1024;
@@ -80,14 +80,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const pid of await holderPids(runDir)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-  for (const m of await mountsUnder(base)) await run('fusermount', ['-uz', m.split(' ')[1]]);
+  await killHoldersAndFuseMounts(runDir, base);
   await server?.close({ graceMs: 0 });
   for (const s of stores) await s.close();
   await rm(base, { recursive: true, force: true });

@@ -58,6 +58,22 @@ export async function holderPids(runDir: string): Promise<number[]> {
   return pids;
 }
 
+/**
+ * Test cleanup after a failed run: SIGKILL the attach holders of `runDir` (by
+ * PID, found through their environment) and lazily unmount the FUSE mounts
+ * left under `base`.
+ */
+export async function killHoldersAndFuseMounts(runDir: string, base: string): Promise<void> {
+  for (const pid of await holderPids(runDir)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  for (const m of await mountsUnder(base)) await run('fusermount', ['-uz', m.split(' ')[1]]);
+}
+
 /** Writes a tree of files with random contents; returns relative path -> sha256. */
 export async function writeTree(root: string, seed: number): Promise<Map<string, string>> {
   const sums = new Map<string, string>();

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkTree, holderPids, loopsUnder, lunkit, mountsUnder, run, waitFor, writeTree } from './helpers.js';
+import { checkTree, holderPids, killHoldersAndFuseMounts, loopsUnder, lunkit, mountsUnder, run, waitFor, writeTree } from './helpers.js';
 
 const SIZE = 256 * 1024 * 1024;
 let base = '';
@@ -22,14 +22,7 @@ async function cleanup(): Promise<void> {
     const r = await run('losetup', ['--list', '--noheadings', '--output', 'BACK-FILE', l]);
     if (r.stdout.includes(base)) await run('losetup', ['-d', l]);
   }
-  for (const pid of await holderPids(runDir)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-  for (const m of await mountsUnder(base)) await run('fusermount', ['-uz', m.split(' ')[1]]);
+  await killHoldersAndFuseMounts(runDir, base);
 }
 
 beforeAll(async () => {
