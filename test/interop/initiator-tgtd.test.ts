@@ -21,6 +21,7 @@ import {
   testUnitReady,
   write16,
 } from '../integration/initiator/api.js';
+import { inFlightPool } from '../integration/initiator/workload.js';
 import { startTgtd, type Tgtd } from '../../src/tools/tgtd.js';
 
 const IQN = 'iqn.2024-01.org.lunkit.interop:tgtd-initiator';
@@ -30,14 +31,6 @@ const IO = 1 << 20;
 const DEPTH = 32;
 const SECRET = 'initiator-secret';
 const TARGET_SECRET = 'target-secret-16';
-
-async function pool(count: number, fn: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < count) await fn(next++);
-  };
-  await Promise.all(Array.from({ length: DEPTH }, worker));
-}
 
 describe('initiator against tgtd', () => {
   let dir: string;
@@ -131,7 +124,7 @@ describe('initiator against tgtd', () => {
     const image = randomBytes(SIZE);
     const want = createHash('sha256').update(image).digest('hex');
     let maxInFlight = 0;
-    await pool(SIZE / IO, async (i) => {
+    await inFlightPool(SIZE / IO, DEPTH, async (i) => {
       const p = write16(s, lun, (i * IO) / 512, image.subarray(i * IO, (i + 1) * IO), { blockSize: 512 });
       maxInFlight = Math.max(maxInFlight, s.inFlight);
       const r = await p;
@@ -139,7 +132,7 @@ describe('initiator against tgtd', () => {
     });
     expect(maxInFlight).toBe(DEPTH);
     const back = Buffer.alloc(SIZE);
-    await pool(SIZE / IO, async (i) => {
+    await inFlightPool(SIZE / IO, DEPTH, async (i) => {
       const r = await read16(s, lun, (i * IO) / 512, IO / 512, { blockSize: 512, into: back.subarray(i * IO, (i + 1) * IO) });
       expect(r.ok && r.value.length).toBe(IO);
     });

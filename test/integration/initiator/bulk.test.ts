@@ -6,19 +6,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startIscsiTarget, type TestTarget } from '../../helpers/iscsi-target.js';
 import { IscsiSession, read16, testUnitReady, write16, type SessionOptions } from './api.js';
+import { inFlightPool } from './workload.js';
 
 const SIZE = 64 << 20;
 const IO = 1 << 20;
 const DEPTH = 32;
-
-/** Run `fn` for offsets 0, IO, 2*IO... with at most `DEPTH` in flight. */
-async function pool(count: number, fn: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < count) await fn(next++);
-  };
-  await Promise.all(Array.from({ length: DEPTH }, worker));
-}
 
 describe('initiator bulk I/O against the lunkit target', () => {
   let t: TestTarget;
@@ -47,7 +39,7 @@ describe('initiator bulk I/O against the lunkit target', () => {
       const salt = randomBytes(1)[0] | 1;
       const src = Buffer.from(image.map((b) => b ^ salt));
       let maxInFlight = 0;
-      await pool(SIZE / IO, async (i) => {
+      await inFlightPool(SIZE / IO, DEPTH, async (i) => {
         const p = write16(s, 0, (i * IO) / 512, src.subarray(i * IO, (i + 1) * IO), { blockSize: 512 });
         maxInFlight = Math.max(maxInFlight, s.inFlight);
         const r = await p;
@@ -55,7 +47,7 @@ describe('initiator bulk I/O against the lunkit target', () => {
       });
       expect(maxInFlight).toBe(DEPTH);
       const back = Buffer.alloc(SIZE);
-      await pool(SIZE / IO, async (i) => {
+      await inFlightPool(SIZE / IO, DEPTH, async (i) => {
         const r = await read16(s, 0, (i * IO) / 512, IO / 512, { blockSize: 512, into: back.subarray(i * IO, (i + 1) * IO) });
         expect(r.ok && r.value.length).toBe(IO);
       });

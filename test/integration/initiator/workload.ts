@@ -77,3 +77,12 @@ export async function verifyAll(s: IscsiSession, truth: Map<number, string>, io:
   }
   return bad;
 }
+
+/** Runs `fn(0)`, `fn(1)` ... `fn(count - 1)` with at most `depth` calls in flight. */
+export async function inFlightPool(count: number, depth: number, fn: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < count) await fn(next++);
+  };
+  await Promise.all(Array.from({ length: depth }, worker));
+}
