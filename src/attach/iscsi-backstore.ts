@@ -9,7 +9,7 @@
 // and queues what does not fit; FUSE sends requests concurrently.
 //
 // The remote's outcome becomes the backstore's failure: the core maps Node
-// error codes to sense (core/backstore-errors.ts), so a remote sense is
+// error codes to sense (core/errno.ts), so a remote sense is
 // turned into the code that maps back to the nearest local reason (table in
 // remoteFailure below). Transient conditions are retried here: UNIT
 // ATTENTION (the remote's, not the local client's business), BUSY and TASK
@@ -79,7 +79,7 @@ function failure(code: string, message: string, extra: { status?: number; sense?
 
 /**
  * The remote's non-GOOD outcome as the error whose code the core maps back
- * to the closest reason (core/backstore-errors.ts errnoToSense):
+ * to the closest reason (core/errno.ts errnoToSense):
  *   RESERVATION CONFLICT          -> EACCES (local DATA PROTECT; the core has no
  *                                    error code for a conflict, see docs/fuse.md)
  *   DATA PROTECT 27/07            -> ENOSPC (SPACE ALLOCATION FAILED)

@@ -119,5 +119,11 @@ export interface CommandSpec {
   writes?: boolean;
   /** Timeout hint for RSOC's command timeouts descriptor, seconds. */
   nominalTimeout?: number;
+  /**
+   * Checks that need only the CDB and the device (LBA range, transfer length
+   * against the limit), run by ScsiCore.prepare() before a fabric collects
+   * Data-Out; the handler repeats them. Only data-out commands need one.
+   */
+  prepare?: (cdb: Buffer, device: DeviceView) => CommandOutcome | undefined;
   handler: CommandHandler;
 }

@@ -17,6 +17,7 @@ import {
   type NexusIdentity,
   type ResidualKind,
   type ScsiCommand,
+  type ScsiCommandHeader,
   type ScsiDeviceHandle,
   type ScsiResponse,
   type ScsiStatusCode,
@@ -28,7 +29,7 @@ import { buildSense } from './sense.js';
 import type { SenseReason } from './sense-reasons.js';
 import { Task, allDone } from './task-set.js';
 import { runTmf, type TmfScope } from './tmr.js';
-import { errnoToSense } from './backstore-errors.js';
+import { errnoToSense } from './errno.js';
 import { inquirySpec, standardInquiry } from './spc-inquiry.js';
 import { modeCommands } from './spc-mode.js';
 import { spcMiscCommands, reportLuns, requestSenseData } from './spc-misc.js';
@@ -40,6 +41,9 @@ const nexusOpenChannel = statsChannel(CoreChannel.NEXUS_OPEN);
 const nexusCloseChannel = statsChannel(CoreChannel.NEXUS_CLOSE);
 const tmfChannel = statsChannel(CoreChannel.TMF);
 const lunChangeChannel = statsChannel(CoreChannel.LUN_CHANGE);
+
+/** What ScsiCore.prepare() decides for a command before its Data-Out is collected. */
+export type PrepareResult = { kind: 'respond'; response: ScsiResponse } | { kind: 'collect'; length: number };
 
 export interface CoreOptions {
   /** T10 vendor identification, 8 ASCII characters (padded). */
@@ -406,9 +410,62 @@ export class ScsiCore implements DeviceHost, TmfScope {
     return { luns, nexuses };
   }
 
-  private async execute(cmd: ScsiCommand, nexus: Nexus, mapping: LunMapping, dev: ScsiDevice): Promise<ScsiResponse> {
+  /**
+   * LIO's write_pending check, done before a fabric collects a command's
+   * Data-Out (sends R2Ts, keeps unsolicited data): everything the core can
+   * decide from the CDB alone. `respond`: the command's final response
+   * (CHECK CONDITION, RESERVATION CONFLICT...), already counted in the
+   * statistics; the fabric sends it, reads and drops any data the initiator
+   * still sends, and does not call submit(). `collect`: gather Data-Out and
+   * call submit(); only the first `length` bytes are used (min of the
+   * expected length and the CDB's transfer length), so the fabric keeps only
+   * those. submit() checks again, since state may change in between.
+   */
+  prepare(cmd: ScsiCommandHeader): PrepareResult {
+    const nexus = this.nexusMap.get(cmd.nexus.id);
+    if (!nexus) return { kind: 'respond', response: ABORTED };
+    const t0 = performance.now();
+    let dev: ScsiDevice | undefined;
+    let res: ScsiResponse | undefined;
+    let length = 0;
+    if (cmd.cdb.length === 0) {
+      res = this.respondCheck(cmd, 'INVALID_OPCODE', undefined, undefined, false, 0);
+    } else {
+      const mapping = nexus.identity.luns.get(cmd.lun);
+      dev = this.ownDevice(mapping?.device);
+      if (!mapping || !dev) {
+        res = this.unmappedLun(cmd, nexus);
+      } else {
+        const spec = this.lookup(cmd.cdb);
+        res = this.admit(cmd, nexus, mapping, dev, spec);
+        if (!res && spec) {
+          const cdbLen = transferLengthOf(spec, cmd.cdb, dev.blockSize);
+          const early = spec.prepare?.(cmd.cdb, dev);
+          if (early) res = this.respondOutcome(cmd, spec, dev, cdbLen, early);
+          else length = spec.direction === 'write' ? Math.min(cmd.expectedLength, cdbLen) : 0;
+        }
+      }
+    }
+    if (!res) return { kind: 'collect', length };
+    const us = (performance.now() - t0) * 1000;
+    nexus.stats.record(cmd, res, us);
+    dev?.stats.record(cmd, res, us);
+    return { kind: 'respond', response: res };
+  }
+
+  /**
+   * The checks every command passes before it enters the task set, in SPC-4's
+   * order: unit attention, opcode, CDB fields, reservations, medium, write
+   * protection. undefined: admitted.
+   */
+  private admit(
+    cmd: ScsiCommandHeader,
+    nexus: Nexus,
+    mapping: LunMapping,
+    dev: ScsiDevice,
+    spec: CommandSpec | undefined | null,
+  ): ScsiResponse | undefined {
     const cdb = cmd.cdb;
-    const spec = this.lookup(cdb);
     // SPC-4 §5.14: a pending unit attention is reported by any command except
     // INQUIRY, REPORT LUNS and REQUEST SENSE, and cleared once reported.
     const uaq = dev.ua.queueFor(nexus.id);
@@ -433,15 +490,28 @@ export class ScsiCore implements DeviceHost, TmfScope {
     if (!dev.mediumLoaded && !MEDIUMLESS_OPCODES.has(cdb[0])) {
       return this.respondCheck(cmd, 'MEDIUM_NOT_PRESENT', undefined, undefined, dev.mode.dSense, cdbLen);
     }
-    const loej = dev.removable && cdb[0] === ScsiOpcode.START_STOP_UNIT && (cdb[4] & 0xf2) === 0x02;
-    if (loej && mediumRemovalPrevented(dev.backstore)) {
+    if (this.isLoadEject(dev, cdb) && mediumRemovalPrevented(dev.backstore)) {
       // SBC-3 §5.25: neither eject nor load while PREVENT ALLOW MEDIUM REMOVAL holds the medium.
       return this.respondCheck(cmd, 'MEDIUM_REMOVAL_PREVENTED', undefined, undefined, dev.mode.dSense, cdbLen);
     }
-    const writeProtected = dev.deviceWriteProtected || mapping.readOnly;
-    if (spec.writes && writeProtected) {
+    if (spec.writes && (dev.deviceWriteProtected || mapping.readOnly)) {
       return this.respondCheck(cmd, 'WRITE_PROTECTED', undefined, undefined, dev.mode.dSense, cdbLen);
     }
+    return undefined;
+  }
+
+  private isLoadEject(dev: ScsiDevice, cdb: Buffer): boolean {
+    return dev.removable && cdb[0] === ScsiOpcode.START_STOP_UNIT && (cdb[4] & 0xf2) === 0x02;
+  }
+
+  private async execute(cmd: ScsiCommand, nexus: Nexus, mapping: LunMapping, dev: ScsiDevice): Promise<ScsiResponse> {
+    const cdb = cmd.cdb;
+    const spec = this.lookup(cdb);
+    const refused = this.admit(cmd, nexus, mapping, dev, spec);
+    if (refused || !spec) return refused ?? ABORTED;
+    const cdbLen = transferLengthOf(spec, cdb, dev.blockSize);
+    const loej = this.isLoadEject(dev, cdb);
+    const writeProtected = dev.deviceWriteProtected || mapping.readOnly;
 
     const task = new Task(nexus.id, cmd.tag, cmd.lun, cmd.attr);
     const wait = dev.taskSet.enter(task);
@@ -462,7 +532,7 @@ export class ScsiCore implements DeviceHost, TmfScope {
       try {
         outcome = await spec.handler(ctx);
       } catch (err) {
-        // Backstore failures arrive as Node errors; map them once (backstore-errors.ts).
+        // Backstore failures arrive as Node errors; map them once (errno.ts).
         outcome = { kind: 'check', reason: errnoToSense(err, spec.direction === 'read' ? 'read' : 'write') };
       }
       if (task.aborted) return ABORTED;
@@ -501,7 +571,7 @@ export class ScsiCore implements DeviceHost, TmfScope {
 
   // -- unmapped LUNs (SPC-4 §6.4.2, §6.33, §6.39) --------------------------------------
 
-  private unmappedLun(cmd: ScsiCommand, nexus: Nexus): ScsiResponse {
+  private unmappedLun(cmd: ScsiCommandHeader, nexus: Nexus): ScsiResponse {
     const cdb = cmd.cdb;
     let outcome: CommandOutcome;
     let cdbLen = 0;
@@ -539,7 +609,7 @@ export class ScsiCore implements DeviceHost, TmfScope {
 
   // -- responses ------------------------------------------------------------------------
 
-  private respondOutcome(cmd: ScsiCommand, spec: CommandSpec, dev: ScsiDevice, cdbLen: number, outcome: CommandOutcome): ScsiResponse {
+  private respondOutcome(cmd: ScsiCommandHeader, spec: CommandSpec, dev: ScsiDevice, cdbLen: number, outcome: CommandOutcome): ScsiResponse {
     switch (outcome.kind) {
       case 'good': {
         const status = outcome.conditionMet ? ScsiStatus.CONDITION_MET : ScsiStatus.GOOD;
@@ -564,7 +634,7 @@ export class ScsiCore implements DeviceHost, TmfScope {
   }
 
   /** Data-In cut to min(data, allocation/transfer length, expected length). */
-  private respondData(cmd: ScsiCommand, status: ScsiStatusCode, data: Buffer, cdbLen: number): ScsiResponse {
+  private respondData(cmd: ScsiCommandHeader, status: ScsiStatusCode, data: Buffer, cdbLen: number): ScsiResponse {
     const sent = Math.min(data.length, cdbLen, cmd.expectedLength);
     const res = residualFor(cmd.expectedLength, cdbLen, sent);
     return {
@@ -576,7 +646,7 @@ export class ScsiCore implements DeviceHost, TmfScope {
   }
 
   private respondCheck(
-    cmd: ScsiCommand,
+    cmd: ScsiCommandHeader,
     reason: SenseReason,
     field: FieldPointer | undefined,
     info: bigint | number | undefined,

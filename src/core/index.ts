@@ -9,7 +9,7 @@ export type {
   FieldPointer,
   ReservationHooks,
 } from './command.js';
-export { ScsiCore, spcCommands, type CoreOptions, type DeviceOptions } from './engine.js';
+export { ScsiCore, spcCommands, type CoreOptions, type DeviceOptions, type PrepareResult } from './engine.js';
 export { ScsiDevice, scsiDeviceOf, type CoreInfo, type ModeState } from './device.js';
 export { SenseReasons, SenseKey, allSenseReasons, senseDetail, isUnitAttention, type SenseDetail } from './sense-reasons.js';
 export { buildSense, buildFixedSense, buildDescriptorSense, parseSense, FIXED_SENSE_LENGTH, type ParsedSense, type SenseOptions } from './sense.js';
@@ -19,3 +19,5 @@ export * from './stats.js';
 export { SUPPORTED_VPD_PAGES } from './spc-vpd.js';
 export { SUPPORTED_MODE_PAGES } from './spc-mode.js';
 export { STANDARD_INQUIRY_LENGTH } from './spc-inquiry.js';
+export { MAX_TRANSFER_BYTES } from './sbc-common.js';
+export { Errno, errnoName, errnoToSense, reasonToErrno, reasonForSense, BackstoreIoError, type BlockFailure, type BackstoreOp } from './errno.js';

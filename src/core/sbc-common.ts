@@ -3,7 +3,7 @@
 // range check, and backstore error mapping.
 
 import type { CommandContext, CommandOutcome, FieldPointer } from './command.js';
-import { errnoToSense, type BackstoreOp } from './backstore-errors.js';
+import { errnoToSense, type BackstoreOp } from './errno.js';
 import type { SenseReason } from './sense-reasons.js';
 
 // ---------------------------------------------------------------------------

@@ -52,6 +52,20 @@ export function checkTransfer(
 }
 
 /**
+ * checkTransfer from the CDB alone, for ScsiCore.prepare(): a WRITE the
+ * handler would refuse is refused before its data is collected.
+ */
+function prepareTransfer(decode: LbaDecoder, cdbLength: 6 | 10 | 12 | 16): NonNullable<CommandSpec['prepare']> {
+  return (cdb, device) => {
+    if (cdbLength !== 6 && (cdb[1] & 0xe0) !== 0) return invalidCdbField(1, 7);
+    const { lba, blocks } = decode(cdb);
+    if (lba + BigInt(blocks) > device.blockCount) return lbaOutOfRange();
+    if (blocks * device.blockSize > MAX_TRANSFER_BYTES) return invalidCdbField(lengthByte(cdbLength));
+    return undefined;
+  };
+}
+
+/**
  * Read blocks, or a CHECK CONDITION. The data lands in `into` when it is large
  * enough (a view of it is returned), else in a fresh buffer.
  */
@@ -224,6 +238,7 @@ function writeSpec(opcode: number, cdbLength: 10 | 12 | 16): CommandSpec {
     transferLength: blockTransferLength(decode),
     blockData: true,
     writes: true,
+    prepare: prepareTransfer(decode, cdbLength),
     handler: writeHandler(decode, cdbLength),
   };
 }
@@ -239,6 +254,7 @@ function writeVerifySpec(opcode: number, cdbLength: 10 | 12 | 16): CommandSpec {
     transferLength: blockTransferLength(decode),
     blockData: true,
     writes: true,
+    prepare: prepareTransfer(decode, cdbLength),
     handler: writeVerifyHandler(decode, cdbLength),
   };
 }
@@ -265,6 +281,7 @@ export const rwCommands: CommandSpec[] = [
     transferLength: blockTransferLength(decoderFor(6)),
     blockData: true,
     writes: true,
+    prepare: prepareTransfer(decoderFor(6), 6),
     handler: writeHandler(decoderFor(6), 6),
   },
   writeSpec(0x2a, 10),
@@ -282,6 +299,7 @@ export const rwCommands: CommandSpec[] = [
     transferLength: blockTransferLength(decoderFor(16)),
     blockData: true,
     writes: true,
+    prepare: prepareTransfer(decoderFor(16), 16),
     handler: orWriteHandler,
   },
 ];

@@ -7,7 +7,7 @@
 import { ScsiOpcode, ModePage } from '../protocols/scsi/opcodes.js';
 import type { CommandContext, CommandOutcome, CommandSpec, FieldPointer } from './command.js';
 import { scsiDeviceOf, type ModeState, type ScsiDevice } from './device.js';
-import { errnoToSense } from './backstore-errors.js';
+import { errnoToSense } from './errno.js';
 import type { SenseReason } from './sense-reasons.js';
 
 interface ModePageDef {

@@ -186,7 +186,7 @@ export class CommandStats {
   readonly latency = new LatencyHistogram();
 
   /** One finished command. `us`: time from submit to response, microseconds. */
-  record(cmd: ScsiCommand, res: ScsiResponse, us: number): void {
+  record(cmd: Pick<ScsiCommand, 'direction'> & { dataOut?: Buffer | undefined }, res: ScsiResponse, us: number): void {
     this.commands++;
     const dir = cmd.direction;
     if (dir === 'read') this.reads++;

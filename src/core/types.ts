@@ -95,6 +95,9 @@ export interface ScsiCommand {
   dataInBuffer?: Buffer | undefined;
 }
 
+/** A command as prepare() sees it: everything but the data. */
+export type ScsiCommandHeader = Omit<ScsiCommand, 'dataOut' | 'dataInBuffer'>;
+
 export type ResidualKind = 'none' | 'underflow' | 'overflow';
 
 /** What the core answers for one command. */

@@ -186,6 +186,31 @@ export const NbdErrno = {
   ESHUTDOWN: 108,
 } as const;
 
+/**
+ * proto.md "Error values": the wire carries only the errnos above. A Linux
+ * errno outside the set is narrowed: write protection (EROFS, EACCES) is
+ * EPERM, EOPNOTSUPP is ENOTSUP, anything else unknown EIO.
+ */
+export function nbdErrnoOf(errno: number): number {
+  switch (errno) {
+    case 0:
+    case NbdErrno.EPERM:
+    case NbdErrno.EIO:
+    case NbdErrno.ENOMEM:
+    case NbdErrno.EINVAL:
+    case NbdErrno.ENOSPC:
+    case NbdErrno.EOVERFLOW:
+    case NbdErrno.ENOTSUP:
+    case NbdErrno.ESHUTDOWN:
+      return errno;
+    case 13: // EACCES
+    case 30: // EROFS
+      return NbdErrno.EPERM;
+    default:
+      return NbdErrno.EIO;
+  }
+}
+
 // --- Debug names, generated from the tables above -----------------------------
 
 function reverse(table: Readonly<Record<string, number>>): Map<number, string> {
