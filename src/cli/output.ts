@@ -5,7 +5,7 @@
 import type { Argv } from 'yargs';
 
 import { ControlClient } from '../daemon/control-client.js';
-import { LunkitError } from '../protocols/errors.js';
+import { LunkitError, type LunkitErrorCode } from '../protocols/errors.js';
 
 export interface CommonArgs {
   json: boolean;
@@ -14,7 +14,7 @@ export interface CommonArgs {
 
 /** A mistake in the command line found before anything is sent (exit code 2). */
 export class UsageError extends LunkitError {
-  constructor(code: string, message: string) {
+  constructor(code: LunkitErrorCode, message: string) {
     super(code, message);
     this.name = 'UsageError';
   }

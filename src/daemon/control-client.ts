@@ -8,7 +8,7 @@
 
 import { createConnection, type Socket } from 'node:net';
 
-import { LunkitError } from '../protocols/errors.js';
+import { LunkitError, isLunkitErrorCode, type LunkitErrorCode } from '../protocols/errors.js';
 import { defaultSocketPath } from './paths.js';
 
 /** A progress notification of a long request (bytes, or objects for config.replace). */
@@ -34,7 +34,7 @@ export class ControlError extends LunkitError {
   /** Every problem, when a whole configuration was rejected. */
   readonly problems?: string[];
 
-  constructor(code: string, message: string, opts: { rpcCode?: number; path?: string; problems?: string[]; cause?: unknown } = {}) {
+  constructor(code: LunkitErrorCode, message: string, opts: { rpcCode?: number; path?: string; problems?: string[]; cause?: unknown } = {}) {
     super(code, message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'ControlError';
     this.rpcCode = opts.rpcCode ?? 0;
@@ -66,8 +66,10 @@ export function controlErrorFromRpc(err: unknown): ControlError {
   if (!isRecord(err)) return new ControlError('ERR_CONTROL_PROTOCOL', 'the daemon sent a malformed error object');
   const data = isRecord(err.data) ? err.data : {};
   const rpcCode = typeof err.code === 'number' ? err.code : 0;
-  const code = typeof data.code === 'string' ? data.code : 'ERR_CONTROL_RPC';
-  const message = typeof err.message === 'string' ? err.message : `error ${rpcCode}`;
+  // A code this client does not know (a newer daemon) is ERR_CONTROL_RPC; the message keeps it.
+  const code = isLunkitErrorCode(data.code) ? data.code : 'ERR_CONTROL_RPC';
+  let message = typeof err.message === 'string' ? err.message : `error ${rpcCode}`;
+  if (code === 'ERR_CONTROL_RPC' && typeof data.code === 'string') message += ` (${data.code})`;
   const problems = Array.isArray(data.problems) ? data.problems.map(String) : undefined;
   const path = typeof data.path === 'string' ? data.path : undefined;
   return new ControlError(code, message, { rpcCode, path, problems });

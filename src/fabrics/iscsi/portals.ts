@@ -15,7 +15,7 @@
 // sessions that came in through it stay.
 
 import net from 'node:net';
-import { LunkitError } from '../../protocols/errors.js';
+import { LunkitError, isLunkitErrorCode } from '../../protocols/errors.js';
 import type { IscsiLogger, PortalConfig, TpgConfig } from './config.js';
 
 export interface Listener {
@@ -178,7 +178,7 @@ export class PortalTable {
     });
     const l = ls[failed];
     const err = (results[failed] as PromiseRejectedResult).reason as NodeJS.ErrnoException;
-    const code = typeof err?.code === 'string' ? err.code : 'ERR_LISTEN';
+    const code = isLunkitErrorCode(err?.code) ? err.code : 'ERR_LISTEN';
     const msg = err instanceof Error ? err.message : String(err);
     throw new LunkitError(code, `cannot listen on iSCSI portal ${formatPortal(l.host, l.port)}: ${msg}`, { cause: err });
   }
