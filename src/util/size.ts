@@ -3,6 +3,8 @@
 // Unlike `bytes.parse('10G')` this never guesses: anything it cannot read is an
 // error that says why.
 
+import { LunkitError } from '../protocols/errors.js';
+
 const UNITS: Record<string, number> = {
   '': 1,
   B: 1,
@@ -23,8 +25,13 @@ const UNITS: Record<string, number> = {
   PIB: 1024 ** 5,
 };
 
-export class SizeError extends Error {
-  readonly code = 'ERR_INVALID_SIZE';
+export class SizeError extends LunkitError {
+  declare readonly code: 'ERR_INVALID_SIZE';
+
+  constructor(message: string) {
+    super('ERR_INVALID_SIZE', message);
+    this.name = 'SizeError';
+  }
 }
 
 /** Parses a size into bytes; throws SizeError with the reason. */
