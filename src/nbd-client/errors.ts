@@ -11,7 +11,7 @@
 //   ERR_NBD_UNSUPPORTED      the export did not advertise the command or flag
 //   ERR_NBD_INVALID_ARGUMENT offset/length outside the export or not representable
 
-import { LunkitError } from '../protocols/errors.js';
+import { LunkitError, type LunkitErrorCode } from '../protocols/errors.js';
 import { NbdErrno, errnoName, repName } from '../protocols/nbd/constants.js';
 
 export type NbdClientErrorCode =
@@ -58,7 +58,7 @@ export class NbdClientError extends LunkitError {
    * to the SCSI core: server errnos map one to one, a lost or stuck connection
    * is EIO, an unadvertised command EOPNOTSUPP, a bad argument EINVAL.
    */
-  get nodeCode(): string {
+  get nodeCode(): LunkitErrorCode {
     switch (this.code) {
       case 'ERR_NBD_SERVER_ERROR':
         return nbdErrnoToNodeCode(this.errno ?? NbdErrno.EIO);
@@ -79,7 +79,7 @@ export function isNbdClientError(err: unknown, code?: NbdClientErrorCode): err i
 }
 
 /** proto.md "Error values" -> Node error code; unknown values are EIO (proto.md says treat them so). */
-export function nbdErrnoToNodeCode(errno: number): string {
+export function nbdErrnoToNodeCode(errno: number): LunkitErrorCode {
   switch (errno) {
     case NbdErrno.EPERM:
       return 'EPERM';

@@ -25,6 +25,7 @@ import {
   SIMPLE_REPLY_LENGTH,
   STRUCTURED_REPLY_LENGTH,
 } from '../protocols/nbd/constants.js';
+import { LunkitError } from '../protocols/errors.js';
 
 /** Offset field that opens an OFFSET_DATA chunk's payload. */
 const OFFSET_LENGTH = 8;
@@ -175,7 +176,12 @@ export class ReplyReader {
   }
 }
 
-/** The reply stream cannot be parsed (bad magic, oversized or malformed chunk). */
-export class ReplyStreamError extends Error {
-  override name = 'ReplyStreamError';
+/** The reply stream cannot be parsed (bad magic, oversized or malformed chunk): the server broke the protocol. */
+export class ReplyStreamError extends LunkitError {
+  declare readonly code: 'ERR_NBD_PROTOCOL';
+
+  constructor(message: string) {
+    super('ERR_NBD_PROTOCOL', message);
+    this.name = 'ReplyStreamError';
+  }
 }
