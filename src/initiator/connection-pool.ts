@@ -3,6 +3,8 @@
 // plain-JSON view `lunkit sessions --initiator` prints. Picking is pure so it
 // is tested without sockets.
 
+import { IscsiInitiatorError } from './errors.js';
+
 /** Life cycle of a connection inside a session. */
 export type ConnectionState =
   /** Full feature phase, takes new commands. */
@@ -96,7 +98,7 @@ export function allocateCid(inUse: ReadonlySet<number>, from: number): number {
     const cid = (from + k) & 0xffff;
     if (!inUse.has(cid)) return cid;
   }
-  throw new RangeError('no free connection ID');
+  throw new IscsiInitiatorError('ERR_ISCSI_MAX_CONNECTIONS', 'no free connection ID');
 }
 
 /** One connection as `session.connections` and `session.info()` show it. */

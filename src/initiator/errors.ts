@@ -21,6 +21,7 @@
 //   ERR_ISCSI_LOGOUT_FAILED    the Logout Response was not "success"
 //   ERR_ISCSI_RECOVERY_FAILED  session reinstatement (ERL 0) gave up: the command could not be completed
 //   ERR_ISCSI_MAX_CONNECTIONS  addConnection() beyond the negotiated MaxConnections (or removing the last one)
+//   ERR_ISCSI_INVALID_ARGUMENT a request the library refuses before sending it (a write that is not whole blocks)
 
 import { LunkitError } from '../protocols/errors.js';
 import { LoginStatusClass } from '../protocols/iscsi/constants.js';
@@ -45,7 +46,8 @@ export type IscsiInitiatorErrorCode =
   | 'ERR_ISCSI_TMF_FAILED'
   | 'ERR_ISCSI_LOGOUT_FAILED'
   | 'ERR_ISCSI_RECOVERY_FAILED'
-  | 'ERR_ISCSI_MAX_CONNECTIONS';
+  | 'ERR_ISCSI_MAX_CONNECTIONS'
+  | 'ERR_ISCSI_INVALID_ARGUMENT';
 
 export interface IscsiInitiatorErrorDetails {
   /** Login failures: RFC 7143 §11.13.5 Status-Class and Status-Detail. */

@@ -5,6 +5,7 @@
 
 import { decodeLun } from '../protocols/iscsi/lun.js';
 import { parseReadCapacity16, readCapacity16 as readCapacity16Cdb, rw16, synchronizeCache16 as syncCache16Cdb, type Capacity16 } from '../protocols/scsi/block-cdbs.js';
+import { IscsiInitiatorError } from './errors.js';
 import type { SenseData } from './sense.js';
 import { ScsiStatus, type ScsiRequest, type ScsiResult } from './task.js';
 
@@ -210,7 +211,9 @@ export async function read16(s: ScsiExecutor, lun: number, lba: bigint | number,
 
 /** WRITE(16) of `data` at `lba` (SBC-3 §5.36); `data` must be whole blocks. */
 export async function write16(s: ScsiExecutor, lun: number, lba: bigint | number, data: Buffer, o: BlockIoOptions): Promise<ScsiReply<void>> {
-  if (data.length % o.blockSize !== 0) throw new RangeError(`write of ${data.length} bytes is not a multiple of the ${o.blockSize}-byte block`);
+  if (data.length % o.blockSize !== 0) {
+    throw new IscsiInitiatorError('ERR_ISCSI_INVALID_ARGUMENT', `write of ${data.length} bytes is not a multiple of the ${o.blockSize}-byte block`);
+  }
   return reply(await s.execute({ lun, cdb: rw16(true, lba, data.length / o.blockSize, o.fua), dataOut: data, signal: o.signal }), () => undefined);
 }
 

@@ -8,6 +8,7 @@
 // in a new session (resetForRetry), ERL 1 fills DataSN holes by SNACK: a
 // status that arrives while Data-In is missing is held until the hole fills.
 
+import { LunkitError } from '../protocols/errors.js';
 import { RESERVED_TAG, TaskAttr } from '../protocols/iscsi/constants.js';
 import { decodeSenseData } from '../protocols/iscsi/pdu-encode.js';
 import { Opcode, type DataInPdu, type R2TPdu, type ScsiResponsePdu } from '../protocols/iscsi/pdu-types.js';
@@ -153,7 +154,7 @@ export class ScsiTask {
    * TASK REASSIGN says the target never saw it (ERL 2).
    */
   resend(conn: IscsiConnection): void {
-    if (this.limits === undefined) throw new Error('resend() of a task never started');
+    if (this.limits === undefined) throw new LunkitError('ERR_INTERNAL', 'resend() of a task never started');
     this.retries++;
     this.dataSNs.resetTo(0);
     this.received = 0;
