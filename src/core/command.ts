@@ -61,6 +61,8 @@ export interface DeviceView {
 export interface ReservationHooks {
   /** true: this command from this nexus gets RESERVATION CONFLICT (SPC-4 table 54). */
   conflicts(nexus: NexusHandle, spec: CommandSpec, cdb: Buffer): boolean;
+  /** The same for a block-nexus operation that reads or changes the medium. */
+  accessConflicts(nexus: NexusHandle, access: 'read' | 'write'): boolean;
   /** The nexus is gone: release a RESERVE(6) reservation it held; PR registrations stay. */
   nexusLost(nexus: NexusHandle): void;
   /** LOGICAL UNIT RESET / target reset: release RESERVE(6) reservations; PR state stays. */

@@ -30,6 +30,8 @@ import type { SenseReason } from './sense-reasons.js';
 import { Task, allDone } from './task-set.js';
 import { runTmf, type TmfScope } from './tmr.js';
 import { errnoToSense } from './errno.js';
+import { checkCaps } from './block-ops.js';
+import { BlockNexus, type BlockHost } from './block-nexus.js';
 import { inquirySpec, standardInquiry } from './spc-inquiry.js';
 import { modeCommands } from './spc-mode.js';
 import { spcMiscCommands, reportLuns, requestSenseData } from './spc-misc.js';
@@ -192,6 +194,7 @@ export class ScsiCore implements DeviceHost, TmfScope {
   // -- devices and nexuses ------------------------------------------------------
 
   createDevice(backstore: BackstoreOps, opts: DeviceOptions): ScsiDeviceHandle {
+    checkCaps(backstore);
     const dev = new ScsiDevice(backstore, opts, this.info, this);
     this.deviceSet.add(dev);
     publishEvent(
@@ -225,6 +228,20 @@ export class ScsiCore implements DeviceHost, TmfScope {
     // LU finds no queue for it and starts one with that condition (ua.ts).
     return nexus;
   }
+
+  /**
+   * A nexus for a block fabric (NBD, FUSE): the same nexus as openNexus()
+   * gives, with the block door on it (block-nexus.ts). Close it with
+   * closeNexus(blockNexus.nexus).
+   */
+  openBlockNexus(identity: NexusIdentity, fabric: FabricOps): BlockNexus {
+    return new BlockNexus(this.blockHost, this.openNexus(identity, fabric));
+  }
+
+  private readonly blockHost: BlockHost = {
+    nexusStats: (handle) => this.nexusMap.get(handle.id)?.stats,
+    deviceAt: (handle, lun) => this.deviceAt(handle, lun),
+  };
 
   closeNexus(handle: NexusHandle): void {
     const nexus = this.nexusMap.get(handle.id);

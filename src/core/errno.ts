@@ -11,7 +11,7 @@
 //     reported with the same sense a local one would get.
 
 import { SenseKey, SenseReasons, type SenseReason } from './sense-reasons.js';
-import { LunkitError } from '../protocols/errors.js';
+import { LunkitError, isLunkitErrorCode, type LunkitErrorCode } from '../protocols/errors.js';
 
 export type BackstoreOp = 'read' | 'write' | 'flush' | 'unmap';
 
@@ -50,9 +50,11 @@ export function errnoName(errno: number): string {
 
 /**
  * What a block operation can end with besides success: a sense reason from
- * the one table, or one of the SAM statuses that carry no sense.
+ * the one table, one of the SAM statuses that carry no sense, or
+ * NOT_SUPPORTED (a request the LU cannot serve as asked, e.g. a fast zero
+ * that would have to write every block: NBD's ENOTSUP).
  */
-export type BlockFailure = SenseReason | 'RESERVATION_CONFLICT' | 'BUSY' | 'TASK_SET_FULL' | 'ABORTED';
+export type BlockFailure = SenseReason | 'RESERVATION_CONFLICT' | 'BUSY' | 'TASK_SET_FULL' | 'ABORTED' | 'NOT_SUPPORTED';
 
 /** The Node error code of an error (EIO, ENOSPC...), or undefined. */
 export function errorCode(err: unknown): string | undefined {
@@ -70,7 +72,7 @@ export function errorCode(err: unknown): string | undefined {
  */
 export class BackstoreIoError extends LunkitError {
   constructor(
-    code: string,
+    code: LunkitErrorCode,
     message: string,
     readonly senseReason: SenseReason,
     options?: { cause?: unknown },
@@ -127,6 +129,8 @@ export function reasonToErrno(failure: BlockFailure, isWrite: boolean): number {
       return Errno.EAGAIN;
     case 'ABORTED':
       return Errno.EIO;
+    case 'NOT_SUPPORTED':
+      return Errno.EOPNOTSUPP;
     case 'SPACE_ALLOCATION_FAILED':
       return Errno.ENOSPC;
     case 'LBA_OUT_OF_RANGE':
@@ -175,6 +179,7 @@ export function reasonForSense(key: number, asc: number, ascq: number, op: Backs
 }
 
 /** The errno name (for a Node-style `code`) of a reason: what a backstore throws for it. */
-export function errnoCodeOf(reason: SenseReason, op: BackstoreOp): string {
-  return errnoName(reasonToErrno(reason, op !== 'read'));
+export function errnoCodeOf(reason: SenseReason, op: BackstoreOp): LunkitErrorCode {
+  const name = errnoName(reasonToErrno(reason, op !== 'read'));
+  return isLunkitErrorCode(name) ? name : 'EIO';
 }

@@ -21,3 +21,4 @@ export { SUPPORTED_MODE_PAGES } from './spc-mode.js';
 export { STANDARD_INQUIRY_LENGTH } from './spc-inquiry.js';
 export { MAX_TRANSFER_BYTES } from './sbc-common.js';
 export { Errno, errnoName, errnoToSense, reasonToErrno, reasonForSense, BackstoreIoError, type BlockFailure, type BackstoreOp } from './errno.js';
+export { BlockNexus, EXTENTS_WINDOW_BYTES, type BlockGeometry, type ZeroOptions } from './block-nexus.js';

@@ -159,9 +159,23 @@ export class ReservationState implements ReservationHooks {
     if (this.legacyHolder !== null && this.legacyHolder !== nexus.id) {
       return !spc2Exempt(opcode, cdb);
     }
+    return this.persistentConflict(nexus, accessClass(opcode, cdb));
+  }
+
+  /**
+   * The same rules for a block operation (the block nexus): reads are 'read'
+   * (READ), writes, trims, zeroes and flushes 'write' (WRITE, UNMAP, WRITE
+   * SAME, SYNCHRONIZE CACHE). None of them is exempt from RESERVE(6).
+   */
+  accessConflicts(nexus: NexusHandle, access: 'read' | 'write'): boolean {
+    if (this.legacyHolder !== null && this.legacyHolder !== nexus.id) return true;
+    return this.persistentConflict(nexus, access);
+  }
+
+  /** SPC-4 §5.13.1 table 54 for a command of this access class. */
+  private persistentConflict(nexus: NexusHandle, access: AccessClass): boolean {
     const res = this.reservation;
     if (!res) return false;
-    const access = accessClass(opcode, cdb);
     if (access === 'none') return false;
     const reg = this.findRegistration(nexus.identity);
     if (this.isHolder(reg)) return false;

@@ -3,6 +3,7 @@
 
 import type { CommandContext, CommandHandler, CommandOutcome, CommandSpec } from './command.js';
 import type { Extent } from './types.js';
+import { extentsOf } from './block-ops.js';
 import { backstoreFailure, byteOffset, CONTROL_USAGE, lbaOutOfRange } from './sbc-common.js';
 import { SA_GET_LBA_STATUS, SERVICE_ACTION_IN_16 } from './sbc-capacity.js';
 
@@ -59,11 +60,11 @@ async function describe(ctx: CommandContext, lba: bigint): Promise<LbaStatusDesc
   const remaining = dev.blockCount - lba;
   const windowBlocks = BigInt(Math.floor(SCAN_WINDOW_BYTES / dev.blockSize));
   const blocks = remaining < windowBlocks ? remaining : windowBlocks;
-  if (!dev.thin || !store.extents || !store.caps.canExtents) {
+  if (!dev.thin || !store.caps.canExtents) {
     return [{ lba, blocks: remaining, status: ProvisioningStatus.MAPPED }];
   }
   try {
-    const extents = await store.extents(byteOffset(ctx, lba), Number(blocks) * dev.blockSize);
+    const extents = await extentsOf(dev, byteOffset(ctx, lba), Number(blocks) * dev.blockSize);
     const list = extentsToDescriptors(extents, lba, dev.blockSize);
     return list.length > 0 ? list : [{ lba, blocks, status: ProvisioningStatus.MAPPED }];
   } catch (err) {

@@ -6,6 +6,7 @@
 // block is deallocated, so a bad list changes nothing.
 
 import type { CommandContext, CommandHandler, CommandOutcome, CommandSpec } from './command.js';
+import { deallocateBytes } from './block-ops.js';
 import {
   ANCHOR_SUPPORTED,
   backstoreFailure,
@@ -53,21 +54,6 @@ export function parseUnmapList(data: Buffer, ctx: CommandContext): UnmapDescript
   return out;
 }
 
-async function deallocate(ctx: CommandContext, d: UnmapDescriptor, anchor: boolean): Promise<void> {
-  const store = ctx.device.backstore;
-  const off = byteOffset(ctx, d.lba);
-  const len = d.blocks * ctx.device.blockSize;
-  if (store.writeZeroes && (anchor || !store.unmap)) {
-    // Anchored blocks stay allocated (zeroed in place).
-    await store.writeZeroes(off, len, { mayUnmap: !anchor });
-  } else if (store.unmap) {
-    await store.unmap(off, len);
-  } else {
-    // Nothing better: LBPRZ promises zeroes, so write them.
-    await store.write(Buffer.alloc(len), off);
-  }
-}
-
 const unmapHandler: CommandHandler = async (ctx): Promise<CommandOutcome> => {
   const anchor = (ctx.cdb[1] & 0x01) !== 0;
   if (anchor && !ANCHOR_SUPPORTED) return invalidCdbField(1, 0);
@@ -82,7 +68,7 @@ const unmapHandler: CommandHandler = async (ctx): Promise<CommandOutcome> => {
   for (const d of list) {
     const release = await ctx.device.lockRange(d.lba, d.blocks);
     try {
-      await deallocate(ctx, d, anchor);
+      await deallocateBytes(ctx.device, byteOffset(ctx, d.lba), d.blocks * ctx.device.blockSize, anchor);
     } catch (err) {
       return backstoreFailure(err, 'unmap', d.lba);
     } finally {

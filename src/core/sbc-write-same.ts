@@ -7,7 +7,8 @@
 // ANCHOR=1 requires UNMAP=1 and leaves the blocks anchored: zeroed but
 // allocated.
 
-import type { CommandContext, CommandHandler, CommandOutcome, CommandSpec } from './command.js';
+import type { CommandHandler, CommandOutcome, CommandSpec } from './command.js';
+import { writePattern, zeroBytes } from './block-ops.js';
 import {
   ANCHOR_SUPPORTED,
   backstoreFailure,
@@ -20,9 +21,6 @@ import {
   lbaOutOfRange,
   MAX_WRITE_SAME_BYTES,
 } from './sbc-common.js';
-
-/** Pattern writes go out in pieces of at most this many bytes. */
-const PATTERN_CHUNK_BYTES = 1024 * 1024;
 
 interface WriteSameFields {
   lba: bigint;
@@ -53,34 +51,6 @@ function fields16(cdb: Buffer): WriteSameFields {
     ndob: (cdb[1] & 0x01) !== 0,
     lengthByte: 10,
   };
-}
-
-/** Write `pattern` (one block) over `blocks` blocks from `lba`, in bounded pieces. */
-async function writePattern(ctx: CommandContext, lba: bigint, blocks: number, pattern: Buffer, fua: boolean): Promise<void> {
-  const bs = ctx.device.blockSize;
-  const per = Math.max(1, Math.min(blocks, Math.floor(PATTERN_CHUNK_BYTES / bs)));
-  const chunk = Buffer.allocUnsafe(per * bs);
-  for (let i = 0; i < per; i++) pattern.copy(chunk, i * bs);
-  const base = byteOffset(ctx, lba);
-  for (let done = 0; done < blocks; done += per) {
-    const n = Math.min(per, blocks - done);
-    await ctx.device.backstore.write(chunk.subarray(0, n * bs), base + done * bs, { fua });
-  }
-}
-
-/** Zero a range: deallocate when allowed, else zero in place, else write zeroes. */
-async function zeroRange(ctx: CommandContext, lba: bigint, blocks: number, mayUnmap: boolean, fua: boolean): Promise<void> {
-  const store = ctx.device.backstore;
-  const off = byteOffset(ctx, lba);
-  const len = blocks * ctx.device.blockSize;
-  if (store.writeZeroes) {
-    await store.writeZeroes(off, len, { mayUnmap, fua });
-  } else if (mayUnmap && store.unmap && store.caps.unmapReadsZero) {
-    await store.unmap(off, len);
-    if (fua) await store.flush();
-  } else {
-    await writePattern(ctx, lba, blocks, Buffer.alloc(ctx.device.blockSize), fua);
-  }
 }
 
 function writeSameHandler(decode: (cdb: Buffer) => WriteSameFields): CommandHandler {
@@ -125,9 +95,9 @@ function writeSameHandler(decode: (cdb: Buffer) => WriteSameFields): CommandHand
     try {
       if (zero) {
         // ANCHOR: keep the blocks allocated; UNMAP alone: deallocate.
-        await zeroRange(ctx, f.lba, blocks, f.unmap && !f.anchor, fua);
+        await zeroBytes(ctx.device, byteOffset(ctx, f.lba), blocks * bs, f.unmap && !f.anchor, fua);
       } else {
-        await writePattern(ctx, f.lba, blocks, pattern as Buffer, fua);
+        await writePattern(ctx.device, byteOffset(ctx, f.lba), blocks, pattern as Buffer, fua);
       }
     } catch (err) {
       return backstoreFailure(err, zero && f.unmap ? 'unmap' : 'write', f.lba);

@@ -11,6 +11,8 @@
 
 import diagnostics_channel from 'node:diagnostics_channel';
 import { ScsiStatus, type ScsiCommand, type ScsiResponse, type TmfFunction } from './types.js';
+import type { BlockFailure } from './errno.js';
+import { SenseReasons, type SenseReason } from './sense-reasons.js';
 
 // ---------------------------------------------------------------------------
 // Log-linear latency histogram (HdrHistogram's idea, reduced): values in
@@ -203,6 +205,30 @@ export class CommandStats {
       else {
         this.errors++;
         if (status === ScsiStatus.CHECK_CONDITION && res.sense !== undefined) this.senseKeys[senseKeyOf(res.sense)]++;
+      }
+    }
+    this.latency.record(us);
+  }
+
+  /**
+   * One finished block-nexus operation (block-nexus.ts), counted like the
+   * SCSI command it stands for: reads and writes with their bytes, a
+   * failure by its sense key, an abort as aborted.
+   */
+  recordBlock(direction: 'read' | 'write' | 'none', bytes: number, failure: BlockFailure | undefined, us: number): void {
+    this.commands++;
+    if (direction === 'read') {
+      this.reads++;
+      if (failure === undefined) this.readBytes += bytes;
+    } else if (direction === 'write') {
+      this.writes++;
+      this.writtenBytes += bytes;
+    }
+    if (failure !== undefined) {
+      if (failure === 'ABORTED') this.aborted++;
+      else {
+        this.errors++;
+        if (failure in SenseReasons) this.senseKeys[SenseReasons[failure as SenseReason].key]++;
       }
     }
     this.latency.record(us);

@@ -175,6 +175,14 @@ export interface BackstoreCaps {
   thin: boolean;
   /** Rotation rate for VPD 0xB1: 1 = non-rotating. */
   rotationRate: number;
+  /**
+   * Several nexuses (NBD connections) may write and flush at once: every
+   * write the backstore accepted is visible to every later read, and flush
+   * (and FUA) covers all of them, whichever nexus sent them (NBD
+   * CAN_MULTI_CONN). True for one object in one process; false for a
+   * backstore whose flush covers only part of its writes.
+   */
+  canMultiConn: boolean;
 }
 
 export interface Extent {

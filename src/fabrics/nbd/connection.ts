@@ -7,8 +7,7 @@
 // swaps the socket for a TLS one in the middle of option haggling (tls.ts).
 
 import type { Socket } from 'node:net';
-import type { FabricOps } from '../../core/types.js';
-import { ScsiStatus } from '../../core/types.js';
+import { reasonToErrno, type BlockFailure, type FabricOps } from '../../core/index.js';
 import {
   NbdCmd,
   NbdCmdFlag,
@@ -18,26 +17,17 @@ import {
   RequestFramer,
   cmdName,
   encodeGreeting,
-  type LunkitError,
+  nbdErrnoOf,
+  LunkitError,
   type NbdRequest,
   type OptionFrame,
 } from '../../protocols/nbd/index.js';
-import { getLbaStatus16, LBA_STATUS_DESCRIPTORS, lbaStatusToExtents } from './block-status.js';
-import {
-  prefetch16,
-  rw16,
-  senseToErrno,
-  synchronizeCache16,
-  unmap,
-  writeSame16,
-  UNMAP_DESCRIPTOR_BLOCKS,
-  WRITE_SAME_CHUNK_BYTES,
-} from './commands.js';
-import { LunSession, type NbdCore, type PeerInfo } from './lun-session.js';
+import { extentsToBlockStatus } from './block-status.js';
+import { EXPORT_LUN, ExportNexus } from './export-nexus.js';
 import { NBD_MAX_BLOCK, Negotiation, type ResolvedExport, type TransmissionMode } from './negotiation.js';
+import type { NbdCore, NbdExportConfig, NbdLogger, PeerInfo } from './ports.js';
 import { ReadBufferPool } from './read-buffers.js';
 import { encodeReply, type Outcome } from './replies.js';
-import type { NbdExportConfig, NbdLogger } from './server.js';
 import { upgradeToTls, type NbdTlsSetup } from './tls.js';
 
 /** Pause reading while this many requests are in flight (resume at half). */
@@ -88,7 +78,7 @@ export interface NbdConnectionInfo {
 }
 
 export class NbdConnection {
-  private session: LunSession | undefined;
+  private session: ExportNexus | undefined;
   private exportName: string | undefined;
   private readonly since = Date.now();
   /** Ending on the server's initiative (export deleted): new requests get ESHUTDOWN. */
@@ -123,7 +113,7 @@ export class NbdConnection {
   }
 
   get nexusId(): number | undefined {
-    return this.session?.nexus.id;
+    return this.session?.nexusId;
   }
 
   /** The export in use (transmission phase), else undefined. */
@@ -275,14 +265,18 @@ export class NbdConnection {
     return [...this.ctx.exports()].map(([name, e]) => ({ name, readOnly: e.readOnly ?? false, description: e.description ?? '' }));
   }
 
-  private openSession(exp: ResolvedExport): Promise<LunSession> {
+  private openSession(exp: ResolvedExport): Promise<ExportNexus> {
     const cfg = this.ctx.exports().get(exp.name);
-    if (!cfg) return Promise.reject(new Error(`export "${exp.name}" went away`));
-    return LunSession.open(this.ctx.core, this.ctx.fabric, this.peer, exp.name, cfg.device, exp.readOnly);
+    if (!cfg) return Promise.reject(new LunkitError('ERR_NBD_EXPORT_UNAVAILABLE', `export "${exp.name}" went away`));
+    try {
+      return Promise.resolve(ExportNexus.open(this.ctx.core, this.ctx.fabric, this.peer, exp.name, cfg.device, exp.readOnly));
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
   }
 
   private enterTransmission(
-    session: LunSession,
+    session: ExportNexus,
     exp: ResolvedExport,
     mode: TransmissionMode,
     context: number | undefined,
@@ -339,7 +333,7 @@ export class NbdConnection {
       });
   }
 
-  /** Edge validation, then the CDB(s) for one request. */
+  /** Edge validation, then the block operation for one request. */
   private async execute(req: NbdRequest, payload: Buffer, dropped: boolean): Promise<Outcome> {
     const session = this.session;
     if (!session) return { error: NbdErrno.EINVAL, message: 'no export' };
@@ -355,117 +349,103 @@ export class NbdConnection {
       return { error: NbdErrno.EINVAL, message: 'NBD_CMD_FLAG_DF needs structured replies' };
     }
     if ((req.flags & ~allowed) !== 0) return { error: NbdErrno.EINVAL, message: `flags 0x${req.flags.toString(16)} not allowed` };
-    if (req.type === NbdCmd.FLUSH) return this.scsi(session.run(synchronizeCache16(), 'none', 0), true);
-
+    const blocks = session.blocks;
+    if (req.type === NbdCmd.FLUSH) return this.result(await blocks.flush(EXPORT_LUN), true);
     if (req.type === NbdCmd.BLOCK_STATUS) return this.blockStatus(session, req);
 
-    const { blockSize, size } = session.geometry;
     const isWrite = req.type === NbdCmd.WRITE || req.type === NbdCmd.WRITE_ZEROES || req.type === NbdCmd.TRIM;
     if (isWrite && this.readOnly) return { error: NbdErrno.EPERM, message: 'the export is read-only' };
     if (dropped || ((req.type === NbdCmd.READ || req.type === NbdCmd.WRITE) && req.length > NBD_MAX_BLOCK)) {
       return { error: NbdErrno.EINVAL, message: `length ${req.length} exceeds the maximum block size ${NBD_MAX_BLOCK}` };
     }
-    if (req.offset + BigInt(req.length) > size) {
-      const pastEndWrite = req.type === NbdCmd.WRITE || req.type === NbdCmd.WRITE_ZEROES;
-      // CACHE is a read-side hint: past the end is EINVAL like READ.
-      return { error: pastEndWrite ? NbdErrno.ENOSPC : NbdErrno.EINVAL, message: 'request goes past the end of the export' };
+    // Offsets beyond 2^53 cannot be inside any export: past the end.
+    const offset = req.offset <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(req.offset) : Number.MAX_SAFE_INTEGER;
+    if (req.length === 0) {
+      // proto.md: a zero-length request is valid inside the export (nothing to do).
+      const geo = blocks.geometry(EXPORT_LUN);
+      if (typeof geo === 'string') return this.failed(geo, isWrite);
+      if (offset > geo.size) {
+        const pastEndWrite = req.type === NbdCmd.WRITE || req.type === NbdCmd.WRITE_ZEROES;
+        return { error: pastEndWrite ? NbdErrno.ENOSPC : NbdErrno.EINVAL, message: 'request goes past the end of the export' };
+      }
+      if (offset % geo.blockSize !== 0) return { error: NbdErrno.EINVAL, message: `request is not aligned to the block size ${geo.blockSize}` };
+      return { error: NbdErrno.OK };
     }
-    if (req.offset % BigInt(blockSize) !== 0n || req.length % blockSize !== 0) {
-      return { error: NbdErrno.EINVAL, message: `request is not aligned to the block size ${blockSize}` };
-    }
-    if (req.length === 0) return { error: NbdErrno.OK };
-    const lba = req.offset / BigInt(blockSize);
-    const blocks = req.length / blockSize;
     const fua = (req.flags & NbdCmdFlag.FUA) !== 0;
     switch (req.type) {
       case NbdCmd.READ: {
-        // submit() resolves only after the backstore is done with the buffer
-        // (the engine waits for the handler even when the task is aborted).
+        // read() resolves only after the backstore is done with the buffer.
         const lease = this.readBuffers.acquire(req.length);
-        const res = await session.run(rw16(false, lba, blocks, false), 'read', req.length, undefined, lease).catch((e: unknown) => {
+        let res: Buffer | BlockFailure;
+        try {
+          res = await blocks.read(EXPORT_LUN, offset, req.length, lease);
+        } catch (e) {
           if (lease) this.readBuffers.release(lease);
           throw e;
-        });
-        if (res.status !== ScsiStatus.GOOD) {
+        }
+        if (typeof res === 'string') {
           if (lease) this.readBuffers.release(lease);
-          return this.failed(res.sense, false);
+          return this.failed(res, false);
         }
-        const data = res.dataIn ?? Buffer.alloc(0);
-        // A short Data-In would desync a simple reply: pad with zeroes (never expected).
-        const full = data.length === req.length ? data : Buffer.concat([data, Buffer.alloc(req.length - data.length)]);
-        return { error: NbdErrno.OK, data: full, lease };
+        return { error: NbdErrno.OK, data: res, lease };
       }
-      case NbdCmd.CACHE: {
-        // PRE-FETCH answers CONDITION MET when the range fits the cache: also a success.
-        // CACHE is advisory: a range beyond one PRE-FETCH's 32-bit count is cut short.
-        const res = await session.run(prefetch16(lba, Math.min(blocks, 0xffffffff)), 'none', 0);
-        if (res.status === ScsiStatus.GOOD || res.status === ScsiStatus.CONDITION_MET) return { error: NbdErrno.OK };
-        return this.failed(res.sense, false);
-      }
+      case NbdCmd.CACHE:
+        // CACHE is a read-side hint: past the end is EINVAL like READ.
+        return this.result(blocks.cache(EXPORT_LUN, offset, req.length), false);
       case NbdCmd.WRITE:
-        return this.scsi(session.run(rw16(true, lba, blocks, fua), 'write', req.length, payload), true);
-      case NbdCmd.TRIM: {
-        // TRIM is advisory (proto.md): a non-thin LU just ignores it.
-        if (!session.geometry.thin) return { error: NbdErrno.OK };
-        // One UNMAP per MAXIMUM UNMAP LBA COUNT (the core's limit is per command).
-        for (let done = 0; done < blocks; done += UNMAP_DESCRIPTOR_BLOCKS) {
-          const u = unmap(lba + BigInt(done), Math.min(UNMAP_DESCRIPTOR_BLOCKS, blocks - done));
-          const out = await this.scsi(session.run(u.cdb, 'write', u.param.length, u.param), true);
-          if (out.error !== NbdErrno.OK) return out;
-        }
-        if (!fua) return { error: NbdErrno.OK };
-        return this.scsi(session.run(synchronizeCache16(), 'none', 0), true);
-      }
-      case NbdCmd.WRITE_ZEROES: {
-        const mayUnmap = session.geometry.thin && session.geometry.unmapReadsZero && (req.flags & NbdCmdFlag.NO_HOLE) === 0;
-        // proto.md NBD_CMD_FLAG_FAST_ZERO: zeroing that would write every block is
-        // not fast; fail at once with ENOTSUP so the client picks another way.
-        if ((req.flags & NbdCmdFlag.FAST_ZERO) !== 0 && !mayUnmap) {
-          return { error: NbdErrno.ENOTSUP, message: 'zeroing this export is not faster than writing' };
-        }
-        const chunk = Math.max(1, Math.floor(WRITE_SAME_CHUNK_BYTES / blockSize));
-        for (let done = 0; done < blocks; done += chunk) {
-          const n = Math.min(chunk, blocks - done);
-          const out = await this.scsi(session.run(writeSame16(lba + BigInt(done), n, mayUnmap, true), 'none', 0), true);
-          if (out.error !== NbdErrno.OK) return out;
-        }
-        if (fua) return this.scsi(session.run(synchronizeCache16(), 'none', 0), true);
-        return { error: NbdErrno.OK };
-      }
+        return this.result(await blocks.write(EXPORT_LUN, offset, payload, fua), true);
+      case NbdCmd.TRIM:
+        // TRIM is advisory (proto.md): the door ignores it on a LU that is not thin.
+        // Past the end is EINVAL, not ENOSPC: nothing would be written there.
+        return this.result(await blocks.trim(EXPORT_LUN, offset, req.length, fua), false);
+      case NbdCmd.WRITE_ZEROES:
+        return this.result(
+          await blocks.zeroes(EXPORT_LUN, offset, req.length, {
+            mayTrim: (req.flags & NbdCmdFlag.NO_HOLE) === 0,
+            fastZero: (req.flags & NbdCmdFlag.FAST_ZERO) !== 0,
+            fua,
+          }),
+          true,
+        );
       default:
         return { error: NbdErrno.EINVAL, message: `${cmdName(req.type)} is not supported` };
     }
   }
 
   /**
-   * proto.md NBD_CMD_BLOCK_STATUS for base:allocation: GET LBA STATUS from the
-   * block holding the offset. Needs a selected context; past the end is EINVAL;
-   * an unaligned range is fine (descriptors are cut to the request). A LU that
-   * is not thin has no holes: one all-data descriptor, no SCSI command.
+   * proto.md NBD_CMD_BLOCK_STATUS for base:allocation: the door's extents
+   * from the block holding the offset. Needs a selected context; past the
+   * end is EINVAL; an unaligned range is fine (descriptors are cut to the
+   * request).
    */
-  private async blockStatus(session: LunSession, req: NbdRequest): Promise<Outcome> {
+  private async blockStatus(session: ExportNexus, req: NbdRequest): Promise<Outcome> {
     const context = this.blockStatusContext;
     if (context === undefined) return { error: NbdErrno.EINVAL, message: 'no meta context was selected' };
-    const { blockSize, size, thin, unmapReadsZero } = session.geometry;
+    const geo = session.blocks.geometry(EXPORT_LUN);
+    if (typeof geo === 'string') return this.failed(geo, false);
     if (req.length === 0) return { error: NbdErrno.EINVAL, message: 'BLOCK_STATUS needs a length' };
-    if (req.offset + BigInt(req.length) > size) return { error: NbdErrno.EINVAL, message: 'request goes past the end of the export' };
-    if (!thin) return { error: NbdErrno.OK, context, extents: [{ length: req.length, flags: 0 }] };
-    const bs = BigInt(blockSize);
-    const res = await session.run(getLbaStatus16(req.offset / bs), 'read', 8 + 16 * LBA_STATUS_DESCRIPTORS);
-    if (res.status !== ScsiStatus.GOOD || !res.dataIn) return this.failed(res.sense, false);
+    if (req.offset + BigInt(req.length) > BigInt(geo.size)) return { error: NbdErrno.EINVAL, message: 'request goes past the end of the export' };
+    const bs = geo.blockSize;
+    const offset = Number(req.offset);
+    const start = offset - (offset % bs);
+    const stop = Math.min(geo.size, Math.ceil((offset + req.length) / bs) * bs);
+    const extents = await session.blocks.extents(EXPORT_LUN, start, stop - start);
+    if (typeof extents === 'string') return this.failed(extents, false);
     const reqOne = (req.flags & NbdCmdFlag.REQ_ONE) !== 0;
-    const extents = lbaStatusToExtents(res.dataIn, { offset: req.offset, length: req.length, blockSize, unmapReadsZero, reqOne });
-    return { error: NbdErrno.OK, context, extents };
+    return {
+      error: NbdErrno.OK,
+      context,
+      extents: extentsToBlockStatus(extents, { offset: req.offset, length: req.length, unmapReadsZero: geo.unmapReadsZero, reqOne }),
+    };
   }
 
-  private async scsi(p: ReturnType<LunSession['run']>, isWrite: boolean): Promise<Outcome> {
-    const res = await p;
-    if (res.status === ScsiStatus.GOOD) return { error: NbdErrno.OK };
-    return this.failed(res.sense, isWrite);
+  private result(failure: BlockFailure | undefined, isWrite: boolean): Outcome {
+    return failure === undefined ? { error: NbdErrno.OK } : this.failed(failure, isWrite);
   }
 
-  private failed(sense: Buffer | undefined, isWrite: boolean): Outcome {
-    return { error: senseToErrno(sense, isWrite), message: 'the SCSI command failed' };
+  /** The one reason-to-errno map (core/errno.ts), narrowed to NBD's wire set. */
+  private failed(failure: BlockFailure, isWrite: boolean): Outcome {
+    return { error: nbdErrnoOf(reasonToErrno(failure, isWrite)), message: failure };
   }
 
   private reply(req: NbdRequest, out: Outcome): void {

@@ -31,8 +31,8 @@ import {
   type OptionFrame,
 } from '../../protocols/nbd/index.js';
 import { BASE_ALLOCATION_ID, queryMatchesBaseAllocation } from './block-status.js';
-import { deriveTransmissionFlags } from './commands.js';
-import type { LunSession } from './lun-session.js';
+import { deriveTransmissionFlags } from './transmission-flags.js';
+import type { ExportNexus } from './export-nexus.js';
 
 /** Largest READ/WRITE we accept: the core's MAXIMUM TRANSFER LENGTH and the framer's payload cap. */
 export const NBD_MAX_BLOCK = 32 * 1024 * 1024;
@@ -48,12 +48,12 @@ export interface NegotiationHost {
   send(buf: Buffer): void;
   exports(): ResolvedExport[];
   /** Opens a nexus on the export (its geometry probed). */
-  openSession(exp: ResolvedExport): Promise<LunSession>;
+  openSession(exp: ResolvedExport): Promise<ExportNexus>;
   /**
    * Haggling is over: serve this export. blockStatusContext is the id of
    * base:allocation when the client selected it for this export.
    */
-  enterTransmission(session: LunSession, exp: ResolvedExport, mode: TransmissionMode, blockStatusContext?: number): void;
+  enterTransmission(session: ExportNexus, exp: ResolvedExport, mode: TransmissionMode, blockStatusContext?: number): void;
   /**
    * NBD_REP_ACK for STARTTLS has been queued: switch the connection to TLS.
    * Resolves when later options will arrive decrypted; rejects (and the
@@ -204,14 +204,14 @@ export class Negotiation {
     if (this.extended) return this.host.end();
     const exp = findExport(this.host.exports(), decodeExportNameData(data));
     if (!exp) return this.host.end();
-    let session: LunSession;
+    let session: ExportNexus;
     try {
       session = await this.host.openSession(exp);
     } catch {
       return this.host.end();
     }
     const flags = deriveTransmissionFlags(session.geometry, exp.readOnly, { structuredReplies: this.structured });
-    this.host.send(encodeExportNameReply(session.geometry.size, flags, this.noZeroes));
+    this.host.send(encodeExportNameReply(BigInt(session.geometry.size), flags, this.noZeroes));
     // Structured replies and meta contexts agreed earlier apply to EXPORT_NAME too.
     const context = this.structured && this.allocationFor === exp.name ? BASE_ALLOCATION_ID : undefined;
     this.host.enterTransmission(session, exp, { structured: this.structured, extended: false }, context);
@@ -245,7 +245,7 @@ export class Negotiation {
     const geo = session.geometry;
     const structured = this.structured || this.extended;
     const transmissionFlags = deriveTransmissionFlags(geo, exp.readOnly, { structuredReplies: structured });
-    this.info(option, { info: NbdInfo.EXPORT, size: geo.size, transmissionFlags });
+    this.info(option, { info: NbdInfo.EXPORT, size: BigInt(geo.size), transmissionFlags });
     if (req.infos.includes(NbdInfo.NAME)) this.info(option, { info: NbdInfo.NAME, name: exp.name });
     if (req.infos.includes(NbdInfo.DESCRIPTION) && exp.description) {
       this.info(option, { info: NbdInfo.DESCRIPTION, description: exp.description });

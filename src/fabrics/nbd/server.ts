@@ -1,29 +1,16 @@
 // The NBD server fabric: TCP and Unix socket listeners, the export table and
 // the live connections. Exports name core devices; each connection opens its own nexus
-// when it picks an export (lun-session.ts).
+// when it picks an export (export-nexus.ts).
 
 import { lstat, unlink } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import type { FabricOps, NexusHandle, ScsiDeviceHandle } from '../../core/types.js';
+import type { FabricOps, NexusHandle } from '../../core/types.js';
 import { NBD_DEFAULT_PORT } from '../../protocols/nbd/index.js';
 import { NbdConnection, type NbdConnectionInfo } from './connection.js';
-import type { NbdCore } from './lun-session.js';
+import type { NbdCore, NbdExportConfig, NbdLogger } from './ports.js';
+
+export type { NbdCore, NbdExportConfig, NbdLogger } from './ports.js';
 import { makeTlsSetup, type NbdTlsSetup } from './tls.js';
-
-export interface NbdExportConfig {
-  device: ScsiDeviceHandle;
-  /** Refuse writes on this export even if the LU is writable. */
-  readOnly?: boolean;
-  /** Shown by NBD_OPT_LIST and NBD_INFO_DESCRIPTION. */
-  description?: string;
-}
-
-export interface NbdLogger {
-  debug?(msg: string, fields?: Record<string, unknown>): void;
-  info?(msg: string, fields?: Record<string, unknown>): void;
-  warn?(msg: string, fields?: Record<string, unknown>): void;
-  error?(msg: string, fields?: Record<string, unknown>): void;
-}
 
 export interface NbdListenAddress {
   host: string;

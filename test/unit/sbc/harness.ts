@@ -30,7 +30,7 @@ export function makeDevice(opts: DeviceOpts = {}): DeviceView {
     deviceWriteProtected: false,
     thin: opts.thin ?? true,
     lockRange: (lba, n) => lock.lock(lba, n),
-    reservations: { conflicts: () => false, nexusLost: () => undefined, reset: () => undefined },
+    reservations: { conflicts: () => false, accessConflicts: () => false, nexusLost: () => undefined, reset: () => undefined },
   };
 }
 
