@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
 import { FUSE_MALLOC_MARKER, withFuseMallocTunables } from '../fabrics/fuse/malloc.js';
 import { forceUnmount, mountsAt } from '../fabrics/fuse/mountpoint.js';
+import { LunkitError, isLunkitErrorCode } from '../protocols/errors.js';
 import { detachDaemonLun } from './daemon-lun.js';
 import { AttachError } from './errors.js';
 import { HOLDER_PLAN_ENV, type HolderPlan } from './plan.js';
@@ -112,10 +113,15 @@ export async function startDetached(plan: HolderPlan, timeoutMs = 30_000): Promi
   return state;
 }
 
-/** The holder's "error <CODE> <message>" line as an error with that code (e.g. ERR_FUSE_MOUNTPOINT_IN_USE). */
-function holderError(line: string): Error {
+/**
+ * The holder's "error <CODE> <message>" line as an error with that code (e.g.
+ * ERR_FUSE_MOUNTPOINT_IN_USE). A code that is not ours (a Node error of the
+ * holder, ENOENT...) is ERR_ATTACH_START with the code kept in the message.
+ */
+function holderError(line: string): LunkitError {
   const m = /^error ([A-Z][A-Z0-9_]*) ([^]*)$/.exec(line);
-  if (m) return Object.assign(new Error(m[2]), { code: m[1] });
+  if (m && isLunkitErrorCode(m[1])) return new LunkitError(m[1], m[2]);
+  if (m) return new AttachError('ERR_ATTACH_START', m[2].includes(m[1]) ? m[2] : `${m[2]} (${m[1]})`);
   return new AttachError('ERR_ATTACH_START', `unexpected holder reply ${JSON.stringify(line)}`);
 }
 

@@ -1,6 +1,8 @@
 // One error class for the attach/mount tools with stable codes (STYLE.md §8):
 // callers and tests branch on `code`, never on the message.
 
+import { LunkitError } from '../protocols/errors.js';
+
 export type AttachErrorCode =
   | 'ERR_NOT_ROOT'
   | 'ERR_ATTACH_SOURCE'
@@ -11,13 +13,11 @@ export type AttachErrorCode =
   | 'ERR_MOUNT_NOT_FOUND'
   | 'ERR_MOUNT_STEP';
 
-export class AttachError extends Error {
-  constructor(
-    readonly code: AttachErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
+export class AttachError extends LunkitError {
+  declare readonly code: AttachErrorCode;
+
+  constructor(code: AttachErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
     this.name = 'AttachError';
   }
 }
