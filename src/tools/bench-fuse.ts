@@ -20,6 +20,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { LunkitError } from '../protocols/errors.js';
 import { cpuSeconds, freePort } from './bench-process.js';
 
 interface Job {
@@ -41,7 +42,7 @@ const JOBS: Job[] = [
 
 function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
   return new Promise((res, rej) => {
-    execFile(cmd, args, { env, maxBuffer: 64 * 1024 * 1024 }, (err, out, errOut) => (err ? rej(new Error(`${cmd} ${args.join(' ')}: ${errOut || err.message}`)) : res(out)));
+    execFile(cmd, args, { env, maxBuffer: 64 * 1024 * 1024 }, (err, out, errOut) => (err ? rej(new LunkitError('ERR_TOOL_PEER', `${cmd} ${args.join(' ')}: ${errOut || err.message}`, { cause: err })) : res(out)));
   });
 }
 
@@ -51,7 +52,7 @@ async function waitFile(path: string, ms = 15_000): Promise<void> {
     if (await stat(path).then((s) => s.size > 0, () => false)) return;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`${path} did not appear`);
+  throw new LunkitError('ERR_TOOL_PEER', `${path} did not appear`);
 }
 
 interface Result {
@@ -66,7 +67,7 @@ interface Result {
 async function holderPid(file: string): Promise<number> {
   const { findAttach } = await import('../attach/attach.js');
   const st = await findAttach(file);
-  if (!st) throw new Error(`no attach state for ${file}`);
+  if (!st) throw new LunkitError('ERR_TOOL_PEER', `no attach state for ${file}`);
   return st.pid;
 }
 

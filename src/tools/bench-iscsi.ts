@@ -15,6 +15,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
+import { LunkitError } from '../protocols/errors.js';
 import { CLK_TCK, cpuTicks, stopChild, waitReady } from './bench-process.js';
 import { startTgtd } from './tgtd.js';
 
@@ -46,7 +47,7 @@ async function perf(url: string, w: Workload, seconds: number, serverPid: number
   const { stdout } = await execFileP('iscsi-perf', args, { timeout: (seconds + 30) * 1000, maxBuffer: 16 << 20 });
   const after = await cpuTicks(serverPid);
   const m = /iops average (\d+) \((\d+) MB\/s\)\s*$/m.exec(stdout.replace(/\r/g, '\n'));
-  if (!m) throw new Error(`iscsi-perf printed no average:\n${stdout.slice(-500)}`);
+  if (!m) throw new LunkitError('ERR_TOOL_PEER', `iscsi-perf printed no average:\n${stdout.slice(-500)}`);
   const iops = Number(m[1]);
   const requests = iops * seconds;
   const cpuUs = ((after - before) / CLK_TCK) * 1e6;

@@ -6,6 +6,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { LunkitError } from '../protocols/errors.js';
 
 /** CLK_TCK on Linux (USER_HZ), the unit of utime/stime in /proc/PID/stat. */
 export const CLK_TCK = 100;
@@ -39,7 +40,7 @@ export async function cpuSeconds(pid: number): Promise<number> {
 export function waitReady(child: ChildProcess, re: RegExp, ms: number): Promise<void> {
   return new Promise((res, rej) => {
     let buf = '';
-    const t = setTimeout(() => rej(new Error(`not ready after ${ms} ms: ${buf}`)), ms);
+    const t = setTimeout(() => rej(new LunkitError('ERR_TOOL_PEER', `not ready after ${ms} ms: ${buf}`)), ms);
     child.stdout?.on('data', (d: Buffer) => {
       buf += d.toString();
       if (re.test(buf)) {
@@ -49,7 +50,7 @@ export function waitReady(child: ChildProcess, re: RegExp, ms: number): Promise<
     });
     child.once('exit', (c) => {
       clearTimeout(t);
-      rej(new Error(`exited with ${c}: ${buf}`));
+      rej(new LunkitError('ERR_TOOL_PEER', `exited with ${c}: ${buf}`));
     });
   });
 }

@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { LunkitError } from '../protocols/errors.js';
 import { formatCuSummary, parseCuOutput, type CuSummary } from './cu-report.js';
 
 export const CONFORMANCE_IQN = 'iqn.2026-11.io.lunkit:conformance';
@@ -48,7 +49,7 @@ export interface ConformanceOptions {
 function waitForLine(child: ChildProcess, re: RegExp, timeoutMs: number): Promise<RegExpExecArray> {
   return new Promise((res, rej) => {
     let buf = '';
-    const timer = setTimeout(() => rej(new Error(`lunkit did not print ${re} within ${timeoutMs} ms; output so far:\n${buf}`)), timeoutMs);
+    const timer = setTimeout(() => rej(new LunkitError('ERR_TOOL_PEER', `lunkit did not print ${re} within ${timeoutMs} ms; output so far:\n${buf}`)), timeoutMs);
     const onData = (d: Buffer): void => {
       buf += d.toString();
       const m = re.exec(buf);
@@ -61,7 +62,7 @@ function waitForLine(child: ChildProcess, re: RegExp, timeoutMs: number): Promis
     child.stdout?.on('data', onData);
     child.once('exit', (code) => {
       clearTimeout(timer);
-      rej(new Error(`lunkit exited with ${code} before it was ready:\n${buf}`));
+      rej(new LunkitError('ERR_TOOL_PEER', `lunkit exited with ${code} before it was ready:\n${buf}`));
     });
   });
 }
@@ -153,11 +154,11 @@ async function cli(): Promise<void> {
   const parameters: Record<string, string> = {};
   for (const p of values.param) {
     const eq = p.indexOf('=');
-    if (eq <= 0) throw new Error(`--param ${p}: use Key=Value, e.g. --param MaxConnections=8`);
+    if (eq <= 0) throw new LunkitError('ERR_USAGE', `--param ${p}: use Key=Value, e.g. --param MaxConnections=8`);
     parameters[p.slice(0, eq)] = p.slice(eq + 1);
   }
   const blockSize = Number(values['block-size']);
-  if (blockSize !== 512 && blockSize !== 4096) throw new Error(`--block-size ${values['block-size']}: use 512 or 4096`);
+  if (blockSize !== 512 && blockSize !== 4096) throw new LunkitError('ERR_USAGE', `--block-size ${values['block-size']}: use 512 or 4096`);
   const s = await runConformance({ test: values.test, log: values.log, size: values.size, dir: values.dir, blockSize, parameters });
   process.stdout.write(values.json ? JSON.stringify(s) + '\n' : formatCuSummary(s) + '\n');
   const minPass = Number(values['min-pass']);
