@@ -23,6 +23,7 @@
 
 import fs from 'node:fs';
 import type { BackstoreCaps, BackstoreOps, Extent } from '../../core/types.js';
+import { hideUncappedMethods } from '../caps.js';
 import { checkGeometry } from '../geometry.js';
 import { nativeFileOps, type NativeFileOps } from './native.js';
 
@@ -165,7 +166,11 @@ export class FileBackstore implements BackstoreOps {
       thin: writable && sparse && !isBlockDevice && native !== undefined,
       // Unknown for a file: 0 = "not reported" in VPD 0xB1.
       rotationRate: 0,
+      // One fd in this process: fdatasync covers every write made through it.
+      canMultiConn: true,
     });
+    // A read-only file offers no unmap or writeZeroes; no addon, no extents (caps.ts).
+    hideUncappedMethods(this);
   }
 
   /** Open (and if needed create) the file or device. */
@@ -260,30 +265,24 @@ export class FileBackstore implements BackstoreOps {
     return fdatasync(this.fd);
   }
 
-  /** Deallocate (punch a hole); reads return zeroes afterwards either way. */
-  async unmap(offset: number, length: number): Promise<void> {
-    if (length === 0) return;
-    if (this.native && !this.punchUnsupported) {
-      const n = this.native;
-      try {
-        await n.fallocate(this.fd, n.FALLOC_FL_PUNCH_HOLE | n.FALLOC_FL_KEEP_SIZE, offset, length);
-        return;
-      } catch (err) {
-        if (!unsupported(err)) throw err;
-        this.punchUnsupported = true;
-      }
-    }
-    await this.writeZeroChunks(offset, length);
+  /**
+   * Deallocate (punch a hole); reads return zeroes afterwards either way.
+   * Present when caps.canUnmap: writable, native addon loaded.
+   */
+  unmap(offset: number, length: number): Promise<void> {
+    return this.punch(offset, length);
   }
 
+  /** Present when caps.canWriteZeroes: writable. */
   async writeZeroes(offset: number, length: number, opts?: { mayUnmap?: boolean; fua?: boolean }): Promise<void> {
     if (length > 0) {
-      if (opts?.mayUnmap) await this.unmap(offset, length);
+      if (opts?.mayUnmap) await this.punch(offset, length);
       else await this.zeroAllocated(offset, length);
     }
     if (opts?.fua || !this.writeCache) await fdatasync(this.fd);
   }
 
+  /** Present when caps.canExtents: a regular file, native addon loaded (SEEK_DATA/SEEK_HOLE). */
   async extents(offset: number, length: number): Promise<Extent[]> {
     const end = offset + length;
     const n = this.native;
@@ -317,6 +316,22 @@ export class FileBackstore implements BackstoreOps {
       pos = hole;
     }
     return out;
+  }
+
+  /** Behind `unmap`, and `writeZeroes` when it may deallocate. */
+  private async punch(offset: number, length: number): Promise<void> {
+    if (length === 0) return;
+    if (this.native && !this.punchUnsupported) {
+      const n = this.native;
+      try {
+        await n.fallocate(this.fd, n.FALLOC_FL_PUNCH_HOLE | n.FALLOC_FL_KEEP_SIZE, offset, length);
+        return;
+      } catch (err) {
+        if (!unsupported(err)) throw err;
+        this.punchUnsupported = true;
+      }
+    }
+    await this.writeZeroChunks(offset, length);
   }
 
   async resize(size: number): Promise<void> {

@@ -44,9 +44,18 @@ async function mapErrors<T>(what: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** NbdClient keeps one connection at a time (src/nbd-client/client.ts). */
+const ONE_UPSTREAM_CONNECTION = true;
+
 export class NbdBackstore implements BackstoreOps {
   readonly kind = 'nbd';
   readonly caps: BackstoreCaps;
+  /** Present when caps.canUnmap (the export has SEND_TRIM and is writable). */
+  declare readonly unmap?: (offset: number, length: number) => Promise<void>;
+  /** Present when caps.canWriteZeroes (SEND_WRITE_ZEROES, writable). */
+  declare readonly writeZeroes?: (offset: number, length: number, opts?: { mayUnmap?: boolean; fua?: boolean }) => Promise<void>;
+  /** Present when caps.canExtents (base:allocation negotiated). */
+  declare readonly extents?: (offset: number, length: number) => Promise<Extent[]>;
 
   private constructor(
     readonly name: string,
@@ -73,7 +82,20 @@ export class NbdBackstore implements BackstoreOps {
       unmapReadsZero,
       thin: canUnmap,
       rotationRate: (c.transmissionFlags & NbdTransmissionFlag.ROTATIONAL) !== 0 ? 0 : 1,
+      // Every request of this backstore goes over the client's one connection
+      // (a reconnect replaces it, never adds a second), so one upstream FLUSH
+      // covers every write the backstore accepted, whichever local nexus sent
+      // it. With the export's own CAN_MULTI_CONN it would hold for several
+      // upstream connections too. (Writes acknowledged on a connection that
+      // was then lost are covered only if the server kept them: that is
+      // equally true for a single local client, so it does not depend on this.)
+      canMultiConn: c.canMultiConn || ONE_UPSTREAM_CONNECTION,
     });
+    // The optional methods exist exactly when the caps promise them.
+    const self = this as { -readonly [K in 'unmap' | 'writeZeroes' | 'extents']?: BackstoreOps[K] };
+    if (this.caps.canUnmap) self.unmap = (offset, length) => this.deallocate(offset, length);
+    if (this.caps.canWriteZeroes) self.writeZeroes = (offset, length, opts) => this.zero(offset, length, opts);
+    if (this.caps.canExtents) self.extents = (offset, length) => this.blockStatus(offset, length);
   }
 
   /** Connect, negotiate and size the LUN from the export. */
@@ -126,23 +148,20 @@ export class NbdBackstore implements BackstoreOps {
     return mapErrors('flush', () => this.client.flush());
   }
 
-  unmap(offset: number, length: number): Promise<void> {
-    if (!this.caps.canUnmap) return Promise.reject(Object.assign(new Error('nbd backstore cannot unmap'), { code: 'EOPNOTSUPP' }));
+  /** Behind `unmap`. */
+  private deallocate(offset: number, length: number): Promise<void> {
     if (this.caps.unmapReadsZero) return mapErrors('unmap', () => this.client.writeZeroes(offset, length));
     return mapErrors('unmap', () => this.client.trim(offset, length));
   }
 
-  writeZeroes(offset: number, length: number, opts?: { mayUnmap?: boolean; fua?: boolean }): Promise<void> {
-    if (!this.caps.canWriteZeroes) {
-      return Promise.reject(Object.assign(new Error('nbd backstore cannot write zeroes'), { code: 'EOPNOTSUPP' }));
-    }
+  /** Behind `writeZeroes`. */
+  private zero(offset: number, length: number, opts?: { mayUnmap?: boolean; fua?: boolean }): Promise<void> {
     const fua = (opts?.fua ?? false) && this.caps.canFua;
     return mapErrors('write zeroes', () => this.client.writeZeroes(offset, length, { noHole: !(opts?.mayUnmap ?? false), fua }));
   }
 
-  /** base:allocation block status, merged; the server may answer in pieces, so ask until covered. */
-  async extents(offset: number, length: number): Promise<Extent[]> {
-    if (!this.caps.canExtents) return [{ offset, length, hole: false }];
+  /** Behind `extents`: base:allocation block status, merged; the server may answer in pieces, so ask until covered. */
+  private async blockStatus(offset: number, length: number): Promise<Extent[]> {
     const out: Extent[] = [];
     const end = offset + length;
     let at = offset;

@@ -1,7 +1,7 @@
 // The null backstore: reads return zeroes, writes are discarded. It measures
 // the cost of everything above the backstore (nbdkit's null plugin).
 
-import type { BackstoreCaps, BackstoreOps, Extent } from '../../core/types.js';
+import type { BackstoreCaps, BackstoreOps } from '../../core/types.js';
 import { checkGeometry } from '../geometry.js';
 
 export interface NullBackstoreOptions {
@@ -21,6 +21,8 @@ const NULL_CAPS: BackstoreCaps = Object.freeze({
   unmapReadsZero: true,
   thin: false,
   rotationRate: 1,
+  // One object in this process: nothing is cached per nexus.
+  canMultiConn: true,
 });
 
 export class NullBackstore implements BackstoreOps {
@@ -56,10 +58,6 @@ export class NullBackstore implements BackstoreOps {
 
   writeZeroes(_offset: number, _length: number, _opts?: { mayUnmap?: boolean; fua?: boolean }): Promise<void> {
     return Promise.resolve();
-  }
-
-  extents(offset: number, length: number): Promise<Extent[]> {
-    return Promise.resolve([{ offset, length, hole: false }]);
   }
 
   resize(size: number): Promise<void> {

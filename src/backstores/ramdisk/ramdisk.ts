@@ -32,6 +32,8 @@ const RAMDISK_CAPS: BackstoreCaps = Object.freeze({
   unmapReadsZero: true,
   thin: true,
   rotationRate: 1,
+  // One object in this process: every nexus reads and writes the same chunks.
+  canMultiConn: true,
 });
 
 export class RamdiskBackstore implements BackstoreOps {

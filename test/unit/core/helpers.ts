@@ -32,6 +32,7 @@ export class MemoryBackstore implements BackstoreOps {
       unmapReadsZero: true,
       thin: false,
       rotationRate: 1,
+      canMultiConn: true,
       ...caps,
     };
   }
