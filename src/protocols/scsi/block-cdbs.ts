@@ -3,6 +3,8 @@
 // parameter data they read back, and the sense codes they branch on. One
 // builder per command, shared by every caller that is not the core itself.
 
+import { LunkitError } from '../errors.js';
+
 /** READ(16) 0x88 / WRITE(16) 0x8a: LBA(8) at byte 2, transfer length(4) at byte 10, FUA bit 3 of byte 1 (SBC-3 §5.14, §5.36). */
 export function rw16(write: boolean, lba: bigint | number, blocks: number, fua = false): Buffer {
   const cdb = Buffer.alloc(16);
@@ -73,7 +75,7 @@ export interface Capacity16 {
 
 /** READ CAPACITY(16) parameter data (SBC-3 §5.16.2). */
 export function parseReadCapacity16(data: Buffer): Capacity16 {
-  if (data.length < 16) throw new Error(`READ CAPACITY(16) returned ${data.length} bytes`);
+  if (data.length < 16) throw new LunkitError('ERR_SCSI_DATA_MALFORMED', `READ CAPACITY(16) returned ${data.length} bytes`);
   return {
     blocks: data.readBigUInt64BE(0) + 1n,
     blockSize: data.readUInt32BE(8),
