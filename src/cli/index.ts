@@ -8,7 +8,7 @@ import { hideBin } from 'yargs/helpers';
 
 import type { Argv } from 'yargs';
 
-import { EXIT_FAILED, EXIT_USAGE } from './output.js';
+import { EXIT_FAILED, EXIT_USAGE, UsageError } from './output.js';
 
 
 // Each verb's module is loaded only when that verb runs (or for --help and
@@ -74,7 +74,7 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
         const code = (err as { code?: string }).code ?? 'ERR_INTERNAL';
         if (json) process.stderr.write(`${JSON.stringify({ error: { code, message: err.message } })}\n`);
         else process.stderr.write(`lunkit: ${err.message} (${code})\n`);
-        process.exit(EXIT_FAILED);
+        process.exit(err instanceof UsageError ? EXIT_USAGE : EXIT_FAILED);
       }
       if (json) process.stderr.write(`${JSON.stringify({ error: { code: 'ERR_USAGE', message: msg } })}\n`);
       else process.stderr.write(`lunkit: ${msg}\n(see lunkit --help)\n`);

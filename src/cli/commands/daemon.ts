@@ -8,6 +8,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { LunkitDaemon } from '../../daemon/daemon.js';
 import { defaultSocketPath } from '../../daemon/paths.js';
 import { createLogger } from '../../util/log.js';
+import { UsageError } from '../output.js';
 import { untilSignalled } from '../serve-loop.js';
 
 interface DaemonArgs {
@@ -35,7 +36,7 @@ export const daemonCommand: CommandModule<object, DaemonArgs> = {
         describe: 'threads for file I/O (libuv pool; read by bin/lunkit.js before start). Default: one per core',
       })
       .check((a) => {
-        if (!Number.isInteger(a.backups) || a.backups < 0 || a.backups > 100) throw new Error('--backups takes a whole number 0..100');
+        if (!Number.isInteger(a.backups) || a.backups < 0 || a.backups > 100) throw new UsageError('ERR_INVALID_NUMBER', '--backups takes a whole number 0..100');
         return true;
       })
       .example('$0 daemon --config /etc/lunkit/saveconfig.json --autosave', 'serve the saved configuration and save every change')

@@ -8,6 +8,7 @@ import type { Argv, CommandModule } from 'yargs';
 
 import { ControlError, type ControlClient } from '../../daemon/control-client.js';
 import type { StatsSnapshot } from '../../daemon/metrics.js';
+import { LunkitError } from '../../protocols/errors.js';
 import { diffBuckets, quantileUs, type CommandCounters } from '../../core/stats.js';
 import { columns, formatAge, formatBytes, formatCount, formatLatency, formatRate, type Column } from '../../dashboard/format.js';
 import { UsageError, processIo, runVerb, withCommon, type CommonArgs, type Io } from '../output.js';
@@ -214,7 +215,7 @@ export async function streamSnapshots(client: ControlClient, intervalMs: number,
       handlers.onSnapshot(snap);
     } catch (err) {
       if (stopped) return;
-      handlers.onError(err instanceof Error ? err : new Error(String(err)));
+      handlers.onError(err instanceof Error ? err : new LunkitError('ERR_INTERNAL', String(err)));
     }
     if (!stopped) timer = setTimeout(() => void poll(), intervalMs);
   };
