@@ -25,7 +25,7 @@ import type { HolderPlan } from './plan.js';
  */
 const SETTLE_MS = [250, 1000, 3000];
 
-/** A backstore that holds an initiator session (iscsi-backstore.ts), seen without loading the initiator. */
+/** A backstore that holds an initiator session (src/backstores/iscsi), seen without loading the initiator. */
 interface SessionSource {
   sessionInfo(): InitiatorSessionInfo;
   onSessionChange(listener: () => void): () => void;

@@ -1,6 +1,4 @@
-// CHAP passwords never reach messages, listings or process arguments.
+// CHAP passwords never reach messages, listings or process arguments. The
+// rule lives with the iSCSI backstore (src/backstores/iscsi/redact.ts).
 
-/** An iscsi:// URL without its passwords (user%password@ and target_password=). */
-export function redactIscsiUrl(url: string): string {
-  return url.replace(/^(iscsi:\/\/[^%:@/]*)[%:][^@/]*@/i, '$1:***@').replace(/(target_password=)[^&]*/gi, '$1***');
-}
+export { redactIscsiUrl } from '../backstores/iscsi/redact.js';

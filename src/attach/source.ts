@@ -1,6 +1,6 @@
 // What `lunkit attach` and `lunkit mount` can show as a local file: an image
 // file (any file-backstore file), a remote NBD export (the nbd backstore, on
-// lunkit's own NBD client), a remote iSCSI LUN (iscsi-backstore.ts, on
+// lunkit's own NBD client), a remote iSCSI LUN (the iscsi backstore, on
 // lunkit's own initiator), or a LUN of a running lunkit daemon (daemon-lun.ts:
 // the daemon's own FuseFabric serves it; no holder process).
 
@@ -96,8 +96,15 @@ export async function openSource(s: AttachSource, opts: OpenSourceOptions): Prom
       return createBackstore({ type: 'nbd', name: defaultFileName(s), url: s.url, blockSize: opts.blockSize, readOnly: opts.readOnly });
     case 'iscsi': {
       // Loaded only here: the initiator is needed by iSCSI holders alone.
-      const { IscsiBackstore } = await import('./iscsi-backstore.js');
-      return IscsiBackstore.open({ url: s.url, name: defaultFileName(s), readOnly: opts.readOnly, connections: s.connections, errorRecoveryLevel: s.errorRecoveryLevel });
+      const { IscsiBackstore } = await import('../backstores/iscsi/iscsi.js');
+      try {
+        // Credentials: the URL's, else LIBISCSI_CHAP_* in the holder's environment (never argv).
+        return await IscsiBackstore.open({ url: s.url, name: defaultFileName(s), readOnly: opts.readOnly, connections: s.connections, errorRecoveryLevel: s.errorRecoveryLevel });
+      } catch (err) {
+        // A LUN lunkit cannot serve is a bad source; anything else (login, connection) a failed start.
+        const code = (err as { code?: unknown }).code === 'EINVAL' ? 'ERR_ATTACH_SOURCE' : 'ERR_ATTACH_START';
+        throw new AttachError(code, (err as Error).message, { cause: err });
+      }
     }
     case 'daemon-lun':
       throw new AttachError('ERR_ATTACH_SOURCE', `lunkit:${s.backstore} is served by the daemon's own FUSE fabric, not by an attach holder`);

@@ -11,7 +11,10 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
+import type { InitiatorSessionInfo } from '../backstores/iscsi/session-info.js';
 import type { AttachSource } from './source.js';
+
+export type { InitiatorConnectionInfo, InitiatorSessionInfo } from '../backstores/iscsi/session-info.js';
 
 export function runDir(env: NodeJS.ProcessEnv = process.env): string {
   return env.LUNKIT_RUN_DIR && env.LUNKIT_RUN_DIR.length > 0 ? resolve(env.LUNKIT_RUN_DIR) : '/run/lunkit';
@@ -19,36 +22,6 @@ export function runDir(env: NodeJS.ProcessEnv = process.env): string {
 
 export const attachDir = (): string => join(runDir(), 'attach');
 export const mountsDir = (): string => join(runDir(), 'mounts');
-
-/** One connection of a held session, for `lunkit sessions --initiator`. */
-export interface InitiatorConnectionInfo {
-  cid: number;
-  /** 'active', 'draining' (being removed) or 'failed' (waiting for ERL 2 recovery). */
-  state?: 'active' | 'draining' | 'failed' | undefined;
-  local?: string | undefined;
-  remote: string;
-}
-
-/** What the attach holder records about its session (state.ts, `lunkit sessions --initiator`). */
-export interface InitiatorSessionInfo {
-  target: string;
-  portal: string;
-  lun: number;
-  /** ISID as 12 hex digits. */
-  isid: string;
-  tsih: number;
-  erl: number;
-  /** 'recovering' while a connection is recovered or the session reinstated. */
-  state?: 'open' | 'recovering' | 'closed' | undefined;
-  /** Session reinstatements (ERL 0 recovery: new session, same ISID) so far. */
-  reinstatements: number;
-  /** Connections recovered inside the session (ERL 2: TASK REASSIGN, same TSIH) so far. */
-  connectionRecoveries: number;
-  connections: InitiatorConnectionInfo[];
-  headerDigest?: boolean | undefined;
-  dataDigest?: boolean | undefined;
-  inFlight: number;
-}
 
 export interface AttachState {
   id: string;

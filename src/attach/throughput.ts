@@ -1,11 +1,11 @@
 // Throughput of the backstore `lunkit attach iscsi://` serves from (an
-// initiator session, iscsi-backstore.ts), without FUSE in the way: a fixed
+// initiator session, src/backstores/iscsi), without FUSE in the way: a fixed
 // number of READ(16)/WRITE(16) in flight for a fixed time. Used by
 // bench/initiator (src/tools/bench-initiator.ts), which may not import the
-// initiator itself (.dependency-cruiser.cjs: only cli and attach do).
+// initiator itself (.dependency-cruiser.cjs: only cli and backstores/iscsi do).
 
 import { randomBytes } from 'node:crypto';
-import { IscsiBackstore } from './iscsi-backstore.js';
+import { IscsiBackstore } from '../backstores/iscsi/iscsi.js';
 
 export interface ThroughputJob {
   name: string;

@@ -1,9 +1,12 @@
 // iscsi:// sources for attach/mount: parsing, session options, password
-// redaction, file names; the remote sense -> backstore error code table
-// (iscsi-backstore.ts remoteFailure); the `sessions --initiator` table.
+// redaction, file names; the remote outcome -> backstore failure table
+// (src/backstores/iscsi remoteOutcome, through core/errno.ts); the
+// `sessions --initiator` table.
 
 import { describe, expect, it } from 'vitest';
-import { remoteFailure } from '../../../src/attach/iscsi-backstore.js';
+import { remoteOutcome } from '../../../src/backstores/iscsi/iscsi.js';
+import { BackstoreIoError, errnoToSense } from '../../../src/core/errno.js';
+import { SenseReasons, type SenseReason } from '../../../src/core/sense-reasons.js';
 import { redactIscsiUrl } from '../../../src/attach/redact.js';
 import { defaultFileName, describeSource, parseSource, withIscsiOptions } from '../../../src/attach/source.js';
 import { renderHeldSessions } from '../../../src/cli/commands/sessions.js';
@@ -46,26 +49,30 @@ describe('iscsi:// attach sources', () => {
   });
 });
 
-describe('remote outcome -> backstore error code', () => {
-  const cases: Array<[string, number, Buffer | undefined, string]> = [
-    ['MEDIUM ERROR 11/00', 0x02, fixedSense(0x03, 0x11, 0x00), 'EIO'],
-    ['NOT READY 04/00', 0x02, fixedSense(0x02, 0x04, 0x00), 'EIO'],
-    ['ABORTED COMMAND', 0x02, fixedSense(0x0b, 0x47, 0x00), 'EIO'],
-    ['DATA PROTECT 27/07', 0x02, fixedSense(0x07, 0x27, 0x07), 'ENOSPC'],
-    ['DATA PROTECT 27/00', 0x02, fixedSense(0x07, 0x27, 0x00), 'EROFS'],
-    ['ILLEGAL REQUEST 21/00', 0x02, fixedSense(0x05, 0x21, 0x00), 'EREMOTEIO'],
-    ['HARDWARE ERROR 44/00', 0x02, fixedSense(0x04, 0x44, 0x00), 'EREMOTEIO'],
-    ['RESERVATION CONFLICT', 0x18, undefined, 'EACCES'],
-    ['CHECK CONDITION without sense', 0x02, undefined, 'EIO'],
-    ['ACA ACTIVE', 0x30, undefined, 'EIO'],
+describe('remote outcome -> backstore failure (the core\'s one map)', () => {
+  // [what, status, sense, reason the core reports, errno code for NBD/FUSE]
+  const cases: Array<[string, number, Buffer | undefined, SenseReason, string]> = [
+    ['MEDIUM ERROR 11/00', 0x02, fixedSense(0x03, 0x11, 0x00), 'MEDIUM_ERROR_READ', 'EIO'],
+    ['NOT READY 04/00', 0x02, fixedSense(0x02, 0x04, 0x00), 'NOT_READY_CAUSE_NOT_REPORTABLE', 'EIO'],
+    ['ABORTED COMMAND 47/00', 0x02, fixedSense(0x0b, 0x47, 0x00), 'COMMAND_ABORTED_NO_ASC', 'EIO'],
+    ['DATA PROTECT 27/07', 0x02, fixedSense(0x07, 0x27, 0x07), 'SPACE_ALLOCATION_FAILED', 'ENOSPC'],
+    ['DATA PROTECT 27/00', 0x02, fixedSense(0x07, 0x27, 0x00), 'WRITE_PROTECTED', 'EROFS'],
+    ['ILLEGAL REQUEST 21/00', 0x02, fixedSense(0x05, 0x21, 0x00), 'LBA_OUT_OF_RANGE', 'ENOSPC'],
+    ['HARDWARE ERROR 44/00', 0x02, fixedSense(0x04, 0x44, 0x00), 'INTERNAL_TARGET_FAILURE', 'EIO'],
+    ['RESERVATION CONFLICT', 0x18, undefined, 'WRITE_PROTECTED', 'EROFS'],
+    ['CHECK CONDITION without sense', 0x02, undefined, 'LOGICAL_UNIT_COMMUNICATION_FAILURE', 'EIO'],
+    ['ACA ACTIVE', 0x30, undefined, 'LOGICAL_UNIT_COMMUNICATION_FAILURE', 'EIO'],
   ];
-  for (const [what, status, raw, code] of cases) {
-    it(`${what} -> ${code}`, () => {
+  for (const [what, status, raw, reason, code] of cases) {
+    it(`${what} -> ${reason} (${code})`, () => {
       const sense = raw ? decodeSense(raw) : undefined;
-      const e = remoteFailure('write', status, sense);
+      const e = remoteOutcome('write', status, sense);
+      expect(e).toBeInstanceOf(BackstoreIoError);
       expect(e.code).toBe(code);
-      expect(e.remoteStatus).toBe(status);
-      if (raw) expect(e.remoteSense).toEqual({ key: raw[2], asc: raw[12], ascq: raw[13] });
+      expect(e.senseReason).toBe(reason);
+      // The core reports that reason, and a code it knows exactly is passed on unchanged.
+      expect(errnoToSense(e, 'write')).toBe(reason);
+      if (raw && reason !== 'COMMAND_ABORTED_NO_ASC') expect(SenseReasons[reason]).toEqual({ key: raw[2], asc: raw[12], ascq: raw[13] });
     });
   }
 });

@@ -1,21 +1,28 @@
-// A LUN of a remote iSCSI target as a BackstoreOps, on lunkit's own
-// initiator (src/initiator): what `lunkit attach iscsi://...` serves through
-// the FUSE fabric. READ(16)/WRITE(16)/SYNCHRONIZE CACHE(16)/UNMAP go to the
-// remote LUN; size and block size come from READ CAPACITY(16), write
-// protection and FUA support from the MODE SENSE(6) header, thin provisioning
-// from READ CAPACITY(16) LBPME plus VPD B2h LBPU (declared once, STYLE.md §3).
+// The iscsi backstore: a LUN of a remote iSCSI target as a BackstoreOps, on
+// lunkit's own initiator (src/initiator). The daemon serves it like any other
+// backstore (behind the iSCSI target, the NBD server, FUSE), and
+// `lunkit attach iscsi://...` serves it through the FUSE fabric.
+// READ(16)/WRITE(16)/SYNCHRONIZE CACHE(16)/UNMAP go to the remote LUN; size
+// and block size come from READ CAPACITY(16), write protection and FUA
+// support from the MODE SENSE(6) header, thin provisioning from READ
+// CAPACITY(16) LBPME plus VPD B2h LBPU (declared once, STYLE.md §3).
 //
 // Any number of commands may be in flight: the session keeps a CmdSN window
-// and queues what does not fit; FUSE sends requests concurrently.
+// and queues what does not fit; FUSE and NBD send requests concurrently.
 //
-// The remote's outcome becomes the backstore's failure: the core maps Node
-// error codes to sense (core/errno.ts), so a remote sense is
-// turned into the code that maps back to the nearest local reason (table in
-// remoteFailure below). Transient conditions are retried here: UNIT
-// ATTENTION (the remote's, not the local client's business), BUSY and TASK
-// SET FULL (SAM-5 §5.3.1).
+// The remote's outcome becomes the backstore's failure through the core's
+// one map (core/errno.ts): remote sense -> reasonForSense -> a
+// BackstoreIoError carrying that reason, so the local LUN reports the same
+// sense and NBD/FUSE the errno of that reason. One retry policy
+// (withRetries), for outcomes that say "send it again" rather than "failed":
+// the remote's UNIT ATTENTION (the remote's condition, not the local
+// client's business), and BUSY / TASK SET FULL with back-off (SAM-5 §5.3.1;
+// the backstore contract cannot hand a BUSY status up to the core).
 
-import type { BackstoreCaps, BackstoreOps } from '../core/types.js';
+import type { BackstoreCaps, BackstoreOps } from '../../core/types.js';
+import { BackstoreIoError, errnoCodeOf, reasonForSense, type BackstoreOp } from '../../core/errno.js';
+import type { SenseReason } from '../../core/sense-reasons.js';
+import { LunkitError } from '../../protocols/errors.js';
 import {
   ScsiStatus,
   blockLimits,
@@ -29,17 +36,22 @@ import {
   unmap,
   write16,
   formatSense,
+  type ChapEnv,
   type IscsiSession,
   type OpenUrlOptions,
   type RecoveryEvent,
   type ScsiExecutor,
   type ScsiReply,
-  type ScsiResult,
   type SenseData,
-} from '../initiator/index.js';
-import { AttachError } from './errors.js';
+} from '../../initiator/index.js';
 import { redactIscsiUrl } from './redact.js';
-import type { InitiatorSessionInfo } from './state.js';
+import type { InitiatorSessionInfo } from './session-info.js';
+
+/** CHAP credentials (RFC 7143 §12.1.3). */
+export interface IscsiChap {
+  userid: string;
+  password: string;
+}
 
 export interface IscsiBackstoreOptions {
   /** iscsi://[user[%password]@]host[:port]/target-iqn/lun */
@@ -51,6 +63,18 @@ export interface IscsiBackstoreOptions {
   connections?: number;
   /** ErrorRecoveryLevel to ask for (0, 1 or 2). */
   errorRecoveryLevel?: number;
+  /** One-way CHAP (what we prove to the target), unless the URL names a user. */
+  chap?: IscsiChap;
+  /** Mutual CHAP (what the target must prove to us); needs one-way CHAP. */
+  mutualChap?: IscsiChap;
+  /**
+   * Never read LIBISCSI_CHAP_* from the process environment (the daemon: its
+   * credentials come from the configuration only). Given chap or mutualChap,
+   * the environment is not read either.
+   */
+  ignoreEnvironment?: boolean;
+  /** Fail unless the remote LUN has this block size. */
+  blockSize?: 512 | 4096;
   /** Extra session options (initiator name, digests, timeouts). */
   session?: Partial<OpenUrlOptions>;
 }
@@ -60,55 +84,33 @@ const BUSY_RETRIES = 40;
 /** Largest single READ/WRITE when the remote gives no limit (VPD B0h MAXIMUM TRANSFER LENGTH = 0). */
 const DEFAULT_MAX_TRANSFER = 1 << 20;
 
-type Op = 'read' | 'write' | 'flush' | 'unmap' | 'open';
-
-/** A Node-style error the core maps to sense; the remote sense rides along for logs. */
-export interface RemoteFailure extends Error {
-  code: string;
-  remoteStatus?: number;
-  remoteSense?: { key: number; asc: number; ascq: number };
-}
-
-function failure(code: string, message: string, extra: { status?: number; sense?: SenseData | undefined; cause?: unknown } = {}): RemoteFailure {
-  const e = new Error(message, { cause: extra.cause }) as RemoteFailure;
-  e.code = code;
-  if (extra.status !== undefined) e.remoteStatus = extra.status;
-  if (extra.sense) e.remoteSense = { key: extra.sense.key, asc: extra.sense.asc, ascq: extra.sense.ascq };
-  return e;
+/** A failure that names its reason, so the core reports exactly that sense (core/errno.ts). */
+function ioError(reason: SenseReason, op: BackstoreOp, message: string, cause?: unknown): BackstoreIoError {
+  return new BackstoreIoError(errnoCodeOf(reason, op), message, reason, cause === undefined ? undefined : { cause });
 }
 
 /**
- * The remote's non-GOOD outcome as the error whose code the core maps back
- * to the closest reason (core/errno.ts errnoToSense):
- *   RESERVATION CONFLICT          -> EACCES (local DATA PROTECT; the core has no
- *                                    error code for a conflict, see docs/fuse.md)
- *   DATA PROTECT 27/07            -> ENOSPC (SPACE ALLOCATION FAILED)
- *   other DATA PROTECT            -> EROFS  (WRITE PROTECTED)
- *   MEDIUM ERROR, NOT READY,
- *   ABORTED COMMAND, transport    -> EIO    (MEDIUM ERROR on the local LUN)
- *   ILLEGAL REQUEST, HARDWARE
- *   ERROR, anything else          -> EREMOTEIO (INTERNAL TARGET FAILURE)
+ * The remote's non-GOOD outcome as the backstore's failure. CHECK CONDITION
+ * with sense: the reason of our table for those codes (reasonForSense), so
+ * DATA PROTECT 27/07 stays SPACE ALLOCATION FAILED, MEDIUM ERROR 11/00 an
+ * UNRECOVERED READ ERROR, and so on. Without sense there is no remote reason
+ * to repeat:
+ *   RESERVATION CONFLICT  -> WRITE PROTECTED (DATA PROTECT: the remote refuses
+ *                            this initiator; the local LUN has no reservation)
+ *   anything else         -> LOGICAL UNIT COMMUNICATION FAILURE
  */
-export function remoteFailure(op: Op, status: number, sense: SenseData | undefined): RemoteFailure {
-  const what = `remote ${op} failed: ${status === ScsiStatus.CHECK_CONDITION && sense ? formatSense(sense) : `status 0x${status.toString(16)}`}`;
-  if (status === ScsiStatus.RESERVATION_CONFLICT) return failure('EACCES', `remote ${op} failed: RESERVATION CONFLICT`, { status });
-  if (status !== ScsiStatus.CHECK_CONDITION || sense === undefined) return failure('EIO', what, { status, sense });
-  switch (sense.key) {
-    case 0x07:
-      return failure(sense.asc === 0x27 && sense.ascq === 0x07 ? 'ENOSPC' : 'EROFS', what, { status, sense });
-    case 0x02:
-    case 0x03:
-    case 0x0b:
-      return failure('EIO', what, { status, sense });
-    default:
-      return failure('EREMOTEIO', what, { status, sense });
+export function remoteOutcome(op: BackstoreOp, status: number, sense: SenseData | undefined): BackstoreIoError {
+  if (status === ScsiStatus.RESERVATION_CONFLICT) return ioError('WRITE_PROTECTED', op, `remote ${op} failed: RESERVATION CONFLICT`);
+  if (status === ScsiStatus.CHECK_CONDITION && sense) {
+    return ioError(reasonForSense(sense.key, sense.asc, sense.ascq, op), op, `remote ${op} failed: ${formatSense(sense)}`);
   }
+  return ioError('LOGICAL_UNIT_COMMUNICATION_FAILURE', op, `remote ${op} failed: status 0x${status.toString(16)}`);
 }
 
-/** A transport failure (connection lost, session closed, timeout) as EIO. */
-function transportFailure(op: Op, err: unknown): RemoteFailure {
+/** A transport failure (connection lost beyond recovery, session closed, timeout). */
+function transportFailure(op: BackstoreOp, err: unknown): BackstoreIoError {
   const msg = err instanceof Error ? err.message : String(err);
-  return failure('EIO', `remote ${op} failed: ${msg}`, { cause: err });
+  return ioError('LOGICAL_UNIT_COMMUNICATION_FAILURE', op, `remote ${op} failed: ${msg}`, err);
 }
 
 const hostPort = (host: string, port: number | undefined): string => `${host.includes(':') ? `[${host}]` : host}:${port ?? '?'}`;
@@ -116,11 +118,12 @@ const hostPort = (host: string, port: number | undefined): string => `${host.inc
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Runs one command with the retries SAM-5 allows the application client:
- * UNIT ATTENTION (the condition is reported once per nexus), BUSY and TASK
- * SET FULL (back off and resend). Resolves with the GOOD reply's value.
+ * The module's one retry policy. Runs one command and resends it while the
+ * remote says "again": UNIT ATTENTION (reported once per nexus, SAM-5
+ * §5.14), BUSY and TASK SET FULL (back off, SAM-5 §5.3.1). Resolves with the
+ * last reply, GOOD or not; a transport failure rejects.
  */
-async function withRetries<T>(op: Op, run: () => Promise<ScsiReply<T>>): Promise<T> {
+async function retrying<T>(op: BackstoreOp, run: () => Promise<ScsiReply<T>>): Promise<ScsiReply<T>> {
   let ua = 0;
   let busy = 0;
   for (;;) {
@@ -131,27 +134,48 @@ async function withRetries<T>(op: Op, run: () => Promise<ScsiReply<T>>): Promise
       if (err instanceof RangeError) throw err;
       throw transportFailure(op, err);
     }
-    if (r.ok) return r.value;
+    if (r.ok) return r;
     if (r.status === ScsiStatus.CHECK_CONDITION && r.sense?.key === 0x06 && ua++ < UA_RETRIES) continue;
     if ((r.status === ScsiStatus.BUSY || r.status === ScsiStatus.TASK_SET_FULL) && busy++ < BUSY_RETRIES) {
       await sleep(Math.min(200, 5 << Math.min(busy, 6)));
       continue;
     }
-    throw remoteFailure(op, r.status, r.sense);
+    return r;
   }
+}
+
+/** retrying(), then the GOOD reply's value or the remote's outcome as a failure. */
+async function withRetries<T>(op: BackstoreOp, run: () => Promise<ScsiReply<T>>): Promise<T> {
+  const r = await retrying(op, run);
+  if (r.ok) return r.value;
+  throw remoteOutcome(op, r.status, r.sense);
 }
 
 /** Header byte 2 of MODE SENSE(6) parameter data: WP (bit 7), DPOFUA (bit 4) (SBC-3 §6.4.2). */
 async function modeSenseFlags(s: ScsiExecutor, lun: number): Promise<{ writeProtected: boolean; dpoFua: boolean }> {
   const cdb = Buffer.from([0x1a, 0x08, 0x3f, 0x00, 0xff, 0x00]);
-  const r: ScsiResult = await s.execute({ lun, cdb, dataIn: 255 });
-  if (r.status !== ScsiStatus.GOOD || r.data.length < 4) return { writeProtected: false, dpoFua: false };
-  return { writeProtected: (r.data[2] & 0x80) !== 0, dpoFua: (r.data[2] & 0x10) !== 0 };
+  const r = await retrying('read', async (): Promise<ScsiReply<Buffer>> => {
+    const res = await s.execute({ lun, cdb, dataIn: 255 });
+    return res.status === ScsiStatus.GOOD ? { ok: true, status: 0, value: res.data, result: res } : { ok: false, status: res.status, sense: res.sense, result: res };
+  });
+  if (!r.ok || r.value.length < 4) return { writeProtected: false, dpoFua: false };
+  return { writeProtected: (r.value[2] & 0x80) !== 0, dpoFua: (r.value[2] & 0x10) !== 0 };
+}
+
+/** The credentials as the initiator takes them: LIBISCSI_CHAP_* values (the URL's own still win). */
+function chapEnv(opts: IscsiBackstoreOptions): ChapEnv | undefined {
+  if (!opts.chap && !opts.mutualChap && !opts.ignoreEnvironment) return undefined;
+  const env: ChapEnv = {};
+  if (opts.chap) Object.assign(env, { LIBISCSI_CHAP_USERNAME: opts.chap.userid, LIBISCSI_CHAP_PASSWORD: opts.chap.password });
+  if (opts.mutualChap) Object.assign(env, { LIBISCSI_CHAP_TARGET_USERNAME: opts.mutualChap.userid, LIBISCSI_CHAP_TARGET_PASSWORD: opts.mutualChap.password });
+  return env;
 }
 
 export class IscsiBackstore implements BackstoreOps {
   readonly kind = 'iscsi';
   readonly caps: BackstoreCaps;
+  /** Present when caps.canUnmap (writable, VPD B2h LBPU, a MAXIMUM UNMAP LBA COUNT). */
+  declare readonly unmap?: (offset: number, length: number) => Promise<void>;
   private flushSupported = true;
   private closing: Promise<void> | undefined;
 
@@ -170,6 +194,8 @@ export class IscsiBackstore implements BackstoreOps {
     private readonly maxUnmapBlocks: number,
   ) {
     this.caps = Object.freeze(caps);
+    // No writeZeroes or extents: WRITE SAME and GET LBA STATUS are not sent to the remote.
+    if (caps.canUnmap) (this as { unmap?: BackstoreOps['unmap'] }).unmap = (offset, length) => this.deallocate(offset, length);
   }
 
   /** Log in, size the LUN and read its capabilities. */
@@ -177,6 +203,9 @@ export class IscsiBackstore implements BackstoreOps {
     const sessionOpts: OpenUrlOptions = { ...opts.session };
     if (opts.connections !== undefined) sessionOpts.connections = opts.connections;
     if (opts.errorRecoveryLevel !== undefined) sessionOpts.errorRecoveryLevel = opts.errorRecoveryLevel;
+    const env = chapEnv(opts);
+    if (env) sessionOpts.env = env;
+    if (opts.mutualChap) sessionOpts.targetChap = { user: opts.mutualChap.userid, password: opts.mutualChap.password };
     // The holder outlives connection losses: reinstate the session (the initiator's ERL 0 recovery).
     sessionOpts.reinstateAttempts ??= 5;
     // DefaultTime2Wait is negotiated as the larger offer (RFC 7143 §13.15): offering 0 leaves the
@@ -186,24 +215,27 @@ export class IscsiBackstore implements BackstoreOps {
     try {
       opened = await openUrl(opts.url, sessionOpts);
     } catch (err) {
-      const code = isIscsiInitiatorError(err) ? ` (${err.code})` : '';
-      throw new AttachError('ERR_ATTACH_START', `cannot log in to ${redactIscsiUrl(opts.url)}: ${(err as Error).message}${code}`, { cause: err });
+      const code = isIscsiInitiatorError(err) ? err.code : 'ERR_ISCSI_CONNECT';
+      throw new LunkitError(code, `cannot log in to ${redactIscsiUrl(opts.url)}: ${(err as Error).message}${isIscsiInitiatorError(err) ? ` (${err.code})` : ''}`, { cause: err });
     }
     const { session, lun, url } = opened;
     try {
-      const cap = await withRetries('open', () => readCapacity16(session, lun));
+      const cap = await withRetries('read', () => readCapacity16(session, lun));
       if (cap.blockSize !== 512 && cap.blockSize !== 4096) {
-        throw new AttachError('ERR_ATTACH_SOURCE', `the remote LUN has ${cap.blockSize}-byte blocks; only 512 and 4096 are supported`);
+        throw new LunkitError('EINVAL', `the remote LUN has ${cap.blockSize}-byte blocks; only 512 and 4096 are supported`);
       }
       const size = Number(cap.blocks) * cap.blockSize;
-      if (!Number.isSafeInteger(size) || size <= 0) throw new AttachError('ERR_ATTACH_SOURCE', `the remote LUN's size (${cap.blocks} blocks) is out of range`);
+      if (opts.blockSize !== undefined && cap.blockSize !== opts.blockSize) {
+        throw new LunkitError('EINVAL', `the remote LUN has ${cap.blockSize}-byte blocks, not the ${opts.blockSize} configured`);
+      }
+      if (!Number.isSafeInteger(size) || size <= 0) throw new LunkitError('EINVAL', `the remote LUN's size (${cap.blocks} blocks) is out of range`);
       const flags = await modeSenseFlags(session, lun).catch(() => ({ writeProtected: false, dpoFua: false }));
-      const pages = await supportedVpdPages(session, lun).catch(() => undefined);
+      const pages = await retrying('read', () => supportedVpdPages(session, lun)).catch(() => undefined);
       const vpds = pages?.ok ? pages.value : [];
       let maxTransfer = DEFAULT_MAX_TRANSFER;
       let maxUnmapBlocks = 0;
       if (vpds.includes(0xb0)) {
-        const bl = await blockLimits(session, lun).catch(() => undefined);
+        const bl = await retrying('read', () => blockLimits(session, lun)).catch(() => undefined);
         if (bl?.ok) {
           if (bl.value.maxTransferLength > 0) maxTransfer = Math.min(maxTransfer * 8, bl.value.maxTransferLength * cap.blockSize);
           maxUnmapBlocks = bl.value.maxUnmapLbaCount;
@@ -212,7 +244,7 @@ export class IscsiBackstore implements BackstoreOps {
       // SBC-3 §6.6.4: LBPU in VPD B2h says UNMAP is supported; LBPME (READ CAPACITY 16) that the LU is thin.
       let lbpu = false;
       if (cap.thin && vpds.includes(0xb2)) {
-        const lbp = await inquiryVpd(session, lun, 0xb2).catch(() => undefined);
+        const lbp = await retrying('read', () => inquiryVpd(session, lun, 0xb2)).catch(() => undefined);
         lbpu = lbp?.ok === true && lbp.value.length > 5 && (lbp.value[5] & 0x80) !== 0;
       }
       const canWrite = !flags.writeProtected && !(opts.readOnly ?? false);
@@ -227,6 +259,10 @@ export class IscsiBackstore implements BackstoreOps {
         unmapReadsZero: canUnmap && cap.unmapReadsZero,
         thin: canUnmap,
         rotationRate: 0,
+        // One session: SYNCHRONIZE CACHE acts on the remote LU's cache, so it
+        // covers every write this backstore sent, over any of its connections
+        // (MC/S) and across reinstatements, whichever local nexus asked.
+        canMultiConn: true,
       };
       const name = opts.name ?? `${url.target ?? 'iscsi'}/${lun}`;
       const portal = url.host.includes(':') ? `[${url.host}]:${url.port}` : `${url.host}:${url.port}`;
@@ -250,14 +286,14 @@ export class IscsiBackstore implements BackstoreOps {
     return this.chunked(offset, buf.length, async (off, len, at) => {
       const into = buf.subarray(at, at + len);
       const data = await withRetries('read', () => read16(this.session, this.lun, off / bs, len / bs, { blockSize: bs, into }));
-      if (data.length < len) throw failure('EIO', `remote read returned ${data.length} of ${len} bytes`);
+      if (data.length < len) throw ioError('MEDIUM_ERROR_READ', 'read', `remote read returned ${data.length} of ${len} bytes`);
       // The initiator reads into `into`; copy only if it handed back another buffer.
       if (data.buffer !== into.buffer || data.byteOffset !== into.byteOffset) data.copy(into, 0, 0, len);
     });
   }
 
   write(buf: Buffer, offset: number, opts?: { fua?: boolean }): Promise<void> {
-    if (!this.caps.canWrite) return Promise.reject(failure('EROFS', 'the remote LUN is attached read-only'));
+    if (!this.caps.canWrite) return Promise.reject(ioError('WRITE_PROTECTED', 'write', 'the remote LUN is attached read-only'));
     const bs = this.blockSize;
     const fua = (opts?.fua ?? false) && this.caps.canFua;
     return this.chunked(offset, buf.length, (off, len, at) =>
@@ -271,8 +307,7 @@ export class IscsiBackstore implements BackstoreOps {
       await withRetries('flush', () => synchronizeCache16(this.session, this.lun));
     } catch (err) {
       // A remote without SYNCHRONIZE CACHE(16) (ILLEGAL REQUEST 20/00) writes through: nothing to flush.
-      const s = (err as RemoteFailure).remoteSense;
-      if (s?.key === 0x05 && s.asc === 0x20) {
+      if (err instanceof BackstoreIoError && err.senseReason === 'INVALID_OPCODE') {
         this.flushSupported = false;
         return;
       }
@@ -280,8 +315,8 @@ export class IscsiBackstore implements BackstoreOps {
     }
   }
 
-  async unmap(offset: number, length: number): Promise<void> {
-    if (!this.caps.canUnmap) throw failure('EOPNOTSUPP', 'the remote LUN cannot unmap');
+  /** Behind `unmap`. */
+  private async deallocate(offset: number, length: number): Promise<void> {
     const bs = this.blockSize;
     const step = Math.min(this.maxUnmapBlocks, 0xffffffff);
     const ranges: Array<{ lba: number; blocks: number }> = [];
