@@ -59,12 +59,13 @@ export function jsonPath(...parts: Array<string | number>): string {
 }
 
 /** A whole configuration rejected: every problem, each with its JSON path. */
-export class ConfigError extends Error {
-  readonly code = 'ERR_INVALID_CONFIG';
+export class ConfigError extends LunkitError {
+  declare readonly code: 'ERR_INVALID_CONFIG';
   constructor(
     readonly problems: string[],
     source: string,
   ) {
-    super(`invalid configuration${source ? ` in ${source}` : ''}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    super('ERR_INVALID_CONFIG', `invalid configuration${source ? ` in ${source}` : ''}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
   }
 }

@@ -148,7 +148,7 @@ class Exposition {
 
   sample(family: string, labels: Labels, value: number, suffix = ''): void {
     const f = this.families.get(family);
-    if (!f) throw new Error(`metric family ${family} not declared`);
+    if (!f) throw new LunkitError('ERR_INTERNAL', `metric family ${family} not declared`);
     f.lines.push(`${family}${suffix}${labelText(labels)} ${formatValue(value)}`);
   }
 
