@@ -11,22 +11,26 @@ import type { Socket } from 'node:net';
 import { PduFramer, type RawPdu } from '../../protocols/iscsi/framer.js';
 import { encodeFrame } from '../../protocols/iscsi/writer.js';
 import { decodePdu, encodeBhs, type EncodablePdu } from '../../protocols/iscsi/pdu.js';
-import { BHS_LENGTH, RejectReason, RESERVED_TAG, DEFAULT_RECV_DATA_SEGMENT_LENGTH } from '../../protocols/iscsi/constants.js';
+import { BHS_LENGTH, RejectReason, RESERVED_TAG, DEFAULT_RECV_DATA_SEGMENT_LENGTH, rejectReasonName } from '../../protocols/iscsi/constants.js';
 import { Opcode, type Pdu } from '../../protocols/iscsi/pdu-types.js';
 import { isLunkitError } from '../../protocols/errors.js';
-import { DEFAULT_SESSION_PARAMS, type IscsiSession, type SessionConnection, type SessionParams } from './session.js';
-import type { ServerContext } from './context.js';
-import { LoginPhase } from './login.js';
+import type { IscsiSession } from './session.js';
+import { DEFAULT_SESSION_PARAMS, type SessionParams } from './session-params.js';
+import type { AcceptingServer } from './accepting-server.js';
+import type { CmdSnFields, ConnectionPort } from './hosts.js';
+import { LoginPhase, type LoginConnection } from './login.js';
 import { FullFeature } from './full-feature.js';
 import { sendReject } from './reject.js';
 import { NopPinger } from './nop.js';
 import { StatusRetention } from './retention.js';
+import { BufferPool } from './buffer-pool.js';
+import type { StatsConnection } from './stats.js';
 
 export type ConnectionStage = 'login' | 'full-feature' | 'logout' | 'closed';
 
 let nextConnId = 1;
 
-export class IscsiConnection implements SessionConnection {
+export class IscsiConnection implements ConnectionPort, LoginConnection, StatsConnection {
   readonly id = nextConnId++;
   readonly remote: string;
   readonly local: string;
@@ -48,17 +52,19 @@ export class IscsiConnection implements SessionConnection {
   peerMaxRecvDataSegmentLength = DEFAULT_RECV_DATA_SEGMENT_LENGTH;
   private readonly framer: PduFramer;
   private readonly login: LoginPhase;
-  private ffp: FullFeature | undefined;
+  private fullFeaturePhase: FullFeature | undefined;
   private corked = false;
   private loginTimer: NodeJS.Timeout | undefined;
   private pinger: NopPinger | undefined;
   private readonly closeHooks: Array<() => void> = [];
   /** ERL >= 1 only: status PDUs kept until acknowledged (retention.ts). */
   retention: StatusRetention | undefined;
+  /** Data-In and Data-Out buffers of this connection's commands (buffer-pool.ts). */
+  readonly buffers = new BufferPool();
 
   constructor(
     readonly socket: Socket,
-    readonly ctx: ServerContext,
+    readonly server: AcceptingServer,
     /** Key of the listener that accepted this connection (which portal). */
     readonly portalKey: string,
   ) {
@@ -75,7 +81,7 @@ export class IscsiConnection implements SessionConnection {
       onPdu: (frame) => this.onFrame(frame),
       onError: (err, bhs) => this.onFramerError(err, bhs),
     });
-    this.login = new LoginPhase(this);
+    this.login = new LoginPhase(this, server);
     socket.on('data', (chunk: Buffer) => {
       if (this.stage === 'closed') return;
       try {
@@ -84,9 +90,9 @@ export class IscsiConnection implements SessionConnection {
         this.fail('framer threw', err);
       }
     });
-    socket.on('error', (err) => this.ctx.log.debug?.('iSCSI socket error', { conn: this.id, remote: this.remote, err: err.message }));
+    socket.on('error', (err) => this.server.log.debug?.('iSCSI socket error', { conn: this.id, remote: this.remote, err: err.message }));
     socket.on('close', () => this.onSocketClosed());
-    const loginTimeout = ctx.loginTimeoutFor(portalKey);
+    const loginTimeout = server.loginTimeoutFor(portalKey);
     if (loginTimeout > 0) {
       this.loginTimer = setTimeout(() => {
         if (this.stage === 'login') this.destroy('login timeout');
@@ -127,24 +133,25 @@ export class IscsiConnection implements SessionConnection {
           return;
         }
         if (!frame.dataDigestOk) {
-          this.ctx.stats.digestError(this, 'data');
+          this.server.stats.digestError(this, 'data');
           this.destroy('data digest error during login');
           return;
         }
         this.login.handle(pdu);
         return;
       }
-      if (this.stage !== 'full-feature' || !this.ffp) return;
+      const fullFeature = this.fullFeaturePhase;
+      if (this.stage !== 'full-feature' || !fullFeature) return;
       if (!frame.dataDigestOk) {
         // RFC 7143 §7.8: the data is discarded and the PDU rejected; a SCSI
         // Command or Data-Out also ends its task (ERL 0: no recovery R2T).
-        this.ctx.stats.digestError(this, 'data');
+        this.server.stats.digestError(this, 'data');
         this.reject(frame.bhs, RejectReason.DATA_DIGEST_ERROR);
-        this.ffp.dataDigestError(pdu);
+        fullFeature.dataDigestError(pdu);
         return;
       }
       this.pinger?.activity();
-      this.ffp.handle(pdu, frame.bhs);
+      fullFeature.handle(pdu, frame.bhs);
     } catch (err) {
       this.fail('PDU handler threw', err);
     }
@@ -152,7 +159,7 @@ export class IscsiConnection implements SessionConnection {
 
   private onFramerError(err: Error, bhs: Buffer | undefined): void {
     if (this.stage === 'closed') return;
-    if (isLunkitError(err, 'ERR_PDU_HEADER_DIGEST')) this.ctx.stats.digestError(this, 'header');
+    if (isLunkitError(err, 'ERR_PDU_HEADER_DIGEST')) this.server.stats.digestError(this, 'header');
     if (isLunkitError(err, 'ERR_PDU_TOO_LARGE') && this.stage === 'full-feature') {
       // RFC 7143 §7.10: a data segment over MaxRecvDataSegmentLength is a
       // protocol error; we cannot resynchronise, so reject, flush and close.
@@ -180,12 +187,12 @@ export class IscsiConnection implements SessionConnection {
     // §13.1): the framer is switched synchronously, before it parses on.
     this.framer.setDigests(p.headerDigest, p.dataDigest);
     this.framer.setMaxDataSegmentLength(p.maxRecvDataSegmentLength);
-    const ffp = new FullFeature(this, session);
-    this.ffp = ffp;
+    const fullFeature = new FullFeature(this, session, this.server);
+    this.fullFeaturePhase = fullFeature;
     if (p.errorRecoveryLevel >= 1 && session.type === 'normal') {
-      this.retention = new StatusRetention((itt, statSN) => ffp.statusAcked(itt, statSN));
+      this.retention = new StatusRetention((itt, statSN) => fullFeature.statusAcked(itt, statSN));
     }
-    const nop = this.ctx.nopTimingFor(session);
+    const nop = this.server.nopTimingFor(session);
     if (nop.interval > 0) this.pinger = new NopPinger(this, nop.interval, nop.timeout);
   }
 
@@ -195,7 +202,12 @@ export class IscsiConnection implements SessionConnection {
   }
 
   get fullFeature(): FullFeature | undefined {
-    return this.ffp;
+    return this.fullFeaturePhase;
+  }
+
+  /** The socket is gone (ConnectionPort). */
+  get closed(): boolean {
+    return this.stage === 'closed';
   }
 
   // -------------------------------------------------------------------------
@@ -220,9 +232,16 @@ export class IscsiConnection implements SessionConnection {
   // -------------------------------------------------------------------------
   // Send
 
-  /** Encode and write one PDU. Data is written as its own iovec, never copied. */
-  send<P extends Pdu>(pdu: EncodablePdu<P>): void {
-    if (this.stage === 'closed' || this.socket.destroyed) return;
+  /**
+   * Encode and write one PDU. Data is written as its own iovec, never copied.
+   * `onWritten` runs once the socket has taken the PDU's last byte (the
+   * write callback), or at once when nothing is written.
+   */
+  send<P extends Pdu>(pdu: EncodablePdu<P>, onWritten?: () => void): void {
+    if (this.stage === 'closed' || this.socket.destroyed) {
+      onWritten?.();
+      return;
+    }
     const data = (pdu as { data?: Buffer }).data;
     this.pdusOut++;
     const bhs = encodeBhs(pdu);
@@ -238,17 +257,22 @@ export class IscsiConnection implements SessionConnection {
         if (!this.socket.destroyed) this.socket.uncork();
       });
     }
-    for (const b of iov) this.socket.write(b);
+    const last = iov.length - 1;
+    for (let i = 0; i < last; i++) this.socket.write(iov[i]);
+    if (onWritten === undefined) this.socket.write(iov[last]);
+    else this.socket.write(iov[last], () => onWritten());
     if (this.retention !== undefined) this.retention.sent(pdu);
   }
 
   /** Send a Reject carrying the offending header (RFC 7143 §11.17). */
   reject(bhs: Buffer, reason: number): void {
+    this.server.log.debug?.('iSCSI reject', { conn: this.id, reason: rejectReasonName(reason) });
+    this.server.stats.reject(this, reason);
     sendReject(this, bhs, reason);
   }
 
   /** Current ExpCmdSN/MaxCmdSN to put in a response. */
-  window(): { expCmdSN: number; maxCmdSN: number } {
+  window(): CmdSnFields {
     const s = this.session;
     if (!s) return this.login.window();
     return { expCmdSN: s.window.expCmdSN, maxCmdSN: s.window.refresh() };
@@ -265,7 +289,7 @@ export class IscsiConnection implements SessionConnection {
   /** Flush what was queued, then close (after a Logout Response or a failed login). */
   end(reason: string): void {
     if (this.stage === 'closed') return;
-    this.ctx.log.debug?.('iSCSI connection ending', { conn: this.id, remote: this.remote, reason });
+    this.server.log.debug?.('iSCSI connection ending', { conn: this.id, remote: this.remote, reason });
     this.stage = 'logout';
     this.pinger?.stop();
     // Give the socket time to flush; if the peer never reads, destroy.
@@ -277,13 +301,13 @@ export class IscsiConnection implements SessionConnection {
   /** Drop the connection now. */
   destroy(reason: string): void {
     if (this.stage === 'closed') return;
-    this.ctx.log.debug?.('iSCSI connection dropped', { conn: this.id, remote: this.remote, reason });
+    this.server.log.debug?.('iSCSI connection dropped', { conn: this.id, remote: this.remote, reason });
     this.socket.destroy();
     this.onSocketClosed();
   }
 
   private fail(what: string, err: unknown): void {
-    this.ctx.log.warn?.(`iSCSI connection error: ${what}`, {
+    this.server.log.warn?.(`iSCSI connection error: ${what}`, {
       conn: this.id,
       remote: this.remote,
       err: err instanceof Error ? err.message : String(err),
@@ -299,13 +323,15 @@ export class IscsiConnection implements SessionConnection {
     this.stage = 'closed';
     if (this.loginTimer) clearTimeout(this.loginTimer);
     this.pinger?.stop();
-    this.ctx.stats.connectionClosed(this);
+    this.server.stats.connectionClosed(this);
     const s = this.session;
-    if (this.ffp) {
-      if (failed && s && s.connectionFailed(this.cid, this.ffp)) this.ffp.detach();
-      else this.ffp.connectionClosed();
+    const fullFeature = this.fullFeaturePhase;
+    if (fullFeature) {
+      if (failed && s && s.connectionFailed(this.cid, fullFeature)) fullFeature.detach();
+      else fullFeature.connectionClosed();
     }
     this.retention?.clear();
+    this.buffers.close();
     for (const fn of this.closeHooks.splice(0)) {
       try {
         fn();

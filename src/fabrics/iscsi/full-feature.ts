@@ -22,17 +22,29 @@ import {
   type TextRequestPdu,
 } from '../../protocols/iscsi/pdu-types.js';
 import { AsyncEvent, RESERVED_TAG, RejectReason } from '../../protocols/iscsi/constants.js';
-import type { IscsiConnection } from './connection.js';
 import type { IscsiSession } from './session.js';
-import { ScsiTask, SENSE_CRC_ERROR, SENSE_DATA_PHASE_ERROR, type TaskHost } from './scsi-command.js';
-import { encodeSenseData } from '../../protocols/iscsi/pdu.js';
-import { handleTmf } from './tmf.js';
-import { TextHandler } from './text.js';
+import { ScsiTask, SENSE_CRC_ERROR, SENSE_DATA_PHASE_ERROR, type TaskHost, type TaskParams } from './scsi-command.js';
+import { encodeSenseData, type EncodablePdu } from '../../protocols/iscsi/pdu.js';
+import type { NexusHandle } from '../../core/types.js';
+import type { IscsiCore, IscsiLogger } from './config.js';
+import type { AcceptingServer } from './accepting-server.js';
+import type { CmdSnFields, ConnectionPort, TaskTable } from './hosts.js';
+import type { StatusRetention } from './retention.js';
+import { handleTmf, type TmfHost } from './tmf.js';
+import { TextHandler, type TextHost } from './text.js';
 import { answerNopOut } from './nop.js';
-import { handleLogout } from './logout.js';
-import { handleSnack } from './snack.js';
+import { handleLogout, type LogoutHost } from './logout.js';
+import { handleSnack, type SnackHost } from './snack.js';
 
-export class FullFeature implements TaskHost {
+/** What the full feature phase needs of the server (IscsiTargetServer's AcceptingServer). */
+export type FullFeatureServer = Pick<AcceptingServer, 'core' | 'log' | 'stats' | 'sendTargets'>;
+
+/**
+ * The full feature phase of one connection: its task table, and the host
+ * every handler of the phase works through (each names only the narrow
+ * interface it needs).
+ */
+export class FullFeature implements TaskTable, TaskHost, TmfHost, TextHost, SnackHost, LogoutHost {
   private readonly tasks = new Map<number, ScsiTask>();
   private readonly ttts = new Map<number, ScsiTask>();
   private nextTtt = 1;
@@ -44,11 +56,78 @@ export class FullFeature implements TaskHost {
   readonly retaining: boolean;
 
   constructor(
-    readonly conn: IscsiConnection,
+    readonly conn: ConnectionPort,
     readonly session: IscsiSession,
+    private readonly server: FullFeatureServer,
   ) {
     this.text = new TextHandler(this);
     this.retaining = session.params.errorRecoveryLevel >= 1 && session.type === 'normal';
+  }
+
+  // -------------------------------------------------------------------------
+  // What the handlers reach through this host (TaskHost, TmfHost, ...)
+
+  send<P extends Pdu>(pdu: EncodablePdu<P>, onWritten?: () => void): void {
+    this.conn.send(pdu, onWritten);
+  }
+
+  window(): CmdSnFields {
+    return this.conn.window();
+  }
+
+  takeStatSN(): number {
+    return this.conn.takeStatSN();
+  }
+
+  get currentStatSN(): number {
+    return this.conn.currentStatSN;
+  }
+
+  get params(): TaskParams {
+    return this.conn.params;
+  }
+
+  get peerMaxRecvDataSegmentLength(): number {
+    return this.conn.peerMaxRecvDataSegmentLength;
+  }
+
+  get nexus(): NexusHandle | undefined {
+    return this.session.nexus;
+  }
+
+  get core(): IscsiCore {
+    return this.server.core;
+  }
+
+  get log(): IscsiLogger {
+    return this.server.log;
+  }
+
+  get connectionGone(): boolean {
+    return this.conn.closed;
+  }
+
+  get retention(): StatusRetention | undefined {
+    return this.conn.retention;
+  }
+
+  reject(bhs: Buffer, reason: number): void {
+    this.conn.reject(bhs, reason);
+  }
+
+  sendTargets(initiator: string, which: string): Array<[string, string]> {
+    return this.server.sendTargets(initiator, which, this.conn.portalKey);
+  }
+
+  loggedOut(reasonCode: number): void {
+    const session = this.session;
+    this.server.stats.logout(this.conn, session, reasonCode);
+    this.server.log.info?.('iSCSI logout', { tsih: session.tsih, initiator: session.initiatorName, reason: reasonCode });
+  }
+
+  closeSessionConnections(reason: string): void {
+    for (const c of [...this.session.connections]) if (c !== this.conn) c.destroy(reason);
+    this.conn.end(reason);
   }
 
   task(itt: number): ScsiTask | undefined {
@@ -127,7 +206,7 @@ export class FullFeature implements TaskHost {
     }
     const r = this.session.window.offer(pdu.cmdSN, fn);
     if (r.verdict === 'drop') {
-      this.conn.ctx.log.debug?.('iSCSI CmdSN outside window: dropped', {
+      this.server.log.debug?.('iSCSI CmdSN outside window: dropped', {
         cmdSN: pdu.cmdSN,
         expCmdSN: this.session.window.expCmdSN,
         maxCmdSN: this.session.window.maxCmdSN,
@@ -144,7 +223,7 @@ export class FullFeature implements TaskHost {
     const window = this.session.window;
     if (!pdu.immediate && !window.inWindow(pdu.cmdSN)) {
       // §3.2.2.1: outside [ExpCmdSN, MaxCmdSN]: silently ignored.
-      this.conn.ctx.log.debug?.('iSCSI CmdSN outside window: dropped', { cmdSN: pdu.cmdSN, expCmdSN: window.expCmdSN, maxCmdSN: window.maxCmdSN });
+      this.server.log.debug?.('iSCSI CmdSN outside window: dropped', { cmdSN: pdu.cmdSN, expCmdSN: window.expCmdSN, maxCmdSN: window.maxCmdSN });
       return;
     }
     const prior = this.tasks.get(pdu.itt);
@@ -177,12 +256,12 @@ export class FullFeature implements TaskHost {
     const task = pdu.targetTransferTag === RESERVED_TAG ? this.tasks.get(pdu.itt) : this.ttts.get(pdu.targetTransferTag);
     if (!task || task.itt !== pdu.itt || task.phase !== 'collecting') {
       // Data for a command that already ended (failed or aborted): drop it.
-      this.conn.ctx.log.debug?.('iSCSI Data-Out for no open transfer: dropped', { itt: pdu.itt, ttt: pdu.targetTransferTag });
+      this.server.log.debug?.('iSCSI Data-Out for no open transfer: dropped', { itt: pdu.itt, ttt: pdu.targetTransferTag });
       return;
     }
     const err = task.dataOutPdu(pdu);
     if (err !== undefined) {
-      this.conn.ctx.log.info?.('iSCSI Data-Out sequence error', { itt: pdu.itt, err });
+      this.server.log.info?.('iSCSI Data-Out sequence error', { itt: pdu.itt, err });
       // The command fails with CHECK CONDITION; the connection stays usable
       // (libiscsi iSCSIDataSnInvalid expects the command to fail).
       if (!task.delivered) {
@@ -229,8 +308,8 @@ export class FullFeature implements TaskHost {
     if (task.statSN !== undefined) this.conn.retention?.forget(task.statSN);
   }
 
-  /** TASK REASSIGN: take `task` over from `from` (a failed connection's FullFeature). */
-  adopt(task: ScsiTask, from: FullFeature, expDataSN: number): boolean {
+  /** TASK REASSIGN: take `task` over from `from` (a failed connection's task table). */
+  adopt(task: ScsiTask, from: TaskTable, expDataSN: number): boolean {
     const here = this.tasks.get(task.itt);
     if (here !== undefined && here !== task) {
       if (here.phase !== 'done') return false;
@@ -262,7 +341,7 @@ export class FullFeature implements TaskHost {
 
   private tmf(pdu: TaskMgmtRequestPdu): void {
     handleTmf(this, pdu).catch((err: unknown) => {
-      this.conn.ctx.log.error?.('iSCSI TMF failed', { err: err instanceof Error ? err.message : String(err) });
+      this.server.log.error?.('iSCSI TMF failed', { err: err instanceof Error ? err.message : String(err) });
       this.sendTmfResponse(pdu, 255);
     });
   }
@@ -381,7 +460,7 @@ export class FullFeature implements TaskHost {
     const nexus = this.session.nexus;
     for (const t of [...this.tasks.values()]) {
       if (t.phase === 'submitted' && nexus) {
-        void this.conn.ctx.core.taskManagement({ nexus, fn: 'abort-task', lun: t.lun, refTag: t.itt }).catch(() => undefined);
+        void this.server.core.taskManagement({ nexus, fn: 'abort-task', lun: t.lun, refTag: t.itt }).catch(() => undefined);
       }
       t.abortLocal();
     }

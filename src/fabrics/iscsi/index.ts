@@ -1,4 +1,4 @@
-// The iSCSI target fabric (RFC 7143, ERL 0).
+// The iSCSI target fabric (RFC 7143: MC/S, error recovery levels 0-2).
 export { IscsiTargetServer } from './server.js';
 export type {
   IscsiTargetConfig,
@@ -15,5 +15,6 @@ export type {
   IscsiServerOptions,
 } from './config.js';
 export { DEFAULT_TPG_ATTRIBUTES } from './config.js';
-export type { SessionInfo, SessionParams } from './session.js';
+export type { SessionInfo } from './session.js';
+export type { SessionParams } from './session-params.js';
 export { CmdSnWindow } from './cmdsn.js';

@@ -14,12 +14,13 @@ import { LoginStage, LoginStatus, ISCSI_VERSION } from '../../protocols/iscsi/co
 import { Opcode, type LoginRequestPdu, type LoginResponsePdu } from '../../protocols/iscsi/pdu-types.js';
 import { encodeTextKeys, parseTextKeys, TextAccumulator } from '../../protocols/iscsi/text.js';
 import { KeyNegotiator } from '../../protocols/iscsi/keys.js';
-import type { IscsiConnection } from './connection.js';
-import type { ResolvedTarget } from './context.js';
+import type { AcceptingServer, ResolvedTarget } from './accepting-server.js';
+import type { PduSink, SessionConnection } from './hosts.js';
 import { ChapTarget, SECURITY_KEYS } from './auth.js';
 import { SessionLunMap, computeLuns, findAcl, initiatorAllowed, sameName } from './acl.js';
 import type { ChapCredentials } from './config.js';
-import { DEFAULT_SESSION_PARAMS, IscsiSession, initiatorPortId, targetPortId, type SessionParams } from './session.js';
+import { IscsiSession, initiatorPortId, targetPortId } from './session.js';
+import { DEFAULT_SESSION_PARAMS, type SessionParams } from './session-params.js';
 
 type Status = { statusClass: number; statusDetail: number };
 
@@ -33,6 +34,19 @@ class LoginFailure extends Error {
   ) {
     super(message);
   }
+}
+
+/** What the login phase needs of its connection (IscsiConnection). */
+export interface LoginConnection extends PduSink, SessionConnection {
+  /** Set from the first Login Request. */
+  cid: number;
+  /** Key of the listener that accepted the connection (which portal). */
+  readonly portalKey: string;
+  setInitialStatSN(n: number): void;
+  /** The final Login Response is queued: switch to full feature phase. */
+  enterFullFeature(session: IscsiSession, params: SessionParams): void;
+  /** Flush what is queued, then close. */
+  end(reason: string): void;
 }
 
 export class LoginPhase {
@@ -58,7 +72,10 @@ export class LoginPhase {
   private tpgtSent = false;
   private readonly text = new TextAccumulator(64 * 1024);
 
-  constructor(private readonly conn: IscsiConnection) {}
+  constructor(
+    private readonly conn: LoginConnection,
+    private readonly server: AcceptingServer,
+  ) {}
 
   /** ExpCmdSN/MaxCmdSN for login responses (RFC 7143 §11.13). */
   window(): { expCmdSN: number; maxCmdSN: number } {
@@ -180,7 +197,7 @@ export class LoginPhase {
   /** First PDU: who is logging in to what (§11.12, §13.4-13.6). */
   private identify(keys: Map<string, string>): void {
     this.identified = true;
-    const ctx = this.conn.ctx;
+    const server = this.server;
     const initiator = keys.get('InitiatorName');
     if (initiator === undefined || initiator.length === 0) {
       throw new LoginFailure(LoginStatus.MISSING_PARAMETER, 'InitiatorName missing');
@@ -196,7 +213,7 @@ export class LoginPhase {
       if (targetName === undefined || targetName.length === 0) {
         throw new LoginFailure(LoginStatus.MISSING_PARAMETER, 'TargetName missing');
       }
-      const r = ctx.resolveTarget(targetName, this.conn.portalKey);
+      const r = server.resolveTarget(targetName, this.conn.portalKey);
       if (r === 'not-found') throw new LoginFailure(LoginStatus.NOT_FOUND, `unknown target ${targetName}`);
       this.resolved = r;
       if (!initiatorAllowed(r.tpg, initiator)) {
@@ -207,7 +224,7 @@ export class LoginPhase {
       this.creds = acl?.chap;
       this.mutualCreds = acl?.mutualChap;
     } else {
-      const d = ctx.discoveryAuth();
+      const d = server.discoveryAuth();
       this.authRequired = d?.enabled === true;
       if (d?.userid !== undefined && d.password !== undefined) this.creds = { userid: d.userid, password: d.password };
       if (d?.mutualUserid !== undefined && d.mutualPassword !== undefined) {
@@ -217,7 +234,7 @@ export class LoginPhase {
 
     if (this.tsih !== 0) {
       // §6.3.1: adding (or reinstating) a connection of an existing session.
-      const s = ctx.sessions.byTsihGet(this.tsih);
+      const s = server.sessions.byTsihGet(this.tsih);
       const same =
         s !== undefined &&
         !s.closed &&
@@ -290,11 +307,11 @@ export class LoginPhase {
   /** Transit to full feature phase: create or join the session (§6.3.5). */
   private finish(pdu: LoginRequestPdu, replies: Array<[string, string]>): void {
     if (this.authRequired && !this.authDone) throw new LoginFailure(LoginStatus.AUTHENTICATION_FAILURE, 'not authenticated');
-    const ctx = this.conn.ctx;
+    const server = this.server;
     if (this.sessionType === 'normal' && this.resolved && !this.existing) {
       // The configuration may have changed while this login went on (a TPG
       // disabled, an ACL removed): the session is built on what is in force now.
-      const now = ctx.resolveTarget(this.resolved.target.iqn, this.conn.portalKey);
+      const now = server.resolveTarget(this.resolved.target.iqn, this.conn.portalKey);
       if (now === 'not-found' || now.tpg.tag !== this.resolved.tpg.tag) {
         throw new LoginFailure(LoginStatus.NOT_FOUND, `target ${this.resolved.target.iqn} went away during login`);
       }
@@ -324,15 +341,15 @@ export class LoginPhase {
       };
     } else {
       if (this.sessionType === 'normal' && this.resolved) {
-        const old = ctx.sessions.find(this.initiatorName, this.isid, this.resolved.target.iqn, this.resolved.tpg.tag);
+        const old = server.sessions.find(this.initiatorName, this.isid, this.resolved.target.iqn, this.resolved.tpg.tag);
         if (old) {
-          ctx.log.info?.('iSCSI session reinstatement', { initiator: this.initiatorName, tsih: old.tsih });
+          server.log.info?.('iSCSI session reinstatement', { initiator: this.initiatorName, tsih: old.tsih });
           old.close('session reinstated');
         }
       }
       const r = this.resolved;
       session = new IscsiSession({
-        tsih: ctx.sessions.allocateTsih(),
+        tsih: server.sessions.allocateTsih(),
         isid: this.isid,
         initiatorName: this.initiatorName,
         targetName: r?.target.iqn ?? '',
@@ -346,7 +363,7 @@ export class LoginPhase {
       if (r) {
         const luns = new SessionLunMap(computeLuns(r.tpg, this.initiatorName));
         session.luns = luns;
-        const nexus = ctx.core.openNexus(
+        const nexus = server.core.openNexus(
           {
             initiatorName: this.initiatorName,
             initiatorPortId: initiatorPortId(this.initiatorName, this.isid),
@@ -357,13 +374,13 @@ export class LoginPhase {
             protocolId: 5,
             luns,
           },
-          ctx.fabric,
+          server.fabric,
         );
         session.nexus = nexus;
-        session.onClose(() => ctx.core.closeNexus(nexus));
+        session.onClose(() => server.core.closeNexus(nexus));
       }
-      ctx.sessions.add(session);
-      session.onClose(() => ctx.stats.sessionClosed(session, session.closeReason ?? 'closed'));
+      server.sessions.add(session);
+      session.onClose(() => server.stats.sessionClosed(session, session.closeReason ?? 'closed'));
     }
     this.done = true;
     this.conn.send<LoginResponsePdu>({
@@ -393,8 +410,8 @@ export class LoginPhase {
     for (const old of replaced) old.destroy('connection reinstated');
     if (this.existing) session.connectionReinstated(this.cid);
     this.conn.enterFullFeature(session, connParams);
-    ctx.stats.loginOk(this.conn, session);
-    ctx.log.info?.('iSCSI login', {
+    server.stats.loginOk(this.conn, session);
+    server.log.info?.('iSCSI login', {
       initiator: this.initiatorName,
       target: session.targetName,
       type: session.type,
@@ -429,8 +446,8 @@ export class LoginPhase {
 
   private fail(pdu: LoginRequestPdu, status: Status, why: string): void {
     this.done = true;
-    this.conn.ctx.stats.loginFailed(this.conn, this.initiatorName, status.statusClass, status.statusDetail, why);
-    this.conn.ctx.log.info?.('iSCSI login failed', {
+    this.server.stats.loginFailed(this.conn, this.initiatorName, status.statusClass, status.statusDetail, why);
+    this.server.log.info?.('iSCSI login failed', {
       remote: this.conn.remote,
       initiator: this.initiatorName || undefined,
       statusClass: status.statusClass,

@@ -10,11 +10,25 @@
 
 import { Opcode, type LogoutRequestPdu, type LogoutResponsePdu } from '../../protocols/iscsi/pdu-types.js';
 import { LogoutReason, LogoutResponse } from '../../protocols/iscsi/constants.js';
-import type { FullFeature } from './full-feature.js';
+import type { PduSink, SessionConnection, TaskTable } from './hosts.js';
+import type { IscsiSession } from './session.js';
 
-export function handleLogout(ffp: FullFeature, pdu: LogoutRequestPdu): void {
-  const conn = ffp.conn;
-  const session = ffp.session;
+/** What the Logout handler needs of the connection the request came on (FullFeature provides it). */
+export interface LogoutHost extends TaskTable, PduSink {
+  /** That connection, as its session knows it. */
+  readonly conn: SessionConnection & { end(reason: string): void };
+  readonly session: Pick<IscsiSession, 'connections' | 'recovery' | 'params' | 'connectionFailed' | 'close' | 'endIfIdle'>;
+  /** Take no more requests on this connection. */
+  stopAccepting(): void;
+  /** Hold this connection's tasks for recovery (ERL 2). */
+  detach(): void;
+  /** Count and log a Logout that ends the connection or the session. */
+  loggedOut(reasonCode: number): void;
+}
+
+export function handleLogout(host: LogoutHost, pdu: LogoutRequestPdu): void {
+  const conn = host.conn;
+  const session = host.session;
   let response: number = LogoutResponse.SUCCESS;
   let closing = true;
   /** Reason 2 on the connection it removes: this one's tasks are held, then it closes. */
@@ -48,15 +62,15 @@ export function handleLogout(ffp: FullFeature, pdu: LogoutRequestPdu): void {
   if (closing || holdOwn) {
     // Stop accepting commands; tasks still running are aborted when the
     // session closes (SAM-5: the I_T nexus is lost).
-    ffp.stopAccepting();
+    host.stopAccepting();
   }
   const erl2 = session.recovery !== undefined;
-  const w = conn.window();
-  conn.send<LogoutResponsePdu>({
+  const w = host.window();
+  host.send<LogoutResponsePdu>({
     opcode: Opcode.LOGOUT_RESPONSE,
     itt: pdu.itt,
     response,
-    statSN: conn.takeStatSN(),
+    statSN: host.takeStatSN(),
     expCmdSN: w.expCmdSN,
     maxCmdSN: w.maxCmdSN,
     time2Wait: erl2 ? session.params.defaultTime2Wait : 0,
@@ -64,14 +78,13 @@ export function handleLogout(ffp: FullFeature, pdu: LogoutRequestPdu): void {
   });
   if (holdOwn) {
     session.connections.delete(conn);
-    if (session.connectionFailed(conn.cid, ffp)) ffp.detach();
+    if (session.connectionFailed(conn.cid, host)) host.detach();
     session.recovery?.release(conn.cid);
     conn.end('removed for recovery');
     return;
   }
   if (closing) {
-    conn.ctx.stats.logout(conn, session, pdu.reasonCode);
-    conn.ctx.log.info?.('iSCSI logout', { tsih: session.tsih, initiator: session.initiatorName, reason: pdu.reasonCode });
+    host.loggedOut(pdu.reasonCode);
     // The session ends now (its nexus closes, tasks still running are
     // aborted); this connection is taken out first so that its Logout
     // Response is flushed by end() rather than cut by a destroy.

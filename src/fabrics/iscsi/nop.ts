@@ -11,9 +11,9 @@
 
 import { Opcode, type NopInPdu, type NopOutPdu } from '../../protocols/iscsi/pdu-types.js';
 import { RESERVED_TAG } from '../../protocols/iscsi/constants.js';
-import type { IscsiConnection } from './connection.js';
+import type { PduSink } from './hosts.js';
 
-export function answerNopOut(conn: IscsiConnection, pdu: NopOutPdu): void {
+export function answerNopOut(conn: PduSink & { readonly peerMaxRecvDataSegmentLength: number }, pdu: NopOutPdu): void {
   const w = conn.window();
   const data = pdu.data.length > conn.peerMaxRecvDataSegmentLength ? pdu.data.subarray(0, conn.peerMaxRecvDataSegmentLength) : pdu.data;
   conn.send<NopInPdu>({
@@ -37,7 +37,7 @@ export class NopPinger {
   private nextTtt = 1;
 
   constructor(
-    private readonly conn: IscsiConnection,
+    private readonly conn: PduSink & { destroy(reason: string): void },
     private readonly intervalSec: number,
     private readonly timeoutSec: number,
   ) {

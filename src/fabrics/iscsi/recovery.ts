@@ -1,8 +1,8 @@
 // Connection recovery of an ERL 2 session (RFC 7143 §6.2.2, §7.1.4, §11.14.3).
 //
 // When a connection of an ERL 2 session fails (its socket closes without a
-// Logout), its tasks are not aborted: its FullFeature keeps them (results,
-// read buffers, received write data) for DefaultTime2Wait +
+// Logout), its tasks are not aborted: its task table (FullFeature) keeps
+// them (results, read buffers, received write data) for DefaultTime2Wait +
 // DefaultTime2Retain seconds. The initiator then either logs the failed CID
 // out for recovery from another connection (Logout reason 2) or reinstates
 // it (a Login with the same TSIH and CID); after that, each task may be moved
@@ -12,21 +12,15 @@
 // When the time runs out, what is left is aborted in the core and freed; an
 // ERL 2 session whose connections have all gone ends then too.
 
-import type { FullFeature } from './full-feature.js';
-import type { ScsiTask } from './scsi-command.js';
+import type { TaskTable, TaskWhere } from './hosts.js';
 
 interface FailedConnection {
   readonly cid: number;
-  readonly ffp: FullFeature;
+  readonly table: TaskTable;
   /** Logged out for recovery or reinstated: its tasks may be reassigned. */
   released: boolean;
   timer: NodeJS.Timeout;
 }
-
-export type TaskWhere =
-  | { kind: 'live'; ffp: FullFeature; task: ScsiTask }
-  | { kind: 'failed'; ffp: FullFeature; task: ScsiTask; released: boolean }
-  | { kind: 'none' };
 
 export class ConnectionRecovery {
   private readonly failed: FailedConnection[] = [];
@@ -36,7 +30,7 @@ export class ConnectionRecovery {
     /** Seconds: Time2Wait + Time2Retain of the session. */
     private readonly retainSeconds: number,
     /** Called when a failed connection's time ran out (abort its tasks in the core). */
-    private readonly onExpire: (ffp: FullFeature) => void,
+    private readonly onExpire: (table: TaskTable) => void,
   ) {}
 
   /** Failed connections still held. */
@@ -45,11 +39,11 @@ export class ConnectionRecovery {
   }
 
   /** A connection failed: keep its tasks for Time2Wait + Time2Retain (§6.2.2). */
-  retain(cid: number, ffp: FullFeature): void {
+  retain(cid: number, table: TaskTable): void {
     if (this.closed) return;
     const rec: FailedConnection = {
       cid,
-      ffp,
+      table,
       released: false,
       timer: setTimeout(() => this.expire(rec), Math.max(0, this.retainSeconds) * 1000),
     };
@@ -69,9 +63,9 @@ export class ConnectionRecovery {
     return found;
   }
 
-  /** The FullFeatures held. */
-  hosts(): FullFeature[] {
-    return this.failed.map((r) => r.ffp);
+  /** The task tables held. */
+  tables(): TaskTable[] {
+    return this.failed.map((r) => r.table);
   }
 
   /** Is a failed connection with this CID held? */
@@ -83,8 +77,8 @@ export class ConnectionRecovery {
   find(itt: number): TaskWhere {
     for (let i = this.failed.length - 1; i >= 0; i--) {
       const r = this.failed[i];
-      const task = r.ffp.task(itt);
-      if (task) return { kind: 'failed', ffp: r.ffp, task, released: r.released };
+      const task = r.table.task(itt);
+      if (task) return { kind: 'failed', table: r.table, task, released: r.released };
     }
     return { kind: 'none' };
   }
@@ -93,7 +87,7 @@ export class ConnectionRecovery {
   prune(): void {
     for (let i = this.failed.length - 1; i >= 0; i--) {
       const r = this.failed[i];
-      if (r.released && r.ffp.taskCount === 0) {
+      if (r.released && r.table.taskCount === 0) {
         clearTimeout(r.timer);
         this.failed.splice(i, 1);
       }
@@ -104,15 +98,15 @@ export class ConnectionRecovery {
     const i = this.failed.indexOf(rec);
     if (i < 0) return;
     this.failed.splice(i, 1);
-    this.onExpire(rec.ffp);
+    this.onExpire(rec.table);
   }
 
   /** Session end: drop every held task (the nexus closing aborts them in the core). */
-  close(): FullFeature[] {
+  close(): TaskTable[] {
     this.closed = true;
     const out = this.failed.map((r) => {
       clearTimeout(r.timer);
-      return r.ffp;
+      return r.table;
     });
     this.failed.length = 0;
     return out;

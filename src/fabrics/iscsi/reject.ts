@@ -3,12 +3,10 @@
 // response); the rejected PDU's ITT is not echoed (ITT field is 0xffffffff).
 
 import { Opcode, type RejectPdu } from '../../protocols/iscsi/pdu-types.js';
-import { BHS_LENGTH, RESERVED_TAG, rejectReasonName } from '../../protocols/iscsi/constants.js';
-import type { IscsiConnection } from './connection.js';
+import { BHS_LENGTH, RESERVED_TAG } from '../../protocols/iscsi/constants.js';
+import type { PduSink } from './hosts.js';
 
-export function sendReject(conn: IscsiConnection, bhs: Buffer, reason: number): void {
-  conn.ctx.log.debug?.('iSCSI reject', { conn: conn.id, reason: rejectReasonName(reason) });
-  conn.ctx.stats.reject(conn, reason);
+export function sendReject(conn: PduSink, bhs: Buffer, reason: number): void {
   // Copy the header: the original is a view of a receive chunk.
   const header = Buffer.alloc(BHS_LENGTH);
   bhs.copy(header, 0, 0, Math.min(BHS_LENGTH, bhs.length));

@@ -15,13 +15,13 @@
 // there is no sense, the status rides in the last Data-In (S bit, phase
 // collapse, §11.7.4); otherwise a SCSI Response with the sense follows.
 
-import { Opcode, type DataInPdu, type DataOutPdu, type R2TPdu, type ScsiCommandPdu, type ScsiResponsePdu } from '../../protocols/iscsi/pdu-types.js';
+import { Opcode, type DataInPdu, type DataOutPdu, type Pdu, type R2TPdu, type ScsiCommandPdu, type ScsiResponsePdu } from '../../protocols/iscsi/pdu-types.js';
 import { RESERVED_TAG, RejectReason, ScsiResponseCode, TaskAttr as WireAttr } from '../../protocols/iscsi/constants.js';
-import { encodeSenseData } from '../../protocols/iscsi/pdu.js';
-import type { DataDirection, ScsiResponse, TaskAttr } from '../../core/types.js';
+import { encodeSenseData, type EncodablePdu } from '../../protocols/iscsi/pdu.js';
+import type { DataDirection, NexusHandle, ScsiResponse, TaskAttr } from '../../core/types.js';
 import { ScsiStatus } from '../../core/types.js';
-import type { IscsiConnection } from './connection.js';
-import type { IscsiSession } from './session.js';
+import type { IscsiCore, IscsiLogger } from './config.js';
+import type { SessionParams } from './session-params.js';
 
 /** Largest write we buffer for one command; beyond it the command is refused. */
 export const MAX_WRITE_BUFFER = 128 * 1024 * 1024;
@@ -69,12 +69,33 @@ interface RetainedResult {
 
 export type TaskPhase = 'collecting' | 'ready' | 'submitted' | 'done';
 
-/** What a task needs from its connection; IscsiConnection + FullFeature provide it. */
+/** The negotiated parameters a task's data phases follow. */
+export type TaskParams = Pick<SessionParams, 'maxBurstLength' | 'firstBurstLength' | 'immediateData' | 'initialR2T' | 'maxOutstandingR2T'>;
+
+/**
+ * What a task needs from the connection it answers on (FullFeature provides
+ * it; TASK REASSIGN moves a task to another host). Nothing here reaches past
+ * the host: the task never sees the connection, session or server objects.
+ */
 export interface TaskHost {
-  readonly conn: IscsiConnection;
-  readonly session: IscsiSession;
-  /** ERL >= 1: keep results until the status is acknowledged (absent = no). */
-  readonly retaining?: boolean;
+  /** Encode and queue one PDU; `onWritten` once the socket took its last byte (or nothing was written). */
+  send<P extends Pdu>(pdu: EncodablePdu<P>, onWritten?: () => void): void;
+  /** ExpCmdSN/MaxCmdSN to put in a PDU now. */
+  window(): { expCmdSN: number; maxCmdSN: number };
+  takeStatSN(): number;
+  /** StatSN shown without taking one (R2T). */
+  readonly currentStatSN: number;
+  readonly params: TaskParams;
+  /** What the initiator accepts per PDU (Data-In cut). */
+  readonly peerMaxRecvDataSegmentLength: number;
+  /** ERL >= 1: keep results until the status is acknowledged. */
+  readonly retaining: boolean;
+  /** The session's core nexus. */
+  readonly nexus: NexusHandle | undefined;
+  readonly core: Pick<IscsiCore, 'submit'>;
+  readonly log: IscsiLogger;
+  /** The connection is gone; the task keeps its result for TASK REASSIGN (ERL 2). */
+  readonly connectionGone: boolean;
   allocateTtt(): number;
   bindTtt(ttt: number, task: ScsiTask): void;
   unbindTtt(ttt: number): void;
@@ -150,7 +171,7 @@ export class ScsiTask {
    * Reject reason when the PDU breaks the negotiated rules.
    */
   start(pdu: ScsiCommandPdu): number | undefined {
-    const p = this.host.conn.params;
+    const p = this.host.params;
     const imm = pdu.data;
     if (!this.write) {
       // Data on a command without W is malformed (§11.3.1).
@@ -239,8 +260,7 @@ export class ScsiTask {
 
   /** Open R2Ts until MaxOutstandingR2T are out or everything is asked for (§11.8). */
   private issueR2ts(): void {
-    const conn = this.host.conn;
-    const p = conn.params;
+    const p = this.host.params;
     const maxOut = Math.max(1, p.maxOutstandingR2T);
     while (this.r2ts.size < maxOut && this.nextR2tOffset < this.edtl) {
       const length = Math.min(p.maxBurstLength, this.edtl - this.nextR2tOffset);
@@ -260,15 +280,15 @@ export class ScsiTask {
   }
 
   private sendR2t(r: R2tState): void {
-    const conn = this.host.conn;
-    const w = conn.window();
-    conn.send<R2TPdu>({
+    const host = this.host;
+    const w = host.window();
+    host.send<R2TPdu>({
       opcode: Opcode.R2T,
       itt: this.itt,
       lunRaw: this.lunRaw,
       targetTransferTag: r.ttt,
       // R2T carries StatSN without taking one (§11.8.3).
-      statSN: conn.currentStatSN,
+      statSN: host.currentStatSN,
       expCmdSN: w.expCmdSN,
       maxCmdSN: w.maxCmdSN,
       r2tSN: r.r2tSN,
@@ -341,12 +361,11 @@ export class ScsiTask {
   maybeSubmit(): void {
     if (this.phase === 'collecting' && this.dataComplete) this.phase = 'ready';
     if (this.phase !== 'ready' || !this.delivered || this.aborted) return;
-    const session = this.host.session;
-    const nexus = session.nexus;
+    const nexus = this.host.nexus;
     if (!nexus) return;
     this.phase = 'submitted';
     const data = this.dataOut === undefined ? undefined : this.dataOut.length > this.received ? this.dataOut.subarray(0, this.received) : this.dataOut;
-    this.host.conn.ctx.core
+    this.host.core
       .submit({
         nexus,
         lun: this.lun,
@@ -361,7 +380,7 @@ export class ScsiTask {
         (r) => this.complete(r),
         (err: unknown) => {
           // submit() never rejects by contract; if it does, end this task only.
-          this.host.conn.ctx.log.error?.('core submit rejected', { err: err instanceof Error ? err.message : String(err) });
+          this.host.log.error?.('core submit rejected', { err: err instanceof Error ? err.message : String(err) });
           this.complete({ status: ScsiStatus.BUSY, residualKind: 'none', residualCount: 0 });
         },
       );
@@ -495,26 +514,26 @@ export class ScsiTask {
     if (this.host.retaining) this.result = res;
     this.markDone();
     // ERL 2: a failed connection's task keeps its result for TASK REASSIGN.
-    if (this.host.conn.stage === 'closed') return;
+    if (this.host.connectionGone) return;
     this.emit(res, 0);
   }
 
   /** Data-In from the `fromPdu`-th one, then the status with a fresh StatSN of the current connection. */
   private emit(res: RetainedResult, fromPdu: number): void {
-    const conn = this.host.conn;
-    if (conn.stage === 'closed') return;
+    const host = this.host;
+    if (host.connectionGone) return;
     if (res.dataIn) {
       const sent = this.sendDataIn(res, fromPdu, Number.MAX_SAFE_INTEGER, res.collapse ? 'new' : undefined);
       if (res.collapse && sent > 0) return;
     }
-    this.sendResponse(res, conn.takeStatSN(), 0);
+    this.sendResponse(res, host.takeStatSN(), 0);
   }
 
   private sendResponse(res: RetainedResult, statSN: number, snackTag: number): void {
-    const conn = this.host.conn;
+    const host = this.host;
     this.statSN = statSN;
-    const w = conn.window();
-    conn.send<ScsiResponsePdu>({
+    const w = host.window();
+    host.send<ScsiResponsePdu>({
       opcode: Opcode.SCSI_RESPONSE,
       itt: this.itt,
       bidiOverflow: false,
@@ -544,10 +563,9 @@ export class ScsiTask {
    */
   private sendDataIn(res: RetainedResult, fromPdu: number, toPdu: number, status: 'new' | number | undefined): number {
     const data = res.dataIn!;
-    const conn = this.host.conn;
-    const p = conn.params;
-    const seg = Math.max(512, conn.peerMaxRecvDataSegmentLength);
-    const burst = Math.max(seg, p.maxBurstLength);
+    const host = this.host;
+    const seg = Math.max(512, host.peerMaxRecvDataSegmentLength);
+    const burst = Math.max(seg, host.params.maxBurstLength);
     let offset = 0;
     let burstUsed = 0;
     let n = 0;
@@ -562,11 +580,11 @@ export class ScsiTask {
         const withStatus = last && status !== undefined;
         let statSN = 0;
         if (withStatus) {
-          statSN = status === 'new' ? conn.takeStatSN() : status;
+          statSN = status === 'new' ? host.takeStatSN() : status;
           this.statSN = statSN;
         }
-        const w = conn.window();
-        conn.send<DataInPdu>({
+        const w = host.window();
+        host.send<DataInPdu>({
           opcode: Opcode.DATA_IN,
           final: endOfBurst,
           itt: this.itt,

@@ -11,7 +11,7 @@ import type net from 'node:net';
 import type { FabricOps, NexusHandle } from '../../core/types.js';
 import { LunkitError } from '../../protocols/errors.js';
 import type { DiscoveryAuth, IscsiCore, IscsiLogger, IscsiServerOptions, IscsiTargetConfig, TpgConfig } from './config.js';
-import type { ResolvedTarget, ServerContext } from './context.js';
+import type { AcceptingServer, ResolvedTarget } from './accepting-server.js';
 import { IscsiConnection } from './connection.js';
 import { SessionRegistry, type IscsiSession, type SessionInfo } from './session.js';
 import { initiatorAllowed, sameName } from './acl.js';
@@ -33,7 +33,8 @@ export class IscsiTargetServer {
   private discoveryAuth: DiscoveryAuth | undefined;
   private readonly drainMs: number;
   private readonly log: IscsiLogger;
-  private readonly ctx: ServerContext;
+  /** This server as its connections see it (accepting-server.ts). */
+  private readonly forConnections: AcceptingServer;
   /** Logins, Rejects, digest errors, transfer totals (stats.ts). */
   readonly stats = new IscsiFabricStats();
   /** Tail of the queue of configuration changes. */
@@ -51,7 +52,7 @@ export class IscsiTargetServer {
       name: 'iscsi',
       closeNexus: (nexus: NexusHandle, reason: string) => this.closeNexus(nexus, reason),
     };
-    this.ctx = {
+    this.forConnections = {
       core,
       log: this.log,
       sessions: this.registry,
@@ -229,7 +230,7 @@ export class IscsiTargetServer {
       return;
     }
     try {
-      const conn = new IscsiConnection(socket, this.ctx, l.key);
+      const conn = new IscsiConnection(socket, this.forConnections, l.key);
       this.connections.add(conn);
       conn.onClose(() => this.connections.delete(conn));
     } catch (err) {
@@ -286,7 +287,7 @@ export class IscsiTargetServer {
   private submittedTasks(session: IscsiSession, lun: number): ScsiTask[] {
     const out: ScsiTask[] = [];
     // Every connection of the session, and those held for recovery (ERL 2).
-    for (const host of session.allTaskHosts()) out.push(...host.submittedTasksOn(lun));
+    for (const table of session.allTaskTables()) out.push(...table.submittedTasksOn(lun));
     return out;
   }
 

@@ -7,61 +7,10 @@ import type { NexusHandle } from '../../core/types.js';
 import type { IscsiCore, TpgConfig } from './config.js';
 import { CmdSnWindow } from './cmdsn.js';
 import type { SessionLunMap } from './acl.js';
-import type { NegotiatedParams } from '../../protocols/iscsi/keys.js';
+import type { SessionParams } from './session-params.js';
 import { SessionCounters } from './stats.js';
-import { ConnectionRecovery, type TaskWhere } from './recovery.js';
-import type { FullFeature } from './full-feature.js';
-
-/**
- * Operational parameters in force after login (the subset of the protocol
- * layer's NegotiatedParams the target uses; structurally compatible).
- */
-export type SessionParams = Pick<
-  NegotiatedParams,
-  | 'headerDigest'
-  | 'dataDigest'
-  | 'maxRecvDataSegmentLength'
-  | 'peerMaxRecvDataSegmentLength'
-  | 'maxBurstLength'
-  | 'firstBurstLength'
-  | 'immediateData'
-  | 'initialR2T'
-  | 'maxOutstandingR2T'
-  | 'dataPDUInOrder'
-  | 'dataSequenceInOrder'
-  | 'defaultTime2Wait'
-  | 'defaultTime2Retain'
-  | 'errorRecoveryLevel'
-  | 'maxConnections'
->;
-
-/** Login defaults (RFC 7143 §13) for sessions that negotiate nothing. */
-export const DEFAULT_SESSION_PARAMS: SessionParams = {
-  headerDigest: false,
-  dataDigest: false,
-  maxRecvDataSegmentLength: 8192,
-  peerMaxRecvDataSegmentLength: 8192,
-  maxBurstLength: 262144,
-  firstBurstLength: 65536,
-  immediateData: true,
-  initialR2T: true,
-  maxOutstandingR2T: 1,
-  dataPDUInOrder: true,
-  dataSequenceInOrder: true,
-  defaultTime2Wait: 2,
-  defaultTime2Retain: 20,
-  errorRecoveryLevel: 0,
-  maxConnections: 1,
-};
-
-/** The per-session state other modules need; the connection fills it in. */
-export interface SessionConnection {
-  readonly cid: number;
-  /** Its full feature phase (tasks), once logged in. */
-  readonly fullFeature?: FullFeature | undefined;
-  /** Drop the connection (no Logout). */
-  destroy(reason: string): void;
-}
+import { ConnectionRecovery } from './recovery.js';
+import type { SessionConnection, TaskTable, TaskWhere } from './hosts.js';
 
 /** A session as plain JSON (the control socket returns it as is). */
 export interface SessionInfo {
@@ -114,7 +63,7 @@ export class IscsiSession {
   nexus: NexusHandle | undefined;
   /** What the nexus sees (normal sessions); replaced on live changes. */
   luns: SessionLunMap | undefined;
-  readonly connections = new Set<SessionConnection & { remote: string; local: string }>();
+  readonly connections = new Set<SessionConnection>();
   closed = false;
   /** Why the session ended (set by close()). */
   closeReason: string | undefined;
@@ -136,9 +85,9 @@ export class IscsiSession {
     this.params = init.params;
     this.window = new CmdSnWindow<Deliverable>(init.initialCmdSN, init.cmdsnDepth);
     if (init.params.errorRecoveryLevel >= 2 && init.type === 'normal') {
-      this.recovery = new ConnectionRecovery(init.params.defaultTime2Wait + init.params.defaultTime2Retain, (ffp) => {
+      this.recovery = new ConnectionRecovery(init.params.defaultTime2Wait + init.params.defaultTime2Retain, (table) => {
         // §6.2.2: Time2Retain ran out: abort what is left, free it all.
-        ffp.expireRetained();
+        table.expireRetained();
         this.endIfIdle('connection recovery timed out');
       });
     }
@@ -151,26 +100,26 @@ export class IscsiSession {
   /** Where the task with this ITT lives: a live connection, a failed one (ERL 2), or nowhere. */
   findTask(itt: number): TaskWhere {
     for (const c of this.connections) {
-      const ffp = c.fullFeature;
-      const task = ffp?.task(itt);
-      if (ffp && task) return { kind: 'live', ffp, task };
+      const table = c.fullFeature;
+      const task = table?.task(itt);
+      if (table && task) return { kind: 'live', table, task };
     }
     return this.recovery?.find(itt) ?? { kind: 'none' };
   }
 
-  /** Every FullFeature of the session, live and held for recovery (TMFs on a LUN act on all). */
-  *allTaskHosts(): Iterable<FullFeature> {
+  /** The task tables of every connection of the session, live and held for recovery (TMFs on a LUN act on all). */
+  *allTaskTables(): Iterable<TaskTable> {
     for (const c of this.connections) if (c.fullFeature) yield c.fullFeature;
-    if (this.recovery) yield* this.recovery.hosts();
+    if (this.recovery) yield* this.recovery.tables();
   }
 
   /**
    * A connection of this session went away without a Logout. At ERL 2 its
    * tasks are held for recovery (true); otherwise the caller aborts them.
    */
-  connectionFailed(cid: number, ffp: FullFeature): boolean {
+  connectionFailed(cid: number, tasks: TaskTable): boolean {
     if (!this.recovery || this.closed) return false;
-    this.recovery.retain(cid, ffp);
+    this.recovery.retain(cid, tasks);
     return true;
   }
 
@@ -209,7 +158,7 @@ export class IscsiSession {
     for (const c of [...this.connections]) c.destroy(reason);
     this.connections.clear();
     // Tasks held for connection recovery end with the nexus (SAM-5: aborted).
-    if (this.recovery) for (const ffp of this.recovery.close()) ffp.connectionClosed(true);
+    if (this.recovery) for (const table of this.recovery.close()) table.connectionClosed(true);
     this.window.clear();
   }
 

@@ -18,42 +18,53 @@
 
 import { SnackType, RejectReason } from '../../protocols/iscsi/constants.js';
 import type { SnackRequestPdu } from '../../protocols/iscsi/pdu-types.js';
-import type { FullFeature } from './full-feature.js';
 import type { ScsiTask } from './scsi-command.js';
+import type { PduSink } from './hosts.js';
+import type { IscsiSession } from './session.js';
+import type { StatusRetention } from './retention.js';
 
-export function handleSnack(ffp: FullFeature, pdu: SnackRequestPdu, bhs: Buffer): void {
-  const conn = ffp.conn;
+/** What the SNACK handler needs of its connection (FullFeature provides it). */
+export interface SnackHost extends PduSink {
+  readonly session: Pick<IscsiSession, 'findTask'>;
+  /** Status PDUs kept until acknowledged (ERL >= 1). */
+  readonly retention: StatusRetention | undefined;
+  /** A task of this connection. */
+  task(itt: number): ScsiTask | undefined;
+  reject(bhs: Buffer, reason: number): void;
+}
+
+export function handleSnack(host: SnackHost, pdu: SnackRequestPdu, bhs: Buffer): void {
   switch (pdu.type) {
     case SnackType.DATA_R2T: {
-      const task = snackTask(ffp, pdu.itt);
-      if (!task) return conn.reject(bhs, RejectReason.SNACK_REJECT);
+      const task = snackTask(host, pdu.itt);
+      if (!task) return host.reject(bhs, RejectReason.SNACK_REJECT);
       const n = task.write && task.phase !== 'done' ? task.resendR2ts(pdu.begRun, pdu.runLength) : task.resendData(pdu.begRun, pdu.runLength);
-      if (n === 0) conn.reject(bhs, RejectReason.SNACK_REJECT);
+      if (n === 0) host.reject(bhs, RejectReason.SNACK_REJECT);
       return;
     }
     case SnackType.STATUS: {
-      const kept = conn.retention?.range(pdu.begRun, pdu.runLength) ?? [];
-      if (kept.length === 0) return conn.reject(bhs, RejectReason.SNACK_REJECT);
+      const kept = host.retention?.range(pdu.begRun, pdu.runLength) ?? [];
+      if (kept.length === 0) return host.reject(bhs, RejectReason.SNACK_REJECT);
       for (const p of kept) {
         // Same PDU, same StatSN; the window fields say where we stand now.
         if (p.expCmdSN !== undefined) {
-          const w = conn.window();
+          const w = host.window();
           p.expCmdSN = w.expCmdSN;
           p.maxCmdSN = w.maxCmdSN;
         }
-        conn.send(p);
+        host.send(p);
       }
       return;
     }
     case SnackType.DATA_ACK:
       return;
     case SnackType.R_DATA: {
-      const task = snackTask(ffp, pdu.itt);
-      if (!task || !task.resendAll(pdu.targetTransferTag)) conn.reject(bhs, RejectReason.SNACK_REJECT);
+      const task = snackTask(host, pdu.itt);
+      if (!task || !task.resendAll(pdu.targetTransferTag)) host.reject(bhs, RejectReason.SNACK_REJECT);
       return;
     }
     default:
-      conn.reject(bhs, RejectReason.PROTOCOL_ERROR);
+      host.reject(bhs, RejectReason.PROTOCOL_ERROR);
   }
 }
 
@@ -62,9 +73,9 @@ export function handleSnack(ffp: FullFeature, pdu: SnackRequestPdu, bhs: Buffer)
  * a SNACK that arrives on another connection of the session is honoured too,
  * the PDUs going out on the task's own connection (allegiance, §6.3).
  */
-function snackTask(ffp: FullFeature, itt: number): ScsiTask | undefined {
-  const here = ffp.task(itt);
+function snackTask(host: SnackHost, itt: number): ScsiTask | undefined {
+  const here = host.task(itt);
   if (here) return here;
-  const where = ffp.session.findTask(itt);
+  const where = host.session.findTask(itt);
   return where.kind === 'live' ? where.task : undefined;
 }

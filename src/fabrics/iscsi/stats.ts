@@ -12,8 +12,7 @@
 import { publishEvent, statsChannel } from '../../core/stats.js';
 import { rejectReasonName } from '../../protocols/iscsi/constants.js';
 import type { IscsiTargetConfig } from './config.js';
-import type { IscsiConnection } from './connection.js';
-import type { IscsiSession } from './session.js';
+import type { SessionParams } from './session-params.js';
 
 function isidHex(isid: number): string {
   return isid.toString(16).padStart(12, '0');
@@ -61,6 +60,36 @@ export class SessionCounters implements TransferCounters, ErrorCounters {
   rejects: Record<string, number> = {};
   headerDigestErrors = 0;
   dataDigestErrors = 0;
+}
+
+/** A session as the counters see it (IscsiSession). */
+export interface StatsSession {
+  readonly tsih: number;
+  readonly isid: number;
+  readonly initiatorName: string;
+  readonly targetName: string;
+  readonly tpgt: number;
+  readonly type: 'normal' | 'discovery';
+  readonly nexus: { readonly id: number } | undefined;
+  readonly loginTime: number;
+  readonly params: Pick<SessionParams, 'errorRecoveryLevel' | 'headerDigest' | 'dataDigest' | 'maxConnections'>;
+  readonly window: { readonly inFlight: number };
+  readonly stats: SessionCounters;
+}
+
+/** A connection as the counters see it (IscsiConnection). */
+export interface StatsConnection {
+  readonly id: number;
+  readonly cid: number;
+  readonly remote: string;
+  readonly local: string;
+  readonly stage: string;
+  readonly headerDigest: boolean;
+  readonly dataDigest: boolean;
+  readonly pdusIn: number;
+  readonly pdusOut: number;
+  readonly socket: { readonly bytesRead: number; readonly bytesWritten: number };
+  readonly session: StatsSession | undefined;
 }
 
 export interface IscsiConnectionStats extends TransferCounters {
@@ -127,7 +156,7 @@ function addReject(into: Record<string, number>, name: string): void {
   into[name] = (into[name] ?? 0) + 1;
 }
 
-/** Server-wide counters; one per IscsiTargetServer, reached through ServerContext.stats. */
+/** Server-wide counters; one per IscsiTargetServer, reached through AcceptingServer.stats. */
 export class IscsiFabricStats {
   loginsOk = 0;
   loginsFailed = 0;
@@ -136,7 +165,7 @@ export class IscsiFabricStats {
   /** Transfer counters of connections that have closed. */
   private readonly closed = new SessionCounters();
 
-  loginOk(conn: IscsiConnection, session: IscsiSession): void {
+  loginOk(conn: Pick<StatsConnection, 'remote' | 'cid'>, session: StatsSession): void {
     this.loginsOk++;
     publishEvent(
       loginChannel,
@@ -158,7 +187,7 @@ export class IscsiFabricStats {
     );
   }
 
-  loginFailed(conn: IscsiConnection, initiator: string, statusClass: number, statusDetail: number, why: string): void {
+  loginFailed(conn: Pick<StatsConnection, 'remote'>, initiator: string, statusClass: number, statusDetail: number, why: string): void {
     this.loginsFailed++;
     publishEvent(
       loginFailedChannel,
@@ -168,7 +197,7 @@ export class IscsiFabricStats {
     );
   }
 
-  logout(conn: IscsiConnection, session: IscsiSession, reasonCode: number): void {
+  logout(conn: Pick<StatsConnection, 'remote'>, session: StatsSession, reasonCode: number): void {
     this.logouts++;
     publishEvent(
       logoutChannel,
@@ -178,7 +207,7 @@ export class IscsiFabricStats {
     );
   }
 
-  sessionClosed(session: IscsiSession, reason: string): void {
+  sessionClosed(session: StatsSession, reason: string): void {
     publishEvent(
       sessionClosedChannel,
       reason === 'logout' ? 'info' : 'warn',
@@ -187,7 +216,7 @@ export class IscsiFabricStats {
     );
   }
 
-  reject(conn: IscsiConnection, reason: number): void {
+  reject(conn: Pick<StatsConnection, 'remote' | 'session'>, reason: number): void {
     const name = rejectReasonName(reason);
     addReject(this.errors.rejects, name);
     if (conn.session) addReject(conn.session.stats.rejects, name);
@@ -199,7 +228,7 @@ export class IscsiFabricStats {
     );
   }
 
-  digestError(conn: IscsiConnection, kind: 'header' | 'data'): void {
+  digestError(conn: Pick<StatsConnection, 'remote' | 'session'>, kind: 'header' | 'data'): void {
     if (kind === 'header') {
       this.errors.headerDigestErrors++;
       if (conn.session) conn.session.stats.headerDigestErrors++;
@@ -216,15 +245,15 @@ export class IscsiFabricStats {
   }
 
   /** A connection closed: keep its transfer counts in its session's and the server's totals. */
-  connectionClosed(conn: IscsiConnection): void {
+  connectionClosed(conn: StatsConnection): void {
     const t = connectionTransfer(conn);
     addTransfer(this.closed, t);
     if (conn.session) addTransfer(conn.session.stats, t);
   }
 
   /** Snapshot of sessions and totals from the live objects. */
-  snapshot(sessions: readonly IscsiSession[], connections: Iterable<IscsiConnection>, targets: IscsiTargetTree[]): IscsiStatsSnapshot {
-    const live = new Map<IscsiSession | undefined, IscsiConnection[]>();
+  snapshot(sessions: readonly StatsSession[], connections: Iterable<StatsConnection>, targets: IscsiTargetTree[]): IscsiStatsSnapshot {
+    const live = new Map<StatsSession | undefined, StatsConnection[]>();
     for (const c of connections) {
       if (c.stage === 'closed') continue;
       const list = live.get(c.session);
@@ -283,11 +312,11 @@ export class IscsiFabricStats {
   }
 }
 
-function connectionTransfer(c: IscsiConnection): TransferCounters {
+function connectionTransfer(c: StatsConnection): TransferCounters {
   return { bytesIn: c.socket.bytesRead, bytesOut: c.socket.bytesWritten, pdusIn: c.pdusIn, pdusOut: c.pdusOut };
 }
 
-function connectionStats(c: IscsiConnection): IscsiConnectionStats {
+function connectionStats(c: StatsConnection): IscsiConnectionStats {
   return {
     id: c.id,
     cid: c.cid,

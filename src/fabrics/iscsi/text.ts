@@ -11,7 +11,17 @@
 import { Opcode, type TextRequestPdu, type TextResponsePdu } from '../../protocols/iscsi/pdu-types.js';
 import { RESERVED_TAG, RejectReason } from '../../protocols/iscsi/constants.js';
 import { encodeTextKeys, parseTextKeys, TextAccumulator } from '../../protocols/iscsi/text.js';
-import type { FullFeature } from './full-feature.js';
+import type { PduSink } from './hosts.js';
+import type { IscsiSession } from './session.js';
+
+/** What the Text handler needs of its connection (FullFeature provides it). */
+export interface TextHost extends PduSink {
+  readonly session: Pick<IscsiSession, 'type' | 'targetName' | 'initiatorName'>;
+  readonly peerMaxRecvDataSegmentLength: number;
+  reject(bhs: Buffer, reason: number): void;
+  /** SendTargets pairs for `which` ('All' or a target name) as seen on this connection's portal. */
+  sendTargets(initiator: string, which: string): Array<[string, string]>;
+}
 
 interface PendingText {
   ttt: number;
@@ -23,10 +33,9 @@ export class TextHandler {
   private readonly acc = new TextAccumulator(64 * 1024);
   private nextTtt = 1;
 
-  constructor(private readonly ffp: FullFeature) {}
+  constructor(private readonly host: TextHost) {}
 
   handle(pdu: TextRequestPdu, bhs: Buffer): void {
-    const conn = this.ffp.conn;
     if (pdu.targetTransferTag !== RESERVED_TAG) {
       // Continuation of a long answer of ours (§11.10.4).
       if (this.pending && this.pending.ttt === pdu.targetTransferTag) {
@@ -53,11 +62,11 @@ export class TextHandler {
     try {
       pairs = parseTextKeys(whole);
     } catch {
-      conn.reject(bhs, RejectReason.INVALID_PDU_FIELD);
+      this.host.reject(bhs, RejectReason.INVALID_PDU_FIELD);
       return;
     }
     const out: Array<[string, string]> = [];
-    const session = this.ffp.session;
+    const session = this.host.session;
     for (const [key, value] of pairs) {
       if (key === 'SendTargets') {
         let which = value;
@@ -68,7 +77,7 @@ export class TextHandler {
         } else if (which === '') {
           continue;
         }
-        out.push(...conn.ctx.sendTargets(session.initiatorName, which, conn.portalKey));
+        out.push(...this.host.sendTargets(session.initiatorName, which));
       } else if (key.startsWith('X-') || key.startsWith('X#')) {
         out.push([key, 'NotUnderstood']);
       } else {
@@ -80,7 +89,7 @@ export class TextHandler {
   }
 
   private sendPiece(pdu: TextRequestPdu, all: Buffer): void {
-    const max = Math.max(512, this.ffp.conn.peerMaxRecvDataSegmentLength);
+    const max = Math.max(512, this.host.peerMaxRecvDataSegmentLength);
     if (all.length <= max) {
       this.reply(pdu, all, true, RESERVED_TAG, false);
       return;
@@ -98,16 +107,16 @@ export class TextHandler {
   }
 
   private reply(pdu: TextRequestPdu, data: Buffer, final: boolean, ttt: number, cont: boolean): void {
-    const conn = this.ffp.conn;
-    const w = conn.window();
-    conn.send<TextResponsePdu>({
+    const host = this.host;
+    const w = host.window();
+    host.send<TextResponsePdu>({
       opcode: Opcode.TEXT_RESPONSE,
       final,
       continue: cont,
       itt: pdu.itt,
       lunRaw: pdu.lunRaw,
       targetTransferTag: ttt,
-      statSN: conn.takeStatSN(),
+      statSN: host.takeStatSN(),
       expCmdSN: w.expCmdSN,
       maxCmdSN: w.maxCmdSN,
       data,

@@ -11,7 +11,23 @@
 import type { TaskMgmtRequestPdu } from '../../protocols/iscsi/pdu-types.js';
 import { TmfFunction as Fn, TmfResponse as Resp } from '../../protocols/iscsi/constants.js';
 import type { TmfFunction, TmfResponse } from '../../core/types.js';
-import type { FullFeature } from './full-feature.js';
+import type { IscsiCore } from './config.js';
+import type { TaskTable } from './hosts.js';
+import type { IscsiSession } from './session.js';
+import type { ScsiTask } from './scsi-command.js';
+
+/** What the TMF handler needs of the connection the request came on (FullFeature provides it). */
+export interface TmfHost extends TaskTable {
+  readonly session: Pick<IscsiSession, 'errorRecoveryLevel' | 'nexus' | 'allTaskTables' | 'findTask' | 'window' | 'recovery'>;
+  readonly core: Pick<IscsiCore, 'taskManagement'>;
+  sendTmfResponse(pdu: TaskMgmtRequestPdu, response: number): void;
+  /** §11.5.1 b): treat a CmdSN never received as received. */
+  considerReceived(cmdSN: number): void;
+  /** TASK REASSIGN: take `task` over from a failed connection's table. */
+  adopt(task: ScsiTask, from: TaskTable, expDataSN: number): boolean;
+  /** Close every connection of the session: the others now, this one once its response is flushed. */
+  closeSessionConnections(reason: string): void;
+}
 
 const CORE_FN: Partial<Record<number, TmfFunction>> = {
   [Fn.ABORT_TASK]: 'abort-task',
@@ -39,41 +55,40 @@ export function wireTmfResponse(r: TmfResponse): number {
   }
 }
 
-export async function handleTmf(ffp: FullFeature, pdu: TaskMgmtRequestPdu): Promise<void> {
+export async function handleTmf(host: TmfHost, pdu: TaskMgmtRequestPdu): Promise<void> {
   const fn = pdu.function;
   let response: number;
   if (fn === Fn.TASK_REASSIGN) {
     // Below ERL 2 (§11.5.1): allegiance reassignment is not supported.
-    if (ffp.session.errorRecoveryLevel < 2) response = Resp.TASK_ALLEGIANCE_REASSIGNMENT_NOT_SUPPORTED;
+    if (host.session.errorRecoveryLevel < 2) response = Resp.TASK_ALLEGIANCE_REASSIGNMENT_NOT_SUPPORTED;
     else {
-      const r = taskReassign(ffp, pdu);
-      ffp.sendTmfResponse(pdu, r.response);
+      const r = taskReassign(host, pdu);
+      host.sendTmfResponse(pdu, r.response);
       // The response goes first, then the task's Data-In/R2T/status (§6.2.2).
       r.then?.();
       return;
     }
   } else {
     const coreFn = CORE_FN[fn];
-    const nexus = ffp.session.nexus;
+    const nexus = host.session.nexus;
     if (coreFn === undefined || !nexus) {
       response = Resp.FUNCTION_NOT_SUPPORTED;
     } else if (fn === Fn.ABORT_TASK) {
-      response = await abortTask(ffp, pdu);
+      response = await abortTask(host, pdu);
     } else {
       // Tasks still collecting data are ours alone: abort them here first.
       const all = fn === Fn.TARGET_WARM_RESET || fn === Fn.TARGET_COLD_RESET;
       // With several connections (MC/S) or held ones (ERL 2), all of the session's.
-      if (fn !== Fn.CLEAR_ACA) for (const host of ffp.session.allTaskHosts()) host.abortLocalTasks((t) => all || t.lun === pdu.lun);
-      const r = await ffp.conn.ctx.core.taskManagement({ nexus, fn: coreFn, lun: pdu.lun });
+      if (fn !== Fn.CLEAR_ACA) for (const table of host.session.allTaskTables()) table.abortLocalTasks((t) => all || t.lun === pdu.lun);
+      const r = await host.core.taskManagement({ nexus, fn: coreFn, lun: pdu.lun });
       response = wireTmfResponse(r);
     }
   }
-  ffp.sendTmfResponse(pdu, response);
+  host.sendTmfResponse(pdu, response);
   if (fn === Fn.TARGET_COLD_RESET && response === Resp.FUNCTION_COMPLETE) {
     // §11.6.1: after a cold reset the target closes all connections (MC/S:
     // the others at once, this one after its response is flushed).
-    for (const c of [...ffp.session.connections]) if (c !== ffp.conn) c.destroy('target cold reset');
-    ffp.conn.end('target cold reset');
+    host.closeSessionConnections('target cold reset');
   }
 }
 
@@ -81,42 +96,42 @@ export async function handleTmf(ffp: FullFeature, pdu: TaskMgmtRequestPdu): Prom
  * TASK REASSIGN (§11.5.1, §6.2.2): move a task of a failed connection that
  * was logged out for recovery (or reinstated) to this connection.
  */
-function taskReassign(ffp: FullFeature, pdu: TaskMgmtRequestPdu): { response: number; then?: () => void } {
-  const where = ffp.session.findTask(pdu.referencedTaskTag);
+function taskReassign(host: TmfHost, pdu: TaskMgmtRequestPdu): { response: number; then?: () => void } {
+  const where = host.session.findTask(pdu.referencedTaskTag);
   if (where.kind === 'none') return { response: Resp.TASK_DOES_NOT_EXIST };
   if (where.task.lun !== pdu.lun) return { response: Resp.TASK_DOES_NOT_EXIST };
   if (where.kind === 'live' || !where.released) return { response: Resp.TASK_STILL_ALLEGIANT };
-  const { task, ffp: from } = where;
-  const here = ffp.task(task.itt);
+  const { task, table: from } = where;
+  const here = host.task(task.itt);
   if (here !== undefined && here.phase !== 'done') return { response: Resp.FUNCTION_REJECTED };
   return {
     response: Resp.FUNCTION_COMPLETE,
     then: () => {
-      if (!ffp.adopt(task, from, pdu.expDataSN >>> 0)) return;
-      ffp.session.recovery?.prune();
+      if (!host.adopt(task, from, pdu.expDataSN >>> 0)) return;
+      host.session.recovery?.prune();
     },
   };
 }
 
-async function abortTask(ffp: FullFeature, pdu: TaskMgmtRequestPdu): Promise<number> {
+async function abortTask(host: TmfHost, pdu: TaskMgmtRequestPdu): Promise<number> {
   // MC/S: the task may live on another connection of the session (§11.5.1).
-  const where = ffp.session.findTask(pdu.referencedTaskTag);
+  const where = host.session.findTask(pdu.referencedTaskTag);
   const task = where.kind === 'none' ? undefined : where.task;
   if (task && task.phase !== 'done') {
     if (task.phase !== 'submitted') {
       task.abortLocal();
       return Resp.FUNCTION_COMPLETE;
     }
-    const r = await ffp.conn.ctx.core.taskManagement({
-      nexus: ffp.session.nexus!,
+    const r = await host.core.taskManagement({
+      nexus: host.session.nexus!,
       fn: 'abort-task',
       lun: pdu.lun,
       refTag: pdu.referencedTaskTag,
     });
     return wireTmfResponse(r);
   }
-  if (ffp.session.window.refCmdSnPending(pdu.refCmdSN, pdu.cmdSN)) {
-    ffp.considerReceived(pdu.refCmdSN);
+  if (host.session.window.refCmdSnPending(pdu.refCmdSN, pdu.cmdSN)) {
+    host.considerReceived(pdu.refCmdSN);
     return Resp.FUNCTION_COMPLETE;
   }
   return Resp.TASK_DOES_NOT_EXIST;

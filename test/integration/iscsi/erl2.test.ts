@@ -222,7 +222,8 @@ describe('iSCSI target ERL 2 with a command still running in the core', () => {
       name: store.name,
       size: store.size,
       blockSize: store.blockSize,
-      caps: store.caps,
+      // Only what this wrapper implements (the core checks caps against methods).
+      caps: { ...store.caps, canUnmap: false, canWriteZeroes: false, canExtents: false },
       read: async (buf, offset) => {
         if (readDelayMs > 0) await sleep(readDelayMs);
         return store.read(buf, offset);

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ScsiTask, type TaskHost } from '../../../src/fabrics/iscsi/scsi-command.js';
-import { DEFAULT_SESSION_PARAMS, IscsiSession, type SessionParams } from '../../../src/fabrics/iscsi/session.js';
-import type { IscsiConnection } from '../../../src/fabrics/iscsi/connection.js';
+import { DEFAULT_SESSION_PARAMS, type SessionParams } from '../../../src/fabrics/iscsi/session-params.js';
 import type { DataOutPdu, R2TPdu, ScsiCommandPdu } from '../../../src/protocols/iscsi/pdu-types.js';
 import type { ScsiCommand, ScsiResponse } from '../../../src/core/types.js';
 
@@ -16,46 +15,31 @@ function setup(over: Partial<SessionParams>, respond?: (c: ScsiCommand) => ScsiR
   const params: SessionParams = { ...DEFAULT_SESSION_PARAMS, ...over };
   const sent: Sent[] = [];
   const submitted: ScsiCommand[] = [];
-  const session = new IscsiSession({
-    tsih: 1,
-    isid: 1,
-    initiatorName: 'iqn.2000-01.test:i',
-    targetName: 'iqn.2000-01.test:t',
-    tpgt: 1,
-    tpg: undefined,
-    type: 'normal',
-    params,
-    initialCmdSN: 1,
-    cmdsnDepth: 16,
-  });
-  session.nexus = { id: 1, identity: {} as never };
   let statSN = 100;
-  const conn = {
-    params,
-    stage: 'full-feature',
-    peerMaxRecvDataSegmentLength: params.peerMaxRecvDataSegmentLength,
-    get currentStatSN() {
-      return statSN;
-    },
-    takeStatSN: () => statSN++,
-    window: () => ({ expCmdSN: session.window.expCmdSN, maxCmdSN: session.window.maxCmdSN }),
-    send: (p: Sent) => sent.push(p),
-    ctx: {
-      log: {},
-      core: {
-        submit: async (c: ScsiCommand): Promise<ScsiResponse> => {
-          submitted.push(c);
-          return respond ? respond(c) : { status: 0, residualKind: 'none', residualCount: 0 };
-        },
-      },
-    },
-  } as unknown as IscsiConnection;
   const ttts = new Map<number, ScsiTask>();
   let next = 1;
   const finished: ScsiTask[] = [];
   const host: TaskHost = {
-    conn,
-    session,
+    params,
+    peerMaxRecvDataSegmentLength: params.peerMaxRecvDataSegmentLength,
+    retaining: false,
+    nexus: { id: 1, identity: {} as never },
+    connectionGone: false,
+    log: {},
+    core: {
+      submit: async (c: ScsiCommand): Promise<ScsiResponse> => {
+        submitted.push(c);
+        return respond ? respond(c) : { status: 0, residualKind: 'none', residualCount: 0 };
+      },
+    },
+    get currentStatSN() {
+      return statSN;
+    },
+    takeStatSN: () => statSN++,
+    window: () => ({ expCmdSN: 1, maxCmdSN: 16 }),
+    send: (p) => {
+      sent.push(p as unknown as Sent);
+    },
     allocateTtt: () => next++,
     bindTtt: (t, task) => ttts.set(t, task),
     unbindTtt: (t) => ttts.delete(t),

@@ -1,5 +1,8 @@
-// What a connection needs of the server that accepted it. Kept as an
-// interface so connection/login/text code can be unit-tested without sockets.
+// The server that accepted a connection, as the connection sees it: the SCSI
+// core, the session registry, target lookup and SendTargets, per-portal
+// timing, counters. An interface (IscsiTargetServer builds one) so that the
+// connection, login and full feature code need neither the server class nor
+// sockets in unit tests.
 
 import type { FabricOps } from '../../core/types.js';
 import type { DiscoveryAuth, IscsiCore, IscsiLogger, IscsiTargetConfig, TpgConfig } from './config.js';
@@ -11,7 +14,7 @@ export interface ResolvedTarget {
   tpg: TpgConfig;
 }
 
-export interface ServerContext {
+export interface AcceptingServer {
   readonly core: IscsiCore;
   readonly log: IscsiLogger;
   readonly sessions: SessionRegistry;

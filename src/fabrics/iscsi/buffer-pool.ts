@@ -1,0 +1,160 @@
+// Per-connection data buffers: Data-In memory a READ is read into
+// (ScsiCommand.dataInBuffer) and the buffer a WRITE's Data-Out lands in, plus
+// a slab the PDU headers are carved from. Same idea and the same ownership
+// rule as the NBD fabric's read pool (src/fabrics/nbd/read-buffers.ts): a
+// fresh buffer per command kept V8 in full collections and malloc faulting
+// pages in; reused buffers avoid both.
+//
+// Ownership: lease()/tryLease() lend a buffer; it goes back with release()
+// only when nothing refers to it any more: for Data-In, once the socket's
+// write callback for the last PDU carrying it has fired (or when nothing was
+// written); for Data-Out, once submit() has resolved (or the command ended
+// without reaching the core). Buffers are pooled by power-of-two size class
+// within a byte budget; beyond the budget or the largest class, lease()
+// allocates a buffer the pool does not keep (release() ignores it) and
+// tryLease() returns undefined (the core then allocates). After close()
+// nothing is kept.
+
+/** Smallest buffer handed out: a 512-byte transfer still gets a 4 KiB buffer. */
+export const POOL_MIN_BYTES = 4096;
+/** Larger transfers are not pooled (rare; allocated per command). */
+export const POOL_MAX_BYTES = 1024 * 1024;
+/** Bytes one connection may hold in pooled buffers: 64 in flight x 128 KiB. */
+export const POOL_BUDGET_BYTES = 8 * 1024 * 1024;
+
+export interface BufferPoolOptions {
+  minBytes?: number;
+  maxBytes?: number;
+  budgetBytes?: number;
+}
+
+export interface BufferPoolStats {
+  /** Bytes of every buffer the pool created and still owns (free + lent). */
+  heldBytes: number;
+  /** Buffers lent and not yet released. */
+  lent: number;
+  /** Buffers waiting in the free lists. */
+  free: number;
+  /** lease() and successful tryLease() calls so far (a refused write makes none). */
+  leases: number;
+  /** Buffers allocated so far, pooled or not (a warm pool allocates none). */
+  allocations: number;
+}
+
+export class BufferPool {
+  private readonly minBytes: number;
+  private readonly maxBytes: number;
+  private readonly budgetBytes: number;
+  /** Free buffers by size class (a power of two). */
+  private readonly free = new Map<number, Buffer[]>();
+  /** Buffers lent out: guards against a double or foreign release. */
+  private readonly lent = new Set<Buffer>();
+  private heldBytes = 0;
+  private leases = 0;
+  private allocations = 0;
+  private closed = false;
+
+  constructor(opts: BufferPoolOptions = {}) {
+    this.minBytes = opts.minBytes ?? POOL_MIN_BYTES;
+    this.maxBytes = opts.maxBytes ?? POOL_MAX_BYTES;
+    this.budgetBytes = opts.budgetBytes ?? POOL_BUDGET_BYTES;
+  }
+
+  /** A pooled buffer of at least `length` bytes, or undefined (too large, budget spent, closed). */
+  tryLease(length: number): Buffer | undefined {
+    if (this.closed || length > this.maxBytes) return undefined;
+    const size = sizeClass(Math.max(length, this.minBytes));
+    let buf = this.free.get(size)?.pop();
+    if (buf === undefined) {
+      if (this.heldBytes + size > this.budgetBytes) this.evictFor(size);
+      if (this.heldBytes + size > this.budgetBytes) return undefined;
+      // allocUnsafeSlow: a buffer of its own, not a slice of Node's shared slab.
+      buf = Buffer.allocUnsafeSlow(size);
+      this.heldBytes += size;
+      this.allocations++;
+    }
+    this.lent.add(buf);
+    this.leases++;
+    return buf;
+  }
+
+  /** A buffer of at least `length` bytes: pooled when possible, else one of its own. */
+  lease(length: number): Buffer {
+    const buf = this.tryLease(length);
+    if (buf !== undefined) return buf;
+    this.leases++;
+    this.allocations++;
+    return Buffer.allocUnsafeSlow(length);
+  }
+
+  /** Gives a lent buffer back; its memory may be handed out again at once. Unknown buffers are ignored. */
+  release(buf: Buffer): void {
+    if (!this.lent.delete(buf)) return;
+    if (this.closed) {
+      this.heldBytes -= buf.length;
+      return;
+    }
+    const list = this.free.get(buf.length);
+    if (list) list.push(buf);
+    else this.free.set(buf.length, [buf]);
+  }
+
+  /** Drops the free buffers; lent ones are dropped as they come back. */
+  close(): void {
+    this.closed = true;
+    for (const list of this.free.values()) for (const b of list) this.heldBytes -= b.length;
+    this.free.clear();
+  }
+
+  stats(): BufferPoolStats {
+    let free = 0;
+    for (const list of this.free.values()) free += list.length;
+    return { heldBytes: this.heldBytes, lent: this.lent.size, free, leases: this.leases, allocations: this.allocations };
+  }
+
+  /** The workload changed size: drop free buffers of other classes until `size` fits. */
+  private evictFor(size: number): void {
+    for (const list of this.free.values()) {
+      while (list.length > 0 && this.heldBytes + size > this.budgetBytes) {
+        this.heldBytes -= (list.pop() as Buffer).length;
+      }
+      if (this.heldBytes + size <= this.budgetBytes) return;
+    }
+  }
+}
+
+/** The power of two at or above n. */
+function sizeClass(n: number): number {
+  let s = 1;
+  while (s < n) s *= 2;
+  return s;
+}
+
+/** Bytes of one header slab: room for 340 plain 48-byte headers. */
+export const HEADER_SLAB_BYTES = 16 * 1024;
+
+/**
+ * PDU headers (BHS + AHS) carved one after the other from a slab, so sending
+ * a PDU allocates no header buffer of its own. A slice is never handed out
+ * twice: a header may sit in the socket's queue for as long as it likes, and
+ * a spent slab becomes garbage once the writes that refer to it are done.
+ * (Reusing one header buffer per connection would need a write callback per
+ * PDU before the next encode; carving gives the saving without that risk.)
+ */
+export class HeaderSlab {
+  private slab = Buffer.allocUnsafeSlow(HEADER_SLAB_BYTES);
+  private used = 0;
+
+  /** `length` fresh bytes (contents undefined; encodeBhs zeroes them). */
+  take(length: number): Buffer {
+    if (length > HEADER_SLAB_BYTES) return Buffer.allocUnsafe(length);
+    if (this.used + length > this.slab.length) {
+      this.slab = Buffer.allocUnsafeSlow(HEADER_SLAB_BYTES);
+      this.used = 0;
+    }
+    const out = this.slab.subarray(this.used, this.used + length);
+    // Keep slices 8-byte aligned (fast fill/copy).
+    this.used += (length + 7) & ~7;
+    return out;
+  }
+}
