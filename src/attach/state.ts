@@ -168,7 +168,15 @@ export async function listHeldSessions(): Promise<HeldSession[]> {
  * made, or undefined when it existed (record it as AttachState.madeDir).
  */
 export async function makeMountpoint(dir: string): Promise<string | undefined> {
-  return mkdir(dir, { recursive: true, mode: 0o755 });
+  try {
+    return await mkdir(dir, { recursive: true, mode: 0o755 });
+  } catch (e) {
+    // A stale FUSE mount on dir (its server was killed): mkdir -p stats it
+    // and gets ENOTCONN once the kernel's cached attributes expire. The
+    // directory exists; the FUSE fabric clears the stale mount next.
+    if ((e as NodeJS.ErrnoException).code === 'ENOTCONN') return undefined;
+    throw e;
+  }
 }
 
 /**

@@ -1,49 +1,42 @@
 // The file system a FUSE mount shows: one flat directory in which every
 // export is a regular file of its LUN's size. Every read, write and fsync on
-// such a file becomes a CDB submitted through the core on this mount's one
-// nexus (ARCHITECTURE.md "One door into the core"), so reservations, write
-// protection and statistics apply as they do over iSCSI and NBD.
+// such a file is a block operation on this mount's one nexus through the
+// core's block door (core/block-nexus.ts), so reservations, write protection
+// and statistics apply as they do over iSCSI and NBD; a failure comes back as
+// a reason that the one map (core/errno.ts) turns into the errno the kernel
+// hands to the program. Size and protection are read from the door's
+// geometry, so a resized LU shows its new size at the next stat.
 //
 // Kept apart from the fuse-native binding so the handlers are unit-tested
 // with a fake core and no kernel mount.
 
 import type { FuseOps, FuseStat, FuseStatfs } from 'fuse-native';
-import type {
-  FabricOps,
-  LunMap,
-  LunMapping,
-  NexusHandle,
-  NexusIdentity,
-  ScsiCommand,
-  ScsiDeviceHandle,
-  ScsiResponse,
-} from '../../core/types.js';
-import { ScsiStatus } from '../../core/types.js';
 import {
   Errno,
-  isCapacityChanged,
-  isRetryable,
-  modeSense6,
-  outcomeToErrno,
-  parseCapacity,
-  readCapacity16,
-  rw16,
-  synchronizeCache16,
-  testUnitReady,
-} from './scsi.js';
+  reasonToErrno,
+  type BlockFailure,
+  type BlockNexus,
+  type FabricOps,
+  type LunMap,
+  type LunMapping,
+  type NexusHandle,
+  type NexusIdentity,
+  type ScsiDeviceHandle,
+} from '../../core/index.js';
+import { LunkitError } from '../../protocols/errors.js';
+
+/** The block door operations a mount uses (BlockNexus satisfies it). */
+export type FuseBlockDoor = Pick<BlockNexus, 'nexus' | 'geometry' | 'read' | 'write' | 'flush'>;
 
 /** What the fabric needs of the SCSI core (ScsiCore satisfies it). */
 export interface FuseCore {
-  openNexus(identity: NexusIdentity, fabric: FabricOps): NexusHandle;
+  openBlockNexus(identity: NexusIdentity, fabric: FabricOps): FuseBlockDoor;
   closeNexus(nexus: NexusHandle): void;
-  submit(cmd: ScsiCommand): Promise<ScsiResponse>;
 }
 
 /** SPC-4 table 444: 0x0f "no specific protocol"; FUSE has no identifier of its own. */
 export const FUSE_PROTOCOL_ID = 0x0f;
 
-/** Resubmissions after a unit attention or BUSY before the I/O fails. */
-const RETRIES = 6;
 /** Split very large requests well below the core's 32 MiB MAXIMUM TRANSFER LENGTH. */
 const MAX_CHUNK = 8 * 1024 * 1024;
 const O_ACCMODE = 3;
@@ -93,9 +86,7 @@ interface Entry {
 /** Throws unless name can be a file name in the mount's directory. */
 export function validateExportName(name: string): void {
   if (name.length === 0 || name === '.' || name === '..' || /[/\0]/.test(name) || Buffer.byteLength(name) > 255) {
-    throw Object.assign(new Error(`invalid FUSE export name ${JSON.stringify(name)}: a file name without "/"`), {
-      code: 'ERR_FUSE_BAD_NAME',
-    });
+    throw new LunkitError('ERR_FUSE_BAD_NAME', `invalid FUSE export name ${JSON.stringify(name)}: a file name without "/"`);
   }
 }
 
@@ -107,13 +98,13 @@ export interface VolumeOptions {
 
 export class FuseVolume implements LunMap {
   readonly nexus: NexusHandle;
+  private readonly blocks: FuseBlockDoor;
   readonly stats: FuseStats = { reads: 0, writes: 0, bytesRead: 0, bytesWritten: 0, syncs: 0, errors: 0 };
   private readonly byName = new Map<string, Entry>();
   private readonly byLun = new Map<number, Entry>();
   private readonly handles = new Map<number, Entry>();
   private nextFh = 1;
   private nextIno = 2;
-  private nextTag = 1;
   private readonly uid: number;
   private readonly gid: number;
   private readonly started = new Date();
@@ -126,7 +117,8 @@ export class FuseVolume implements LunMap {
   ) {
     this.uid = opts.uid ?? process.getuid?.() ?? 0;
     this.gid = opts.gid ?? process.getgid?.() ?? 0;
-    this.nexus = core.openNexus({ ...identity, luns: this }, fabric);
+    this.blocks = core.openBlockNexus({ ...identity, luns: this }, fabric);
+    this.nexus = this.blocks.nexus;
   }
 
   // --- LunMap (the nexus's view of the exports) ----------------------------------
@@ -142,9 +134,9 @@ export class FuseVolume implements LunMap {
   // --- Exports --------------------------------------------------------------------
 
   /**
-   * Adds (or replaces) the file `name` for a device. Probes size, block size
-   * and write protection with READ CAPACITY(16) and MODE SENSE(6) first; the
-   * file appears only when the probe succeeded.
+   * Adds (or replaces) the file `name` for a device. Reads size, block size
+   * and write protection from the door first; the file appears only when the
+   * LU has a geometry to offer.
    */
   async setExport(name: string, opts: ExportOptions): Promise<ExportInfo> {
     validateExportName(name);
@@ -165,7 +157,7 @@ export class FuseVolume implements LunMap {
     // The LUN must be in the map while probing: the core resolves it through us.
     this.byLun.set(lun, entry);
     try {
-      await this.probe(entry);
+      this.probe(entry);
     } catch (e) {
       if (old) this.byLun.set(lun, old);
       else this.byLun.delete(lun);
@@ -209,69 +201,32 @@ export class FuseVolume implements LunMap {
     return e.mapping.readOnly || e.writeProtected;
   }
 
-  private async probe(e: Entry): Promise<void> {
-    // A new nexus (or LUN) starts with POWER ON/RESET pending (SAM-5 §5.14); run() absorbs it.
-    await this.run(e, testUnitReady(), 'none', 0);
-    await this.readCapacity(e);
-    const ms = await this.run(e, modeSense6(), 'read', 255);
-    e.writeProtected = ms.status === ScsiStatus.GOOD && ms.dataIn !== undefined && ms.dataIn.length >= 3 && (ms.dataIn[2] & 0x80) !== 0;
-  }
-
-  private async readCapacity(e: Entry): Promise<void> {
-    const cap = await this.submitOnce(e, readCapacity16(), 'read', 32);
-    if (cap.status !== ScsiStatus.GOOD || !cap.dataIn) {
-      throw Object.assign(new Error(`READ CAPACITY(16) failed on ${e.mapping.device.name}`), { code: 'ERR_FUSE_PROBE' });
+  /** Reads the LU's geometry into the entry (throws when there is none). */
+  private probe(e: Entry): void {
+    const geo = this.blocks.geometry(e.lun);
+    if (typeof geo === 'string') {
+      throw new LunkitError('ERR_FUSE_PROBE', `${e.mapping.device.name} has no geometry to offer: ${geo}`);
     }
-    const c = parseCapacity(cap.dataIn);
-    e.size = c.size;
-    e.blockSize = c.blockSize;
+    e.size = geo.size;
+    e.blockSize = geo.blockSize;
+    e.writeProtected = geo.writeProtected && !e.mapping.readOnly;
   }
 
-  private submitOnce(
-    e: Entry,
-    cdb: Buffer,
-    direction: 'none' | 'read' | 'write',
-    expectedLength: number,
-    dataOut?: Buffer,
-    dataInBuffer?: Buffer,
-  ): Promise<ScsiResponse> {
-    return this.core.submit({
-      nexus: this.nexus,
-      lun: e.lun,
-      cdb,
-      tag: this.nextTag++ >>> 0,
-      attr: 'simple',
-      expectedLength,
-      direction,
-      dataOut,
-      dataInBuffer,
-    });
-  }
-
-  /** Submits one CDB, resubmitting after unit attentions and BUSY (with a short back-off). */
-  private async run(
-    e: Entry,
-    cdb: Buffer,
-    direction: 'none' | 'read' | 'write',
-    expectedLength: number,
-    dataOut?: Buffer,
-    dataInBuffer?: Buffer,
-  ): Promise<ScsiResponse> {
-    let res = await this.submitOnce(e, cdb, direction, expectedLength, dataOut, dataInBuffer);
-    for (let i = 1; i <= RETRIES && isRetryable(res); i++) {
-      if (isCapacityChanged(res)) await this.readCapacity(e).catch(() => {});
-      if (res.status !== ScsiStatus.CHECK_CONDITION) await new Promise((r) => setTimeout(r, i * 2));
-      res = await this.submitOnce(e, cdb, direction, expectedLength, dataOut, dataInBuffer);
-    }
-    return res;
+  /** Size and protection as they are now (a resize or SWP change shows at once). */
+  private refresh(e: Entry): void {
+    if (e.removed) return;
+    const geo = this.blocks.geometry(e.lun);
+    if (typeof geo === 'string') return;
+    e.size = geo.size;
+    e.writeProtected = geo.writeProtected && !e.mapping.readOnly;
   }
 
   // --- Block I/O in bytes -----------------------------------------------------------
 
   /**
    * Reads [pos, pos+dst.length) of the LU into dst; pos and length
-   * block-aligned. dst is offered to the core as the Data-In buffer, so the
-   * backstore reads straight into the FUSE reply buffer (no 128 KiB
+   * block-aligned. dst is offered to the door as the buffer to read into,
+   * so the backstore reads straight into the FUSE reply buffer (no 128 KiB
    * allocation and no copy per READ; docs/fuse.md "Performance"). That is
    * safe past our reply too: fuse-native detaches the buffer when the
    * request is answered, so a late write into it lands nowhere.
@@ -280,31 +235,34 @@ export class FuseVolume implements LunMap {
     for (let done = 0; done < dst.length; ) {
       const n = Math.min(MAX_CHUNK, dst.length - done);
       const into = dst.subarray(done, done + n);
-      const res = await this.run(e, rw16(false, (pos + done) / e.blockSize, n / e.blockSize), 'read', n, undefined, into);
-      const errno = outcomeToErrno(res, false);
-      if (errno !== 0) return errno;
-      if (!res.dataIn || res.dataIn.length < n) return Errno.EIO;
-      // The core answers with a view of `into` when it used it; anything else is copied.
-      if (res.dataIn.buffer !== into.buffer || res.dataIn.byteOffset !== into.byteOffset) res.dataIn.copy(dst, done, 0, n);
+      const res = await this.blocks.read(e.lun, pos + done, n, into);
+      if (typeof res === 'string') return this.errno(res, false);
+      // The door answers with a view of `into` when it used it; anything else is copied.
+      if (res.buffer !== into.buffer || res.byteOffset !== into.byteOffset) res.copy(dst, done, 0, n);
       done += n;
     }
     return 0;
   }
 
-  /** Writes src at pos; pos and length block-aligned. src is handed to the core as is (no copy). */
+  /** Writes src at pos; pos and length block-aligned. src is handed to the door as is (no copy). */
   private async writeAligned(e: Entry, src: Buffer, pos: number): Promise<number> {
     for (let done = 0; done < src.length; ) {
       const n = Math.min(MAX_CHUNK, src.length - done);
-      const res = await this.run(e, rw16(true, (pos + done) / e.blockSize, n / e.blockSize), 'write', n, src.subarray(done, done + n));
-      const errno = outcomeToErrno(res, true);
-      if (errno !== 0) return errno;
+      const failure = await this.blocks.write(e.lun, pos + done, src.subarray(done, done + n));
+      if (failure !== undefined) return this.errno(failure, true);
       done += n;
     }
     return 0;
+  }
+
+  /** The one reason-to-errno map (core/errno.ts). */
+  private errno(failure: BlockFailure, isWrite: boolean): number {
+    return reasonToErrno(failure, isWrite);
   }
 
   /** Returns bytes read (0 at end of file) or a negative errno. */
   async read(e: Entry, buf: Buffer, len: number, pos: number): Promise<number> {
+    this.refresh(e);
     if (pos >= e.size || len <= 0) return 0;
     const n = Math.min(len, buf.length, e.size - pos);
     const bs = e.blockSize;
@@ -329,6 +287,7 @@ export class FuseVolume implements LunMap {
 
   /** Returns bytes written or a negative errno; a fixed-size file never grows (ENOSPC past the end). */
   async write(e: Entry, buf: Buffer, len: number, pos: number): Promise<number> {
+    this.refresh(e);
     if (this.isReadOnly(e)) return -Errno.EROFS;
     if (len <= 0) return 0;
     if (pos >= e.size) return -Errno.ENOSPC;
@@ -372,8 +331,8 @@ export class FuseVolume implements LunMap {
   }
 
   async fsync(e: Entry): Promise<number> {
-    const res = await this.run(e, synchronizeCache16(), 'none', 0);
-    const errno = outcomeToErrno(res, true);
+    const failure = await this.blocks.flush(e.lun);
+    const errno = failure === undefined ? 0 : this.errno(failure, true);
     this.stats.syncs++;
     if (errno === 0) return 0;
     this.stats.errors++;
@@ -387,6 +346,7 @@ export class FuseVolume implements LunMap {
   }
 
   private statOf(e: Entry): FuseStat {
+    this.refresh(e);
     const ro = this.isReadOnly(e);
     return {
       mode: 0o100000 | (ro ? 0o444 : 0o644),

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { FuseOps } from 'fuse-native';
-import { FuseVolume, validateExportName, type FuseCore } from '../../../src/fabrics/fuse/volume.js';
-import { Errno } from '../../../src/fabrics/fuse/scsi.js';
+import { FuseVolume, validateExportName, type FuseBlockDoor, type FuseCore } from '../../../src/fabrics/fuse/volume.js';
 import { ScsiCore } from '../../../src/core/engine.js';
+import { Errno, type BlockFailure, type BlockGeometry } from '../../../src/core/index.js';
 import { RamdiskBackstore } from '../../../src/backstores/ramdisk/ramdisk.js';
-import type { FabricOps, NexusHandle, NexusIdentity, ScsiCommand, ScsiResponse } from '../../../src/core/types.js';
+import type { FabricOps, NexusHandle, NexusIdentity } from '../../../src/core/types.js';
 
 const fabric: FabricOps = { name: 'fuse' };
 const ident = {
@@ -18,12 +18,20 @@ const ident = {
 };
 const dev = { name: 'd', serial: 's' };
 
-/** A fake core: a byte array behind READ(16)/WRITE(16), scripted answers for the rest. */
+interface Op {
+  op: 'read' | 'write' | 'flush' | 'geometry';
+  lun: number;
+  offset?: number;
+  length?: number;
+  data?: Buffer;
+}
+
+/** A fake core: a byte array behind the block door, scripted failures for reads and writes. */
 class FakeCore implements FuseCore {
-  readonly cmds: ScsiCommand[] = [];
+  readonly ops: Op[] = [];
   data: Buffer;
-  /** Answer for the next WRITE(16)/READ(16) instead of doing it. */
-  next: ScsiResponse[] = [];
+  /** Failure for the next read/write instead of doing it. */
+  next: BlockFailure[] = [];
   wp = false;
   nexus: NexusHandle | undefined;
   closed = 0;
@@ -33,35 +41,49 @@ class FakeCore implements FuseCore {
   ) {
     this.data = Buffer.alloc(size);
   }
-  openNexus(identity: NexusIdentity): NexusHandle {
-    this.nexus = { id: 1, identity };
-    return this.nexus;
+  openBlockNexus(identity: NexusIdentity): FuseBlockDoor {
+    const nexus = { id: 1, identity };
+    this.nexus = nexus;
+    const geometry = (lun: number): BlockGeometry | BlockFailure => {
+      this.ops.push({ op: 'geometry', lun });
+      if (!identity.luns.get(lun)) return 'LUN_NOT_SUPPORTED';
+      return {
+        size: this.data.length,
+        blockSize: this.blockSize,
+        caps: { canWrite: true, canFlush: true, canFua: true, canUnmap: false, canWriteZeroes: false, canExtents: false, unmapReadsZero: false, thin: false, rotationRate: 1, canMultiConn: true },
+        thin: false,
+        unmapReadsZero: false,
+        writeProtected: this.wp || (identity.luns.get(lun)?.readOnly ?? false),
+        writeCache: true,
+        maxTransferBytes: 32 << 20,
+      };
+    };
+    return {
+      nexus,
+      geometry,
+      read: async (lun, offset, length, into) => {
+        this.ops.push({ op: 'read', lun, offset, length });
+        const f = this.next.shift();
+        if (f) return f;
+        const buf = into && into.length >= length ? into.subarray(0, length) : Buffer.alloc(length);
+        this.data.copy(buf, 0, offset, offset + length);
+        return buf;
+      },
+      write: async (lun, offset, data) => {
+        this.ops.push({ op: 'write', lun, offset, length: data.length, data });
+        const f = this.next.shift();
+        if (f) return f;
+        data.copy(this.data, offset);
+        return undefined;
+      },
+      flush: async (lun) => {
+        this.ops.push({ op: 'flush', lun });
+        return undefined;
+      },
+    };
   }
   closeNexus(): void {
     this.closed++;
-  }
-  async submit(cmd: ScsiCommand): Promise<ScsiResponse> {
-    this.cmds.push(cmd);
-    const ok = (dataIn?: Buffer): ScsiResponse => ({ status: 0, dataIn, residualKind: 'none', residualCount: 0 });
-    const op = cmd.cdb[0];
-    if ((op === 0x88 || op === 0x8a) && this.next.length > 0) return this.next.shift() as ScsiResponse;
-    if (op === 0x9e) {
-      const d = Buffer.alloc(32);
-      d.writeBigUInt64BE(BigInt(this.data.length / this.blockSize - 1), 0);
-      d.writeUInt32BE(this.blockSize, 8);
-      return ok(d);
-    }
-    if (op === 0x1a) return ok(Buffer.from([3, 0, this.wp ? 0x80 : 0, 0]));
-    if (op !== 0x88 && op !== 0x8a) return ok();
-    const lba = Number(cmd.cdb.readBigUInt64BE(2));
-    const n = cmd.cdb.readUInt32BE(10) * this.blockSize;
-    if (op === 0x88) return ok(Buffer.from(this.data.subarray(lba * this.blockSize, lba * this.blockSize + n)));
-    if (op === 0x8a) {
-      expect(cmd.dataOut?.length).toBe(n);
-      cmd.dataOut?.copy(this.data, lba * this.blockSize);
-      return ok();
-    }
-    return ok();
   }
 }
 
@@ -87,8 +109,8 @@ describe('FuseVolume directory', () => {
     expect(names).toEqual(['.', '..', 'disk']);
     expect((await call(ops.getattr, '/nope'))[0]).toBe(-Errno.ENOENT);
     expect((await call(ops.getattr, '/'))[1]).toMatchObject({ mode: 0o040755 });
-    // The probe went through the one door: TUR, READ CAPACITY(16), MODE SENSE(6).
-    expect(core.cmds.map((c) => c.cdb[0])).toEqual([0x00, 0x9e, 0x1a]);
+    // The geometry came from the block door, no CDB was built.
+    expect(core.ops[0]).toEqual({ op: 'geometry', lun: 0 });
     expect(core.nexus?.identity.initiatorName).toBe('fuse:test:/mnt');
   });
 
@@ -101,7 +123,7 @@ describe('FuseVolume directory', () => {
     expect((await call(ops.write, '/disk', fd as number, Buffer.alloc(512), 512, 0))[0]).toBe(-Errno.EROFS);
   });
 
-  it('a write-protected LU (MODE SENSE WP) is read-only too', async () => {
+  it('a write-protected LU is read-only too', async () => {
     const core = new FakeCore(4096);
     core.wp = true;
     const vol = new FuseVolume(core, ident, fabric);
@@ -141,14 +163,16 @@ describe('FuseVolume directory', () => {
 });
 
 describe('FuseVolume I/O', () => {
-  it('aligned reads and writes become one READ(16)/WRITE(16) each, writes without a copy', async () => {
+  it('aligned reads and writes become one block operation each, writes without a copy', async () => {
     const { ops, core } = await setup();
     const [, fd] = await call(ops.open, '/disk', 2);
     const buf = Buffer.alloc(4096, 0xab);
-    core.cmds.length = 0;
+    core.ops.length = 0;
     expect((await call(ops.write, '/disk', fd as number, buf, 4096, 8192))[0]).toBe(4096);
-    expect(core.cmds[0].cdb).toEqual(Buffer.from([0x8a, 0, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0, 0, 8, 0, 0]));
-    expect(core.cmds[0].dataOut?.buffer).toBe(buf.buffer);
+    const w = core.ops.filter((o) => o.op === 'write');
+    expect(w).toHaveLength(1);
+    expect(w[0]).toMatchObject({ lun: 0, offset: 8192, length: 4096 });
+    expect(w[0].data?.buffer).toBe(buf.buffer);
     const out = Buffer.alloc(4096);
     expect((await call(ops.read, '/disk', fd as number, out, 4096, 8192))[0]).toBe(4096);
     expect(out.equals(buf)).toBe(true);
@@ -188,29 +212,28 @@ describe('FuseVolume I/O', () => {
     expect(core.data[105]).toBe(2);
   });
 
-  it('sense comes back as an errno; unit attentions are retried', async () => {
+  it('a failure comes back as the errno of the one map', async () => {
     const { ops, core, vol } = await setup();
     const [, fd] = await call(ops.open, '/disk', 2);
-    const sense = (k: number, a: number, q: number): Buffer => {
-      const b = Buffer.alloc(18);
-      b[0] = 0x70;
-      b[2] = k;
-      b[12] = a;
-      b[13] = q;
-      return b;
-    };
-    core.next = [{ status: 2, sense: sense(0x3, 0x11, 0), residualKind: 'none', residualCount: 0 }];
+    core.next = ['MEDIUM_ERROR_READ'];
     expect((await call(ops.read, '/disk', fd as number, Buffer.alloc(512), 512, 0))[0]).toBe(-Errno.EIO);
-    core.next = [{ status: 0x18, residualKind: 'none', residualCount: 0 }];
+    core.next = ['RESERVATION_CONFLICT'];
     expect((await call(ops.write, '/disk', fd as number, Buffer.alloc(512), 512, 0))[0]).toBe(-Errno.EACCES);
-    core.next = [{ status: 2, sense: sense(0x7, 0x27, 0x07), residualKind: 'none', residualCount: 0 }];
+    core.next = ['SPACE_ALLOCATION_FAILED'];
     expect((await call(ops.write, '/disk', fd as number, Buffer.alloc(512), 512, 0))[0]).toBe(-Errno.ENOSPC);
-    core.next = [{ status: 2, sense: sense(0x6, 0x29, 0x00), residualKind: 'none', residualCount: 0 }];
+    core.next = ['WRITE_PROTECTED'];
+    expect((await call(ops.write, '/disk', fd as number, Buffer.alloc(512), 512, 0))[0]).toBe(-Errno.EROFS);
     expect((await call(ops.write, '/disk', fd as number, Buffer.alloc(512), 512, 0))[0]).toBe(512);
-    expect(vol.stats.errors).toBe(3);
-    core.cmds.length = 0;
+    expect(vol.stats.errors).toBe(4);
+    core.ops.length = 0;
     expect((await call(ops.fsync, '/disk', 0, fd as number))[0]).toBe(0);
-    expect(core.cmds[0].cdb[0]).toBe(0x91);
+    expect(core.ops.some((o) => o.op === 'flush')).toBe(true);
+  });
+
+  it('a resized LU shows its new size at the next stat', async () => {
+    const { ops, core } = await setup(4096);
+    core.data = Buffer.alloc(8192);
+    expect((await call(ops.getattr, '/disk'))[1]).toMatchObject({ size: 8192 });
   });
 
   it('close() closes the nexus', async () => {
