@@ -19,6 +19,7 @@ import Fuse, { type FuseOptions } from 'fuse-native';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { FabricOps, NexusHandle } from '../../core/types.js';
+import { LunkitError } from '../../protocols/errors.js';
 import { silentLogger, type Logger } from '../../util/log.js';
 import { hasFuseMallocTunables, withFuseMallocTunables } from './malloc.js';
 import { forceUnmount, mountsAt, prepareMountpoint, type LoopDevice } from './mountpoint.js';
@@ -121,7 +122,7 @@ export class FuseFabric implements FabricOps {
    * ERR_FUSE_MOUNTPOINT_IN_USE. Exports may be set before or after.
    */
   async mount(): Promise<void> {
-    if (this.state !== 'idle') throw Object.assign(new Error(`FUSE fabric at ${this.mountpoint} is ${this.state}`), { code: 'ERR_FUSE_STATE' });
+    if (this.state !== 'idle') throw new LunkitError('ERR_FUSE_STATE', `FUSE fabric at ${this.mountpoint} is ${this.state}`);
     this.state = 'mounting';
     try {
       const prep = await prepareMountpoint(this.mountpoint, { mkdir: this.opts.mkdir ?? true });
@@ -171,11 +172,11 @@ export class FuseFabric implements FabricOps {
       const timer = setTimeout(() => {
         // INIT never came: the kernel mount may exist without a server loop.
         void forceUnmount(this.mountpoint).catch(() => {});
-        rej(Object.assign(new Error(`FUSE mount at ${this.mountpoint} timed out`), { code: 'ERR_FUSE_MOUNT' }));
+        rej(new LunkitError('ERR_FUSE_MOUNT', `FUSE mount at ${this.mountpoint} timed out`));
       }, ms);
       fuse.mount((err) => {
         clearTimeout(timer);
-        if (err) rej(Object.assign(new Error(`FUSE mount at ${this.mountpoint} failed: ${err.message}`), { code: 'ERR_FUSE_MOUNT', cause: err }));
+        if (err) rej(new LunkitError('ERR_FUSE_MOUNT', `FUSE mount at ${this.mountpoint} failed: ${err.message}`, { cause: err }));
         else res();
       });
     });
@@ -183,7 +184,7 @@ export class FuseFabric implements FabricOps {
 
   /** Adds or replaces the file `name` for a device (probes its geometry first). */
   setExport(name: string, opts: ExportOptions): Promise<ExportInfo> {
-    if (this.state === 'closed') return Promise.reject(Object.assign(new Error('FUSE fabric is closed'), { code: 'ERR_FUSE_STATE' }));
+    if (this.state === 'closed') return Promise.reject(new LunkitError('ERR_FUSE_STATE', 'FUSE fabric is closed'));
     return this.volume.setExport(name, opts);
   }
 

@@ -14,6 +14,7 @@ import { execFile } from 'node:child_process';
 import { mkdir, readFile, readdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
+import { LunkitError } from '../../protocols/errors.js';
 
 export interface MountInfoEntry {
   mountPoint: string;
@@ -89,7 +90,7 @@ export async function forceUnmount(dir: string): Promise<void> {
   if (r.code === 0) return;
   const u = await runCommand('umount', ['-l', '--', dir]);
   if (u.code !== 0) {
-    throw Object.assign(new Error(`cannot clear the mount at ${dir}: ${r.stderr.trim() || u.stderr.trim()}`), { code: 'ERR_FUSE_UNMOUNT' });
+    throw new LunkitError('ERR_FUSE_UNMOUNT', `cannot clear the mount at ${dir}: ${r.stderr.trim() || u.stderr.trim()}`);
   }
 }
 
@@ -160,7 +161,7 @@ export async function prepareMountpoint(dir: string, opts: { mkdir?: boolean } =
         continue;
       }
       if (probe === 'enoent') {
-        if (!opts.mkdir) throw Object.assign(new Error(`mount point ${abs} does not exist`), { code: 'ERR_FUSE_MOUNTPOINT' });
+        if (!opts.mkdir) throw new LunkitError('ERR_FUSE_MOUNTPOINT', `mount point ${abs} does not exist`);
         await mkdir(abs, { recursive: true });
       }
       return { clearedStale, staleLoops };
@@ -176,14 +177,12 @@ export async function prepareMountpoint(dir: string, opts: { mkdir?: boolean } =
     }
     const what = `${top.fsType} from ${top.source}`;
     if (probe === 'timeout' || lookup === 'timeout') {
-      throw Object.assign(
-        new Error(`mount point ${abs} is in use by ${what} whose server does not answer; if it is dead, run: fusermount -uz ${abs}`),
-        { code: 'ERR_FUSE_MOUNTPOINT_IN_USE' },
+      throw new LunkitError(
+        'ERR_FUSE_MOUNTPOINT_IN_USE',
+        `mount point ${abs} is in use by ${what} whose server does not answer; if it is dead, run: fusermount -uz ${abs}`,
       );
     }
-    throw Object.assign(new Error(`mount point ${abs} is in use by a live mount (${what}); unmount it first`), {
-      code: 'ERR_FUSE_MOUNTPOINT_IN_USE',
-    });
+    throw new LunkitError('ERR_FUSE_MOUNTPOINT_IN_USE', `mount point ${abs} is in use by a live mount (${what}); unmount it first`);
   }
-  throw Object.assign(new Error(`mount point ${abs}: too many stale mounts`), { code: 'ERR_FUSE_MOUNTPOINT_IN_USE' });
+  throw new LunkitError('ERR_FUSE_MOUNTPOINT_IN_USE', `mount point ${abs}: too many stale mounts`);
 }
