@@ -99,8 +99,8 @@ export class BlockNexus {
    */
   async read(lun: number, offset: number, length: number, into?: Buffer): Promise<Buffer | BlockFailure> {
     const t0 = performance.now();
-    const a = this.admitIo(lun, 'read', offset, length, true);
-    if (typeof a === 'string') return this.record(undefined, 'read', 0, a, t0);
+    const a = this.admitIo(lun, 'read', offset, length, true, 'read', t0);
+    if (typeof a === 'string') return a;
     const { dev } = a;
     const task = this.enter(a, lun);
     let out: Buffer | BlockFailure;
@@ -172,8 +172,8 @@ export class BlockNexus {
    */
   async extents(lun: number, offset: number, length: number): Promise<Extent[] | BlockFailure> {
     const t0 = performance.now();
-    const a = this.admitIo(lun, 'read', offset, length, false);
-    if (typeof a === 'string') return this.record(undefined, 'none', 0, a, t0);
+    const a = this.admitIo(lun, 'read', offset, length, false, 'none', t0);
+    if (typeof a === 'string') return a;
     const { dev } = a;
     const task = this.enter(a, lun);
     let out: Extent[] | BlockFailure;
@@ -206,8 +206,9 @@ export class BlockNexus {
 
   /** PRE-FETCH: the page cache is our cache; the range is checked and nothing else happens. */
   cache(lun: number, offset: number, length: number): BlockFailure | undefined {
-    const a = this.admitIo(lun, 'read', offset, length, false);
-    return typeof a === 'string' ? a : undefined;
+    const t0 = performance.now();
+    const a = this.admitIo(lun, 'read', offset, length, false, 'none', t0);
+    return typeof a === 'string' ? a : this.record(a, 'none', 0, undefined, t0);
   }
 
   // -- the rules ----------------------------------------------------------------
@@ -226,11 +227,25 @@ export class BlockNexus {
   /**
    * admit(), then reservations, write protection, alignment and range, in
    * the SCSI path's order. `limited`: the length counts against MAXIMUM
-   * TRANSFER LENGTH (reads and writes; not trims, zeroes or extents).
+   * TRANSFER LENGTH (reads and writes; not trims, zeroes or extents). A
+   * refusal is recorded in the statistics here.
    */
-  private admitIo(lun: number, access: 'read' | 'write', offset: number, length: number, limited: boolean): Admitted | BlockFailure {
+  private admitIo(
+    lun: number,
+    access: 'read' | 'write',
+    offset: number,
+    length: number,
+    limited: boolean,
+    direction: 'read' | 'write' | 'none',
+    t0: number,
+  ): Admitted | BlockFailure {
     const a = this.admit(lun);
-    if (typeof a === 'string') return a;
+    if (typeof a === 'string') return this.record(undefined, direction, 0, a, t0);
+    const refused = this.refusal(a, access, offset, length, limited);
+    return refused === undefined ? a : this.record(a, direction, 0, refused, t0);
+  }
+
+  private refusal(a: Admitted, access: 'read' | 'write', offset: number, length: number, limited: boolean): BlockFailure | undefined {
     const { dev, mapping } = a;
     if (dev.reservations.accessConflicts(this.nexus, access)) return 'RESERVATION_CONFLICT';
     if (access === 'write' && (dev.deviceWriteProtected || mapping.readOnly)) return 'WRITE_PROTECTED';
@@ -239,7 +254,7 @@ export class BlockNexus {
     if (offset % bs !== 0 || length % bs !== 0) return 'INVALID_FIELD_IN_CDB';
     if (offset + length > dev.backstore.size) return 'LBA_OUT_OF_RANGE';
     if (limited && length > MAX_TRANSFER_BYTES) return 'INVALID_FIELD_IN_CDB';
-    return a;
+    return undefined;
   }
 
   /** Writers: the checks, the task set, the LBA range lock, then `body`. */
@@ -253,9 +268,9 @@ export class BlockNexus {
     ranged = true,
   ): Promise<BlockFailure | undefined> {
     const t0 = performance.now();
-    const a = this.admitIo(lun, 'write', offset, length, op === 'write' && bytes > 0);
     const direction = op === 'flush' ? 'none' : 'write';
-    if (typeof a === 'string') return this.record(undefined, direction, 0, a, t0);
+    const a = this.admitIo(lun, 'write', offset, length, op === 'write' && bytes > 0, direction, t0);
+    if (typeof a === 'string') return a;
     const { dev } = a;
     const task = this.enter(a, lun);
     let out: BlockFailure | undefined;
