@@ -4,6 +4,7 @@
 // DeviceView, so no view object is built per command.
 
 import { createHash } from 'node:crypto';
+import { LunkitError } from '../protocols/errors.js';
 import type { CommandSpec, DeviceView } from './command.js';
 import type { BackstoreOps, NexusHandle, ScsiDeviceHandle } from './types.js';
 import { LbaRangeLock } from './lba-lock.js';
@@ -192,5 +193,5 @@ export class ScsiDevice implements ScsiDeviceHandle, DeviceView {
 /** The concrete device behind a handler's DeviceView (SPC handlers need mode state, identity). */
 export function scsiDeviceOf(view: DeviceView): ScsiDevice {
   if (view instanceof ScsiDevice) return view;
-  throw new TypeError('DeviceView is not a ScsiDevice');
+  throw new LunkitError('ERR_INTERNAL', 'DeviceView is not a ScsiDevice');
 }

@@ -5,6 +5,7 @@
 // and write protection, orders the task in the LU's task set, runs the
 // handler and turns its outcome into status, sense and residuals.
 
+import { LunkitError } from '../protocols/errors.js';
 import { CONTROL_NACA, findReservedBit } from '../protocols/scsi/cdb.js';
 import { ScsiOpcode, serviceActionOf } from '../protocols/scsi/opcodes.js';
 import type { CommandContext, CommandOutcome, CommandSpec, FieldPointer } from './command.js';
@@ -175,7 +176,7 @@ export class ScsiCore implements DeviceHost, TmfScope {
     for (const spec of commands) if (spec.serviceAction !== undefined) this.saOpcodes.add(spec.opcode);
     for (const spec of commands) {
       const key = this.saOpcodes.has(spec.opcode) ? saKey(spec.opcode, spec.serviceAction ?? 0) : spec.opcode;
-      if (this.table.has(key)) throw new Error(`duplicate command spec for ${spec.name}`);
+      if (this.table.has(key)) throw new LunkitError('ERR_INTERNAL', `duplicate command spec for ${spec.name}`);
       this.table.set(key, spec);
     }
     this.info = {
