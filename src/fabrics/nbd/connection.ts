@@ -226,7 +226,7 @@ export class NbdConnection {
    */
   private async startTls(framers: { current: OptionFramer }, onOption: (f: OptionFrame) => void): Promise<void> {
     const setup = this.ctx.tls;
-    if (!setup) throw new Error('TLS is not configured');
+    if (!setup) throw new LunkitError('ERR_INTERNAL', 'TLS is not configured');
     const plain = this.socket;
     plain.removeAllListeners('data');
     const buffered = this.unhold();

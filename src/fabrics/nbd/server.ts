@@ -5,6 +5,7 @@
 import { lstat, unlink } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { FabricOps, NexusHandle } from '../../core/types.js';
+import { LunkitError } from '../../protocols/errors.js';
 import { NBD_DEFAULT_PORT } from '../../protocols/nbd/index.js';
 import { NbdConnection, type NbdConnectionInfo } from './connection.js';
 import type { NbdCore, NbdExportConfig, NbdLogger } from './ports.js';
@@ -91,7 +92,7 @@ export class NbdServer {
 
   /** Adds or replaces an export; connections already attached keep theirs. */
   setExport(name: string, e: NbdExportConfig): void {
-    if (Buffer.byteLength(name) > 4096) throw new Error('NBD export names are at most 4096 bytes');
+    if (Buffer.byteLength(name) > 4096) throw new LunkitError('ERR_NBD_TOO_LARGE', 'NBD export names are at most 4096 bytes');
     this.exportTable.set(name, e);
   }
 
@@ -207,7 +208,7 @@ export class NbdServer {
 async function removeStaleSocket(path: string): Promise<void> {
   const st = await lstat(path).catch(() => undefined);
   if (!st) return;
-  if (!st.isSocket()) throw new Error(`${path} exists and is not a socket`);
+  if (!st.isSocket()) throw new LunkitError('ERR_NBD_SOCKET_PATH', `${path} exists and is not a socket`);
   const alive = await new Promise<boolean>((resolve) => {
     const probe = connect(path);
     probe.once('connect', () => {
@@ -216,6 +217,6 @@ async function removeStaleSocket(path: string): Promise<void> {
     });
     probe.once('error', () => resolve(false));
   });
-  if (alive) throw new Error(`another server is listening on ${path}`);
+  if (alive) throw new LunkitError('ERR_NBD_SOCKET_IN_USE', `another server is listening on ${path}`);
   await unlink(path);
 }

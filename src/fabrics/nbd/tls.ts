@@ -6,6 +6,7 @@
 import type { Socket } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import { TLSSocket, createSecureContext, type SecureContext } from 'node:tls';
+import { LunkitError } from '../../protocols/errors.js';
 import type { NbdTlsMode } from './negotiation.js';
 
 /** PEM material and policy, as NbdServerOptions.tls gives them. */
@@ -33,7 +34,7 @@ export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 export function makeTlsSetup(cfg: NbdTlsConfig): NbdTlsSetup {
   const context = createSecureContext({ cert: cfg.cert, key: cfg.key, ...(cfg.ca !== undefined ? { ca: cfg.ca } : {}) });
   const cas = cfg.ca === undefined ? [] : splitPem(cfg.ca).map((pem) => new X509Certificate(pem));
-  if (cfg.ca !== undefined && cas.length === 0) throw new Error('the TLS CA file holds no certificate');
+  if (cfg.ca !== undefined && cas.length === 0) throw new LunkitError('ERR_NBD_TLS', 'the TLS CA file holds no certificate');
   return { context, verifyClient: cfg.ca !== undefined, cas, mode: cfg.require ? 'require' : 'on' };
 }
 
@@ -83,8 +84,8 @@ export function upgradeToTls(plain: Socket, setup: NbdTlsSetup, buffered: Buffer
       reject(e);
     };
     const onError = (e: Error): void => fail(e);
-    const onClose = (): void => fail(new Error('the client closed the connection during the TLS handshake'));
-    const timer = setTimeout(() => fail(new Error(`no TLS handshake within ${timeoutMs} ms`)), timeoutMs);
+    const onClose = (): void => fail(new LunkitError('ERR_NBD_TLS', 'the client closed the connection during the TLS handshake'));
+    const timer = setTimeout(() => fail(new LunkitError('ERR_NBD_TLS', `no TLS handshake within ${timeoutMs} ms`)), timeoutMs);
     const cleanup = (): void => {
       clearTimeout(timer);
       secure.off('error', onError);
@@ -97,7 +98,7 @@ export function upgradeToTls(plain: Socket, setup: NbdTlsSetup, buffered: Buffer
       // but whether a CA signed it is left to us (see untrustedClient).
       const why = setup.verifyClient ? untrustedClient(secure, setup.cas) : undefined;
       if (why !== undefined) {
-        fail(new Error(`client certificate refused: ${why}`));
+        fail(new LunkitError('ERR_NBD_TLS', `client certificate refused: ${why}`));
         return;
       }
       cleanup();
