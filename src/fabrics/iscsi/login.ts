@@ -10,6 +10,7 @@
 // Failures answer with a Login Response whose Status-Class/Detail says why
 // (§11.13.5) and then close the connection.
 
+import { LunkitError } from '../../protocols/errors.js';
 import { LoginStage, LoginStatus, ISCSI_VERSION } from '../../protocols/iscsi/constants.js';
 import { Opcode, type LoginRequestPdu, type LoginResponsePdu } from '../../protocols/iscsi/pdu-types.js';
 import { encodeTextKeys, parseTextKeys, TextAccumulator } from '../../protocols/iscsi/text.js';
@@ -27,12 +28,14 @@ type Status = { statusClass: number; statusDetail: number };
 /** Keys the login layer handles itself; the negotiator never sees them. */
 const DECLARATIVE = new Set(['InitiatorName', 'InitiatorAlias', 'TargetName', 'SessionType', 'TargetAlias', 'TargetAddress', 'TargetPortalGroupTag']);
 
-class LoginFailure extends Error {
+/** A login the target refuses with `status`; answered with a Login Response, never thrown further. */
+class LoginFailure extends LunkitError {
   constructor(
     readonly status: Status,
     message: string,
   ) {
-    super(message);
+    super('ERR_ISCSI_LOGIN_REFUSED', message);
+    this.name = 'LoginFailure';
   }
 }
 

@@ -4,6 +4,7 @@
 // old session's tasks are aborted and its connections dropped first.
 
 import type { NexusHandle } from '../../core/types.js';
+import { LunkitError } from '../../protocols/errors.js';
 import type { IscsiCore, TpgConfig } from './config.js';
 import { CmdSnWindow } from './cmdsn.js';
 import type { SessionLunMap } from './acl.js';
@@ -202,7 +203,7 @@ export class SessionRegistry {
       this.nextTsih = t >= 0xffff ? 1 : t + 1;
       if (!this.byTsih.has(t)) return t;
     }
-    throw new Error('no free TSIH');
+    throw new LunkitError('ERR_ISCSI_LOGIN_REFUSED', 'no free TSIH');
   }
 
   add(s: IscsiSession): void {
