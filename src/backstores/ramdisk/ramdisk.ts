@@ -9,6 +9,7 @@
 // time, so a read or write is atomic with respect to other commands.
 
 import type { BackstoreCaps, BackstoreOps, Extent } from '../../core/types.js';
+import { LunkitError } from '../../protocols/errors.js';
 import { checkGeometry } from '../geometry.js';
 
 export interface RamdiskBackstoreOptions {
@@ -50,7 +51,7 @@ export class RamdiskBackstore implements BackstoreOps {
     checkGeometry(opts.size, opts.blockSize);
     const chunk = opts.chunkSize ?? DEFAULT_RAMDISK_CHUNK;
     if (chunk < 4096 || (chunk & (chunk - 1)) !== 0) {
-      throw new RangeError(`chunk size ${chunk} must be a power of two >= 4096`);
+      throw new LunkitError('EINVAL', `chunk size ${chunk} must be a power of two >= 4096`);
     }
     this.name = opts.name;
     this._size = opts.size;
@@ -167,9 +168,7 @@ export class RamdiskBackstore implements BackstoreOps {
 
   private check(offset: number, length: number): void {
     if (offset < 0 || length < 0 || offset + length > this._size) {
-      throw Object.assign(new RangeError(`I/O [${offset}, +${length}) outside the ramdisk (${this._size} bytes)`), {
-        code: 'EINVAL',
-      });
+      throw new LunkitError('EINVAL', `I/O [${offset}, +${length}) outside the ramdisk (${this._size} bytes)`);
     }
   }
 }
