@@ -11,6 +11,7 @@
 // pass/fail test (STYLE.md §21).
 //
 //   node dist/tools/bench-nbd.js [--seconds 10] [--size 1024] [--dir /dev/shm] [--only lunkit|nbdkit]
+//       [--baseline-root DIR]   (a built tree of another revision: measured too, as "baseline")
 
 import { spawn, execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -41,7 +42,7 @@ interface Result {
   cpuUsPerReq: number;
 }
 
-type ServerName = 'nbdkit' | 'lunkit';
+type ServerName = 'nbdkit' | 'lunkit' | 'baseline';
 
 interface FioSide {
   iops: number;
@@ -101,7 +102,7 @@ async function withNbdkit(image: string, run: (uri: string, pid: number) => Prom
   }
 }
 
-async function withLunkit(dir: string, image: string, nodeArgs: string[], run: (uri: string, pid: number) => Promise<void>): Promise<void> {
+async function withLunkit(root: string, dir: string, image: string, nodeArgs: string[], run: (uri: string, pid: number) => Promise<void>): Promise<void> {
   const port = await freePort();
   const cfg = join(dir, 'lunkit.json');
   await writeFile(
@@ -111,7 +112,7 @@ async function withLunkit(dir: string, image: string, nodeArgs: string[], run: (
       nbd: { listen: [`127.0.0.1:${port}`], exports: { bench: { backstore: 'bench' } } },
     }),
   );
-  const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'bin', 'lunkit.js'), 'serve', '--config', cfg, '--log-level', 'warn'], {
+  const child = spawn(process.execPath, [...nodeArgs, join(root, 'bin', 'lunkit.js'), 'serve', '--config', cfg, '--log-level', 'warn'], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: process.env,
   });
@@ -132,22 +133,26 @@ async function main(): Promise<void> {
       only: { type: 'string' },
       /** Extra node flags for lunkit, e.g. --node-arg=--cpu-prof (repeatable). */
       'node-arg': { type: 'string', multiple: true, default: [] },
+      /** A built lunkit tree of another revision (bench/nbd/run.sh --baseline-rev builds it). */
+      'baseline-root': { type: 'string' },
     },
   });
   const seconds = Number(values.seconds);
-  const servers: ServerName[] = values.only === 'lunkit' || values.only === 'nbdkit' ? [values.only] : ['nbdkit', 'lunkit'];
+  const baselineRoot = values['baseline-root'];
+  let servers: ServerName[] = values.only === 'lunkit' || values.only === 'nbdkit' ? [values.only] : ['nbdkit', 'lunkit'];
+  if (baselineRoot) servers = [...servers.filter((s) => s !== 'lunkit'), 'baseline', 'lunkit'];
   const dir = await mkdtemp(join(values.dir, 'lunkit-bench-nbd-'));
   const image = join(dir, 'disk.img');
   try {
     // Real data, not holes, so both servers read the same pages.
     await execFileP('dd', ['if=/dev/urandom', `of=${image}`, 'bs=1M', `count=${values.size}`, 'status=none'], { timeout: 120_000 });
-    const results: Record<ServerName, Record<string, Result>> = { nbdkit: {}, lunkit: {} };
+    const results: Record<ServerName, Record<string, Result>> = { nbdkit: {}, lunkit: {}, baseline: {} };
     for (const s of servers) {
       const measure = async (uri: string, pid: number): Promise<void> => {
         for (const w of WORKLOADS) results[s][w.name] = await fio(uri, w, seconds, pid);
       };
       if (s === 'nbdkit') await withNbdkit(image, measure);
-      else await withLunkit(dir, image, values['node-arg'], measure);
+      else await withLunkit(s === 'baseline' && baselineRoot ? baselineRoot : ROOT, dir, image, values['node-arg'], measure);
     }
     const lines = [
       `bench/nbd: fio ${WORKLOADS.length} workloads (ioengine=nbd), ${seconds} s each, ${values.size} MiB file on ${values.dir}, node ${process.version}`,
@@ -158,13 +163,17 @@ async function main(): Promise<void> {
         const r = results[s][w.name];
         lines.push(`${w.name.padEnd(21)} ${s.padEnd(8)} ${String(r.iops).padStart(6)} ${String(r.mbps).padStart(8)} ${r.cpuUsPerReq.toFixed(1).padStart(10)}`);
       }
-      if (servers.length === 2) {
-        const k = results.nbdkit[w.name];
-        const l = results.lunkit[w.name];
+      const ratio = (a: ServerName, b: ServerName): void => {
+        const x = results[a][w.name];
+        const y = results[b][w.name];
+        if (!x || !y) return;
         lines.push(
-          `${w.name.padEnd(21)} ratio lunkit/nbdkit: throughput ${(l.iops / k.iops).toFixed(2)}x, CPU per request ${(l.cpuUsPerReq / k.cpuUsPerReq).toFixed(2)}x`,
+          `${w.name.padEnd(21)} ratio ${a}/${b}: throughput ${(x.iops / y.iops).toFixed(2)}x, CPU per request ${(x.cpuUsPerReq / y.cpuUsPerReq).toFixed(2)}x`,
         );
-      }
+      };
+      if (servers.includes('nbdkit')) ratio('lunkit', 'nbdkit');
+      if (servers.includes('nbdkit') && baselineRoot) ratio('baseline', 'nbdkit');
+      if (baselineRoot) ratio('lunkit', 'baseline');
     }
     process.stdout.write(lines.join('\n') + '\n');
   } finally {
