@@ -131,7 +131,8 @@ async function retrying<T>(op: BackstoreOp, run: () => Promise<ScsiReply<T>>): P
     try {
       r = await run();
     } catch (err) {
-      if (err instanceof RangeError) throw err;
+      // A request refused before it was sent (partial blocks, a value out of range) is no transport failure.
+      if (err instanceof RangeError || isIscsiInitiatorError(err, 'ERR_ISCSI_INVALID_ARGUMENT')) throw err;
       throw transportFailure(op, err);
     }
     if (r.ok) return r;
