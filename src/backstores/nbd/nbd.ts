@@ -10,6 +10,7 @@
 import type { BackstoreCaps, BackstoreOps, Extent } from '../../core/types.js';
 import { checkGeometry } from '../geometry.js';
 import { NbdClient, NbdTransmissionFlag, isNbdClientError, type NbdClientOptions } from '../../nbd-client/index.js';
+import { LunkitError } from '../../protocols/errors.js';
 
 export interface NbdBackstoreOptions {
   name: string;
@@ -29,11 +30,9 @@ export interface NbdBackstoreOptions {
 }
 
 /** Node-style error the core maps to sense (EIO -> MEDIUM ERROR, ENOSPC -> SPACE ALLOCATION FAILED...). */
-function nodeError(err: unknown, what: string): Error {
-  if (isNbdClientError(err)) {
-    return Object.assign(new Error(`nbd backstore ${what}: ${err.message}`, { cause: err }), { code: err.nodeCode });
-  }
-  return Object.assign(new Error(`nbd backstore ${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err }), { code: 'EIO' });
+function nodeError(err: unknown, what: string): LunkitError {
+  if (isNbdClientError(err)) return new LunkitError(err.nodeCode, `nbd backstore ${what}: ${err.message}`, { cause: err });
+  return new LunkitError('EIO', `nbd backstore ${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
 }
 
 async function mapErrors<T>(what: string, fn: () => Promise<T>): Promise<T> {
@@ -114,17 +113,12 @@ export class NbdBackstore implements BackstoreOps {
     try {
       const size = client.size;
       if (size === 0 || size % opts.blockSize !== 0) {
-        throw Object.assign(
-          new RangeError(`the NBD export ${opts.url} is ${size} bytes, not a positive multiple of the block size ${opts.blockSize}`),
-          { code: 'EINVAL' },
-        );
+        throw new LunkitError('EINVAL', `the NBD export ${opts.url} is ${size} bytes, not a positive multiple of the block size ${opts.blockSize}`);
       }
       checkGeometry(size, opts.blockSize);
       const min = client.export.blockSize.minimum;
       if (min > opts.blockSize) {
-        throw Object.assign(new RangeError(`the NBD export ${opts.url} needs ${min}-byte alignment, more than the block size ${opts.blockSize}`), {
-          code: 'EINVAL',
-        });
+        throw new LunkitError('EINVAL', `the NBD export ${opts.url} needs ${min}-byte alignment, more than the block size ${opts.blockSize}`);
       }
       return new NbdBackstore(opts.name, size, opts.blockSize, client, opts.readOnly ?? false);
     } catch (e) {
@@ -138,7 +132,7 @@ export class NbdBackstore implements BackstoreOps {
   }
 
   write(buf: Buffer, offset: number, opts?: { fua?: boolean }): Promise<void> {
-    if (!this.caps.canWrite) return Promise.reject(Object.assign(new Error('nbd backstore is read-only'), { code: 'EROFS' }));
+    if (!this.caps.canWrite) return Promise.reject(new LunkitError('EROFS', 'nbd backstore is read-only'));
     return mapErrors('write', () => this.client.write(buf, offset, { fua: (opts?.fua ?? false) && this.caps.canFua }));
   }
 
@@ -167,7 +161,7 @@ export class NbdBackstore implements BackstoreOps {
     let at = offset;
     while (at < end) {
       const got = await mapErrors('block status', () => this.client.blockStatus(at, end - at));
-      if (got.length === 0) throw nodeError(new Error('empty block status reply'), 'block status');
+      if (got.length === 0) throw new LunkitError('EIO', 'nbd backstore block status: empty block status reply');
       for (const e of got) {
         const last = out[out.length - 1];
         if (last && last.hole === e.hole && last.offset + last.length === e.offset) last.length += e.length;
