@@ -23,6 +23,7 @@
 
 import fs from 'node:fs';
 import type { BackstoreCaps, BackstoreOps, Extent } from '../../core/types.js';
+import { LunkitError } from '../../protocols/errors.js';
 import { hideUncappedMethods } from '../caps.js';
 import { checkGeometry } from '../geometry.js';
 import { nativeFileOps, type NativeFileOps } from './native.js';
@@ -195,20 +196,20 @@ export class FileBackstore implements BackstoreOps {
       const st = await fstat(fd);
       const isBlockDevice = st.isBlockDevice();
       if (!isBlockDevice && !st.isFile()) {
-        throw Object.assign(new Error(`${opts.path} is neither a regular file nor a block device`), { code: 'EINVAL' });
+        throw new LunkitError('EINVAL', `${opts.path} is neither a regular file nor a block device`);
       }
       let size: number;
       if (isBlockDevice) {
         const devSize = native ? await native.lseek(fd, 0, native.SEEK_END) : undefined;
         size = opts.size ?? devSize ?? 0;
         if (devSize !== undefined && size > devSize) {
-          throw Object.assign(new Error(`size ${size} exceeds the device size ${devSize}`), { code: 'EINVAL' });
+          throw new LunkitError('EINVAL', `size ${size} exceeds the device size ${devSize}`);
         }
       } else {
         size = opts.size ?? st.size - (st.size % opts.blockSize);
         if (st.size < size) {
           if (!writable) {
-            throw Object.assign(new Error(`${opts.path} is smaller than ${size} bytes and read-only`), { code: 'EROFS' });
+            throw new LunkitError('EROFS', `${opts.path} is smaller than ${size} bytes and read-only`);
           }
           await ftruncate(fd, size);
         }
@@ -337,7 +338,7 @@ export class FileBackstore implements BackstoreOps {
   async resize(size: number): Promise<void> {
     checkGeometry(size, this.blockSize);
     if (this.isBlockDevice) {
-      throw Object.assign(new Error('a block device backstore cannot be resized'), { code: 'EINVAL' });
+      throw new LunkitError('EINVAL', 'a block device backstore cannot be resized');
     }
     await ftruncate(this.fd, size);
     this._size = size;
