@@ -1,5 +1,9 @@
-// createBackstore(spec): the one place that turns a backstore description
-// (from the daemon's config or the CLI) into a BackstoreOps implementation.
+// The backstores' public surface. The registry (registry.ts) is how lunkit
+// knows its backstore types: the daemon opens configured backstores through
+// it, and the config schema, the CLI and the targetcli mapping read it.
+// createBackstore(spec) opens one of the built-in classes from that class's
+// own options (tests, `lunkit attach` of a file or NBD export) without going
+// through a configuration.
 
 import type { BackstoreOps } from '../core/types.js';
 import { FileBackstore } from './file/file.js';
@@ -71,3 +75,6 @@ export type { FileBackstoreOptions } from './file/file.js';
 export type { RamdiskBackstoreOptions } from './ramdisk/ramdisk.js';
 export type { NullBackstoreOptions } from './null/null.js';
 export { nativeFileOps, nativeLoadError } from './file/native.js';
+export { BACKSTORE_DESCRIPTORS, BACKSTORE_TYPES, BackstoreConfigSchema, descriptorOf, findBackstoreType, openBackstore, type BackstoreConfig } from './registry.js';
+export type { BackstoreDescriptor, CommonBackstoreConfig, Progress, ProgressFn } from './descriptor.js';
+export { hideUncappedMethods, capsDisagreements } from './caps.js';

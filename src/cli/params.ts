@@ -6,12 +6,14 @@
 
 import { resolve } from 'node:path';
 
+import type { BackstoreCliOption } from '../backstores/cli-options.js';
+import { BACKSTORE_DESCRIPTORS, BACKSTORE_TYPES, findBackstoreType } from '../backstores/registry.js';
 import { iscsiNameMessage } from '../protocols/iscsi/names.js';
 import { parseSize } from '../util/size.js';
 import { UsageError } from './output.js';
 
-export const BACKSTORE_TYPES = ['file', 'ramdisk', 'null', 'nbd'] as const;
-export type BackstoreType = (typeof BACKSTORE_TYPES)[number];
+/** The registered backstore types, for `backstore create TYPE`. */
+export { BACKSTORE_TYPES };
 
 const NAME = /^[A-Za-z0-9_.:-]{1,64}$/;
 
@@ -75,38 +77,38 @@ export interface BackstoreCreateArgs {
   serial?: string;
   /** Directory relative file paths are resolved against (the daemon has its own cwd). */
   cwd?: string;
+  /** Options of other backstore types, by option key (camelCase: chapUserid). */
+  [option: string]: unknown;
 }
 
+/** Every option some backstore type takes, once each (in registry order). */
+export function backstoreCliOptions(): BackstoreCliOption[] {
+  const out = new Map<string, BackstoreCliOption>();
+  for (const d of BACKSTORE_DESCRIPTORS) for (const o of d.cli.options) if (!out.has(o.key)) out.set(o.key, o);
+  return [...out.values()];
+}
+
+/**
+ * `backstore create TYPE NAME [options]`: the type's descriptor builds its
+ * fields (src/backstores/registry.ts); what applies to every type is here.
+ */
 export function backstoreCreateParams(a: BackstoreCreateArgs): { name: string; backstore: Record<string, unknown> } {
-  if (!(BACKSTORE_TYPES as readonly string[]).includes(a.type)) {
-    throw new UsageError('ERR_INVALID_TYPE', `unknown backstore type "${a.type}" (use ${BACKSTORE_TYPES.join(', ')})`);
-  }
-  const type = a.type as BackstoreType;
+  const d = findBackstoreType(a.type);
+  if (!d) throw new UsageError('ERR_INVALID_TYPE', `unknown backstore type "${a.type}" (use ${BACKSTORE_TYPES.join(', ')})`);
+  const type = d.type;
   checkName(a.name, 'backstore name');
-  const bs: Record<string, unknown> = { type };
-  const refuse = (opt: string): never => {
-    throw new UsageError('ERR_USAGE', `--${opt} does not apply to a ${type} backstore`);
+  const takes = new Set(d.cli.options.map((o) => o.key));
+  for (const o of backstoreCliOptions()) {
+    if (a[o.key] !== undefined && !takes.has(o.key)) throw new UsageError('ERR_USAGE', `--${o.flag} does not apply to a ${type} backstore`);
+  }
+  const bs: Record<string, unknown> = {
+    type,
+    ...d.cli.params(a, {
+      usage: (message) => new UsageError('ERR_USAGE', message),
+      size: (input) => checkSize(input),
+      absolute: (path) => resolve(a.cwd ?? process.cwd(), path),
+    }),
   };
-  if (type === 'file') {
-    if (!a.path) throw new UsageError('ERR_USAGE', 'a file backstore needs --path FILE');
-    bs.path = resolve(a.cwd ?? process.cwd(), a.path);
-    if (a.size !== undefined) bs.size = checkSize(a.size);
-    if (a.thin !== undefined) bs.thin = a.thin;
-  } else {
-    if (a.path !== undefined) refuse('path');
-    if (a.thin !== undefined) refuse('thin');
-  }
-  if (type === 'ramdisk' || type === 'null') {
-    if (a.size === undefined) throw new UsageError('ERR_USAGE', `a ${type} backstore needs --size (e.g. --size 512M)`);
-    bs.size = checkSize(a.size);
-  }
-  if (type === 'nbd') {
-    if (a.size !== undefined) refuse('size');
-    if (!a.url || !/^nbd(\+unix)?:\/\//.test(a.url)) throw new UsageError('ERR_USAGE', 'an nbd backstore needs --url nbd://host[:port]/export or nbd+unix:///export?socket=PATH');
-    bs.url = a.url;
-  } else if (a.url !== undefined) {
-    refuse('url');
-  }
   if (a.blockSize !== undefined) {
     if (a.blockSize !== 512 && a.blockSize !== 4096) throw new UsageError('ERR_USAGE', `--block-size is 512 or 4096 (got ${a.blockSize})`);
     bs.blockSize = a.blockSize;
@@ -115,15 +117,7 @@ export function backstoreCreateParams(a: BackstoreCreateArgs): { name: string; b
   if (typeof bs.size === 'number' && bs.size % blockSize !== 0) {
     throw new UsageError('ERR_INVALID_SIZE', `size ${bs.size} is not a multiple of the block size ${blockSize}`);
   }
-  if (a.readOnly !== undefined) {
-    if (type === 'null') refuse('read-only');
-    bs.readOnly = a.readOnly;
-  }
-  if (a.removable !== undefined) {
-    if (type === 'null') refuse('removable');
-    bs.removable = a.removable;
-  }
-  if (a.serial !== undefined) bs.serial = a.serial;
+  for (const o of d.cli.options) if (o.config !== undefined && a[o.key] !== undefined) bs[o.config] = a[o.key];
   return { name: a.name, backstore: bs };
 }
 

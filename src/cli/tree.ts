@@ -5,6 +5,7 @@
 //     | | o- disk0 ............. [/srv/d.img (10G) thin]
 // Pure functions over the config.get document, so the text is tested as golden text.
 
+import { BACKSTORE_DESCRIPTORS, commonConfig, describeBackstore } from '../backstores/registry.js';
 import type { ConfigDoc } from '../daemon/config-doc.js';
 import { formatSize } from '../util/size.js';
 
@@ -49,22 +50,15 @@ function portalText(p: unknown): string {
 type BackstoreDoc = ConfigDoc['backstores'][string];
 
 function backstoreInfo(bs: BackstoreDoc): string {
+  const c = commonConfig(bs);
+  const summary = describeBackstore(bs);
   const parts: string[] = [];
-  const ro = 'readOnly' in bs && bs.readOnly ? ' ro' : '';
-  switch (bs.type) {
-    case 'file':
-      parts.push(`${bs.path} (${bs.size === undefined ? 'size of file' : sizeText(bs.size)})`, bs.thin === false ? 'thick' : 'thin');
-      break;
-    case 'ramdisk':
-    case 'null':
-      parts.push(sizeText(bs.size));
-      break;
-    case 'nbd':
-      parts.push(bs.url);
-      break;
-  }
-  if (bs.blockSize !== undefined && bs.blockSize !== 512) parts.push(`bs=${bs.blockSize}`);
-  return parts.join(' ') + ro;
+  const size = c.size === undefined ? summary.unsized : sizeText(c.size);
+  if (summary.where !== undefined) parts.push(size === undefined ? summary.where : `${summary.where} (${size})`);
+  else if (size !== undefined) parts.push(size);
+  parts.push(...(summary.flags ?? []));
+  if (c.blockSize !== undefined && c.blockSize !== 512) parts.push(`bs=${c.blockSize}`);
+  return parts.join(' ') + (c.readOnly ? ' ro' : '');
 }
 
 function lunBackstoreRef(ref: unknown): string {
@@ -91,7 +85,10 @@ function tpgNode(tag: string, tpg: TpgDoc, backstores: ConfigDoc['backstores']):
   const lunNodes = byKey(tpg.luns).map(([n, ref]) => {
     const bsName = lunBackstoreRef(ref);
     const bs = backstores[bsName];
-    const where = bs ? `${bs.type}/${bsName}${bs.type === 'file' ? ` (${bs.path})` : ''}` : `${bsName} (missing)`;
+    // A local path is worth showing here; a URL is on the backstore's own line.
+    const summary = bs ? describeBackstore(bs) : undefined;
+    const path = summary && !summary.remote ? summary.where : undefined;
+    const where = bs ? `${bs.type}/${bsName}${path !== undefined ? ` (${path})` : ''}` : `${bsName} (missing)`;
     return node(`lun${n}`, where, ref);
   });
   const aclNodes = byKey(tpg.acls).map(([initiator, acl]) => {
@@ -114,11 +111,13 @@ function tpgNode(tag: string, tpg: TpgDoc, backstores: ConfigDoc['backstores']):
 /** The whole tree of a configuration document. */
 export function buildTree(cfg: ConfigDoc): TreeNode {
   const backstores = cfg.backstores ?? {};
-  const types = ['file', 'ramdisk', 'null', 'nbd'] as const;
-  const typeNodes = types.map((t) => {
-    const items = byKey(backstores).filter(([, bs]) => bs.type === t);
+  // Like targetcli's plugin directories, the types LIO also has are listed even
+  // when empty; the others (remote NBD, iSCSI) once they hold a backstore.
+  const typeNodes = BACKSTORE_DESCRIPTORS.flatMap((d) => {
+    const items = byKey(backstores).filter(([, bs]) => bs.type === d.type);
+    if (items.length === 0 && d.targetcli.toLio === undefined) return [];
     const data = Object.fromEntries(items);
-    return node(t, `Storage Objects: ${items.length}`, data, items.map(([n, bs]) => node(n, backstoreInfo(bs), bs)));
+    return [node(d.type, `Storage Objects: ${items.length}`, data, items.map(([n, bs]) => node(n, backstoreInfo(bs), bs)))];
   });
   const targets = byKey(cfg.iscsi?.targets);
   const targetNodes = targets.map(([iqn, t]) => {

@@ -7,69 +7,17 @@
 // path in an error is the same path a user edits.
 
 import { z } from 'zod';
-import { parseSize } from '../util/size.js';
+import { BackstoreConfigSchema } from '../backstores/registry.js';
 
 export const CONFIG_VERSION = 1;
 
-const size = z.union([z.string(), z.number()]).transform((v, ctx) => {
-  try {
-    return parseSize(v);
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', message: (e as Error).message });
-    return z.NEVER;
-  }
-});
-
-const blockSize = z.union([z.literal(512), z.literal(4096)]).default(512);
-
 export const NameSchema = z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'names use A-Z a-z 0-9 _ . : - (1 to 64 characters)');
 
-export const FileBackstoreSchema = z.strictObject({
-  type: z.literal('file'),
-  path: z.string().min(1),
-  size: size.optional(),
-  blockSize,
-  /** Create the file if it does not exist (needs size). */
-  create: z.boolean().default(true),
-  /** Thin: leave the file sparse, support UNMAP (default true). */
-  thin: z.boolean().default(true),
-  writeCache: z.boolean().default(true),
-  readOnly: z.boolean().default(false),
-  /** Report a removable medium (INQUIRY RMB=1): START STOP UNIT can eject it. */
-  removable: z.boolean().default(false),
-  serial: z.string().optional(),
-});
-
-export const RamdiskBackstoreSchema = z.strictObject({
-  type: z.literal('ramdisk'),
-  size,
-  blockSize,
-  readOnly: z.boolean().default(false),
-  removable: z.boolean().default(false),
-  serial: z.string().optional(),
-});
-
-export const NullBackstoreSchema = z.strictObject({
-  type: z.literal('null'),
-  size,
-  blockSize,
-  serial: z.string().optional(),
-});
-
-export const NbdBackstoreSchema = z.strictObject({
-  type: z.literal('nbd'),
-  /** nbd://host[:port]/export or nbd+unix:///export?socket=/path */
-  url: z.string().regex(/^nbd(\+unix)?:\/\//, 'NBD URLs start with nbd:// or nbd+unix://'),
-  blockSize,
-  readOnly: z.boolean().default(false),
-  removable: z.boolean().default(false),
-  serial: z.string().optional(),
-  connectTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
-  /** Reconnect attempts with back-off before I/O fails. */
-  retries: z.number().int().min(0).max(100).default(5),
-});
-
-export const BackstoreSchema = z.discriminatedUnion('type', [FileBackstoreSchema, RamdiskBackstoreSchema, NullBackstoreSchema, NbdBackstoreSchema]);
+/**
+ * A backstore: the discriminated union of the registered types' schemas
+ * (src/backstores/registry.ts; each type's fragment lives in its folder).
+ */
+export const BackstoreSchema = BackstoreConfigSchema;
 
 export const ChapSecretSchema = z.strictObject({
   userid: z.string().min(1).max(255),

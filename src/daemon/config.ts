@@ -5,6 +5,7 @@
 
 import { readFile } from 'node:fs/promises';
 
+import { commonConfig, descriptorOf } from '../backstores/registry.js';
 import { iscsiNameProblem } from '../protocols/iscsi/names.js';
 import { ConfigSchema, type LunkitConfig } from './config-schema.js';
 import { ConfigError } from './errors.js';
@@ -60,9 +61,10 @@ export function parseConfig(input: unknown, source = ''): LunkitConfig {
       }
     }
   }
-  for (const [bsName, bs] of Object.entries(cfg.backstores)) {
-    if (bs.type === 'nbd') continue; // the size comes from the remote export
-    if (bs.size !== undefined && bs.size % bs.blockSize !== 0) {
+  for (const [bsName, spec] of Object.entries(cfg.backstores)) {
+    if (descriptorOf(spec).fixedSize !== undefined) continue; // the size comes from the remote
+    const bs = commonConfig(spec);
+    if (bs.size !== undefined && bs.blockSize !== undefined && bs.size % bs.blockSize !== 0) {
       problems.push(`${pathOf(['backstores', bsName, 'size'])}: ${bs.size} is not a multiple of the block size ${bs.blockSize}`);
     }
     if (bs.size === 0) problems.push(`${pathOf(['backstores', bsName, 'size'])}: size must be greater than 0`);

@@ -7,6 +7,7 @@
 // copy: an op may edit it in place.
 
 import { z } from 'zod';
+import { commonConfig, descriptorOf } from '../backstores/registry.js';
 import { iscsiNameProblem } from '../protocols/iscsi/names.js';
 import { KEYS } from '../protocols/iscsi/keys.js';
 import { parseSize } from '../util/size.js';
@@ -142,7 +143,8 @@ const backstoreCreate: ConfigOp = (doc, params) => {
     throw new ControlError('ERR_INVALID_PARAMS', `${path}: ${issue.message}`, { path });
   }
   const bs = res.data;
-  if (bs.type !== 'nbd') checkSize(p.name, bs);
+  const c = commonConfig(bs);
+  if (descriptorOf(bs).fixedSize === undefined) checkSize(p.name, { size: c.size, blockSize: c.blockSize ?? 512 });
   doc.backstores[p.name] = bs;
   return { doc };
 };
@@ -161,11 +163,13 @@ const backstoreDelete: ConfigOp = (doc, params) => {
 const backstoreResize: ConfigOp = (doc, params) => {
   const p = parseParams(z.object({ name: z.string(), size: sizeParam }), params);
   const bs = requireBackstore(doc, p.name);
-  if (bs.type === 'nbd') {
-    throw new ControlError('ERR_INVALID_PARAMS', `backstore "${p.name}" is an NBD client: its size is the remote export's`, { path: jsonPath('backstores', p.name, 'size') });
+  const fixed = descriptorOf(bs).fixedSize;
+  if (fixed !== undefined) {
+    throw new ControlError('ERR_INVALID_PARAMS', `backstore "${p.name}" ${fixed}`, { path: jsonPath('backstores', p.name, 'size') });
   }
-  checkSize(p.name, { size: p.size, blockSize: bs.blockSize });
-  bs.size = p.size;
+  const c = commonConfig(bs);
+  checkSize(p.name, { size: p.size, blockSize: c.blockSize ?? 512 });
+  c.size = p.size;
   return { doc, result: { size: p.size } };
 };
 

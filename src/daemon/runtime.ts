@@ -12,8 +12,8 @@
 // runtime. Stop finishes what is in flight (bounded by graceMs), then flushes
 // every backstore so a SIGTERM loses no acknowledged write.
 
-import { unlink } from 'node:fs/promises';
 import { ScsiCore } from '../core/engine.js';
+import { commonConfig, descriptorOf } from '../backstores/registry.js';
 import { IscsiTargetServer } from '../fabrics/iscsi/server.js';
 import type { NbdServer } from '../fabrics/nbd/server.js';
 import type { ScsiDeviceHandle } from '../core/types.js';
@@ -22,9 +22,7 @@ import { ControlError } from './errors.js';
 import {
   backstoreChange,
   createDevice,
-  fileExists,
   openBackstoreOps,
-  preallocate,
   startNbdServer,
   targetBackstores,
   toDiscoveryAuth,
@@ -138,7 +136,8 @@ export class LunkitRuntime {
     const undo: Undo[] = [];
     /** Old objects to release once everything succeeded. */
     const release: Array<{ name: string; device: ScsiDeviceHandle; close?: OpenBackstore['ops'] }> = [];
-    const createdFiles: string[] = [];
+    /** Run after the undo steps if the apply fails (a backstore type removes a file it created). */
+    const rollbacks: Undo[] = [];
     let step = 'starting';
     const objectsTotal = this.countObjects(prev, next);
     let objectsDone = 0;
@@ -169,13 +168,7 @@ export class LunkitRuntime {
           continue;
         }
         step = `opening backstore "${name}"`;
-        if (spec.type === 'file') {
-          const before = await fileExists(spec.path);
-          if (!before.exists && spec.create) createdFiles.push(spec.path);
-          if (!spec.thin && spec.create && !spec.readOnly && spec.size !== undefined && before.size < spec.size) {
-            await preallocate(spec.path, before.size, spec.size, `preallocating ${name}`, opts.onProgress);
-          }
-        }
+        await descriptorOf(spec).prepare?.(name, spec, { onProgress: opts.onProgress, onRollback: (u) => rollbacks.push(u) });
         const ops = await openBackstoreOps(name, spec);
         const device = createDevice(this.core, name, ops, spec);
         undo.push(async () => {
@@ -234,16 +227,15 @@ export class LunkitRuntime {
       // 5. Resizes last: nothing after them can fail, so a shrink is never undone by a grow.
       for (const [name, bs] of nextMap) {
         const oldSpec = prev.backstores[name];
-        if (!oldSpec || bs.spec.type === 'nbd' || bs.spec.size === undefined || prevMap.get(name)?.ops !== bs.ops) continue;
-        if (!backstoreChange(oldSpec, bs.spec).resize || bs.ops.size === bs.spec.size) continue;
+        const type = descriptorOf(bs.spec);
+        const newSize = commonConfig(bs.spec).size;
+        if (!oldSpec || type.fixedSize !== undefined || newSize === undefined || prevMap.get(name)?.ops !== bs.ops) continue;
+        if (!backstoreChange(oldSpec, bs.spec).resize || bs.ops.size === newSize) continue;
         step = `resizing backstore "${name}"`;
         const resize = bs.ops.resize?.bind(bs.ops);
         if (!resize) throw new Error(`a ${bs.spec.type} backstore cannot be resized`);
         const oldSize = bs.ops.size;
-        const newSize = bs.spec.size;
-        if (bs.spec.type === 'file' && !bs.spec.thin && !bs.spec.readOnly && newSize > oldSize) {
-          await preallocate(bs.spec.path, oldSize, newSize, `preallocating ${name}`, opts.onProgress);
-        }
+        if (newSize > oldSize) await type.beforeGrow?.(name, bs.spec, oldSize, newSize, opts.onProgress);
         await resize(newSize);
         undo.push(async () => {
           await resize(oldSize);
@@ -262,7 +254,7 @@ export class LunkitRuntime {
           this.logger.error('rollback step failed', { err: e });
         }
       }
-      for (const path of createdFiles) await unlink(path).catch(() => {});
+      for (const u of rollbacks) await Promise.resolve(u()).catch(() => {});
       if (err instanceof ControlError) throw err;
       throw new ControlError('ERR_APPLY_FAILED', `${step}: ${(err as Error).message}`, { cause: err });
     }

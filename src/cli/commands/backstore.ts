@@ -6,61 +6,60 @@ import type { Argv, CommandModule } from 'yargs';
 
 import type { ConfigDoc } from '../../daemon/config-doc.js';
 import { withCommon, type CommonArgs } from '../output.js';
-import { BACKSTORE_TYPES, backstoreCreateParams, backstoreResizeParams, checkName } from '../params.js';
+import { CLI_OPTIONS } from '../../backstores/cli-options.js';
+import { BACKSTORE_DESCRIPTORS, commonConfig, describeBackstore } from '../../backstores/registry.js';
+import { BACKSTORE_TYPES, backstoreCliOptions, backstoreCreateParams, backstoreResizeParams, checkName } from '../params.js';
 import { formatSize } from '../../util/size.js';
 import { callVerb, listVerb } from '../verbs.js';
 
 interface CreateArgs extends CommonArgs {
   type: string;
   name: string;
-  size?: string;
-  path?: string;
-  thin?: boolean;
-  'block-size'?: number;
-  url?: string;
-  'read-only'?: boolean;
-  removable?: boolean;
-  serial?: string;
+  /** The options of every backstore type, by key (src/backstores/registry.ts). */
+  [option: string]: unknown;
+}
+
+/** "a, b, c or d" */
+function orList(items: readonly string[]): string {
+  return items.length <= 1 ? items.join('') : `${items.slice(0, -1).join(', ')} or ${items[items.length - 1]}`;
+}
+
+/** Help text of an option: shared options as they are, a type's own prefixed with the types that take it. */
+function optionHelp(key: string): string {
+  const by = new Map<string, string[]>();
+  let shared: string | undefined;
+  for (const d of BACKSTORE_DESCRIPTORS) {
+    for (const o of d.cli.options) {
+      if (o.key !== key) continue;
+      if (Object.values(CLI_OPTIONS).includes(o)) shared = o.describe;
+      else by.set(o.describe, [...(by.get(o.describe) ?? []), d.type]);
+    }
+  }
+  return shared ?? [...by].map(([text, types]) => `${types.join('/')}: ${text}`).join('; ');
 }
 
 const create: CommandModule<object, CreateArgs> = {
   command: 'create <type> <name>',
-  describe: 'Create a backstore: file (--path, --size), ramdisk (--size), null (--size) or nbd (--url)',
-  builder: (y: Argv) =>
-    withCommon(
-      y
-        .positional('type', { choices: BACKSTORE_TYPES, describe: 'backstore type' })
-        .positional('name', { type: 'string', describe: 'backstore name (A-Z a-z 0-9 _ . : -)' })
-        .option('size', { type: 'string', describe: 'size with unit (10G, 512M); for file: the size of a new file' })
-        .option('path', { type: 'string', describe: 'file: the image file (created if missing)' })
-        .option('thin', { type: 'boolean', describe: 'file: sparse file with UNMAP (default), --no-thin preallocates' })
-        .option('block-size', { type: 'number', choices: [512, 4096], describe: 'logical block size (default 512)' })
-        .option('url', { type: 'string', describe: 'nbd: nbd://host[:port]/export or nbd+unix:///export?socket=PATH' })
-        .option('read-only', { type: 'boolean', describe: 'refuse writes' })
-        .option('removable', { type: 'boolean', describe: 'report a removable medium' })
-        .option('serial', { type: 'string', describe: 'unit serial number (VPD page 0x80)' })
-        .example('$0 backstore create file disk0 --path /srv/disk0.img --size 10G', 'a sparse 10 GiB image file')
-        .example('$0 backstore create file disk1 --path /srv/disk1.img --size 1G --no-thin', 'a preallocated file (progress bar)')
-        .example('$0 backstore create ramdisk rd0 --size 512M', 'a RAM disk')
-        .example('$0 backstore create nbd remote0 --url nbd://10.0.0.5/export', 'an NBD server as backstore'),
-    ) as Argv<CreateArgs>,
+  describe: `Create a backstore: ${orList(BACKSTORE_DESCRIPTORS.map((d) => `${d.type} (${d.cli.usage})`))}`,
+  builder: (y: Argv) => {
+    let b = y
+      .positional('type', { choices: BACKSTORE_TYPES, describe: 'backstore type' })
+      .positional('name', { type: 'string', describe: 'backstore name (A-Z a-z 0-9 _ . : -)' });
+    for (const o of backstoreCliOptions()) {
+      b = b.option(o.flag, { type: o.type, describe: optionHelp(o.key), ...(o.choices ? { choices: [...o.choices] } : {}) });
+    }
+    for (const d of BACKSTORE_DESCRIPTORS) for (const [cmd, what] of d.cli.examples ?? []) b = b.example(cmd, what);
+    return withCommon(b) as Argv<CreateArgs>;
+  },
   handler: (args) =>
     callVerb(
       args,
       'backstore.create',
-      () =>
-        backstoreCreateParams({
-          type: args.type,
-          name: args.name,
-          size: args.size,
-          path: args.path,
-          thin: args.thin,
-          blockSize: args['block-size'],
-          url: args.url,
-          readOnly: args['read-only'],
-          removable: args.removable,
-          serial: args.serial,
-        }),
+      () => {
+        const options: Record<string, unknown> = {};
+        for (const o of backstoreCliOptions()) options[o.key] = args[o.key];
+        return backstoreCreateParams({ ...options, type: args.type, name: args.name });
+      },
       () => `Created ${args.type} backstore ${args.name}.`,
       { progress: 'bytes' },
     ),
@@ -114,14 +113,15 @@ export function backstoreRows(cfg: ConfigDoc): string[][] {
   return Object.entries(cfg.backstores ?? {})
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([name, bs]) => {
-      const size = 'size' in bs && bs.size !== undefined ? formatSize(Number(bs.size)) : '-';
-      const where = bs.type === 'file' ? bs.path : bs.type === 'nbd' ? bs.url : '-';
+      const c = commonConfig(bs);
+      const summary = describeBackstore(bs);
+      const size = c.size !== undefined ? formatSize(Number(c.size)) : '-';
       const flags = [
-        bs.type === 'file' ? (bs.thin === false ? 'thick' : 'thin') : undefined,
-        'readOnly' in bs && bs.readOnly ? 'ro' : undefined,
-        bs.blockSize !== undefined && bs.blockSize !== 512 ? `bs=${bs.blockSize}` : undefined,
+        ...(summary.flags ?? []),
+        c.readOnly ? 'ro' : undefined,
+        c.blockSize !== undefined && c.blockSize !== 512 ? `bs=${c.blockSize}` : undefined,
       ].filter((f): f is string => f !== undefined);
-      return [name, bs.type, size, where, flags.join(',')];
+      return [name, bs.type, size, summary.where ?? '-', flags.join(',')];
     });
 }
 

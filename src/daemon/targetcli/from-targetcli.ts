@@ -17,6 +17,8 @@
 
 import type { z } from 'zod';
 
+import { BACKSTORE_DESCRIPTORS } from '../../backstores/registry.js';
+import type { LioStorageObjectIn, TargetcliImportContext } from '../../backstores/targetcli.js';
 import { iscsiNameProblem } from '../../protocols/iscsi/names.js';
 import { ConfigError, parseConfig } from '../config.js';
 import type { BackstoreSchema, ConfigSchema, TpgSchema } from '../config-schema.js';
@@ -29,7 +31,7 @@ import {
   FORCED_PARAMETERS,
   MAX_SERIAL_LENGTH,
   PARAMETER_DEFAULTS,
-  PLUGIN_ALIASES,
+  canonicalPlugin,
   SO_ATTRIBUTE_DEFAULTS,
   SO_ATTRIBUTE_INFORMATIONAL,
   TPG_ATTRIBUTE_DEFAULTS,
@@ -145,25 +147,23 @@ class Importer {
   }
 
   private storageObject(so: StorageObject, path: string): { name: string; backstore: BackstoreInput } | undefined {
-    const plugin = PLUGIN_ALIASES[so.plugin];
-    const key = `${plugin ?? so.plugin}/${so.name}`;
+    const lioPlugin = canonicalPlugin(so.plugin);
+    const key = `${lioPlugin}/${so.name}`;
     if (this.soNames.has(key)) {
       this.problems.push(`${path}: storage object ${key} appears twice`);
       return undefined;
     }
-    if (!plugin) {
+    // The backstore type that imports this plugin (ramdisk and null share LIO's ramdisk plugin).
+    const type = BACKSTORE_DESCRIPTORS.find((d) => d.targetcli.plugins?.[lioPlugin] !== undefined && (d.targetcli.claims?.(so) ?? true));
+    if (!type?.targetcli.fromLio) {
       this.soNames.set(key, null);
       this.unsupported.push(`${path} (${so.plugin}/${so.name}): plugin "${so.plugin}" has no lunkit backstore; LUNs using it are left out`);
       return undefined;
     }
     const common = ['name', 'plugin', 'wwn', 'attributes', 'alua_tpgs'];
-    const perPlugin: Record<typeof plugin, string[]> = {
-      fileio: ['dev', 'size', 'write_back', 'aio'],
-      block: ['dev', 'readonly', 'write_back', 'exclusive'],
-      ramdisk: ['size', 'nullio'],
-    };
-    this.extraKeys(path, so, new Set([...common, ...perPlugin[plugin]]));
-    const name = this.backstoreName(plugin, so.name, path);
+    const perPlugin = BACKSTORE_DESCRIPTORS.flatMap((d) => d.targetcli.plugins?.[lioPlugin] ?? []);
+    this.extraKeys(path, so, new Set([...common, ...perPlugin]));
+    const name = this.backstoreName(lioPlugin, so.name, path);
     this.soNames.set(key, name);
 
     const attrs = { ...(so.attributes ?? {}) };
@@ -175,61 +175,21 @@ class Importer {
       delete attrs.block_size;
     }
     const serial = this.serial(so.wwn, `${path}`);
-
-    if (plugin === 'ramdisk') {
-      if (so.size === undefined || so.size === null || so.size === 0) {
-        this.problems.push(`${path}.size: a ramdisk needs its size in bytes`);
-        return undefined;
-      }
-      if (so.nullio === false) this.note(path, 'nullio', false, 'the default');
-      this.soAttributes(attrs, `${path}.attributes`, plugin);
-      this.aluaGroups(so, path);
-      const size = this.roundSize(so.size, blockSize, path);
-      const bs: BackstoreInput = so.nullio ? { type: 'null', size, blockSize } : { type: 'ramdisk', size, blockSize };
-      if (serial !== undefined) bs.serial = serial;
-      return { name, backstore: bs };
-    }
-
-    if (!so.dev) {
-      this.problems.push(`${path}.dev: a ${plugin} storage object needs the path of its ${plugin === 'block' ? 'block device' : 'file'}`);
-      return undefined;
-    }
-    const file: Extract<BackstoreInput, { type: 'file' }> = { type: 'file', path: so.dev, blockSize };
-    if (plugin === 'block') {
-      // The device exists already; never let lunkit create a plain file in /dev.
-      file.create = false;
-      if (so.readonly !== undefined) file.readOnly = so.readonly;
-      if (so.exclusive !== undefined) this.note(path, 'exclusive', so.exclusive, 'lunkit opens the device without O_EXCL');
-    } else {
-      if (so.size !== undefined && so.size !== null) file.size = this.roundSize(so.size, blockSize, path);
-      if (so.aio !== undefined && so.aio !== null) this.note(path, 'aio', so.aio, 'lunkit always submits file I/O asynchronously (libuv thread pool)');
-    }
-    let writeCache = so.write_back;
-    const ewc = attrs.emulate_write_cache;
-    if (ewc !== undefined) {
-      delete attrs.emulate_write_cache;
-      const on = asNumber(ewc) === 1;
-      if (writeCache === undefined) writeCache = on;
-      else if (on !== writeCache) this.unsup(`${path}.attributes`, 'emulate_write_cache', ewc, `differs from write_back=${writeCache}; lunkit has one writeCache setting (taken from write_back)`);
-    }
-    if (writeCache !== undefined) file.writeCache = writeCache;
-    // emulate_tpu (UNMAP) and emulate_tpws (WRITE SAME with UNMAP) are one setting in lunkit: thin.
-    const tpu = attrs.emulate_tpu;
-    const tpws = attrs.emulate_tpws;
-    delete attrs.emulate_tpu;
-    delete attrs.emulate_tpws;
-    if (tpu !== undefined || tpws !== undefined) {
-      const thin = asNumber(tpu ?? tpws) === 1;
-      file.thin = thin;
-      if (tpu !== undefined && tpws !== undefined && !sameValue(tpu, tpws)) {
-        this.unsup(`${path}.attributes`, 'emulate_tpws', tpws, `differs from emulate_tpu=${String(tpu)}; lunkit has one thin setting (taken from emulate_tpu)`);
-      }
-    }
-    if (serial !== undefined) file.serial = serial;
-    this.soAttributes(attrs, `${path}.attributes`, plugin);
-    this.aluaGroups(so, path);
-    return { name, backstore: file };
+    const backstore = type.targetcli.fromLio({ so, plugin: lioPlugin, path, blockSize, serial, attrs }, this.importContext);
+    return backstore === undefined ? undefined : { name, backstore: backstore as BackstoreInput };
   }
+
+  /** What a backstore type's fromLio() may use (src/backstores/targetcli.ts). */
+  private readonly importContext: TargetcliImportContext = {
+    problem: (message) => this.problems.push(message),
+    unsupported: (path, key, value, why) => this.unsup(path, key, value, why),
+    note: (path, key, value, why) => this.note(path, key, value, why),
+    roundSize: (size, blockSize, path) => this.roundSize(size, blockSize, path),
+    soAttributes: (attrs, path, plugin) => this.soAttributes(attrs, path, plugin),
+    aluaGroups: (so, path) => this.aluaGroups(so, path),
+    asNumber,
+    sameValue,
+  };
 
   private roundSize(size: number, blockSize: number, path: string): number {
     const rounded = size - (size % blockSize);
@@ -252,7 +212,7 @@ class Importer {
     return undefined;
   }
 
-  private soAttributes(attrs: Record<string, unknown>, path: string, plugin: 'fileio' | 'block' | 'ramdisk'): void {
+  private soAttributes(attrs: Record<string, unknown>, path: string, plugin: string): void {
     for (const [k, v] of Object.entries(attrs)) {
       if (SO_ATTRIBUTE_INFORMATIONAL.has(k)) continue;
       let def: unknown = SO_ATTRIBUTE_DEFAULTS[k];
@@ -263,7 +223,7 @@ class Importer {
     }
   }
 
-  private aluaGroups(so: StorageObject, path: string): void {
+  private aluaGroups(so: LioStorageObjectIn, path: string): void {
     (so.alua_tpgs ?? []).forEach((g, i) => {
       if (g.name === DEFAULT_ALUA_GROUP) this.notes.push(`${path}.alua_tpgs[${i}] (${g.name}): LIO's default ALUA group; lunkit reports one active/optimized group`);
       else this.unsupported.push(`${path}.alua_tpgs[${i}] (${g.name}): ALUA target port groups are not configurable in lunkit`);
@@ -375,7 +335,7 @@ class Importer {
         return;
       }
       const [, , soPlugin, soName] = lun.storage_object.split('/');
-      const key = `${PLUGIN_ALIASES[soPlugin] ?? soPlugin}/${soName}`;
+      const key = `${canonicalPlugin(soPlugin)}/${soName}`;
       const bs = this.soNames.get(key);
       if (bs === undefined) {
         this.problems.push(`${lp}.storage_object: "${lun.storage_object}" names no storage object in storage_objects`);

@@ -11,14 +11,16 @@
 
 import { KEYS } from '../../protocols/iscsi/keys.js';
 
-/** The plugins lunkit can carry (rtslib so_mapping names; "iblock"/"rd_mcp" are the configfs aliases). */
-export const PLUGIN_ALIASES: Readonly<Record<string, 'fileio' | 'block' | 'ramdisk'>> = {
-  fileio: 'fileio',
-  block: 'block',
+/** configfs names of rtslib plugins (rtslib so_mapping: "iblock" is "block", "rd_mcp" is "ramdisk"). */
+const PLUGIN_ALIASES: Readonly<Record<string, string>> = {
   iblock: 'block',
-  ramdisk: 'ramdisk',
   rd_mcp: 'ramdisk',
 };
+
+/** The rtslib plugin name for a plugin as written (a configfs alias resolved); which backstore type imports it is the registry's business. */
+export function canonicalPlugin(plugin: string): string {
+  return Object.hasOwn(PLUGIN_ALIASES, plugin) ? PLUGIN_ALIASES[plugin] : plugin;
+}
 
 /**
  * Storage object attributes (configfs core/<hba>/<so>/attrib) that lunkit has

@@ -4,26 +4,20 @@
 // dump() writes and its setup() reads back (rtslib/root.py, tcm.py,
 // target.py, fabric.py); keys are sorted as rtslib sorts them.
 //
-// What LIO cannot hold (NBD backstores and exports, removable media, a
-// read-only file or ramdisk) is listed in `unsupported`. A read-only
-// backstore is carried as write_protect on every mapped LUN that uses it, so
-// the export never makes data writable that was not.
+// What LIO cannot hold (NBD and iSCSI-initiator backstores, NBD exports,
+// removable media, a read-only file or ramdisk) is listed in `unsupported`.
+// Each backstore type maps its own storage object (the targetcli part of its
+// descriptor, src/backstores). A read-only backstore is carried as
+// write_protect on every mapped LUN that uses it, so the export never makes
+// data writable that was not.
 
+import { commonConfig, descriptorOf } from '../../backstores/registry.js';
+import type { LioStorageObject } from '../../backstores/targetcli.js';
 import { parseConfig, type LunkitConfig } from '../config.js';
 import { jsonPath } from '../errors.js';
 import { ACL_ATTRIBUTE_MAP, MAX_SERIAL_LENGTH } from './lio-tables.js';
 
-export interface LioStorageObject {
-  name: string;
-  plugin: 'fileio' | 'block' | 'ramdisk';
-  dev?: string;
-  size?: number;
-  wwn?: string;
-  write_back?: boolean;
-  readonly?: boolean;
-  nullio?: boolean;
-  attributes: Record<string, number>;
-}
+export type { LioStorageObject };
 
 export interface LioMappedLun {
   index: number;
@@ -113,43 +107,15 @@ function storageObjects(cfg: LunkitConfig, unsupported: string[]): { list: LioSt
   const refs = new Map<string, SoRef>();
   for (const [name, bs] of Object.entries(cfg.backstores)) {
     const at = jsonPath('backstores', name);
-    if (bs.type === 'nbd') {
-      unsupported.push(`${at} (nbd ${bs.url}): LIO has no NBD backstore; LUNs using it are left out`);
-      refs.set(name, { path: null, readOnly: bs.readOnly });
+    const type = descriptorOf(bs);
+    const lio = type.targetcli;
+    if (lio.notInLio !== undefined || !lio.toLio) {
+      const where = type.describe(bs).where;
+      unsupported.push(`${at} (${bs.type}${where === undefined ? '' : ` ${where}`}): ${lio.notInLio ?? `LIO has no ${bs.type} backstore`}; LUNs using it are left out`);
+      refs.set(name, { path: null, readOnly: commonConfig(bs).readOnly ?? false });
       continue;
     }
-    const wwn = wwnOf(bs.serial);
-    const so: LioStorageObject = { name, plugin: 'ramdisk', attributes: { block_size: bs.blockSize } };
-    if (wwn !== undefined) so.wwn = wwn;
-    let readOnly = false;
-    if (bs.type === 'file') {
-      const thin = bit(bs.thin);
-      if (bs.path.startsWith('/dev/')) {
-        // A device path is what the import makes of a "block" storage object.
-        Object.assign(so, { plugin: 'block', dev: bs.path, readonly: bs.readOnly, write_back: bs.writeCache });
-        so.attributes.emulate_tpu = thin;
-        so.attributes.emulate_tpws = thin;
-      } else {
-        Object.assign(so, { plugin: 'fileio', dev: bs.path, write_back: bs.writeCache });
-        if (bs.size !== undefined) so.size = bs.size;
-        else unsupported.push(`${at}.size: not set; rtslib then takes the size of the existing file, so ${bs.path} must exist on the LIO host`);
-        so.attributes.emulate_write_cache = bit(bs.writeCache);
-        so.attributes.emulate_tpu = thin;
-        so.attributes.emulate_tpws = thin;
-        readOnly = bs.readOnly;
-        if (bs.readOnly) unsupported.push(`${at}.readOnly=true: LIO fileio has no read-only switch; every mapped LUN using it is exported with write_protect, demo-mode access is not protected`);
-      }
-      if (bs.removable) unsupported.push(`${at}.removable=true: LIO reports no removable media; left out`);
-    } else if (bs.type === 'ramdisk') {
-      so.size = bs.size;
-      readOnly = bs.readOnly;
-      if (bs.readOnly) unsupported.push(`${at}.readOnly=true: LIO ramdisks have no read-only switch; every mapped LUN using it is exported with write_protect, demo-mode access is not protected`);
-      if (bs.removable) unsupported.push(`${at}.removable=true: LIO reports no removable media; left out`);
-    } else {
-      // null: LIO's ramdisk with nullio (reads zeroes, discards writes).
-      so.size = bs.size;
-      so.nullio = true;
-    }
+    const { so, readOnly } = lio.toLio(name, bs, { at, wwn: wwnOf(commonConfig(bs).serial), unsupported: (m) => unsupported.push(m) });
     list.push(so);
     refs.set(name, { path: `/backstores/${so.plugin}/${name}`, readOnly });
   }
