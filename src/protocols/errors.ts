@@ -12,7 +12,6 @@ export type LunkitErrorCode =
   | 'ERR_PDU_HEADER_DIGEST'
   | 'ERR_PDU_DATA_DIGEST'
   | 'ERR_ISCSI_TEXT_MALFORMED'
-  | 'ERR_ISCSI_NEGOTIATION'
   | 'ERR_ISCSI_CHAP'
   | 'ERR_LUN_UNSUPPORTED'
   | 'ERR_SCSI_DATA_MALFORMED'
@@ -23,13 +22,11 @@ export type LunkitErrorCode =
   // (core/errno.ts errnoToSense) and NBD/FUSE to an errno. Node's own fs
   // errors carry the same names and pass through untouched.
   | 'EIO'
-  | 'EREMOTEIO'
   | 'EINVAL'
   | 'ENOSPC'
   | 'EROFS'
   | 'EPERM'
   | 'EACCES'
-  | 'EAGAIN'
   | 'ENOMEM'
   | 'EOVERFLOW'
   | 'EOPNOTSUPP'
@@ -37,7 +34,8 @@ export type LunkitErrorCode =
   | 'ESHUTDOWN'
   // Backstores and their filters: a configuration they refuse.
   | 'ERR_INVALID_FILTER'
-  // Sockets: the bind errors a listener passes on with their own name.
+  // Sockets: the bind errors a listener passes on with their own name
+  // (EACCES above too: a privileged port).
   | 'EADDRINUSE'
   | 'EADDRNOTAVAIL'
   // Every layer: a broken internal assertion (a bug).
@@ -137,9 +135,9 @@ export type LunkitErrorCode =
 const CODES = new Set<string>(
   Object.keys({
     ERR_PDU_TOO_LARGE: 1, ERR_PDU_BAD_OPCODE: 1, ERR_PDU_MALFORMED: 1, ERR_PDU_HEADER_DIGEST: 1, ERR_PDU_DATA_DIGEST: 1,
-    ERR_ISCSI_TEXT_MALFORMED: 1, ERR_ISCSI_NEGOTIATION: 1, ERR_ISCSI_CHAP: 1, ERR_LUN_UNSUPPORTED: 1, ERR_SCSI_DATA_MALFORMED: 1,
+    ERR_ISCSI_TEXT_MALFORMED: 1, ERR_ISCSI_CHAP: 1, ERR_LUN_UNSUPPORTED: 1, ERR_SCSI_DATA_MALFORMED: 1,
     ERR_NBD_BAD_MAGIC: 1, ERR_NBD_TOO_LARGE: 1, ERR_NBD_MALFORMED: 1,
-    EIO: 1, EREMOTEIO: 1, EINVAL: 1, ENOSPC: 1, EROFS: 1, EPERM: 1, EACCES: 1, EAGAIN: 1, ENOMEM: 1, EOVERFLOW: 1,
+    EIO: 1, EINVAL: 1, ENOSPC: 1, EROFS: 1, EPERM: 1, EACCES: 1, ENOMEM: 1, EOVERFLOW: 1,
     EOPNOTSUPP: 1, ENOTSUP: 1, ESHUTDOWN: 1, EADDRINUSE: 1, EADDRNOTAVAIL: 1,
     ERR_INVALID_FILTER: 1,
     ERR_INTERNAL: 1,
