@@ -47,8 +47,13 @@ export class ByteQueue {
     return ((this.byteAt(i) << 24) | (this.byteAt(i + 1) << 16) | (this.byteAt(i + 2) << 8) | this.byteAt(i + 3)) >>> 0;
   }
 
-  /** Consume `n` bytes (n <= buffered): a view if they lie in one chunk, else one copy. */
-  take(n: number): Buffer {
+  /**
+   * Consume `n` bytes (n <= buffered): a view if they lie in one chunk, else
+   * one copy. `into` is asked only when they straddle chunks: a Buffer of
+   * exactly n bytes to copy them into (the place they are going anyway)
+   * instead of a new one; undefined, or a wrong size, means a new one.
+   */
+  take(n: number, into?: () => Buffer | undefined): Buffer {
     if (n === 0) return EMPTY;
     const first = this.chunks[this.head];
     const avail = first.length - this.offset;
@@ -58,7 +63,8 @@ export class ByteQueue {
       this.offset += n;
       if (this.offset === first.length) this.advance();
     } else {
-      out = Buffer.allocUnsafe(n);
+      const target = into?.();
+      out = target !== undefined && target.length === n ? target : Buffer.allocUnsafe(n);
       let filled = 0;
       while (filled < n) {
         const c = this.chunks[this.head];

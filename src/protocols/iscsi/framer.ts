@@ -4,8 +4,11 @@
 // Copies only when a piece straddles chunks: a header (BHS + AHS + digest) or
 // a data segment (data + padding + digest) that lies inside one chunk is
 // handed over as a subarray view of it. A straddling piece is copied once into
-// a Buffer of exactly its size. The declared data length is checked against
-// the negotiated MaxRecvDataSegmentLength before anything is allocated.
+// a Buffer of exactly its size, or, for a data segment, into the place the
+// receiver names (dataTarget: e.g. the slice of a command's buffer a Data-Out
+// belongs in), so that its bytes are copied once in all. The declared data
+// length is checked against the negotiated MaxRecvDataSegmentLength before
+// anything is allocated.
 //
 // Views share memory with the chunks pushed in: the caller must not reuse a
 // pushed chunk's memory while PDUs referring to it are alive (socket 'data'
@@ -43,6 +46,13 @@ export interface PduFramerOptions {
    * (for a Reject before closing, or for logging).
    */
   onError(err: LunkitError, bhs?: Buffer): void;
+  /**
+   * Asked, with the PDU's header, only when its data segment straddles
+   * chunks: a Buffer of exactly `dataLength` bytes to assemble the data in
+   * (delivered as RawPdu.data), or undefined for a new one. The data digest
+   * is checked over the bytes where they landed.
+   */
+  dataTarget?(bhs: Buffer, dataLength: number): Buffer | undefined;
 }
 
 const EMPTY: Buffer = Buffer.alloc(0);
@@ -53,6 +63,7 @@ export class PduFramer {
   private dataDigest: boolean;
   private readonly onPdu: (frame: RawPdu) => void;
   private readonly onError: (err: LunkitError, bhs?: Buffer) => void;
+  private readonly dataTarget: ((bhs: Buffer, dataLength: number) => Buffer | undefined) | undefined;
 
   private readonly queue = new ByteQueue();
 
@@ -67,6 +78,7 @@ export class PduFramer {
     this.dataDigest = opts.dataDigest;
     this.onPdu = opts.onPdu;
     this.onError = opts.onError;
+    this.dataTarget = opts.dataTarget;
   }
 
   /** Turn digests on or off; applies from the next PDU header on. */
@@ -153,11 +165,26 @@ export class PduFramer {
         // §13.1: no data digest when there is no data segment.
         const segmentLength = padded + (ph.dataDigest ? DIGEST_LENGTH : 0);
         if (this.queue.buffered < segmentLength) return;
-        const segment = this.queue.take(segmentLength);
-        data = segment.subarray(0, ph.dataLength);
-        if (ph.dataDigest) {
-          // §13.1: the data digest covers the data and its padding.
-          dataDigestOk = crc32c(segment.subarray(0, padded)) === readDigest(segment, padded);
+        const target = this.dataTarget;
+        if (target === undefined) {
+          const segment = this.queue.take(segmentLength);
+          data = segment.subarray(0, ph.dataLength);
+          if (ph.dataDigest) {
+            // §13.1: the data digest covers the data and its padding.
+            dataDigestOk = crc32c(segment.subarray(0, padded)) === readDigest(segment, padded);
+          }
+        } else {
+          // Data first (into the receiver's buffer if it straddles), then the
+          // few bytes of padding and digest.
+          const bhs = ph.bhs;
+          data = this.queue.take(ph.dataLength, () => target(bhs, ph.dataLength));
+          const tail = this.queue.take(segmentLength - ph.dataLength);
+          if (ph.dataDigest) {
+            const pad = padded - ph.dataLength;
+            let crc = crc32c(data);
+            if (pad > 0) crc = crc32c(tail.subarray(0, pad), crc);
+            dataDigestOk = crc === readDigest(tail, pad);
+          }
         }
       }
       this.pendingHeader = undefined;

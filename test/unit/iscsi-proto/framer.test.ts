@@ -214,4 +214,81 @@ describe('PduFramer', () => {
     framer.push(Buffer.concat([wire(a, false, false), wire(a, false, false)]));
     expect(pdus).toHaveLength(1);
   });
+
+  describe('dataTarget: a data segment that straddles chunks is assembled where the receiver says', () => {
+    function withTarget(hd: boolean, dd: boolean): Seen & { targets: Buffer[]; asked: number[] } {
+      const s = { ...collect(hd, dd), targets: [] as Buffer[], asked: [] as number[] };
+      s.framer = new PduFramer({
+        maxDataSegmentLength: 1 << 20,
+        headerDigest: hd,
+        dataDigest: dd,
+        onPdu: (f) => s.pdus.push(f),
+        onError: (e) => s.errors.push(e),
+        dataTarget: (bhs, length) => {
+          expect(bhs.length).toBe(48);
+          s.asked.push(length);
+          const t = Buffer.alloc(length, 0xee);
+          s.targets.push(t);
+          return t;
+        },
+      });
+      return s;
+    }
+
+    for (const [hd, dd] of [
+      [false, false],
+      [true, true],
+    ] as const) {
+      const stream = Buffer.concat(STREAM_VECTORS.map((v) => wire(v, hd, dd)));
+      const expected = STREAM_VECTORS.map((v) => `${v.bhs.toString('hex')}/${v.ahs.toString('hex')}/${v.data.toString('hex')}/true/true`);
+
+      it(`digests ${hd}/${dd}: split at every offset gives identical PDUs; straddling data lands in the target`, () => {
+        for (let cut = 0; cut <= stream.length; cut++) {
+          const s = withTarget(hd, dd);
+          s.framer.push(stream.subarray(0, cut));
+          s.framer.push(stream.subarray(cut));
+          expect(s.errors).toEqual([]);
+          expect(s.pdus.map(summary), `cut at ${cut}`).toEqual(expected);
+          // A data segment is either a view of the stream or the target it was copied into: never a third buffer.
+          for (const p of s.pdus) if (p.data.length > 0) expect(p.data.buffer === stream.buffer || s.targets.includes(p.data)).toBe(true);
+        }
+      });
+
+      it(`digests ${hd}/${dd}: not asked when the segment lies in one chunk`, () => {
+        const s = withTarget(hd, dd);
+        s.framer.push(stream);
+        expect(s.asked).toEqual([]);
+        expect(s.pdus.map(summary)).toEqual(expected);
+      });
+    }
+
+    it('a target of the wrong size is not used; a bad data digest is still caught in the target', () => {
+      const v = ODD;
+      const bad = wire(v, false, true);
+      bad[48 + 2] ^= 0xff;
+      const targets: Buffer[] = [];
+      const pdus: RawPdu[] = [];
+      const framer = new PduFramer({
+        maxDataSegmentLength: 65536,
+        headerDigest: false,
+        dataDigest: true,
+        onPdu: (f) => pdus.push(f),
+        onError: () => undefined,
+        dataTarget: (_bhs, length) => {
+          const t = Buffer.alloc(targets.length === 0 ? length : length + 1);
+          targets.push(t);
+          return t;
+        },
+      });
+      const both = Buffer.concat([bad, wire(v, false, true)]);
+      // Cut inside each data segment.
+      framer.push(both.subarray(0, 50));
+      framer.push(both.subarray(50, bad.length + 50));
+      framer.push(both.subarray(bad.length + 50));
+      expect(pdus.map((p) => p.dataDigestOk)).toEqual([false, true]);
+      expect(pdus[0].data).toBe(targets[0]);
+      expect(pdus[1].data).not.toBe(targets[1]);
+      expect(pdus[1].data.toString()).toBe('hello');
+    });
+  });
 });
