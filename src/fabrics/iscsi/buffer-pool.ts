@@ -50,6 +50,8 @@ export class BufferPool {
   /** Buffers lent out: guards against a double or foreign release. */
   private readonly lent = new Set<Buffer>();
   private heldBytes = 0;
+  /** Memory for bytes that are read only to be dropped; see scratch(). */
+  private scratchBuffer: Buffer | undefined;
   private leases = 0;
   private allocations = 0;
   private closed = false;
@@ -99,11 +101,25 @@ export class BufferPool {
     else this.free.set(buf.length, [buf]);
   }
 
+  /**
+   * `length` bytes of one per-connection buffer for data that is read only to
+   * be dropped (a refused write's unsolicited data, bytes beyond what the
+   * core uses): the next call overwrites them, so the caller must be done
+   * with them synchronously. Never counted as a lease.
+   */
+  scratch(length: number): Buffer {
+    if (this.scratchBuffer === undefined || this.scratchBuffer.length < length) {
+      this.scratchBuffer = Buffer.allocUnsafeSlow(Math.max(length, this.minBytes));
+    }
+    return this.scratchBuffer.subarray(0, length);
+  }
+
   /** Drops the free buffers; lent ones are dropped as they come back. */
   close(): void {
     this.closed = true;
     for (const list of this.free.values()) for (const b of list) this.heldBytes -= b.length;
     this.free.clear();
+    this.scratchBuffer = undefined;
   }
 
   stats(): BufferPoolStats {

@@ -2,7 +2,19 @@
 // The daemon builds these from its JSON config (LIO's configfs tree as data:
 // target IQN -> TPGs -> portals, LUNs, ACLs, attributes, parameters).
 
-import type { LunMap, NexusHandle, NexusIdentity, FabricOps, ScsiCommand, ScsiResponse, TmfRequest, TmfResponse, ScsiDeviceHandle } from '../../core/types.js';
+import type {
+  LunMap,
+  NexusHandle,
+  NexusIdentity,
+  FabricOps,
+  ScsiCommand,
+  ScsiCommandHeader,
+  ScsiResponse,
+  TmfRequest,
+  TmfResponse,
+  ScsiDeviceHandle,
+} from '../../core/types.js';
+import type { PrepareResult } from '../../core/index.js';
 
 export interface PortalConfig {
   host: string;
@@ -98,6 +110,11 @@ export interface IscsiCore {
   openNexus(identity: NexusIdentity, fabric: FabricOps): NexusHandle;
   closeNexus(nexus: NexusHandle): void;
   submit(cmd: ScsiCommand): Promise<ScsiResponse>;
+  /**
+   * LIO's write_pending: before a write's Data-Out is collected, refuse it
+   * (`respond`) or say how many bytes of it the command uses (`collect`).
+   */
+  prepare(cmd: ScsiCommandHeader): PrepareResult;
   taskManagement(req: TmfRequest): Promise<TmfResponse>;
   /** Queue REPORTED LUNS DATA HAS CHANGED on these nexuses (live LUN changes). */
   lunsChanged?(nexuses: Iterable<NexusHandle>): void;

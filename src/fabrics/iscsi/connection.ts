@@ -5,12 +5,13 @@
 // A handler's failure ends at most this connection (never the process).
 // Outgoing PDUs are written as iovecs (header [+digest], data, padding
 // [+digest]) under socket.cork() so header and data leave together; several
-// PDUs of one tick share one uncork.
+// PDUs of one tick share one uncork. Headers are carved from a slab
+// (buffer-pool.ts HeaderSlab), data buffers come from the connection's pool.
 
 import type { Socket } from 'node:net';
 import { PduFramer, type RawPdu } from '../../protocols/iscsi/framer.js';
 import { encodeFrame } from '../../protocols/iscsi/writer.js';
-import { decodePdu, encodeBhs, type EncodablePdu } from '../../protocols/iscsi/pdu.js';
+import { decodePdu, encodeBhs, encodedAhsLength, type EncodablePdu } from '../../protocols/iscsi/pdu.js';
 import { BHS_LENGTH, RejectReason, RESERVED_TAG, DEFAULT_RECV_DATA_SEGMENT_LENGTH, rejectReasonName } from '../../protocols/iscsi/constants.js';
 import { Opcode, type Pdu } from '../../protocols/iscsi/pdu-types.js';
 import { isLunkitError } from '../../protocols/errors.js';
@@ -23,7 +24,7 @@ import { FullFeature } from './full-feature.js';
 import { sendReject } from './reject.js';
 import { NopPinger } from './nop.js';
 import { StatusRetention } from './retention.js';
-import { BufferPool } from './buffer-pool.js';
+import { BufferPool, HeaderSlab } from './buffer-pool.js';
 import type { StatsConnection } from './stats.js';
 
 export type ConnectionStage = 'login' | 'full-feature' | 'logout' | 'closed';
@@ -61,6 +62,8 @@ export class IscsiConnection implements ConnectionPort, LoginConnection, StatsCo
   retention: StatusRetention | undefined;
   /** Data-In and Data-Out buffers of this connection's commands (buffer-pool.ts). */
   readonly buffers = new BufferPool();
+  /** Where outgoing PDU headers are carved from (no allocation per PDU). */
+  private readonly headers = new HeaderSlab();
 
   constructor(
     readonly socket: Socket,
@@ -80,6 +83,9 @@ export class IscsiConnection implements ConnectionPort, LoginConnection, StatsCo
       dataDigest: false,
       onPdu: (frame) => this.onFrame(frame),
       onError: (err, bhs) => this.onFramerError(err, bhs),
+      // A Data-Out segment split across socket chunks is assembled straight
+      // in its command's buffer (copied once, not twice).
+      dataTarget: (bhs, length) => (this.stage === 'full-feature' ? this.fullFeaturePhase?.dataOutTarget(bhs, length) : undefined),
     });
     this.login = new LoginPhase(this, server);
     socket.on('data', (chunk: Buffer) => {
@@ -244,7 +250,7 @@ export class IscsiConnection implements ConnectionPort, LoginConnection, StatsCo
     }
     const data = (pdu as { data?: Buffer }).data;
     this.pdusOut++;
-    const bhs = encodeBhs(pdu);
+    const bhs = encodeBhs(pdu, this.headers.take(BHS_LENGTH + encodedAhsLength(pdu as EncodablePdu)));
     const iov = encodeFrame(bhs, data !== undefined && data.length > 0 ? data : undefined, {
       headerDigest: this.headerDigest,
       dataDigest: this.dataDigest,

@@ -30,6 +30,7 @@ import type { IscsiCore, IscsiLogger } from './config.js';
 import type { AcceptingServer } from './accepting-server.js';
 import type { CmdSnFields, ConnectionPort, TaskTable } from './hosts.js';
 import type { StatusRetention } from './retention.js';
+import type { BufferPool } from './buffer-pool.js';
 import { handleTmf, type TmfHost } from './tmf.js';
 import { TextHandler, type TextHost } from './text.js';
 import { answerNopOut } from './nop.js';
@@ -109,6 +110,10 @@ export class FullFeature implements TaskTable, TaskHost, TmfHost, TextHost, Snac
 
   get retention(): StatusRetention | undefined {
     return this.conn.retention;
+  }
+
+  get buffers(): BufferPool {
+    return this.conn.buffers;
   }
 
   reject(bhs: Buffer, reason: number): void {
@@ -248,8 +253,25 @@ export class FullFeature implements TaskTable, TaskHost, TmfHost, TextHost, Snac
       }
       task.delivered = true;
       window.started();
+      // In CmdSN order now: the core sees a write's CDB before its data is kept or asked for.
+      task.prepare();
       task.maybeSubmit();
     });
+  }
+
+  /**
+   * The framer asks where a Data-Out data segment that straddles socket
+   * chunks should be assembled (its header is all that is known yet): the
+   * task's own buffer when the PDU is for an open transfer, so the data is
+   * copied once. The PDU is still checked in full when it arrives.
+   */
+  dataOutTarget(bhs: Buffer, length: number): Buffer | undefined {
+    if (!this.accepting || (bhs[0] & 0x3f) !== Opcode.DATA_OUT) return undefined;
+    const itt = bhs.readUInt32BE(16);
+    const ttt = bhs.readUInt32BE(20);
+    const task = ttt === RESERVED_TAG ? this.tasks.get(itt) : this.ttts.get(ttt);
+    if (!task || task.itt !== itt) return undefined;
+    return task.dataOutTarget(bhs.readUInt32BE(40), length);
   }
 
   private dataOut(pdu: DataOutPdu): void {

@@ -5,26 +5,46 @@
 // to FirstBurstLength, then R2Ts for the rest: each asks for at most
 // MaxBurstLength and at most MaxOutstandingR2T are open at once (§13.17).
 // Every Data-Out is checked (DataSN in sequence, BufferOffset where the
-// sequence stands, length inside the burst) and copied once into the
-// command's buffer; the whole buffer goes to the core (ENGINE_API: the fabric
+// sequence stands, length inside the burst).
+//
+// Prepare step (LIO's write_pending): when the command is delivered in CmdSN
+// order, ScsiCore.prepare() sees the CDB before any data is kept or asked
+// for. `respond` (LBA out of range, write protected, reservation conflict,
+// transfer over the core's MAX_TRANSFER_BYTES...): no R2T is sent, nothing is
+// allocated, unsolicited data still arriving is read and dropped, and the
+// response goes out after the last unsolicited PDU (§11.4: a target that
+// fails a command while data is still expected waits for the F bit of the
+// last expected sequence before it answers). `collect`:
+// only the first `length` bytes are kept, in one buffer from the
+// connection's pool (or a view of the immediate data when it holds them
+// all); the rest of the Expected Data Transfer Length is still solicited
+// (§11.8: the initiator must be asked for all of it) and dropped. Data that
+// arrives before delivery (a command waiting behind a CmdSN gap) is kept as
+// the views the framer delivered and copied in after prepare(). The buffer
+// goes back to the pool once submit() has resolved (ENGINE_API: the fabric
 // collects all write data before submit).
 //
-// Read data path: the core's dataIn is cut into Data-In PDUs of at most the
-// initiator's MaxRecvDataSegmentLength, in sequences of at most MaxBurstLength
-// (F on the last PDU of each); the payloads are subarrays, never copies. When
-// there is no sense, the status rides in the last Data-In (S bit, phase
-// collapse, §11.7.4); otherwise a SCSI Response with the sense follows.
+// Read data path: the core reads into a buffer from the connection's pool
+// (ScsiCommand.dataInBuffer) that goes back once the socket's write callback
+// for the last Data-In carrying it has fired (ERL 0 only: at ERL >= 1 the
+// data is kept for SNACK until acknowledged, so the core allocates it). The
+// data is cut into Data-In PDUs of at most the initiator's
+// MaxRecvDataSegmentLength, in sequences of at most MaxBurstLength (F on the
+// last PDU of each); the payloads are subarrays, never copies. When there is
+// no sense, the status rides in the last Data-In (S bit, phase collapse,
+// §11.7.4); otherwise a SCSI Response with the sense follows.
 
 import { Opcode, type DataInPdu, type DataOutPdu, type Pdu, type R2TPdu, type ScsiCommandPdu, type ScsiResponsePdu } from '../../protocols/iscsi/pdu-types.js';
 import { RESERVED_TAG, RejectReason, ScsiResponseCode, TaskAttr as WireAttr } from '../../protocols/iscsi/constants.js';
 import { encodeSenseData, type EncodablePdu } from '../../protocols/iscsi/pdu.js';
 import type { DataDirection, NexusHandle, ScsiResponse, TaskAttr } from '../../core/types.js';
 import { ScsiStatus } from '../../core/types.js';
+import { MAX_TRANSFER_BYTES, type PrepareResult } from '../../core/index.js';
 import type { IscsiCore, IscsiLogger } from './config.js';
 import type { SessionParams } from './session-params.js';
+import type { BufferPool } from './buffer-pool.js';
 
-/** Largest write we buffer for one command; beyond it the command is refused. */
-export const MAX_WRITE_BUFFER = 128 * 1024 * 1024;
+const EMPTY: Buffer = Buffer.alloc(0);
 
 export function taskAttr(attr: number): TaskAttr {
   switch (attr) {
@@ -92,8 +112,10 @@ export interface TaskHost {
   readonly retaining: boolean;
   /** The session's core nexus. */
   readonly nexus: NexusHandle | undefined;
-  readonly core: Pick<IscsiCore, 'submit'>;
+  readonly core: Pick<IscsiCore, 'submit' | 'prepare'>;
   readonly log: IscsiLogger;
+  /** The connection's Data-In and Data-Out buffers. */
+  readonly buffers: BufferPool;
   /** The connection is gone; the task keeps its result for TASK REASSIGN (ERL 2). */
   readonly connectionGone: boolean;
   allocateTtt(): number;
@@ -116,7 +138,21 @@ export class ScsiTask {
   /** CmdSN order reached (or immediate): may go to the core once data is in. */
   delivered = false;
   aborted = false;
-  private dataOut: Buffer | undefined;
+  /** prepare() has run (a write with data, delivered in CmdSN order). */
+  private prepared = false;
+  /** prepare() refused the command: its response, sent once no unsolicited data is due. */
+  private refusal: ScsiResponse | undefined;
+  /** Data that came before prepare() (immediate, unsolicited): the framer's views, by offset. */
+  private early: Array<{ offset: number; data: Buffer }> | undefined;
+  /** Ranges lost to a data digest error before prepare() (ERL >= 1): asked for again after it. */
+  private lostEarly: Array<{ offset: number; length: number }> | undefined;
+  /** The bytes the core uses (prepare's `length`), once prepared; bytes beyond are dropped. */
+  private collected: Buffer | undefined;
+  /** The pool buffer under `collected`, and the pool it goes back to. */
+  private collectLease: Buffer | undefined;
+  /** The pool buffer lent to the core for Data-In (ScsiCommand.dataInBuffer). */
+  private dataInLease: Buffer | undefined;
+  private leasePool: BufferPool | undefined;
   /** Bytes received contiguously from offset 0 (DataPDUInOrder=Yes). */
   private received = 0;
   /** End of the unsolicited area (immediate + unsolicited Data-Out). */
@@ -129,7 +165,7 @@ export class ScsiTask {
   private restartOffset = Number.MAX_SAFE_INTEGER;
   private r2tSN = 0;
   /** R2Ts and Data-Ins sent: the SCSI Response's ExpDataSN (§11.4.8). */
-  private dataSNs = 0;
+  private dataPduCount = 0;
   /** StatSN of the status last sent (ERL >= 1 bookkeeping). */
   statSN: number | undefined;
   /** ERL >= 1: the result, until its status is acknowledged. */
@@ -183,30 +219,103 @@ export class ScsiTask {
     const firstBurst = Math.min(p.firstBurstLength, this.edtl);
     if (imm.length > firstBurst) return RejectReason.PROTOCOL_ERROR;
     if (!pdu.final && p.initialR2T) return RejectReason.PROTOCOL_ERROR;
-    if (this.edtl > MAX_WRITE_BUFFER) return RejectReason.INVALID_PDU_FIELD;
     if (this.edtl === 0) {
       this.phase = 'ready';
       return undefined;
     }
-    if (imm.length === this.edtl) {
-      // Everything came as immediate data: keep the view, no copy.
-      this.dataOut = imm;
-      this.received = imm.length;
-      this.phase = 'ready';
-      return undefined;
-    }
-    this.dataOut = Buffer.allocUnsafe(this.edtl);
-    imm.copy(this.dataOut, 0);
+    // Nothing is allocated or asked for before prepare(): the immediate
+    // data stays the framer's view until then.
+    if (imm.length > 0) this.early = [{ offset: 0, data: imm }];
     this.received = imm.length;
     this.unsolicitedEnd = imm.length;
-    if (!pdu.final) {
+    if (!pdu.final && imm.length < this.edtl) {
       // §11.3.1 F bit 0: unsolicited Data-Out follows, up to FirstBurstLength.
       this.unsolicitedOpen = true;
       this.unsolicitedEnd = firstBurst;
     }
     this.nextR2tOffset = this.received;
-    if (!this.unsolicitedOpen) this.issueR2ts();
     return undefined;
+  }
+
+  /**
+   * The prepare step (LIO's write_pending), run once the command is
+   * delivered in CmdSN order: the core decides from the CDB whether the
+   * write's data is wanted before any of it is kept or asked for. No-op for
+   * commands without Data-Out.
+   */
+  prepare(): void {
+    if (!this.write || this.prepared || this.phase !== 'collecting') return;
+    this.prepared = true;
+    const nexus = this.host.nexus;
+    const verdict: PrepareResult =
+      nexus === undefined
+        ? { kind: 'collect', length: 0 }
+        : this.host.core.prepare({
+            nexus,
+            lun: this.lun,
+            cdb: this.cdb,
+            tag: this.itt,
+            attr: this.attr,
+            expectedLength: this.edtl,
+            direction: this.direction,
+          });
+    const early = this.early;
+    this.early = undefined;
+    const lost = this.lostEarly;
+    this.lostEarly = undefined;
+    if (verdict.kind === 'respond') {
+      // Refused: nothing is collected and no R2T goes out; unsolicited data
+      // still due is read and dropped, and the response waits for its end.
+      this.refusal = verdict.response;
+      if (!this.unsolicitedOpen) this.complete(verdict.response);
+      return;
+    }
+    // One cap for fabric and core: never more than the core ever takes.
+    const keep = Math.min(verdict.length, this.edtl, MAX_TRANSFER_BYTES);
+    this.collected = this.landingBuffer(keep, early);
+    if (lost) for (const l of lost) this.openR2t(l.offset, l.length);
+    if (!this.unsolicitedOpen) this.issueR2ts();
+  }
+
+  /** The buffer the kept bytes land in, with what came early copied in. */
+  private landingBuffer(keep: number, early: Array<{ offset: number; data: Buffer }> | undefined): Buffer {
+    if (keep === 0) return EMPTY;
+    const first = early?.[0];
+    // The immediate data holds everything the core uses: keep the view, no copy.
+    if (first !== undefined && first.offset === 0 && first.data.length >= keep) return first.data.subarray(0, keep);
+    const pool = this.host.buffers;
+    const lease = pool.lease(keep);
+    this.collectLease = lease;
+    this.leasePool = pool;
+    const buf = lease.length === keep ? lease : lease.subarray(0, keep);
+    if (early) for (const e of early) copyKept(e.data, buf, e.offset);
+    return buf;
+  }
+
+  /** Data for [offset, offset + data.length): kept (or stashed before prepare), or dropped. */
+  private store(offset: number, data: Buffer): void {
+    if (!this.prepared) {
+      if (data.length > 0) (this.early ??= []).push({ offset, data });
+      return;
+    }
+    const dst = this.collected;
+    if (dst !== undefined && offset < dst.length) copyKept(data, dst, offset);
+  }
+
+  /**
+   * Where the framer should assemble a Data-Out segment of `length` bytes at
+   * `offset` that straddles socket chunks, so that it is copied once, straight
+   * to its place: the slice of the command's buffer, or scratch memory for
+   * bytes that are dropped anyway. undefined: let the framer allocate (not
+   * prepared yet, or the segment crosses the end of the kept bytes).
+   */
+  dataOutTarget(offset: number, length: number): Buffer | undefined {
+    if (this.phase !== 'collecting' || !this.prepared) return undefined;
+    const dst = this.collected;
+    if (this.refusal !== undefined || dst === undefined || offset >= dst.length) return this.host.buffers.scratch(length);
+    // Only our own pool buffer is written into (never the immediate data's view of a socket chunk).
+    if (offset + length > dst.length || this.collectLease === undefined) return undefined;
+    return dst.subarray(offset, offset + length);
   }
 
   /**
@@ -214,7 +323,8 @@ export class ScsiTask {
    * R2Ts (recovery R2Ts included) mean a range is still missing.
    */
   get dataComplete(): boolean {
-    return !this.write || this.edtl === 0 || (this.received >= this.edtl && this.r2ts.size === 0 && !this.unsolicitedOpen);
+    if (!this.write || this.edtl === 0) return true;
+    return this.prepared && this.refusal === undefined && this.received >= this.edtl && this.r2ts.size === 0 && !this.unsolicitedOpen;
   }
 
   /**
@@ -222,21 +332,17 @@ export class ScsiTask {
    * description when the sequence is broken (the task then fails).
    */
   dataOutPdu(pdu: DataOutPdu): string | undefined {
-    if (this.phase !== 'collecting' || !this.dataOut) return 'Data-Out for a command that expects none';
+    if (this.phase !== 'collecting') return 'Data-Out for a command that expects none';
     const len = pdu.data.length;
     if (pdu.targetTransferTag === RESERVED_TAG) {
       if (!this.unsolicitedOpen) return 'unsolicited Data-Out not expected';
       if (pdu.dataSN !== this.unsolicitedDataSN) return `DataSN ${pdu.dataSN}, expected ${this.unsolicitedDataSN}`;
       if (pdu.bufferOffset !== this.received) return `BufferOffset ${pdu.bufferOffset}, expected ${this.received}`;
       if (pdu.bufferOffset + len > this.unsolicitedEnd) return 'unsolicited data beyond FirstBurstLength';
-      pdu.data.copy(this.dataOut, pdu.bufferOffset);
+      this.store(pdu.bufferOffset, pdu.data);
       this.received += len;
       this.unsolicitedDataSN++;
-      if (pdu.final) {
-        this.unsolicitedOpen = false;
-        this.nextR2tOffset = this.received;
-        this.issueR2ts();
-      }
+      if (pdu.final) this.unsolicitedDone();
       return undefined;
     }
     const r = this.r2ts.get(pdu.targetTransferTag);
@@ -245,7 +351,7 @@ export class ScsiTask {
     const at = r.offset + r.received;
     if (pdu.bufferOffset !== at) return `BufferOffset ${pdu.bufferOffset}, expected ${at}`;
     if (r.received + len > r.length) return 'Data-Out beyond the R2T';
-    pdu.data.copy(this.dataOut, pdu.bufferOffset);
+    this.store(pdu.bufferOffset, pdu.data);
     r.received += len;
     r.nextDataSN++;
     if (r.offset + r.received > this.received) this.received = r.offset + r.received;
@@ -256,6 +362,15 @@ export class ScsiTask {
       this.issueR2ts();
     }
     return undefined;
+  }
+
+  /** The unsolicited sequence ended (F bit): R2Ts for the rest, or the refusal's response. */
+  private unsolicitedDone(): void {
+    this.unsolicitedOpen = false;
+    this.nextR2tOffset = this.received;
+    if (!this.prepared) return;
+    if (this.refusal !== undefined) this.complete(this.refusal);
+    else this.issueR2ts();
   }
 
   /** Open R2Ts until MaxOutstandingR2T are out or everything is asked for (§11.8). */
@@ -275,7 +390,7 @@ export class ScsiTask {
     const r: R2tState = { ttt, r2tSN: this.r2tSN++, offset, length, received: 0, nextDataSN: 0 };
     this.r2ts.set(ttt, r);
     this.host.bindTtt(ttt, this);
-    this.dataSNs++;
+    this.dataPduCount++;
     this.sendR2t(r);
   }
 
@@ -304,19 +419,15 @@ export class ScsiTask {
    * when the header itself does not fit the sequence (the task then fails).
    */
   lostDataOut(pdu: DataOutPdu): boolean {
-    if (this.phase !== 'collecting' || !this.dataOut) return false;
+    if (this.phase !== 'collecting') return false;
     const len = pdu.data.length;
     if (pdu.targetTransferTag === RESERVED_TAG) {
       if (!this.unsolicitedOpen || pdu.dataSN !== this.unsolicitedDataSN || pdu.bufferOffset !== this.received) return false;
       if (pdu.bufferOffset + len > this.unsolicitedEnd) return false;
       this.received += len;
       this.unsolicitedDataSN++;
-      if (len > 0) this.openR2t(pdu.bufferOffset, len);
-      if (pdu.final) {
-        this.unsolicitedOpen = false;
-        this.nextR2tOffset = this.received;
-        this.issueR2ts();
-      }
+      if (len > 0) this.askAgain(pdu.bufferOffset, len);
+      if (pdu.final) this.unsolicitedDone();
       return true;
     }
     const r = this.r2ts.get(pdu.targetTransferTag);
@@ -324,7 +435,7 @@ export class ScsiTask {
     r.received += len;
     r.nextDataSN++;
     if (r.offset + r.received > this.received) this.received = r.offset + r.received;
-    if (len > 0) this.openR2t(pdu.bufferOffset, len);
+    if (len > 0) this.askAgain(pdu.bufferOffset, len);
     if (pdu.final) {
       if (r.received !== r.length) return false;
       this.r2ts.delete(r.ttt);
@@ -332,6 +443,12 @@ export class ScsiTask {
       this.issueR2ts();
     }
     return true;
+  }
+
+  /** A range lost to a digest error: a recovery R2T now, after prepare() if not yet prepared, none when refused. */
+  private askAgain(offset: number, length: number): void {
+    if (!this.prepared) (this.lostEarly ??= []).push({ offset, length });
+    else if (this.refusal === undefined) this.openR2t(offset, length);
   }
 
   /** R2T SNACK (§11.16.1 type 0 on a write): send open R2Ts with R2TSN in [begRun, begRun + runLength) again. */
@@ -364,7 +481,17 @@ export class ScsiTask {
     const nexus = this.host.nexus;
     if (!nexus) return;
     this.phase = 'submitted';
-    const data = this.dataOut === undefined ? undefined : this.dataOut.length > this.received ? this.dataOut.subarray(0, this.received) : this.dataOut;
+    const dataOut = this.write && this.edtl > 0 ? this.collected : undefined;
+    // A READ's data lands in pooled memory (ERL 0: nothing keeps it after the write callback).
+    let dataInBuffer: Buffer | undefined;
+    if (this.read && !this.write && this.edtl > 0 && !this.host.retaining) {
+      const pool = this.host.buffers;
+      dataInBuffer = pool.tryLease(this.edtl);
+      if (dataInBuffer !== undefined) {
+        this.dataInLease = dataInBuffer;
+        this.leasePool = pool;
+      }
+    }
     this.host.core
       .submit({
         nexus,
@@ -374,16 +501,39 @@ export class ScsiTask {
         attr: this.attr,
         expectedLength: this.edtl,
         direction: this.direction,
-        dataOut: data,
+        dataOut,
+        dataInBuffer,
       })
       .then(
-        (r) => this.complete(r),
+        (r) => {
+          this.releaseCollected();
+          this.complete(r);
+        },
         (err: unknown) => {
           // submit() never rejects by contract; if it does, end this task only.
           this.host.log.error?.('core submit rejected', { err: err instanceof Error ? err.message : String(err) });
+          this.releaseCollected();
           this.complete({ status: ScsiStatus.BUSY, residualKind: 'none', residualCount: 0 });
         },
       );
+  }
+
+  /** The write data is no longer needed: its pool buffer goes back. */
+  private releaseCollected(): void {
+    this.early = undefined;
+    this.collected = undefined;
+    const lease = this.collectLease;
+    if (lease === undefined) return;
+    this.collectLease = undefined;
+    this.leasePool?.release(lease);
+  }
+
+  /** The Data-In buffer is no longer referred to (written, or never sent): back to the pool. */
+  private releaseDataIn(): void {
+    const lease = this.dataInLease;
+    if (lease === undefined) return;
+    this.dataInLease = undefined;
+    this.leasePool?.release(lease);
   }
 
   /** Resolves when the task has ended (answered or aborted). */
@@ -399,6 +549,7 @@ export class ScsiTask {
 
   private markDone(): void {
     this.phase = 'done';
+    this.releaseCollected();
     this.host.taskFinished(this);
     const waiters = this.doneWaiters;
     this.doneWaiters = undefined;
@@ -473,25 +624,32 @@ export class ScsiTask {
       this.emit(res, from);
       return;
     }
-    if (this.phase === 'collecting' && this.dataOut) {
+    if (this.phase === 'collecting' && this.refusal !== undefined) {
+      // Refused by prepare(): no more unsolicited data will come on the new connection.
+      this.complete(this.refusal);
+      return;
+    }
+    if (this.phase === 'collecting' && this.write && this.edtl > 0) {
       // Bytes below the lowest R2T that was still open are in; the rest is
       // asked for again (data already there is simply overwritten).
       const restart = Math.min(this.received, this.restartOffset);
       this.received = restart;
       this.nextR2tOffset = restart;
       this.restartOffset = Number.MAX_SAFE_INTEGER;
-      this.issueR2ts();
+      if (this.prepared) this.issueR2ts();
     }
   }
 
   private complete(r: ScsiResponse): void {
     if (this.phase === 'done') return;
     if (this.aborted) {
+      this.releaseDataIn();
       this.markDone();
       return;
     }
     if (r.aborted) {
       if (!this.abortSense) {
+        this.releaseDataIn();
         this.markDone();
         return;
       }
@@ -503,28 +661,43 @@ export class ScsiTask {
       status: r.status,
       sense,
       dataIn,
-      dataInBase: this.dataSNs,
+      dataInBase: this.dataPduCount,
       overflow: r.residualKind === 'overflow',
       underflow: r.residualKind === 'underflow',
       residualCount: r.residualKind === 'none' ? 0 : r.residualCount >>> 0,
       collapse: dataIn !== undefined && sense === undefined,
     };
+    // The pooled Data-In buffer stays lent until the socket has written the
+    // PDUs that carry it; at once when the core answered from memory of its own.
+    const carried = this.dataInLease !== undefined && dataIn !== undefined && dataIn.buffer === this.dataInLease.buffer;
+    if (!carried) this.releaseDataIn();
     // ERL >= 1: keep the result until its status is acknowledged (set
     // before markDone so the host knows to keep the task).
     if (this.host.retaining) this.result = res;
     this.markDone();
     // ERL 2: a failed connection's task keeps its result for TASK REASSIGN.
-    if (this.host.connectionGone) return;
-    this.emit(res, 0);
+    if (this.host.connectionGone) {
+      this.releaseDataIn();
+      return;
+    }
+    this.emit(res, 0, carried ? () => this.releaseDataIn() : undefined);
   }
 
-  /** Data-In from the `fromPdu`-th one, then the status with a fresh StatSN of the current connection. */
-  private emit(res: RetainedResult, fromPdu: number): void {
+  /**
+   * Data-In from the `fromPdu`-th one, then the status with a fresh StatSN of
+   * the current connection. `onDataWritten`: once the last Data-In is written.
+   */
+  private emit(res: RetainedResult, fromPdu: number, onDataWritten?: () => void): void {
     const host = this.host;
-    if (host.connectionGone) return;
+    if (host.connectionGone) {
+      onDataWritten?.();
+      return;
+    }
     if (res.dataIn) {
-      const sent = this.sendDataIn(res, fromPdu, Number.MAX_SAFE_INTEGER, res.collapse ? 'new' : undefined);
+      const sent = this.sendDataIn(res, fromPdu, Number.MAX_SAFE_INTEGER, res.collapse ? 'new' : undefined, onDataWritten);
       if (res.collapse && sent > 0) return;
+    } else {
+      onDataWritten?.();
     }
     this.sendResponse(res, host.takeStatSN(), 0);
   }
@@ -546,7 +719,7 @@ export class ScsiTask {
       statSN,
       expCmdSN: w.expCmdSN,
       maxCmdSN: w.maxCmdSN,
-      expDataSN: this.dataSNs,
+      expDataSN: this.dataPduCount,
       bidiReadResidualCount: 0,
       residualCount: res.residualCount,
       data: res.sense !== undefined ? encodeSenseData(res.sense) : undefined,
@@ -559,9 +732,10 @@ export class ScsiTask {
    * function of the data length and the connection's limits, so a resend
    * reproduces the original PDUs. `status`: 'new' takes a StatSN for the
    * last PDU, a number reuses that StatSN (SNACK), undefined sends none.
-   * Returns how many PDUs went out.
+   * Returns how many PDUs went out. `onLastWritten` runs once the socket has
+   * written the last of them (at once when none went out).
    */
-  private sendDataIn(res: RetainedResult, fromPdu: number, toPdu: number, status: 'new' | number | undefined): number {
+  private sendDataIn(res: RetainedResult, fromPdu: number, toPdu: number, status: 'new' | number | undefined, onLastWritten?: () => void): number {
     const data = res.dataIn!;
     const host = this.host;
     const seg = Math.max(512, host.peerMaxRecvDataSegmentLength);
@@ -584,7 +758,7 @@ export class ScsiTask {
           this.statSN = statSN;
         }
         const w = host.window();
-        host.send<DataInPdu>({
+        const pdu: EncodablePdu<DataInPdu> = {
           opcode: Opcode.DATA_IN,
           final: endOfBurst,
           itt: this.itt,
@@ -602,13 +776,17 @@ export class ScsiTask {
           bufferOffset: offset,
           residualCount: withStatus ? res.residualCount : 0,
           data: data.subarray(offset, offset + len),
-        });
+        };
+        const lastSent = last || n + 1 >= toPdu;
+        if (lastSent && onLastWritten !== undefined) host.send(pdu, onLastWritten);
+        else host.send(pdu);
         sent++;
       }
       offset += len;
       n++;
     }
-    if (res.dataInBase + n > this.dataSNs) this.dataSNs = res.dataInBase + n;
+    if (sent === 0) onLastWritten?.();
+    if (res.dataInBase + n > this.dataPduCount) this.dataPduCount = res.dataInBase + n;
     return sent;
   }
 }
@@ -632,3 +810,15 @@ export const SENSE_DATA_PHASE_ERROR = fabricSense(0x0b, 0x4b, 0x00);
 
 /** ABORTED COMMAND / PROTOCOL SERVICE CRC ERROR: a data digest error (RFC 7143 §7.8). */
 export const SENSE_CRC_ERROR = fabricSense(0x0b, 0x47, 0x05);
+
+/**
+ * Copy `data` to `dst` at `offset`, cut at the end of `dst` (bytes beyond
+ * what the core uses are dropped). Nothing to do when the framer already
+ * assembled the data in place (dataOutTarget).
+ */
+function copyKept(data: Buffer, dst: Buffer, offset: number): void {
+  if (offset >= dst.length || data.length === 0) return;
+  if (data.buffer === dst.buffer && data.byteOffset === dst.byteOffset + offset) return;
+  const n = Math.min(data.length, dst.length - offset);
+  data.copy(dst, offset, 0, n);
+}

@@ -1,96 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ScsiTask, type TaskHost } from '../../../src/fabrics/iscsi/scsi-command.js';
-import { DEFAULT_SESSION_PARAMS, type SessionParams } from '../../../src/fabrics/iscsi/session-params.js';
-import type { DataOutPdu, R2TPdu, ScsiCommandPdu } from '../../../src/protocols/iscsi/pdu-types.js';
-import type { ScsiCommand, ScsiResponse } from '../../../src/core/types.js';
-
-const RESERVED = 0xffffffff;
-
-interface Sent {
-  opcode: number;
-  [k: string]: unknown;
-}
-
-function setup(over: Partial<SessionParams>, respond?: (c: ScsiCommand) => ScsiResponse) {
-  const params: SessionParams = { ...DEFAULT_SESSION_PARAMS, ...over };
-  const sent: Sent[] = [];
-  const submitted: ScsiCommand[] = [];
-  let statSN = 100;
-  const ttts = new Map<number, ScsiTask>();
-  let next = 1;
-  const finished: ScsiTask[] = [];
-  const host: TaskHost = {
-    params,
-    peerMaxRecvDataSegmentLength: params.peerMaxRecvDataSegmentLength,
-    retaining: false,
-    nexus: { id: 1, identity: {} as never },
-    connectionGone: false,
-    log: {},
-    core: {
-      submit: async (c: ScsiCommand): Promise<ScsiResponse> => {
-        submitted.push(c);
-        return respond ? respond(c) : { status: 0, residualKind: 'none', residualCount: 0 };
-      },
-    },
-    get currentStatSN() {
-      return statSN;
-    },
-    takeStatSN: () => statSN++,
-    window: () => ({ expCmdSN: 1, maxCmdSN: 16 }),
-    send: (p) => {
-      sent.push(p as unknown as Sent);
-    },
-    allocateTtt: () => next++,
-    bindTtt: (t, task) => ttts.set(t, task),
-    unbindTtt: (t) => ttts.delete(t),
-    taskFinished: (t) => finished.push(t),
-  };
-  return { host, sent, submitted, ttts, finished };
-}
-
-function cmd(over: Partial<ScsiCommandPdu>): ScsiCommandPdu {
-  return {
-    opcode: 0x01,
-    immediate: false,
-    final: true,
-    totalAhsLength: 0,
-    dataSegmentLength: 0,
-    itt: 7,
-    ahs: Buffer.alloc(0),
-    data: Buffer.alloc(0),
-    read: false,
-    write: true,
-    attr: 1,
-    lun: 0,
-    lunRaw: Buffer.alloc(8),
-    expectedDataTransferLength: 0,
-    cmdSN: 1,
-    expStatSN: 0,
-    cdb: Buffer.from([0x2a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
-    ...over,
-  };
-}
-
-function dataOut(ttt: number, dataSN: number, offset: number, data: Buffer, final: boolean): DataOutPdu {
-  return {
-    opcode: 0x05,
-    immediate: false,
-    final,
-    totalAhsLength: 0,
-    dataSegmentLength: data.length,
-    itt: 7,
-    ahs: Buffer.alloc(0),
-    data,
-    lun: 0,
-    lunRaw: Buffer.alloc(8),
-    targetTransferTag: ttt,
-    expStatSN: 0,
-    dataSN,
-    bufferOffset: offset,
-  };
-}
-
-const r2ts = (sent: Sent[]) => sent.filter((p) => p.opcode === 0x31) as unknown as R2TPdu[];
+import { ScsiTask } from '../../../src/fabrics/iscsi/scsi-command.js';
+import { RESERVED, cmd, dataOut, r2ts, setup } from './task-harness.js';
 
 describe('ScsiTask write sequencing (RFC 7143 §11.7-11.8)', () => {
   it('issues R2Ts of MaxBurstLength, at most MaxOutstandingR2T at once, after the immediate data', async () => {
@@ -101,6 +11,8 @@ describe('ScsiTask write sequencing (RFC 7143 §11.7-11.8)', () => {
     const task = new ScsiTask(t.host, cmd({ expectedDataTransferLength: edtl, data: payload.subarray(0, 512) }));
     expect(task.start(cmd({ expectedDataTransferLength: edtl, data: payload.subarray(0, 512) }))).toBeUndefined();
     task.delivered = true;
+    expect(r2ts(t.sent)).toHaveLength(0); // nothing is asked for before prepare()
+    task.prepare();
     let out = r2ts(t.sent);
     expect(out.map((r) => [r.r2tSN, r.bufferOffset, r.desiredDataTransferLength])).toEqual([
       [0, 512, 1024],
@@ -131,6 +43,7 @@ describe('ScsiTask write sequencing (RFC 7143 §11.7-11.8)', () => {
     const pdu = cmd({ expectedDataTransferLength: 2048, final: false, data: Buffer.alloc(256, 1) });
     const task = new ScsiTask(t.host, pdu);
     expect(task.start(pdu)).toBeUndefined();
+    task.prepare();
     expect(r2ts(t.sent)).toHaveLength(0);
     expect(task.dataOutPdu(dataOut(RESERVED, 0, 256, Buffer.alloc(768, 2), true))).toBeUndefined();
     const out = r2ts(t.sent);
@@ -142,6 +55,7 @@ describe('ScsiTask write sequencing (RFC 7143 §11.7-11.8)', () => {
     const pdu = cmd({ expectedDataTransferLength: 1024 });
     const task = new ScsiTask(t.host, pdu);
     task.start(pdu);
+    task.prepare();
     const [r] = r2ts(t.sent);
     expect(task.dataOutPdu(dataOut(r.targetTransferTag, 1, 0, Buffer.alloc(512), false))).toMatch(/DataSN/);
     expect(task.dataOutPdu(dataOut(r.targetTransferTag, 0, 512, Buffer.alloc(512), false))).toMatch(/BufferOffset/);
