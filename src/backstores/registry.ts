@@ -5,6 +5,7 @@
 
 import { z } from 'zod';
 import type { BackstoreOps } from '../core/types.js';
+import { LunkitError } from '../protocols/errors.js';
 import type { BackstoreDescriptor, BackstoreSchema, BackstoreSummary, CommonBackstoreConfig } from './descriptor.js';
 import { fileBackstore } from './file/descriptor.js';
 import { iscsiBackstore } from './iscsi/descriptor.js';
@@ -48,7 +49,7 @@ export function findBackstoreType(type: string): BackstoreDescriptor | undefined
 /** The descriptor of a parsed config (its type is registered: the schema saw to it). */
 export function descriptorOf(config: { type: string }): BackstoreDescriptor {
   const d = BY_TYPE.get(config.type);
-  if (!d) throw new RangeError(`no backstore type "${config.type}" is registered`);
+  if (!d) throw new LunkitError('ERR_INTERNAL', `no backstore type "${config.type}" is registered`);
   return d;
 }
 

@@ -9,6 +9,7 @@ import type { ScsiCore } from '../core/engine.js';
 import { commonConfig, descriptorOf, openBackstore } from '../backstores/registry.js';
 import type { AclConfig, DiscoveryAuth, IscsiTargetConfig, TpgConfig } from '../fabrics/iscsi/config.js';
 import { NbdServer } from '../fabrics/nbd/server.js';
+import { LunkitError } from '../protocols/errors.js';
 import type { BackstoreConfig, LunkitConfig, NbdConfigData } from './config-schema.js';
 import type { Logger } from '../util/log.js';
 
@@ -70,7 +71,7 @@ export function toTargetConfig(iqn: string, t: TargetData, backstores: ReadonlyM
     luns: Object.entries(tpg.luns).map(([lun, ref]) => {
       const name = typeof ref === 'string' ? ref : ref.backstore;
       const bs = backstores.get(name);
-      if (!bs) throw new Error(`LUN ${lun} of ${iqn} names the missing backstore "${name}"`);
+      if (!bs) throw new LunkitError('ERR_INVALID_CONFIG', `LUN ${lun} of ${iqn} names the missing backstore "${name}"`);
       return { lun: Number(lun), device: bs.device };
     }),
     acls: Object.entries(tpg.acls).map(
@@ -115,7 +116,7 @@ export async function startNbdServer(core: ScsiCore, nbd: NbdConfigData, backsto
   });
   for (const [exp, e] of Object.entries(nbd.exports)) {
     const bs = backstores.get(e.backstore);
-    if (!bs) throw new Error(`NBD export "${exp}" names the missing backstore "${e.backstore}"`);
+    if (!bs) throw new LunkitError('ERR_INVALID_CONFIG', `NBD export "${exp}" names the missing backstore "${e.backstore}"`);
     server.setExport(exp, { device: bs.device, readOnly: e.readOnly, description: e.description });
   }
   try {
