@@ -5,6 +5,7 @@
 // initiator itself (.dependency-cruiser.cjs: only cli and backstores/iscsi do).
 
 import { randomBytes } from 'node:crypto';
+import { AttachError } from './errors.js';
 import { IscsiBackstore } from '../backstores/iscsi/iscsi.js';
 
 export interface ThroughputJob {
@@ -48,7 +49,7 @@ export async function measureIscsiThroughput(o: ThroughputOptions): Promise<Thro
     const out: ThroughputResult[] = [];
     for (const job of o.jobs) {
       const slots = Math.floor(span / job.ioSize);
-      if (slots < 1) throw new RangeError(`the LUN (${span} bytes) is smaller than one ${job.ioSize}-byte I/O`);
+      if (slots < 1) throw new AttachError('ERR_ATTACH_SOURCE', `the LUN (${span} bytes) is smaller than one ${job.ioSize}-byte I/O`);
       const payload = randomBytes(job.ioSize);
       let next = 0;
       let ios = 0;

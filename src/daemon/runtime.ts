@@ -233,7 +233,7 @@ export class LunkitRuntime {
         if (!backstoreChange(oldSpec, bs.spec).resize || bs.ops.size === newSize) continue;
         step = `resizing backstore "${name}"`;
         const resize = bs.ops.resize?.bind(bs.ops);
-        if (!resize) throw new Error(`a ${bs.spec.type} backstore cannot be resized`);
+        if (!resize) throw new ControlError('ERR_APPLY_FAILED', `${step}: a ${bs.spec.type} backstore cannot be resized`);
         const oldSize = bs.ops.size;
         if (newSize > oldSize) await type.beforeGrow?.(name, bs.spec, oldSize, newSize, opts.onProgress);
         await resize(newSize);
