@@ -32,7 +32,8 @@ export function createDevice(core: ScsiCore, name: string, ops: BackstoreOps, bs
     name,
     serial: c.serial,
     writeCache: c.writeCache ?? true,
-    readOnly: c.readOnly ?? false,
+    // A medium that cannot be written (a remote write-protected LUN, a read-only export) is a write-protected LU.
+    readOnly: (c.readOnly ?? false) || !ops.caps.canWrite,
     removable: c.removable ?? false,
     thin: (c.thin ?? true) && ops.caps.thin,
   });
