@@ -102,16 +102,23 @@ export class BufferPool {
   }
 
   /**
-   * `length` bytes of one per-connection buffer for data that is read only to
-   * be dropped (a refused write's unsolicited data, bytes beyond what the
-   * core uses): the next call overwrites them, so the caller must be done
-   * with them synchronously. Never counted as a lease.
+   * `length` bytes of one per-connection buffer for data that is only passed
+   * through: bytes read to be dropped (a refused write's unsolicited data,
+   * bytes beyond what the core uses), or a write's immediate data on its way
+   * to the command's buffer. The next call overwrites them, so the caller
+   * must be done with them (or copy them) before the next PDU. Never counted
+   * as a lease.
    */
   scratch(length: number): Buffer {
     if (this.scratchBuffer === undefined || this.scratchBuffer.length < length) {
       this.scratchBuffer = Buffer.allocUnsafeSlow(Math.max(length, this.minBytes));
     }
     return this.scratchBuffer.subarray(0, length);
+  }
+
+  /** Is `buf` (a view of) the scratch memory? */
+  isScratch(buf: Buffer): boolean {
+    return this.scratchBuffer !== undefined && buf.buffer === this.scratchBuffer.buffer;
   }
 
   /** Drops the free buffers; lent ones are dropped as they come back. */

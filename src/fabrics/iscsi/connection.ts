@@ -83,9 +83,9 @@ export class IscsiConnection implements ConnectionPort, LoginConnection, StatsCo
       dataDigest: false,
       onPdu: (frame) => this.onFrame(frame),
       onError: (err, bhs) => this.onFramerError(err, bhs),
-      // A Data-Out segment split across socket chunks is assembled straight
-      // in its command's buffer (copied once, not twice).
-      dataTarget: (bhs, length) => (this.stage === 'full-feature' ? this.fullFeaturePhase?.dataOutTarget(bhs, length) : undefined),
+      // A data segment split across socket chunks is assembled where it is
+      // going (a Data-Out straight in its command's buffer), not in a new buffer.
+      dataTarget: (bhs, length) => (this.stage === 'full-feature' ? this.fullFeaturePhase?.segmentTarget(bhs, length) : undefined),
     });
     this.login = new LoginPhase(this, server);
     socket.on('data', (chunk: Buffer) => {
@@ -266,7 +266,7 @@ export class IscsiConnection implements ConnectionPort, LoginConnection, StatsCo
     const last = iov.length - 1;
     for (let i = 0; i < last; i++) this.socket.write(iov[i]);
     if (onWritten === undefined) this.socket.write(iov[last]);
-    else this.socket.write(iov[last], () => onWritten());
+    else this.socket.write(iov[last], onWritten);
     if (this.retention !== undefined) this.retention.sent(pdu);
   }
 

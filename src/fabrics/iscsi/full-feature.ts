@@ -257,16 +257,23 @@ export class FullFeature implements TaskTable, TaskHost, TmfHost, TextHost, Snac
       task.prepare();
       task.maybeSubmit();
     });
+    // Still waiting for its CmdSN: immediate data in scratch memory must outlive this PDU.
+    task.keepEarlyData();
   }
 
   /**
-   * The framer asks where a Data-Out data segment that straddles socket
-   * chunks should be assembled (its header is all that is known yet): the
-   * task's own buffer when the PDU is for an open transfer, so the data is
-   * copied once. The PDU is still checked in full when it arrives.
+   * The framer asks where a data segment that straddles socket chunks should
+   * be assembled (its header is all that is known yet). A Data-Out for an
+   * open transfer: the task's own buffer, so the data is copied once. A write
+   * command's immediate data: the connection's scratch memory (no buffer per
+   * command; it is copied on into the command's buffer after prepare(), or
+   * kept by keepEarlyData()). The PDU is still checked in full when it arrives.
    */
-  dataOutTarget(bhs: Buffer, length: number): Buffer | undefined {
-    if (!this.accepting || (bhs[0] & 0x3f) !== Opcode.DATA_OUT) return undefined;
+  segmentTarget(bhs: Buffer, length: number): Buffer | undefined {
+    if (!this.accepting) return undefined;
+    const opcode = bhs[0] & 0x3f;
+    if (opcode === Opcode.SCSI_COMMAND) return (bhs[1] & 0x20) !== 0 && this.session.type === 'normal' ? this.conn.buffers.scratch(length) : undefined;
+    if (opcode !== Opcode.DATA_OUT) return undefined;
     const itt = bhs.readUInt32BE(16);
     const ttt = bhs.readUInt32BE(20);
     const task = ttt === RESERVED_TAG ? this.tasks.get(itt) : this.ttts.get(ttt);

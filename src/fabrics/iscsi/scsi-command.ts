@@ -46,6 +46,14 @@ import type { BufferPool } from './buffer-pool.js';
 
 const EMPTY: Buffer = Buffer.alloc(0);
 
+/** Write data received before prepare(), as the framer delivered it. */
+interface EarlyData {
+  offset: number;
+  data: Buffer;
+  /** In the connection's scratch memory (valid until the next PDU). */
+  transient: boolean;
+}
+
 export function taskAttr(attr: number): TaskAttr {
   switch (attr) {
     case WireAttr.ORDERED:
@@ -142,8 +150,12 @@ export class ScsiTask {
   private prepared = false;
   /** prepare() refused the command: its response, sent once no unsolicited data is due. */
   private refusal: ScsiResponse | undefined;
-  /** Data that came before prepare() (immediate, unsolicited): the framer's views, by offset. */
-  private early: Array<{ offset: number; data: Buffer }> | undefined;
+  /**
+   * Data that came before prepare() (immediate, unsolicited): the framer's
+   * views, by offset. `transient`: in the connection's scratch memory, valid
+   * only until the next PDU (keepEarlyData() copies it if still needed).
+   */
+  private early: EarlyData[] | undefined;
   /** Ranges lost to a data digest error before prepare() (ERL >= 1): asked for again after it. */
   private lostEarly: Array<{ offset: number; length: number }> | undefined;
   /** The bytes the core uses (prepare's `length`), once prepared; bytes beyond are dropped. */
@@ -225,7 +237,7 @@ export class ScsiTask {
     }
     // Nothing is allocated or asked for before prepare(): the immediate
     // data stays the framer's view until then.
-    if (imm.length > 0) this.early = [{ offset: 0, data: imm }];
+    if (imm.length > 0) this.early = [{ offset: 0, data: imm, transient: this.host.buffers.isScratch(imm) }];
     this.received = imm.length;
     this.unsolicitedEnd = imm.length;
     if (!pdu.final && imm.length < this.edtl) {
@@ -277,12 +289,27 @@ export class ScsiTask {
     if (!this.unsolicitedOpen) this.issueR2ts();
   }
 
+  /**
+   * The command is not delivered yet (it waits behind a CmdSN gap): immediate
+   * data that the framer put in scratch memory gets memory of its own now,
+   * before the next PDU reuses the scratch. Rare; the usual command is
+   * prepared before its PDU handler returns.
+   */
+  keepEarlyData(): void {
+    if (this.early === undefined) return;
+    for (const e of this.early) {
+      if (!e.transient) continue;
+      e.data = Buffer.from(e.data);
+      e.transient = false;
+    }
+  }
+
   /** The buffer the kept bytes land in, with what came early copied in. */
-  private landingBuffer(keep: number, early: Array<{ offset: number; data: Buffer }> | undefined): Buffer {
+  private landingBuffer(keep: number, early: EarlyData[] | undefined): Buffer {
     if (keep === 0) return EMPTY;
     const first = early?.[0];
-    // The immediate data holds everything the core uses: keep the view, no copy.
-    if (first !== undefined && first.offset === 0 && first.data.length >= keep) return first.data.subarray(0, keep);
+    // The immediate data (in a socket chunk) holds everything the core uses: keep the view, no copy.
+    if (first !== undefined && !first.transient && first.offset === 0 && first.data.length >= keep) return first.data.subarray(0, keep);
     const pool = this.host.buffers;
     const lease = pool.lease(keep);
     this.collectLease = lease;
@@ -295,7 +322,7 @@ export class ScsiTask {
   /** Data for [offset, offset + data.length): kept (or stashed before prepare), or dropped. */
   private store(offset: number, data: Buffer): void {
     if (!this.prepared) {
-      if (data.length > 0) (this.early ??= []).push({ offset, data });
+      if (data.length > 0) (this.early ??= []).push({ offset, data, transient: false });
       return;
     }
     const dst = this.collected;

@@ -135,6 +135,37 @@ describe('prepare step (LIO write_pending)', () => {
     expect(t.buffers.stats().leases).toBe(0);
   });
 
+  it('immediate data the framer put in scratch memory is copied before the scratch is reused', async () => {
+    const t = setup({ immediateData: true, firstBurstLength: 65536 });
+    const payload = Buffer.alloc(4096);
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 5) & 0xff;
+    // Delivered at once: copied into a pooled buffer (never submitted as a view of the scratch).
+    const now = t.buffers.scratch(4096);
+    payload.copy(now);
+    const pdu = cmd({ itt: 1, expectedDataTransferLength: 4096, data: now });
+    const task = new ScsiTask(t.host, pdu);
+    task.start(pdu);
+    task.delivered = true;
+    task.prepare();
+    task.keepEarlyData();
+    t.buffers.scratch(4096).fill(0);
+    task.maybeSubmit();
+    // Waiting behind a CmdSN gap: keepEarlyData() gives it memory of its own.
+    const later = t.buffers.scratch(4096);
+    payload.copy(later);
+    const pdu2 = cmd({ itt: 2, cmdSN: 2, expectedDataTransferLength: 4096, data: later });
+    const task2 = new ScsiTask(t.host, pdu2);
+    task2.start(pdu2);
+    task2.keepEarlyData();
+    t.buffers.scratch(4096).fill(0);
+    task2.delivered = true;
+    task2.prepare();
+    task2.maybeSubmit();
+    await tick();
+    expect(t.submitted.map((c) => c.dataOut!.equals(payload))).toEqual([true, true]);
+    expect(t.submitted.map((c) => t.buffers.isScratch(c.dataOut!))).toEqual([false, false]);
+  });
+
   it('an Expected Data Transfer Length over the old 128 MiB fabric cap gets the core answer, not a Reject', () => {
     const t = setup({ immediateData: false }, undefined, () => ({ kind: 'respond', response: LBA_OUT_OF_RANGE }));
     const pdu = cmd({ expectedDataTransferLength: 256 * 1024 * 1024 });
