@@ -12,6 +12,7 @@ import type { z } from 'zod';
 import type { BackstoreOps } from '../core/types.js';
 import type { BackstoreCli } from './cli-options.js';
 import type { TargetcliMapping } from './targetcli.js';
+import type { FilterConfigInput } from './filters/index.js';
 
 export interface Progress {
   what: string;
@@ -41,6 +42,8 @@ export interface CommonBackstoreConfig {
   writeCache?: boolean | undefined;
   /** Thin provisioning wanted (default true; the caps decide whether it is possible). */
   thin?: boolean | undefined;
+  /** Filters between the core and the backstore, outermost first (filters/README.md); any type may have them. */
+  filters?: FilterConfigInput[] | undefined;
 }
 
 /** A type's config schema: a strict zod object whose `type` is a literal. */

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { BackstoreOps } from '../core/types.js';
 import { LunkitError } from '../protocols/errors.js';
 import type { BackstoreDescriptor, BackstoreSchema, BackstoreSummary, CommonBackstoreConfig } from './descriptor.js';
+import { applyFilters, FiltersSchema, innermost, type FilterConfigInput } from './filters/index.js';
 import { fileBackstore } from './file/descriptor.js';
 import { iscsiBackstore } from './iscsi/descriptor.js';
 import { nbdBackstore } from './nbd/descriptor.js';
@@ -23,8 +24,12 @@ const DESCRIPTORS = [
 
 type SchemasOf<T extends readonly unknown[]> = { -readonly [K in keyof T]: T[K] extends BackstoreDescriptor<infer S> ? S : never };
 
+/**
+ * Each type's schema plus what every backstore may have whatever its type:
+ * `filters` (filters/README.md), stacked between the core and the backstore.
+ */
 function schemasOf<T extends readonly [BackstoreDescriptor<BackstoreSchema>, ...BackstoreDescriptor<BackstoreSchema>[]]>(ds: T): SchemasOf<T> {
-  return ds.map((d) => d.schema) as SchemasOf<T>;
+  return ds.map((d) => d.schema.extend({ filters: FiltersSchema.optional() })) as unknown as SchemasOf<T>;
 }
 
 /** Every registered type, in the order help texts list them. */
@@ -64,7 +69,24 @@ export function describeBackstore(config: { type: string }): BackstoreSummary & 
   return d ? { ...d.describe(config as BackstoreConfig), remote: d.fixedSize !== undefined } : { remote: false };
 }
 
-/** Opens a configured backstore through its type. */
-export function openBackstore(name: string, config: BackstoreConfig): Promise<BackstoreOps> {
-  return descriptorOf(config).open(name, config);
+/** Opens a configured backstore through its type, with its filters stacked on it (first = outermost). */
+export async function openBackstore(name: string, config: BackstoreConfig): Promise<BackstoreOps> {
+  const ops = await descriptorOf(config).open(name, config);
+  const filters = commonConfig(config).filters;
+  if (!filters || filters.length === 0) return ops;
+  try {
+    return applyFilters(ops, filters);
+  } catch (e) {
+    await ops.close();
+    throw e;
+  }
+}
+
+/**
+ * The same backstore with another filter stack (a config change that only
+ * touches `filters`): the filters of `ops` are dropped, `filters` stacked on
+ * what was under them. The backstore itself stays open (no data is lost).
+ */
+export function restackFilters(ops: BackstoreOps, filters: readonly FilterConfigInput[] | undefined): BackstoreOps {
+  return applyFilters(innermost(ops), filters ?? []);
 }

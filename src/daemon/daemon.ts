@@ -15,6 +15,7 @@ import { migrateConfig } from './migrate.js';
 import { CONFIG_OPS } from './ops.js';
 import { DEFAULT_SAVE_PATH } from './paths.js';
 import { LunkitRuntime } from './runtime.js';
+import { getFilters, setFilter, type FilterHost } from './filter-control.js';
 import { loadConfigDoc, saveConfigFile } from './saveconfig.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { StatsEventLog, collectStatsSnapshot, parseMetricsAddress, startMetricsServer, type MetricsServer, type StatsSnapshot } from './metrics.js';
@@ -161,6 +162,9 @@ export class LunkitDaemon {
     return this.stopping;
   }
 
+  /** The live filter stacks (filter-control.ts). */
+  private readonly filterHost: FilterHost = { backstoreOps: (name) => this.runtime.backstores.get(name)?.ops };
+
   /** One control request (docs/control-protocol.md "Methods"). */
   async handle(method: string, params: Record<string, unknown>, ctx: RequestContext): Promise<unknown> {
     switch (method) {
@@ -183,6 +187,10 @@ export class LunkitDaemon {
         return this.replace(params, ctx);
       case 'sessions.list':
         return { sessions: this.sessions() };
+      case 'backstore.filter.get':
+        return getFilters(this.filterHost, params);
+      case 'backstore.filter.set':
+        return setFilter(this.filterHost, params);
       case 'stats.snapshot': {
         const since = params.eventsSince ?? 0;
         if (typeof since !== 'number' || !Number.isInteger(since) || since < 0) throw new ControlError('ERR_INVALID_PARAMS', 'params.eventsSince: a whole number >= 0');

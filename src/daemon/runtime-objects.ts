@@ -45,10 +45,19 @@ function openIdentity(bs: BackstoreConfig): unknown {
   return [bs.type, ...descriptorOf(bs).reopenOn.map((k) => fields[k])];
 }
 
-/** The fields the core device is created with (INQUIRY/VPD/mode data). */
+/**
+ * The fields the core device is created with (INQUIRY/VPD/mode data), and
+ * its filter stack: a new stack means a new device over the same open
+ * backstore (restackFilters), so changing filters loses no data.
+ */
 function deviceIdentity(bs: BackstoreConfig): unknown {
   const c = commonConfig(bs);
-  return [c.serial, c.readOnly ?? false, c.removable ?? false, c.writeCache, c.thin];
+  return [c.serial, c.readOnly ?? false, c.removable ?? false, c.writeCache, c.thin, c.filters ?? []];
+}
+
+/** The filter stack changed between two configs of one backstore. */
+export function filtersChanged(prev: BackstoreConfig, next: BackstoreConfig): boolean {
+  return JSON.stringify(commonConfig(prev).filters ?? []) !== JSON.stringify(commonConfig(next).filters ?? []);
 }
 
 export type BackstoreChange = 'none' | 'resize' | 'device' | 'reopen';

@@ -13,13 +13,14 @@
 // every backstore so a SIGTERM loses no acknowledged write.
 
 import { ScsiCore } from '../core/engine.js';
-import { commonConfig, descriptorOf } from '../backstores/registry.js';
+import { commonConfig, descriptorOf, restackFilters } from '../backstores/registry.js';
 import { IscsiTargetServer } from '../fabrics/iscsi/server.js';
 import type { NbdServer } from '../fabrics/nbd/server.js';
 import type { ScsiDeviceHandle } from '../core/types.js';
 import { ConfigSchema, type LunkitConfig } from './config-schema.js';
 import { ControlError } from './errors.js';
 import {
+  filtersChanged,
   backstoreChange,
   createDevice,
   openBackstoreOps,
@@ -161,9 +162,11 @@ export class LunkitRuntime {
         }
         if (old && change.change === 'device') {
           step = `backstore "${name}"`;
-          const device = createDevice(this.core, name, old.ops, spec);
+          // The same open backstore; a new filter stack on it when the filters changed.
+          const ops = oldSpec && filtersChanged(oldSpec, spec) ? restackFilters(old.ops, commonConfig(spec).filters) : old.ops;
+          const device = createDevice(this.core, name, ops, spec);
           undo.push(() => this.core.removeDevice(device));
-          nextMap.set(name, { ops: old.ops, device, spec });
+          nextMap.set(name, { ops, device, spec });
           release.push({ name, device: old.device });
           continue;
         }

@@ -8,7 +8,7 @@ import { ErrorFilter } from './error.js';
 import { BackstoreFilter, filtersOf } from './filter.js';
 import { ReadonlyFilter } from './readonly.js';
 import type { RandomSource } from './random.js';
-import { FilterConfigSchema, parseOrThrow, type FilterConfig, type FilterConfigInput, type FilterType } from './schema.js';
+import { delaysOf, FilterConfigSchema, parseOrThrow, type FilterConfig, type FilterConfigInput, type FilterType } from './schema.js';
 
 /** Builds a filter around `next`: for filters that have no config type (tests, a future `stats`). */
 export type FilterFactory = (next: BackstoreOps) => BackstoreOps;
@@ -31,7 +31,7 @@ export function createFilter(next: BackstoreOps, config: FilterConfig, opts: App
     case 'error':
       return new ErrorFilter(next, { rules: config.rules, enabled: config.enabled, seed: config.seed, random: opts.random });
     case 'delay':
-      return new DelayFilter(next, { delays: config.delays, enabled: config.enabled, seed: config.seed, random: opts.random });
+      return new DelayFilter(next, { delays: delaysOf(config), enabled: config.enabled, seed: config.seed, random: opts.random });
     case 'readonly':
       return new ReadonlyFilter(next);
   }

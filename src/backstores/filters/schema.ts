@@ -163,7 +163,9 @@ export const ErrorFilterSchema = z
     if (rules && Object.values(inline).some((x) => x !== undefined)) {
       ctx.addIssue({ code: 'custom', message: 'give either rules or one inline rule (error, ops, rate, range, lba, after), not both', path: ['rules'] });
     }
-    return { type, enabled, seed, rules: rules ?? [normalizeRule(inline, ctx)] };
+    const out: { type: 'error'; enabled: boolean; seed?: number; rules: ErrorRule[] } = { type, enabled, rules: rules ?? [normalizeRule(inline, ctx)] };
+    if (seed !== undefined) out.seed = seed;
+    return out;
   });
 
 // ---------------------------------------------------------------------------
@@ -222,11 +224,21 @@ export const DelayFilterSchema = z
     ...delayFields,
   })
   .transform((v) => {
+    // The output keeps the input's shape ({ min, max } per kind), so a parsed
+    // config parses again to itself (the daemon re-validates its saved copy).
     const { type, enabled, seed, ...perKind } = v;
-    const delays: Delays = {};
-    for (const kind of FILTER_OP_KINDS) if (perKind[kind]) delays[kind] = perKind[kind];
-    return { type, enabled, seed, delays };
+    const out: { type: 'delay'; enabled: boolean; seed?: number } & Delays = { type, enabled };
+    if (seed !== undefined) out.seed = seed;
+    for (const kind of FILTER_OP_KINDS) if (perKind[kind]) out[kind] = perKind[kind];
+    return out;
   });
+
+/** The per-kind delays of a parsed delay filter config. */
+export function delaysOf(config: Delays): Delays {
+  const delays: Delays = {};
+  for (const kind of FILTER_OP_KINDS) if (config[kind]) delays[kind] = config[kind];
+  return delays;
+}
 
 // ---------------------------------------------------------------------------
 // readonly

@@ -1,4 +1,4 @@
-// `lunkit backstore create|delete|list|resize`: storage objects (LIO's
+// `lunkit backstore create|delete|list|resize|filter`: storage objects (LIO's
 // backstores). Creating a thick file backstore and resizing show a progress bar
 // on a terminal.
 
@@ -11,6 +11,7 @@ import { BACKSTORE_DESCRIPTORS, commonConfig, describeBackstore } from '../../ba
 import { BACKSTORE_TYPES, backstoreCliOptions, backstoreCreateParams, backstoreResizeParams, checkName } from '../params.js';
 import { formatSize } from '../../util/size.js';
 import { callVerb, listVerb } from '../verbs.js';
+import { filterOptions, filterVerb } from './backstore-filter.js';
 
 interface CreateArgs extends CommonArgs {
   type: string;
@@ -48,6 +49,11 @@ const create: CommandModule<object, CreateArgs> = {
     for (const o of backstoreCliOptions()) {
       b = b.option(o.flag, { type: o.type, describe: optionHelp(o.key), ...(o.choices ? { choices: [...o.choices] } : {}) });
     }
+    b = b.option('filter', {
+      type: 'string',
+      array: true,
+      describe: 'a filter between the core and the backstore, as JSON (repeatable, first = outermost): {"type":"delay","write":"5ms"}, {"type":"error",...}, {"type":"readonly"}',
+    });
     for (const d of BACKSTORE_DESCRIPTORS) for (const [cmd, what] of d.cli.examples ?? []) b = b.example(cmd, what);
     return withCommon(b) as Argv<CreateArgs>;
   },
@@ -58,7 +64,10 @@ const create: CommandModule<object, CreateArgs> = {
       () => {
         const options: Record<string, unknown> = {};
         for (const o of backstoreCliOptions()) options[o.key] = args[o.key];
-        return backstoreCreateParams({ ...options, type: args.type, name: args.name });
+        const params = backstoreCreateParams({ ...options, type: args.type, name: args.name });
+        const filters = filterOptions(args.filter);
+        if (filters) params.backstore.filters = filters;
+        return params;
       },
       () => `Created ${args.type} backstore ${args.name}.`,
       { progress: 'bytes' },
@@ -120,6 +129,7 @@ export function backstoreRows(cfg: ConfigDoc): string[][] {
         ...(summary.flags ?? []),
         c.readOnly ? 'ro' : undefined,
         c.blockSize !== undefined && c.blockSize !== 512 ? `bs=${c.blockSize}` : undefined,
+        c.filters && c.filters.length > 0 ? `filters=${c.filters.map((f) => f.type).join('+')}` : undefined,
       ].filter((f): f is string => f !== undefined);
       return [name, bs.type, size, summary.where ?? '-', flags.join(',')];
     });
@@ -134,13 +144,14 @@ const list = listVerb({
 
 export const backstoreCommand: CommandModule = {
   command: 'backstore <command>',
-  describe: 'Create, delete, list and resize backstores',
+  describe: 'Create, delete, list and resize backstores; their live filters',
   builder: (y: Argv) =>
     y
       .command(create)
       .command(del)
       .command(list)
       .command(resize)
-      .demandCommand(1, 'name a backstore command: create, delete, list or resize'),
+      .command(filterVerb)
+      .demandCommand(1, 'name a backstore command: create, delete, list, resize or filter'),
   handler: () => undefined,
 };

@@ -116,6 +116,10 @@ function storageObjects(cfg: LunkitConfig, unsupported: string[]): { list: LioSt
       continue;
     }
     const { so, readOnly } = lio.toLio(name, bs, { at, wwn: wwnOf(commonConfig(bs).serial), unsupported: (m) => unsupported.push(m) });
+    const filters = commonConfig(bs).filters ?? [];
+    if (filters.length > 0) {
+      unsupported.push(`${at}.filters (${filters.map((f) => f.type).join(', ')}): LIO has no filters between a LUN and its storage object; the storage object is exported without them`);
+    }
     list.push(so);
     refs.set(name, { path: `/backstores/${so.plugin}/${name}`, readOnly });
   }

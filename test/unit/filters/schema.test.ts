@@ -58,8 +58,9 @@ describe('filter config', () => {
     expect(FilterConfigSchema.parse({ type: 'delay', read: '5ms', write: { min: '1ms', max: '1s' }, flush: 2 })).toEqual({
       type: 'delay',
       enabled: true,
-      seed: undefined,
-      delays: { read: { min: 5, max: 5 }, write: { min: 1, max: 1000 }, flush: { min: 2, max: 2 } },
+      read: { min: 5, max: 5 },
+      write: { min: 1, max: 1000 },
+      flush: { min: 2, max: 2 },
     });
     expect(FilterConfigSchema.safeParse({ type: 'delay', read: '5 fortnights' }).success).toBe(false);
     expect(FilterConfigSchema.safeParse({ type: 'delay', open: '5ms' }).success).toBe(false);
