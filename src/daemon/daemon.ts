@@ -1,6 +1,6 @@
 // `lunkit daemon`: the running lunkit plus its desired state and the control
 // socket. The desired state is the configuration document (config-doc.ts);
-// every change is (document, params) -> new document (ops.ts), validated whole,
+// every change is (document, params) -> new document (config-ops.ts), validated whole,
 // then applied to the runtime all or nothing (runtime.ts). Changes are
 // serialised by one queue, so concurrent clients see them one after the other
 // and `revision` counts the successful ones.
@@ -12,7 +12,7 @@ import { emptyConfigDoc, validateDoc, type ConfigDoc, type DesiredState } from '
 import { ControlServer, prepareSocketPath, type ControlConnection, type RequestContext } from './control-server.js';
 import { ConfigError, ControlError } from './errors.js';
 import { migrateConfig } from './migrate.js';
-import { CONFIG_OPS } from './ops.js';
+import { CONFIG_OPS } from './config-ops.js';
 import { DEFAULT_SAVE_PATH } from './paths.js';
 import { LunkitRuntime } from './runtime.js';
 import { getFilters, setFilter, type FilterHost } from './filter-control.js';

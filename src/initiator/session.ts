@@ -18,7 +18,7 @@ import { IscsiInitiatorError } from './errors.js';
 import type { FaultHooks } from './fault.js';
 import { login, randomIsid, type LoginKeyOptions, type LoginResult } from './login.js';
 import { SessionRecovery, type RecoveryHost } from './recovery.js';
-import { SessionCore, type AsyncEventInfo, type Starter } from './session-core.js';
+import { CommandWindow, type AsyncEventInfo, type Starter } from './command-window.js';
 import { formatPortal, type ChapSecret } from './url.js';
 
 export interface SessionOptions extends LoginKeyOptions {
@@ -61,12 +61,12 @@ export function defaultInitiatorName(): string {
   return `iqn.2024-01.org.lunkit:initiator:${host}`;
 }
 
-export type { AsyncEventInfo, SessionEvents } from './session-core.js';
+export type { AsyncEventInfo, SessionEvents } from './command-window.js';
 
 /** ERL 1: a hole still open this long after its SNACK is asked for again. */
 const SNACK_RETRY_MS = 400;
 
-export class IscsiSession extends SessionCore {
+export class IscsiSession extends CommandWindow {
   readonly isid: number;
   readonly targetName: string | undefined;
   readonly sessionType: 'Normal' | 'Discovery';

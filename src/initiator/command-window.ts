@@ -1,4 +1,4 @@
-// The protocol engine of an initiator session (RFC 7143 §4), without the
+// The command window of an initiator session (RFC 7143 §4), without the
 // login and recovery policy (session.ts): the session-wide CmdSN window
 // (§4.2.2.1), the tasks in flight keyed by ITT with their connection
 // allegiance (§7.1.3) and in-flight counts, least-loaded connection picking,
@@ -70,7 +70,7 @@ function takesStatSN(pdu: Pdu): pdu is Pdu & { statSN: number } {
   }
 }
 
-export abstract class SessionCore extends EventEmitter<SessionEvents> {
+export abstract class CommandWindow extends EventEmitter<SessionEvents> {
   params!: NegotiatedParams;
 
   /** Next CmdSN to assign; ExpCmdSN and MaxCmdSN as the target last told us (§4.2.2.1). */

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { emptyConfigDoc, validateDoc, type ConfigDoc } from '../../../src/daemon/config-doc.js';
 import { ControlError } from '../../../src/daemon/errors.js';
-import { CONFIG_OPS } from '../../../src/daemon/ops.js';
+import { CONFIG_OPS } from '../../../src/daemon/config-ops.js';
 
 const IQN = 'iqn.2026-11.io.lunkit:t1';
 const INI = 'iqn.2026-11.io.lunkit:host1';
