@@ -6,7 +6,7 @@
 // Outgoing PDUs are written as iovecs (header [+digest], data, padding
 // [+digest]) under socket.cork() so header and data leave together; several
 // PDUs of one tick share one uncork. Headers are carved from a slab
-// (buffer-pool.ts HeaderSlab), data buffers come from the connection's pool.
+// (header-slab.ts), data buffers come from the connection's pool.
 
 import type { Socket } from 'node:net';
 import { PduFramer, type RawPdu } from '../../protocols/iscsi/framer.js';
@@ -24,7 +24,8 @@ import { FullFeature } from './full-feature.js';
 import { sendReject } from './reject.js';
 import { NopPinger } from './nop.js';
 import { StatusRetention } from './retention.js';
-import { BufferPool, HeaderSlab } from './buffer-pool.js';
+import { BufferPool } from '../../util/buffer-pool.js';
+import { HeaderSlab } from './header-slab.js';
 import type { StatsConnection } from './stats.js';
 
 export type ConnectionStage = 'login' | 'full-feature' | 'logout' | 'closed';
@@ -60,7 +61,7 @@ export class IscsiConnection implements ConnectionPort, LoginConnection, StatsCo
   private readonly closeHooks: Array<() => void> = [];
   /** ERL >= 1 only: status PDUs kept until acknowledged (retention.ts). */
   retention: StatusRetention | undefined;
-  /** Data-In and Data-Out buffers of this connection's commands (buffer-pool.ts). */
+  /** Data-In and Data-Out buffers of this connection's commands (src/util/buffer-pool.ts). */
   readonly buffers = new BufferPool();
   /** Where outgoing PDU headers are carved from (no allocation per PDU). */
   private readonly headers = new HeaderSlab();

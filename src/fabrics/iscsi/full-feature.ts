@@ -30,7 +30,7 @@ import type { IscsiCore, IscsiLogger } from './config.js';
 import type { AcceptingServer } from './accepting-server.js';
 import type { CmdSnFields, ConnectionPort, TaskTable } from './hosts.js';
 import type { StatusRetention } from './retention.js';
-import type { BufferPool } from './buffer-pool.js';
+import type { BufferPool } from '../../util/buffer-pool.js';
 import { handleTmf, type TmfHost } from './tmf.js';
 import { TextHandler, type TextHost } from './text.js';
 import { answerNopOut } from './nop.js';

@@ -11,7 +11,7 @@ import type { EncodablePdu } from '../../protocols/iscsi/pdu.js';
 import type { ScsiTask } from './scsi-command.js';
 import type { SessionParams } from './session-params.js';
 import type { StatusRetention } from './retention.js';
-import type { BufferPool } from './buffer-pool.js';
+import type { BufferPool } from '../../util/buffer-pool.js';
 
 /** ExpCmdSN and MaxCmdSN as a response carries them. */
 export interface CmdSnFields {

@@ -42,7 +42,7 @@ import { ScsiStatus } from '../../core/types.js';
 import { MAX_TRANSFER_BYTES, type PrepareResult } from '../../core/index.js';
 import type { IscsiCore, IscsiLogger } from './config.js';
 import type { SessionParams } from './session-params.js';
-import type { BufferPool } from './buffer-pool.js';
+import type { BufferPool } from '../../util/buffer-pool.js';
 
 const EMPTY: Buffer = Buffer.alloc(0);
 

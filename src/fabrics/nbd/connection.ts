@@ -26,7 +26,7 @@ import { extentsToBlockStatus } from './block-status.js';
 import { EXPORT_LUN, ExportNexus } from './export-nexus.js';
 import { NBD_MAX_BLOCK, Negotiation, type ResolvedExport, type TransmissionMode } from './negotiation.js';
 import type { NbdCore, NbdExportConfig, NbdLogger, PeerInfo } from './ports.js';
-import { ReadBufferPool } from './read-buffers.js';
+import { BufferPool } from '../../util/buffer-pool.js';
 import { encodeReply, type Outcome } from './replies.js';
 import { upgradeToTls, type NbdTlsSetup } from './tls.js';
 
@@ -100,8 +100,8 @@ export class NbdConnection {
   private corkedBytes = 0;
   private disconnecting = false;
   private closed = false;
-  /** READ Data-In memory, reused once a reply has left (read-buffers.ts). */
-  private readonly readBuffers = new ReadBufferPool();
+  /** READ Data-In memory, reused once a reply has left (src/util/buffer-pool.ts). */
+  private readonly readBuffers = new BufferPool();
   private readonly closeCallbacks: Array<() => void> = [];
 
   constructor(
@@ -375,7 +375,7 @@ export class NbdConnection {
     switch (req.type) {
       case NbdCmd.READ: {
         // read() resolves only after the backstore is done with the buffer.
-        const lease = this.readBuffers.acquire(req.length);
+        const lease = this.readBuffers.tryLease(req.length);
         let res: Buffer | BlockFailure;
         try {
           res = await blocks.read(EXPORT_LUN, offset, req.length, lease);

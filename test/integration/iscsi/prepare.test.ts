@@ -5,7 +5,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RawInitiator, clearUnitAttention, collectRead, dataOut, nextPdu, read10, scsiCmd, write10 } from '../../helpers/raw-iscsi.js';
 import { startIscsiTarget, type TestTarget } from '../../helpers/iscsi-target.js';
-import { BufferPool } from '../../../src/fabrics/iscsi/buffer-pool.js';
+import { BufferPool } from '../../../src/util/buffer-pool.js';
 import { Opcode, type ScsiResponsePdu } from '../../../src/protocols/iscsi/pdu-types.js';
 
 const INI = 'iqn.2024-01.org.lunkit.test:prepare';

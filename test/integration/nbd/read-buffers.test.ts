@@ -1,4 +1,4 @@
-// Pooled READ buffers (src/fabrics/nbd/read-buffers.ts): the pool's bounds;
+// Pooled READ buffers (src/util/buffer-pool.ts): the pool's bounds;
 // a connection over a fake socket that takes a write's bytes only when it
 // calls back (a buffer reused before its write callback shows as wrong data:
 // releasing on write() instead fails this test); and end to end, mixed-size
@@ -12,52 +12,52 @@ import { parseConfig } from '../../../src/daemon/config.js';
 import { LunkitRuntime } from '../../../src/daemon/runtime.js';
 import { ScsiCore } from '../../../src/core/engine.js';
 import { NbdConnection } from '../../../src/fabrics/nbd/connection.js';
-import { ReadBufferPool } from '../../../src/fabrics/nbd/read-buffers.js';
+import { BufferPool } from '../../../src/util/buffer-pool.js';
 import { MemoryBackstore } from '../../unit/core/helpers.js';
 import { encodeClientFlags, encodeInfoRequest, encodeOptionRequest, encodeRequest } from '../../../src/protocols/nbd/index.js';
 import { Wire } from '../../helpers/nbd-wire.js';
 
-describe('ReadBufferPool', () => {
+describe('BufferPool (NBD READ buffers)', () => {
   it('hands out power-of-two buffers of at least the length, and reuses released ones', () => {
-    const pool = new ReadBufferPool({ minBytes: 4096, maxBytes: 65536, budgetBytes: 1 << 20 });
-    const a = pool.acquire(512)!;
+    const pool = new BufferPool({ minBytes: 4096, maxBytes: 65536, budgetBytes: 1 << 20 });
+    const a = pool.tryLease(512)!;
     expect(a.length).toBe(4096);
-    const b = pool.acquire(5000)!;
+    const b = pool.tryLease(5000)!;
     expect(b.length).toBe(8192);
     expect(b.buffer).not.toBe(a.buffer);
     pool.release(a);
-    expect(pool.acquire(4096)).toBe(a);
-    expect(pool.acquire(65537)).toBeUndefined();
-    expect(pool.stats()).toEqual({ heldBytes: 4096 + 8192, lent: 2, free: 0 });
+    expect(pool.tryLease(4096)).toBe(a);
+    expect(pool.tryLease(65537)).toBeUndefined();
+    expect(pool.stats()).toMatchObject({ heldBytes: 4096 + 8192, lent: 2, free: 0 });
   });
 
   it('never holds more than the budget; beyond it acquire() declines', () => {
-    const pool = new ReadBufferPool({ minBytes: 4096, maxBytes: 65536, budgetBytes: 4 * 65536 });
-    const lent = [1, 2, 3, 4].map(() => pool.acquire(65536)!);
+    const pool = new BufferPool({ minBytes: 4096, maxBytes: 65536, budgetBytes: 4 * 65536 });
+    const lent = [1, 2, 3, 4].map(() => pool.tryLease(65536)!);
     expect(lent.every((b) => b.length === 65536)).toBe(true);
-    expect(pool.acquire(65536)).toBeUndefined();
-    expect(pool.acquire(4096)).toBeUndefined();
+    expect(pool.tryLease(65536)).toBeUndefined();
+    expect(pool.tryLease(4096)).toBeUndefined();
     expect(pool.stats().heldBytes).toBe(4 * 65536);
     // A free buffer of another size is dropped to make room.
     pool.release(lent[0]);
-    const small = pool.acquire(4096)!;
+    const small = pool.tryLease(4096)!;
     expect(small.length).toBe(4096);
-    expect(pool.stats()).toEqual({ heldBytes: 3 * 65536 + 4096, lent: 4, free: 0 });
+    expect(pool.stats()).toMatchObject({ heldBytes: 3 * 65536 + 4096, lent: 4, free: 0 });
   });
 
   it('a double or foreign release is ignored; close() drops everything', () => {
-    const pool = new ReadBufferPool({ budgetBytes: 1 << 20 });
-    const a = pool.acquire(4096)!;
-    const b = pool.acquire(4096)!;
+    const pool = new BufferPool({ budgetBytes: 1 << 20 });
+    const a = pool.tryLease(4096)!;
+    const b = pool.tryLease(4096)!;
     pool.release(a);
     pool.release(a);
     pool.release(Buffer.alloc(4096));
-    expect(pool.stats()).toEqual({ heldBytes: 8192, lent: 1, free: 1 });
+    expect(pool.stats()).toMatchObject({ heldBytes: 8192, lent: 1, free: 1 });
     pool.close();
-    expect(pool.stats()).toEqual({ heldBytes: 4096, lent: 1, free: 0 });
+    expect(pool.stats()).toMatchObject({ heldBytes: 4096, lent: 1, free: 0 });
     pool.release(b);
-    expect(pool.stats()).toEqual({ heldBytes: 0, lent: 0, free: 0 });
-    expect(pool.acquire(4096)).toBeUndefined();
+    expect(pool.stats()).toMatchObject({ heldBytes: 0, lent: 0, free: 0 });
+    expect(pool.tryLease(4096)).toBeUndefined();
   });
 });
 

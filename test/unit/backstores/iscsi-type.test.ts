@@ -14,7 +14,7 @@ import { backstoreCreateParams } from '../../../src/cli/params.js';
 import { buildTree, renderTree } from '../../../src/cli/tree.js';
 import { emptyConfigDoc } from '../../../src/daemon/config-doc.js';
 import { ControlError } from '../../../src/daemon/errors.js';
-import { CONFIG_OPS } from '../../../src/daemon/ops.js';
+import { CONFIG_OPS } from '../../../src/daemon/config-ops.js';
 import { exportTargetcli } from '../../../src/daemon/targetcli/to-targetcli.js';
 
 const URL0 = 'iscsi://10.0.0.5:3261/iqn.2003-01.org.example:disk1/0';

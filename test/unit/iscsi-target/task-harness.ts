@@ -5,7 +5,7 @@ import { DEFAULT_SESSION_PARAMS, type SessionParams } from '../../../src/fabrics
 import type { DataOutPdu, R2TPdu, ScsiCommandPdu } from '../../../src/protocols/iscsi/pdu-types.js';
 import type { ScsiCommand, ScsiCommandHeader, ScsiResponse } from '../../../src/core/types.js';
 import type { PrepareResult } from '../../../src/core/index.js';
-import { BufferPool } from '../../../src/fabrics/iscsi/buffer-pool.js';
+import { BufferPool } from '../../../src/util/buffer-pool.js';
 
 export const RESERVED = 0xffffffff;
 
