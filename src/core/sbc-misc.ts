@@ -4,6 +4,7 @@
 
 import type { CommandContext, CommandHandler, CommandOutcome, CommandSpec } from './command.js';
 import type { BackstoreOps } from './types.js';
+import { flushBackstore } from './block-ops.js';
 import {
   backstoreFailure,
   check,
@@ -50,7 +51,7 @@ function syncCacheHandler(decode: (cdb: Buffer) => LbaAndLength): CommandHandler
     const blocks = rangeToEnd(ctx, decode(ctx.cdb));
     if (typeof blocks !== 'bigint') return blocks;
     try {
-      await ctx.device.backstore.flush();
+      await flushBackstore(ctx.device);
     } catch (err) {
       return backstoreFailure(err, 'flush');
     }
@@ -110,7 +111,7 @@ const startStopUnit: CommandHandler = async (ctx): Promise<CommandOutcome> => {
   }
   if (powerCondition === 0 && !start && !noFlush) {
     try {
-      await ctx.device.backstore.flush();
+      await flushBackstore(ctx.device);
     } catch (err) {
       return backstoreFailure(err, 'flush');
     }

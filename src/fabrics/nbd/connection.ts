@@ -1,7 +1,8 @@
 // One NBD client connection: greeting, option haggling (negotiation.ts), then
 // the transmission phase. Each request is checked at the edge (proto.md
-// "Request message requirements"), turned into a CDB and submitted through
-// the core; the sense of a failure becomes the NBD errno (commands.ts). A bad
+// "Request message requirements"), then becomes one operation on the core's
+// block door (export-nexus.ts); a failure's reason becomes the NBD errno
+// through the core's one map (core/errno.ts, nbdErrnoOf). A bad
 // request gets an error reply and the stream stays in sync; only a broken
 // stream (bad magic, oversized option) closes the connection. STARTTLS
 // swaps the socket for a TLS one in the middle of option haggling (tls.ts).
