@@ -44,6 +44,11 @@ export interface ConformanceOptions {
    * suite checks that raising them changes nothing for such an initiator.
    */
   parameters?: Record<string, string>;
+  /**
+   * The LUN's backstore config (default: a thin file of `size` in `dir`);
+   * `dir` is the run's directory, for image files.
+   */
+  backstore?: (dir: string) => Record<string, unknown>;
 }
 
 function waitForLine(child: ChildProcess, re: RegExp, timeoutMs: number): Promise<RegExpExecArray> {
@@ -99,7 +104,16 @@ export async function runConformance(opts: ConformanceOptions = {}): Promise<CuS
   await writeFile(
     cfgPath,
     JSON.stringify({
-      backstores: { thin0: { type: 'file', path: join(dir, 'thin0.img'), size: opts.size ?? '256M', thin: true, removable: opts.removable ?? false, blockSize: opts.blockSize ?? 512 } },
+      backstores: {
+        thin0: opts.backstore?.(dir) ?? {
+          type: 'file',
+          path: join(dir, 'thin0.img'),
+          size: opts.size ?? '256M',
+          thin: true,
+          removable: opts.removable ?? false,
+          blockSize: opts.blockSize ?? 512,
+        },
+      },
       iscsi: {
         targets: {
           [CONFORMANCE_IQN]: {
