@@ -1,0 +1,3 @@
+// The qcow2 backstore engine (descriptor.ts, the registry line, is separate).
+export { Qcow2Backstore, type Qcow2OpenOptions, type BackingLink } from './qcow2.js';
+export { createQcow2, type Qcow2CreateOptions } from './create.js';
