@@ -34,6 +34,11 @@ export type LunkitErrorCode =
   | 'ESHUTDOWN'
   // Backstores and their filters: a configuration they refuse.
   | 'ERR_INVALID_FILTER'
+  // qcow2 backstore (src/backstores/qcow2): an image it cannot open.
+  | 'ERR_QCOW2_INVALID'
+  | 'ERR_QCOW2_UNSUPPORTED'
+  | 'ERR_QCOW2_BACKING'
+  | 'ERR_QCOW2_NEEDS_CHECK'
   // Sockets: the bind errors a listener passes on with their own name
   // (EACCES above too: a privileged port).
   | 'EADDRINUSE'
@@ -140,6 +145,7 @@ const CODES = new Set<string>(
     EIO: 1, EINVAL: 1, ENOSPC: 1, EROFS: 1, EPERM: 1, EACCES: 1, ENOMEM: 1, EOVERFLOW: 1,
     EOPNOTSUPP: 1, ENOTSUP: 1, ESHUTDOWN: 1, EADDRINUSE: 1, EADDRNOTAVAIL: 1,
     ERR_INVALID_FILTER: 1,
+    ERR_QCOW2_INVALID: 1, ERR_QCOW2_UNSUPPORTED: 1, ERR_QCOW2_BACKING: 1, ERR_QCOW2_NEEDS_CHECK: 1,
     ERR_INTERNAL: 1,
     ERR_BACKSTORE_CAPS: 1,
     ERR_LISTEN: 1, ERR_ISCSI_LOGIN_REFUSED: 1,
