@@ -123,6 +123,38 @@ describe('qcow2 write', () => {
     });
   }
 
+  it('a 4-table L2 cache (evictions under load) loses no allocation', async () => {
+    const f = path.join(dir, 'w-smallcache.qcow2');
+    qemuImg('create', '-q', '-f', 'qcow2', '-o', 'cluster_size=4096', f, String(32 << 20)); // 64 L2 tables
+    const s = await Qcow2Backstore.open({ name: 't', path: f, cacheBytes: 16384 });
+    const expected = await randomWrites(s, Buffer.alloc(32 << 20), 3, 10, 48);
+    expect((await readAll(s)).equals(expected)).toBe(true);
+    await s.close();
+    expectClean(f);
+    compareWith(f, expected);
+  });
+
+  it('overwriting allocated clusters writes in place (no metadata change, file does not grow)', async () => {
+    const f = path.join(dir, 'w-inplace.qcow2');
+    qemuImg('create', '-q', '-f', 'qcow2', f, '4M');
+    qemuIo(f, 'write -P 1 0 4M');
+    const before = fs.readFileSync(f);
+    const s = await Qcow2Backstore.open({ name: 't', path: f });
+    await s.write(Buffer.alloc(128 << 10, 2), 64 << 10, { fua: true });
+    await s.write(Buffer.alloc(512, 3), 3 << 20);
+    await s.flush();
+    await s.close();
+    const after = fs.readFileSync(f);
+    expect(after.length).toBe(before.length);
+    // Only data changed: the first four clusters (header, refcount table and block, L1) and the L2 table are the same.
+    expect(after.subarray(0, 5 * 65536).equals(before.subarray(0, 5 * 65536))).toBe(true);
+    expectClean(f);
+    const expected = Buffer.alloc(4 << 20, 1);
+    expected.fill(2, 64 << 10, 192 << 10);
+    expected.fill(3, 3 << 20, (3 << 20) + 512);
+    compareWith(f, expected);
+  });
+
   it('two writers to one unallocated cluster allocate it once', async () => {
     const f = path.join(dir, 'w-race.qcow2');
     qemuImg('create', '-q', '-f', 'qcow2', f, '1M');
