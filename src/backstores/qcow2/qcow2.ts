@@ -290,6 +290,42 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
     return this.decode(table.readBigUInt64BE(idx * 8), gc);
   }
 
+  /**
+   * The fast path's lookup, synchronous and without BigInt: the host offset of
+   * guest cluster gc when its L2 table is cached and the entry is a plain data
+   * cluster (with COPIED when `copied`), else -1 (take the general path).
+   */
+  private hostSync(gc: number, copied: boolean): number {
+    const l1i = Math.floor(gc / this.l2Entries);
+    if (l1i >= this.header.l1Size) return -1;
+    const l1Hi = this.l1.readUInt32BE(l1i * 8);
+    const l1Lo = this.l1.readUInt32BE(l1i * 8 + 4);
+    const l2Off = (l1Hi & 0x00ffffff) * 0x100000000 + (l1Lo & 0xfffffe00);
+    if (l2Off === 0 || l2Off % this.cs !== 0 || (l1Lo & 0x1ff) !== 0 || (l1Hi & 0x7f000000) !== 0) return -1;
+    const table = this.l2Cache.peek(l2Off);
+    if (!table) return -1;
+    const at = (gc % this.l2Entries) * 8;
+    const hi = table.readUInt32BE(at);
+    const lo = table.readUInt32BE(at + 4);
+    // Not compressed, no reserved bits (1-8, 56-61), not a zero cluster; COPIED when asked.
+    if ((hi & 0x7f000000) !== 0 || (lo & 0x1ff) !== 0 || (copied && (hi & 0x80000000) === 0)) return -1;
+    const host = (hi & 0x00ffffff) * 0x100000000 + (lo & 0xfffffe00);
+    if (host === 0 || host % this.cs !== 0 || host >= this.fileSize) return -1;
+    return host;
+  }
+
+  /** Host offset of [offset, offset+length) when it maps to one host-contiguous run of data clusters, else -1. */
+  private contiguousSync(offset: number, length: number, copied: boolean): number {
+    const first = Math.floor(offset / this.cs);
+    const last = Math.floor((offset + length - 1) / this.cs);
+    const host = this.hostSync(first, copied);
+    if (host < 0) return -1;
+    for (let gc = first + 1; gc <= last; gc++) {
+      if (this.hostSync(gc, copied) !== host + (gc - first) * this.cs) return -1;
+    }
+    return host + (offset % this.cs);
+  }
+
   private decode(raw: bigint, gc: number): L2Entry {
     const e = decodeL2(raw, this.header.clusterBits, `guest cluster ${gc}`);
     if (e.kind === 'normal' && e.offset >= this.fileSize) {
@@ -305,6 +341,11 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
   // Read.
 
   read(buf: Buffer, offset: number): Promise<void> {
+    // Fast path: cached L2 entries mapping the whole request to one host run.
+    if (buf.length > 0 && offset + buf.length <= this.size) {
+      const host = this.contiguousSync(offset, buf.length, false);
+      if (host >= 0) return preadFull(this.fd, buf, host);
+    }
     return this.readAt(buf, offset);
   }
 
@@ -401,6 +442,13 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
 
   async write(buf: Buffer, offset: number, opts?: { fua?: boolean }): Promise<void> {
     this.assertWritable();
+    // Fast path: every cluster already a data cluster with COPIED, host-contiguous.
+    const host = buf.length > 0 && !this.anyBusy(offset, buf.length) ? this.contiguousSync(offset, buf.length, true) : -1;
+    if (host >= 0) {
+      await pwriteFull(this.fd, buf, host);
+      if (opts?.fua) await this.syncer.sync();
+      return;
+    }
     const jobs: Promise<void>[] = [];
     let fast: { dst: number; src: number; len: number } | undefined;
     const flushFast = (): void => {
@@ -431,6 +479,13 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
     flushFast();
     await Promise.all(jobs);
     if (opts?.fua) await this.syncer.sync();
+  }
+
+  private anyBusy(offset: number, length: number): boolean {
+    for (let gc = Math.floor(offset / this.cs); gc <= Math.floor((offset + length - 1) / this.cs); gc++) {
+      if (this.clusterLock.busy(gc)) return true;
+    }
+    return false;
   }
 
   /** The L2 table of guest cluster gc, allocated if needed, pinned: pair with l2Cache.release(offset). */
