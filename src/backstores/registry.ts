@@ -12,6 +12,7 @@ import { fileBackstore } from './file/descriptor.js';
 import { iscsiBackstore } from './iscsi/descriptor.js';
 import { nbdBackstore } from './nbd/descriptor.js';
 import { nullBackstore } from './null/descriptor.js';
+import { qcow2Backstore } from './qcow2/descriptor.js';
 import { ramdiskBackstore } from './ramdisk/descriptor.js';
 
 const DESCRIPTORS = [
@@ -20,6 +21,7 @@ const DESCRIPTORS = [
   nullBackstore,
   nbdBackstore,
   iscsiBackstore,
+  qcow2Backstore,
 ] as const;
 
 type SchemasOf<T extends readonly unknown[]> = { -readonly [K in keyof T]: T[K] extends BackstoreDescriptor<infer S> ? S : never };

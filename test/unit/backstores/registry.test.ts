@@ -60,6 +60,11 @@ function fixtures(): Record<string, Array<Record<string, unknown>>> {
       { type: 'iscsi', url: `${iscsiBase}/1` },
       { type: 'iscsi', url: `${iscsiBase}/0`, readOnly: true, connections: 2, erl: 1 },
     ],
+    qcow2: [
+      { type: 'qcow2', path: path.join(dir, 'base.qcow2'), create: true, size: '1M' },
+      { type: 'qcow2', path: path.join(dir, 'overlay.qcow2'), create: true, size: '1M', clusterSize: '4K', backing: 'rw.img', backingFormat: 'raw' },
+      { type: 'qcow2', path: path.join(dir, 'base.qcow2'), readOnly: true },
+    ],
   };
 }
 

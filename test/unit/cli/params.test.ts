@@ -53,7 +53,27 @@ describe('backstore create', () => {
     expect(backstoreCreateParams({ type: 'nbd', name: 'r', url: 'nbd://10.0.0.5:10809/e' }).backstore).toEqual({ type: 'nbd', url: 'nbd://10.0.0.5:10809/e' });
   });
 
+  it('qcow2: a new image, an overlay, an existing image', () => {
+    expect(backstoreCreateParams({ type: 'qcow2', name: 'vm0', path: 'vm0.qcow2', size: '20G', clusterSize: '128K', cwd: '/srv' }).backstore).toEqual({
+      type: 'qcow2',
+      path: '/srv/vm0.qcow2',
+      create: true,
+      size: 20 * 1024 ** 3,
+      clusterSize: 131072,
+    });
+    expect(backstoreCreateParams({ type: 'qcow2', name: 'pc01', path: '/srv/pc01.qcow2', backing: 'golden.img', backingFormat: 'raw' }).backstore).toEqual({
+      type: 'qcow2',
+      path: '/srv/pc01.qcow2',
+      create: true,
+      backing: 'golden.img',
+      backingFormat: 'raw',
+    });
+  });
+
   it.each([
+    [{ type: 'qcow2', name: 'd' }, /needs --path/],
+    [{ type: 'qcow2', name: 'd', path: '/x.qcow2', backingFormat: 'vmdk' }, /raw or qcow2/],
+    [{ type: 'ramdisk', name: 'd', size: '1M', backing: 'x' }, /--backing does not apply to a ramdisk/],
     [{ type: 'disk', name: 'd', size: '1G' }, /unknown backstore type "disk"/],
     [{ type: 'file', name: 'd' }, /needs --path/],
     [{ type: 'ramdisk', name: 'd' }, /needs --size/],
