@@ -53,7 +53,11 @@ export class Syncer {
   private running: Promise<void> | undefined;
   private next: Promise<void> | undefined;
 
-  constructor(private readonly fd: () => number) {}
+  /** `before` runs ahead of each fdatasync (the refcount updates waiting to be written). */
+  constructor(
+    private readonly fd: () => number,
+    private readonly before: () => Promise<void> = () => Promise.resolve(),
+  ) {}
 
   sync(): Promise<void> {
     if (!this.running) return this.start();
@@ -72,9 +76,11 @@ export class Syncer {
   }
 
   private start(): Promise<void> {
-    const p = fdatasync(this.fd()).finally(() => {
-      if (this.running === p) this.running = undefined;
-    });
+    const p = this.before()
+      .then(() => fdatasync(this.fd()))
+      .finally(() => {
+        if (this.running === p) this.running = undefined;
+      });
     this.running = p;
     return p;
   }

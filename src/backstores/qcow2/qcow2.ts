@@ -116,7 +116,10 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
     this.backingChain = Object.freeze(init.chain);
     const cacheBytes = opts.cacheBytes ?? DEFAULT_CACHE_BYTES;
     this.l2Cache = new TableCache(() => this.fd, this.cs, Math.max(4, Math.floor(cacheBytes / this.cs)));
-    this.syncer = new Syncer(() => this.fd);
+    this.syncer = new Syncer(
+      () => this.fd,
+      () => this.refs?.writeDirty() ?? Promise.resolve(),
+    );
     if (init.writable && init.refTable) {
       this.refs = new Refcounts({
         fd: () => this.fd,
@@ -126,7 +129,6 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
         tableClusters: header.refcountTableClusters,
         table: init.refTable,
         fileSize: init.fileSize,
-        syncer: this.syncer,
         maxBlocks: Math.floor(cacheBytes / 4 / this.cs),
       });
     }

@@ -15,7 +15,7 @@
 
 import { LunkitError } from '../../protocols/errors.js';
 import { HDR_REFTABLE_OFFSET, maxRefcount, readRefcount, refcountByteRange, writeRefcount } from './format.js';
-import { Mutex, pwriteFull, type Syncer } from './io.js';
+import { Mutex, fdatasync, pwriteFull } from './io.js';
 import { TableCache } from './table-cache.js';
 
 export interface RefcountInit {
@@ -27,7 +27,6 @@ export interface RefcountInit {
   /** The refcount table as read from the file. */
   table: Buffer;
   fileSize: number;
-  syncer: Syncer;
   maxBlocks: number;
 }
 
@@ -45,6 +44,8 @@ export class Refcounts {
   private freeHint = 0;
   /** One past the highest cluster index known in use or inside the file. */
   private endCluster: number;
+  /** Refcount block byte ranges changed in memory, not yet written; each block stays pinned until written. */
+  private dirty = new Map<number, [number, number]>();
 
   constructor(private readonly init: RefcountInit) {
     this.cs = 2 ** init.clusterBits;
@@ -75,6 +76,35 @@ export class Refcounts {
       for (let i = 0; i < count; i++) await this.setLocked(first + i, 1, avoid);
       return first * this.cs;
     });
+  }
+
+  /**
+   * Write the changed refcount entries. The Syncer runs this before every
+   * fdatasync, so an update is in the file (and durable) before anything the
+   * caller writes after its sync() can point at the cluster.
+   */
+  writeDirty(): Promise<void> {
+    return this.mutex.run(() => this.writeDirtyLocked());
+  }
+
+  private async writeDirtyLocked(): Promise<void> {
+    if (this.dirty.size === 0) return;
+    const batch = this.dirty;
+    this.dirty = new Map();
+    try {
+      for (const [blockOff, [s, e]] of batch) {
+        const block = this.blocks.peek(blockOff)!;
+        await pwriteFull(this.init.fd(), block.subarray(s, e), blockOff + s);
+      }
+    } finally {
+      for (const blockOff of batch.keys()) this.blocks.release(blockOff);
+    }
+  }
+
+  /** Our own ordering point (under the mutex): changed entries written, then fdatasync. */
+  private async syncLocked(): Promise<void> {
+    await this.writeDirtyLocked();
+    await fdatasync(this.init.fd());
   }
 
   /** Decrease the refcount of each cluster (offsets cluster-aligned) by one. */
@@ -134,13 +164,16 @@ export class Refcounts {
     let blockOff = this.blockOffsetOf(t);
     if (blockOff === 0) blockOff = await this.newBlock(t, avoid);
     const block = await this.blocks.acquire(blockOff);
-    try {
-      const within = idx % this.perBlock;
-      writeRefcount(block, within, this.order, value);
-      const [s, e] = refcountByteRange(within, this.order);
-      await pwriteFull(this.init.fd(), block.subarray(s, e), blockOff + s);
-    } finally {
-      this.blocks.release(blockOff);
+    const within = idx % this.perBlock;
+    writeRefcount(block, within, this.order, value);
+    const [s, e] = refcountByteRange(within, this.order);
+    const range = this.dirty.get(blockOff);
+    if (range) {
+      range[0] = Math.min(range[0], s);
+      range[1] = Math.max(range[1], e);
+      this.blocks.release(blockOff); // the dirty entry holds its own pin
+    } else {
+      this.dirty.set(blockOff, [s, e]); // keeps the pin until written
     }
     if (value > 0 && idx + 1 > this.endCluster) this.endCluster = idx + 1;
   }
@@ -156,7 +189,7 @@ export class Refcounts {
     writeRefcount(block, x % this.perBlock, this.order, 1);
     const off = x * this.cs;
     await pwriteFull(this.init.fd(), block, off);
-    await this.init.syncer.sync();
+    await this.syncLocked();
     this.table.writeBigUInt64BE(BigInt(off), t * 8);
     await pwriteFull(this.init.fd(), this.table.subarray(t * 8, t * 8 + 8), this.tableOffset + t * 8);
     if (x + 1 > this.endCluster) this.endCluster = x + 1;
@@ -212,12 +245,12 @@ export class Refcounts {
       if (!newBlocks.includes(t)) await this.setLocked(c, 1, avoid);
     }
     await pwriteFull(fd, newTable, tableAt * cs);
-    await this.init.syncer.sync();
+    await this.syncLocked();
     const hdr = Buffer.alloc(12);
     hdr.writeBigUInt64BE(BigInt(tableAt * cs), 0);
     hdr.writeUInt32BE(n, 8);
     await pwriteFull(fd, hdr, HDR_REFTABLE_OFFSET);
-    await this.init.syncer.sync();
+    await this.syncLocked();
     const oldOffset = this.tableOffset;
     const oldClusters = this.tableClusters;
     this.table = newTable;
