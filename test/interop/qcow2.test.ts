@@ -122,7 +122,7 @@ describe('writes through lunkit', () => {
 });
 
 describe('iscsi-test-cu ALL against a qcow2 overlay of a raw file', () => {
-  it('0 failures', async () => {
+  it('0 failures, the thin file LUN floor (196 real passes)', async () => {
     const s = await runConformance({
       timeoutMs: 900_000,
       backstore: (d) => ({ type: 'qcow2', path: join(d, 'lun.qcow2'), create: true, size: '256M', backing: 'base.raw', backingFormat: 'raw' }),
@@ -135,6 +135,7 @@ describe('iscsi-test-cu ALL against a qcow2 overlay of a raw file', () => {
     });
     console.log(formatCuSummary(s));
     expect(s.results.filter((r) => r.outcome === 'failed').map((r) => `${r.suite}.${r.test}: ${r.reasons.join(' | ')}`)).toEqual([]);
-    expect(s.passed).toBeGreaterThanOrEqual(150);
+    // The thin file LUN's floor (conformance.test.ts): a qcow2 overlay loses no test.
+    expect(s.passed).toBeGreaterThanOrEqual(196);
   }, 900_000);
 });
