@@ -89,6 +89,8 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
   private readonly backing: Layer | undefined;
   private fileSize: number;
   private closed = false;
+  /** Reads in flight (writable opens): a freed cluster waits for the reads that may still use it. */
+  private readonly reads = new Set<Promise<void>>();
 
   private constructor(init: {
     opts: Qcow2OpenOptions;
@@ -343,12 +345,19 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
   // Read.
 
   read(buf: Buffer, offset: number): Promise<void> {
+    let p: Promise<void> | undefined;
     // Fast path: cached L2 entries mapping the whole request to one host run.
     if (buf.length > 0 && offset + buf.length <= this.size) {
       const host = this.contiguousSync(offset, buf.length, false);
-      if (host >= 0) return preadFull(this.fd, buf, host);
+      if (host >= 0) p = preadFull(this.fd, buf, host);
     }
-    return this.readAt(buf, offset);
+    p ??= this.readAt(buf, offset);
+    if (!this.refs) return p;
+    // Reads take no lock (the core locks writers only): track them so a cluster
+    // unmapped or replaced under a racing read is not reused before the read is done.
+    const tracked = p.finally(() => this.reads.delete(tracked));
+    this.reads.add(tracked);
+    return tracked;
   }
 
   /** Any range: bytes past the virtual size read as zeroes (a backing layer's reads). */
@@ -561,7 +570,9 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
   private async release(e: L2Entry, punch = false): Promise<void> {
     const held = this.heldClusters(e);
     if (held.length === 0) return;
+    const readers = [...this.reads];
     await this.syncer.sync();
+    await Promise.allSettled(readers);
     if (punch && e.kind === 'normal') await this.punchHole(e.offset);
     for (const c of held) this.l2Cache.forget(c);
     await this.writer.free(held);

@@ -1,9 +1,12 @@
 // Host cluster management (== Host cluster management ==): the refcount
-// table (kept whole in memory), refcount blocks (bounded write-through
-// cache), allocation of free clusters and growth of the refcount table.
+// table (kept whole in memory), refcount blocks (bounded cache), allocation
+// of free clusters and growth of the refcount table.
 //
-// Every change runs under one mutex and is written to the file before the
-// call resolves. Ordering for crash safety (never a reference to a cluster
+// Every change runs under one mutex and changes the cached block; the changed
+// bytes are written by writeDirty(), which the Syncer runs ahead of every
+// fdatasync, so a refcount is in the file and durable before anything a
+// caller writes after its sync(). A dirty block stays pinned in the cache
+// until written. Ordering for crash safety (never a reference to a cluster
 // whose refcount is not durable):
 //   - a new refcount block is written and fdatasync'd before the table entry
 //     that points to it is written;

@@ -1,4 +1,4 @@
-// kill -9 during a concurrent write + flush workload: after each kill,
+// kill -9 during a concurrent write + unmap + flush workload: after each kill,
 // qemu-img check reports no corruption (leaks allowed), and every write that
 // completed (no later write overlapping it) reads back. The engine runs in a
 // child process, bundled with rolldown (vitest's own bundler).
@@ -27,8 +27,10 @@ for (;;) {
     const n = ++id;
     const len = 512 * (1 + Math.floor(r() * (r() < 0.1 ? 256 : 24)));
     const off = 512 * Math.floor(r() * (sectors - len / 512));
-    process.stdout.write('S ' + n + ' ' + off + ' ' + len + '\\n');
-    const p = s.write(Buffer.alloc(len, (n % 255) + 1), off, { fua: r() < 0.05 }).then(() => {
+    const unmap = r() < 0.1;
+    process.stdout.write((unmap ? 'U ' : 'S ') + n + ' ' + off + ' ' + len + '\\n');
+    const op = unmap ? s.unmap(off, len) : s.write(Buffer.alloc(len, (n % 255) + 1), off, { fua: r() < 0.05 });
+    const p = op.then(() => {
       process.stdout.write('D ' + n + '\\n');
       inFlight.delete(p);
     });
@@ -75,11 +77,11 @@ function runAndKill(file: string, seed: number, ms: number): Promise<string[]> {
  * must read back.
  */
 function verify(lines: string[], content: Buffer): number {
-  const starts = new Map<number, { off: number; len: number; at: number }>();
+  const starts = new Map<number, { off: number; len: number; at: number; unmap: boolean }>();
   const doneAt = new Map<number, number>();
   lines.forEach((l, at) => {
     const p = l.split(' ');
-    if (p[0] === 'S' && p.length === 4) starts.set(Number(p[1]), { off: Number(p[2]), len: Number(p[3]), at });
+    if ((p[0] === 'S' || p[0] === 'U') && p.length === 4) starts.set(Number(p[1]), { off: Number(p[2]), len: Number(p[3]), at, unmap: p[0] === 'U' });
     if (p[0] === 'D') doneAt.set(Number(p[1]), at);
   });
   let checked = 0;
@@ -91,7 +93,7 @@ function verify(lines: string[], content: Buffer): number {
       if (o > id || (doneAt.get(o) ?? Infinity) > w.at) clobbered = true;
     }
     if (clobbered) continue;
-    const want = (id % 255) + 1;
+    const want = w.unmap ? 0 : (id % 255) + 1;
     const got = content.subarray(w.off, w.off + w.len);
     if (!got.every((b) => b === want)) throw new Error(`write ${id} (${w.off}+${w.len}) did not survive the kill`);
     checked++;

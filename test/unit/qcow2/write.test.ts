@@ -56,6 +56,11 @@ describe('qcow2 write', () => {
     { name: 'v3 64k clusters', opts: 'cluster_size=65536,compat=1.1', size: 32 << 20 },
     { name: 'v2 4k clusters', opts: 'cluster_size=4096,compat=0.10', size: 16 << 20 },
     { name: 'v3 lazy refcounts 4k', opts: 'cluster_size=4096,compat=1.1,lazy_refcounts=on', size: 16 << 20 },
+    { name: 'v3 1-bit refcounts 512', opts: 'cluster_size=512,refcount_bits=1', size: 4 << 20 },
+    { name: 'v3 2-bit refcounts 4k', opts: 'cluster_size=4096,refcount_bits=2', size: 8 << 20 },
+    { name: 'v3 8-bit refcounts 4k', opts: 'cluster_size=4096,refcount_bits=8', size: 8 << 20 },
+    { name: 'v3 32-bit refcounts 4k', opts: 'cluster_size=4096,refcount_bits=32', size: 8 << 20 },
+    { name: 'v3 64-bit refcounts 1k', opts: 'cluster_size=1024,refcount_bits=64', size: 8 << 20 },
   ];
   for (const c of cases) {
     it(`${c.name}: concurrent random writes, then check and compare`, async () => {
