@@ -64,6 +64,19 @@ export interface BackingLink {
 const DEFAULT_CACHE_BYTES = 4 << 20;
 const MAX_CLUSTER_BITS = 21;
 
+/**
+ * Await `p`; if it fails, first let the I/O already started settle, so a
+ * second failure among `jobs` never becomes an unhandled rejection.
+ */
+async function settleOnError<T>(p: Promise<T>, jobs: Promise<unknown>[]): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    await Promise.allSettled(jobs);
+    throw err;
+  }
+}
+
 function invalid(file: string, what: string): LunkitError {
   return new LunkitError('ERR_QCOW2_INVALID', `${file}: not a valid qcow2 image: ${what}`);
 }
@@ -380,7 +393,7 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
       const gc = Math.floor(off / this.cs);
       const within = off % this.cs;
       const len = Math.min(this.cs - within, inside - pos);
-      const e = await this.entry(gc);
+      const e = await settleOnError(this.entry(gc), jobs);
       let kind: 'data' | 'backing' | undefined;
       let src = 0;
       if (e.kind === 'normal') {
@@ -412,7 +425,8 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
     await preadFull(this.fd, raw, e.offset);
     let out: Buffer;
     try {
-      out = zlib.inflateRawSync(raw, { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+      // A cluster is all it may produce (a corrupt entry must not inflate without bound).
+      out = zlib.inflateRawSync(raw, { finishFlush: zlib.constants.Z_SYNC_FLUSH, maxOutputLength: this.cs });
     } catch (err) {
       throw new LunkitError('EIO', `qcow2 compressed cluster ${gc} does not decompress: ${(err as Error).message}`, { cause: err });
     }
@@ -473,7 +487,7 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
       const gc = Math.floor(off / this.cs);
       const within = off % this.cs;
       const len = Math.min(this.cs - within, buf.length - pos);
-      const e = this.clusterLock.busy(gc) ? undefined : await this.entry(gc);
+      const e = this.clusterLock.busy(gc) ? undefined : await settleOnError(this.entry(gc), jobs);
       if (e?.kind === 'normal' && e.copied) {
         const dst = e.offset + within;
         if (fast && fast.dst + fast.len === dst) fast.len += len;
