@@ -54,6 +54,8 @@ export interface Qcow2OpenOptions {
   blockSize?: 512 | 4096;
   /** L2 table cache bound in bytes (default 4 MiB); the refcount block cache is bounded by a quarter of it. */
   cacheBytes?: number;
+  /** Write cache (default true). false: every write, unmap and write zeroes is followed by fdatasync (as with FUA). */
+  writeCache?: boolean;
 }
 
 export interface BackingLink {
@@ -102,6 +104,8 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
   private readonly backing: Layer | undefined;
   private fileSize: number;
   private closed = false;
+  /** Every modifying request ends with an fdatasync (writeCache: false). */
+  private readonly writeThrough: boolean;
   /** Reads in flight (writable opens): a freed cluster waits for the reads that may still use it. */
   private readonly reads = new Set<Promise<void>>();
 
@@ -129,6 +133,7 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
     this.fileSize = init.fileSize;
     this.backing = init.backing;
     this.backingChain = Object.freeze(init.chain);
+    this.writeThrough = opts.writeCache === false;
     const cacheBytes = opts.cacheBytes ?? DEFAULT_CACHE_BYTES;
     this.l2Cache = new TableCache(() => this.fd, this.cs, Math.max(4, Math.floor(cacheBytes / this.cs)));
     this.syncer = new Syncer(
@@ -471,7 +476,7 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
     const host = buf.length > 0 && !this.anyBusy(offset, buf.length) ? this.contiguousSync(offset, buf.length, true) : -1;
     if (host >= 0) {
       await pwriteFull(this.fd, buf, host);
-      if (opts?.fua) await this.syncer.sync();
+      if (opts?.fua || this.writeThrough) await this.syncer.sync();
       return;
     }
     const jobs: Promise<void>[] = [];
@@ -503,7 +508,7 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
     }
     flushFast();
     await Promise.all(jobs);
-    if (opts?.fua) await this.syncer.sync();
+    if (opts?.fua || this.writeThrough) await this.syncer.sync();
   }
 
   private anyBusy(offset: number, length: number): boolean {
@@ -608,12 +613,13 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
     this.assertWritable();
     if (this.header.version === 2 && this.backing) return; // advisory: no zero clusters in v2 (caps.unmapReadsZero false)
     await this.zeroRange(offset, length, true);
+    if (this.writeThrough) await this.syncer.sync();
   }
 
   async writeZeroes(offset: number, length: number, opts?: { mayUnmap?: boolean; fua?: boolean }): Promise<void> {
     this.assertWritable();
     await this.zeroRange(offset, length, opts?.mayUnmap ?? false);
-    if (opts?.fua) await this.syncer.sync();
+    if (opts?.fua || this.writeThrough) await this.syncer.sync();
   }
 
   private async zeroRange(offset: number, length: number, mayUnmap: boolean): Promise<void> {

@@ -160,6 +160,18 @@ describe('qcow2 write', () => {
     compareWith(f, expected);
   });
 
+  it('writeCache false: writes (allocating and in place) still land and check clean', async () => {
+    const f = path.join(dir, 'w-wt.qcow2');
+    qemuImg('create', '-q', '-f', 'qcow2', '-o', 'cluster_size=4096', f, '4M');
+    const s = await Qcow2Backstore.open({ name: 't', path: f, writeCache: false });
+    const expected = await randomWrites(s, Buffer.alloc(4 << 20), 8, 4, 16);
+    await s.unmap!(0, 8192);
+    expected.fill(0, 0, 8192);
+    await s.close();
+    expectClean(f);
+    compareWith(f, expected);
+  });
+
   it('two writers to one unallocated cluster allocate it once', async () => {
     const f = path.join(dir, 'w-race.qcow2');
     qemuImg('create', '-q', '-f', 'qcow2', f, '1M');
