@@ -89,7 +89,7 @@ describe('writes through lunkit', () => {
     try {
       await run(
         'fio',
-        ['--name=w', '--ioengine=nbd', `--uri=${url('w')}`, '--rw=randwrite', '--bsrange=4k-192k', '--iodepth=16', '--size=48M', '--offset=8M', '--verify=crc32c', '--verify_fatal=1', '--do_verify=1', '--randrepeat=0'],
+        ['--name=w', '--ioengine=nbd', `--uri=${url('w')}`, '--rw=randwrite', '--bsrange=4k-192k', '--iodepth=16', '--size=48M', '--offset=8M', '--verify=crc32c', '--verify_fatal=1', '--do_verify=1', '--verify_state_save=0', '--randrepeat=0'],
         { timeout: 240_000, maxBuffer: 16 << 20 },
       );
       // What lunkit serves, byte for byte.

@@ -55,7 +55,7 @@ export const qcow2Backstore = defineBackstore({
       await createQcow2({ path: c.path, size: c.size, clusterSize: c.clusterSize, backing: c.backing, backingFormat: c.backingFormat });
     }
     const { Qcow2Backstore } = await import('./qcow2.js');
-    return Qcow2Backstore.open({ name, path: c.path, readOnly: c.readOnly, blockSize: c.blockSize });
+    return Qcow2Backstore.open({ name, path: c.path, readOnly: c.readOnly, blockSize: c.blockSize, writeCache: c.writeCache });
   },
 
   /** An image this apply creates goes again if the apply fails. */

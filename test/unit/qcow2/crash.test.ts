@@ -1,20 +1,20 @@
 // kill -9 during a concurrent write + unmap + flush workload: after each kill,
 // qemu-img check reports no corruption (leaks allowed), and every write that
 // completed (no later write overlapping it) reads back. The engine runs in a
-// child process, bundled with rolldown (vitest's own bundler).
+// child process from the build (dist/, which ./scripts/setup.sh makes before
+// the tests run).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { rolldown } from 'rolldown';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { check, qemuImg, qemuRead, rng, tmpDir } from './helpers.js';
 
 const dir = tmpDir();
-const bundle = path.join(dir, 'qcow2.mjs');
+const built = path.join(import.meta.dirname, '../../../dist/backstores/qcow2/index.js');
 const worker = path.join(dir, 'worker.mjs');
 
 const WORKER = `
-import { Qcow2Backstore } from './qcow2.mjs';
+import { Qcow2Backstore } from '${built}';
 const [file, seedArg] = process.argv.slice(2);
 const s = await Qcow2Backstore.open({ name: 'crash', path: file });
 let x = Number(seedArg) >>> 0 || 1;
@@ -42,8 +42,7 @@ for (;;) {
 `;
 
 beforeAll(async () => {
-  const b = await rolldown({ input: path.join(import.meta.dirname, '../../../src/backstores/qcow2/index.ts'), platform: 'node', logLevel: 'silent' });
-  await b.write({ file: bundle, format: 'esm' });
+  if (!fs.existsSync(built)) throw new Error(`${built} is missing: run ./scripts/setup.sh (or npx tsc -p tsconfig.build.json) first`);
   fs.writeFileSync(worker, WORKER);
 }, 60_000);
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
