@@ -6,7 +6,7 @@
 // finds identical to what lunkit served; images lunkit creates are accepted
 // by `qemu-img check` and `qemu-img info`; iscsi-test-cu ALL against a qcow2
 // overlay of a raw file reaches 0 failures.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -118,6 +118,63 @@ describe('writes through lunkit', () => {
     const info = JSON.parse(await qemuImg(['info', '--output=json', img])) as { 'virtual-size': number; format: string; 'cluster-size': number };
     expect(info).toMatchObject({ 'virtual-size': 32 * MiB, format: 'qcow2', 'cluster-size': 16384 });
     await qemuIo(img, 'qcow2', ['read -P 0x5c 0 3M', 'read -P 0 3M 29M']);
+  }, 120_000);
+});
+
+/**
+ * A 512-byte x86 boot sector, assembled by hand: clear DF, DS=0, print the
+ * message to COM1 (port 0x3F8) byte by byte, then cli; hlt forever.
+ */
+function bootSector(message: string): Buffer {
+  const code = [0xfc, 0x31, 0xc0, 0x8e, 0xd8, 0xba, 0xf8, 0x03, 0xbe, 0x17, 0x7c, 0xac, 0x08, 0xc0, 0x74, 0x03, 0xee, 0xeb, 0xf8, 0xfa, 0xf4, 0xeb, 0xfc];
+  const sector = Buffer.alloc(512);
+  Buffer.from(code).copy(sector, 0);
+  // mov si, 0x7c17: the message follows the 23 bytes of code.
+  sector.write(`${message}\r\n\0`, code.length, 'latin1');
+  sector[510] = 0x55;
+  sector[511] = 0xaa;
+  return sector;
+}
+
+describe('an image lunkit created boots in QEMU', () => {
+  it('SeaBIOS loads the boot sector written through lunkit and runs it', async () => {
+    const img = join(dir, 'boot.qcow2');
+    const sector = join(dir, 'boot.bin');
+    await writeFile(sector, bootSector('LUNKIT-BOOT-OK'));
+    const { rt, url } = await serve({ b: { type: 'qcow2', path: img, create: true, size: '16M' } });
+    try {
+      await run('qemu-io', ['-f', 'raw', '-c', `write -s ${sector} 0 512`, url('b')], { timeout: 30_000 });
+    } finally {
+      await rt.stop(5000);
+    }
+    expect((await run('qemu-img', ['check', img], { timeout: 30_000 })).stdout).toMatch(/No errors were found/);
+    const qemu = spawn('qemu-system-x86_64', ['-accel', 'tcg', '-m', '32', '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-no-reboot', '-drive', `file=${img},format=qcow2,if=ide`], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    try {
+      const booted = await new Promise<boolean>((resolve) => {
+        const t = setTimeout(() => resolve(false), 60_000);
+        qemu.stdout.on('data', (d: Buffer) => {
+          out += d.toString('latin1');
+          if (out.includes('LUNKIT-BOOT-OK')) {
+            clearTimeout(t);
+            resolve(true);
+          }
+        });
+        qemu.once('exit', () => {
+          clearTimeout(t);
+          resolve(out.includes('LUNKIT-BOOT-OK'));
+        });
+      });
+      expect(booted, out).toBe(true);
+    } finally {
+      if (qemu.exitCode === null) {
+        const exited = new Promise((r) => qemu.once('exit', r));
+        qemu.kill('SIGKILL');
+        await exited;
+      }
+    }
   }, 120_000);
 });
 
