@@ -54,8 +54,9 @@ export const qcow2Backstore = defineBackstore({
       const { createQcow2 } = await import('./create.js');
       await createQcow2({ path: c.path, size: c.size, clusterSize: c.clusterSize, backing: c.backing, backingFormat: c.backingFormat });
     }
-    const { Qcow2Backstore } = await import('./qcow2.js');
-    return Qcow2Backstore.open({ name, path: c.path, readOnly: c.readOnly, blockSize: c.blockSize, writeCache: c.writeCache });
+    // The live wrapper (live.ts): reset, snapshot and commit swap its image while the LU keeps serving.
+    const { LiveQcow2 } = await import('./live.js');
+    return LiveQcow2.open({ name, path: c.path, readOnly: c.readOnly, blockSize: c.blockSize, writeCache: c.writeCache });
   },
 
   /** An image this apply creates goes again if the apply fails. */

@@ -692,6 +692,26 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
     return out;
   }
 
+  /**
+   * What this image itself holds, not its backing chain: runs of guest bytes
+   * whose clusters are data, compressed or zero clusters here (for commit,
+   * live.ts). A run over the virtual size's end stops at the size.
+   */
+  async ownRuns(offset: number, length: number): Promise<Array<{ offset: number; length: number }>> {
+    const out: Array<{ offset: number; length: number }> = [];
+    const end = Math.min(offset + length, this.size);
+    for (let pos = offset; pos < end; ) {
+      const len = Math.min(this.cs - (pos % this.cs), end - pos);
+      if ((await this.entry(Math.floor(pos / this.cs))).kind !== 'unallocated') {
+        const last = out[out.length - 1];
+        if (last && last.offset + last.length === pos) last.length += len;
+        else out.push({ offset: pos, length: len });
+      }
+      pos += len;
+    }
+    return out;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     try {
