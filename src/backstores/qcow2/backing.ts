@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { LunkitError } from '../../protocols/errors.js';
-import { closeFd, fstatSize, openFd, preadFull } from './io.js';
+import { closeFd, fstatSize, onMemoryFileSystem, openFd, preadFull } from './io.js';
 import { QCOW2_MAGIC } from './format.js';
 
 export interface Layer {
@@ -21,12 +21,14 @@ export class RawLayer implements Layer {
   private constructor(
     private readonly fd: number,
     readonly size: number,
+    private readonly syncIo: boolean,
   ) {}
 
-  static async open(file: string): Promise<RawLayer> {
+  /** `syncIo`: read on the event loop (io.ts); default: when the file is on tmpfs/ramfs. */
+  static async open(file: string, syncIo?: boolean): Promise<RawLayer> {
     const fd = await openFd(file, fs.constants.O_RDONLY);
     try {
-      return new RawLayer(fd, await fstatSize(fd));
+      return new RawLayer(fd, await fstatSize(fd), syncIo ?? (await onMemoryFileSystem(file)));
     } catch (err) {
       await closeFd(fd).catch(() => undefined);
       throw err;
@@ -35,7 +37,7 @@ export class RawLayer implements Layer {
 
   async readAt(buf: Buffer, offset: number): Promise<void> {
     const inside = Math.max(0, Math.min(buf.length, this.size - offset));
-    if (inside > 0) await preadFull(this.fd, buf.subarray(0, inside), offset);
+    if (inside > 0) await preadFull(this.fd, buf.subarray(0, inside), offset, this.syncIo);
     buf.fill(0, inside);
   }
 

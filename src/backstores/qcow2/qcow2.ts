@@ -40,7 +40,7 @@ import {
   l1Offset,
   parseHeader,
 } from './format.js';
-import { KeyedLock, Syncer, closeFd, fstatSize, openFd, preadFull, pwriteFull } from './io.js';
+import { KeyedLock, Syncer, closeFd, fstatSize, onMemoryFileSystem, openFd, preadFull, pwriteFull } from './io.js';
 import { Refcounts } from './refcount.js';
 import { TableCache } from './table-cache.js';
 import { nativeFileOps } from '../file/native.js';
@@ -56,6 +56,8 @@ export interface Qcow2OpenOptions {
   cacheBytes?: number;
   /** Write cache (default true). false: every write, unmap and write zeroes is followed by fdatasync (as with FUA). */
   writeCache?: boolean;
+  /** Reads and writes on the event loop rather than libuv's pool (io.ts). Default: on for an image on tmpfs/ramfs. */
+  syncIo?: boolean;
 }
 
 export interface BackingLink {
@@ -106,6 +108,8 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
   private closed = false;
   /** Every modifying request ends with an fdatasync (writeCache: false). */
   private readonly writeThrough: boolean;
+  /** I/O on the event loop (a memory file system, io.ts). */
+  private readonly syncIo: boolean;
   /** Reads in flight (writable opens): a freed cluster waits for the reads that may still use it. */
   private readonly reads = new Set<Promise<void>>();
 
@@ -119,6 +123,7 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
     backing: Layer | undefined;
     chain: BackingLink[];
     writable: boolean;
+    syncIo: boolean;
   }) {
     const { opts, header } = init;
     this.name = opts.name;
@@ -134,11 +139,13 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
     this.backing = init.backing;
     this.backingChain = Object.freeze(init.chain);
     this.writeThrough = opts.writeCache === false;
+    this.syncIo = init.syncIo;
     const cacheBytes = opts.cacheBytes ?? DEFAULT_CACHE_BYTES;
-    this.l2Cache = new TableCache(() => this.fd, this.cs, Math.max(4, Math.floor(cacheBytes / this.cs)));
+    this.l2Cache = new TableCache(() => this.fd, this.cs, Math.max(4, Math.floor(cacheBytes / this.cs)), this.syncIo);
     this.syncer = new Syncer(
       () => this.fd,
       () => this.refs?.writeDirty() ?? Promise.resolve(),
+      this.syncIo,
     );
     if (init.writable && init.refTable) {
       this.refs = new Refcounts({
@@ -150,6 +157,7 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
         table: init.refTable,
         fileSize: init.fileSize,
         maxBlocks: Math.floor(cacheBytes / 4 / this.cs),
+        syncIo: this.syncIo,
       });
     }
     const writable = init.writable;
@@ -232,16 +240,17 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
         }
         const format = await Qcow2Backstore.backingFormat(h, file, opts.path);
         if (format === 'raw') {
-          backing = await RawLayer.open(file);
+          backing = await RawLayer.open(file, opts.syncIo);
           chain.push({ path: file, format });
         } else {
-          const img = await Qcow2Backstore.openImage({ name: `${opts.name}:backing`, path: file, readOnly: true, cacheBytes: opts.cacheBytes }, seen);
+          const img = await Qcow2Backstore.openImage({ name: `${opts.name}:backing`, path: file, readOnly: true, cacheBytes: opts.cacheBytes, syncIo: opts.syncIo }, seen);
           backing = img;
           chain.push({ path: file, format }, ...img.backingChain);
         }
       }
       if (above.length === 0) checkGeometry(h.size, opts.blockSize ?? 512);
-      return new Qcow2Backstore({ opts, fd, header: h, l1, refTable, fileSize, backing, chain, writable });
+      const syncIo = opts.syncIo ?? (await onMemoryFileSystem(opts.path));
+      return new Qcow2Backstore({ opts, fd, header: h, l1, refTable, fileSize, backing, chain, writable, syncIo });
     } catch (err) {
       await backing?.close().catch(() => undefined);
       await closeFd(fd).catch(() => undefined);
@@ -367,7 +376,7 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
     // Fast path: cached L2 entries mapping the whole request to one host run.
     if (buf.length > 0 && offset + buf.length <= this.size) {
       const host = this.contiguousSync(offset, buf.length, false);
-      if (host >= 0) p = preadFull(this.fd, buf, host);
+      if (host >= 0) p = preadFull(this.fd, buf, host, this.syncIo);
     }
     p ??= this.readAt(buf, offset);
     if (!this.refs) return p;
@@ -389,7 +398,7 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
       if (!run) return;
       const r = run;
       const view = buf.subarray(r.dst, r.dst + r.len);
-      jobs.push(r.kind === 'data' ? preadFull(this.fd, view, r.src) : this.backing!.readAt(view, r.src));
+      jobs.push(r.kind === 'data' ? preadFull(this.fd, view, r.src, this.syncIo) : this.backing!.readAt(view, r.src));
       run = undefined;
     };
     let pos = 0;
@@ -427,7 +436,7 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
   /** The cluster a compressed entry holds (deflate, no zlib header). */
   private async inflate(e: L2Entry & { kind: 'compressed' }, gc: number): Promise<Buffer> {
     const raw = Buffer.alloc(e.bytes);
-    await preadFull(this.fd, raw, e.offset);
+    await preadFull(this.fd, raw, e.offset, this.syncIo);
     let out: Buffer;
     try {
       // A cluster is all it may produce (a corrupt entry must not inflate without bound).
@@ -453,7 +462,7 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
         (await this.inflate(e, gc)).copy(into, 0, 0, this.cs);
         return;
       case 'normal':
-        await preadFull(this.fd, into, e.offset);
+        await preadFull(this.fd, into, e.offset, this.syncIo);
         return;
     }
   }
@@ -475,7 +484,7 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
     // Fast path: every cluster already a data cluster with COPIED, host-contiguous.
     const host = buf.length > 0 && !this.anyBusy(offset, buf.length) ? this.contiguousSync(offset, buf.length, true) : -1;
     if (host >= 0) {
-      await pwriteFull(this.fd, buf, host);
+      await pwriteFull(this.fd, buf, host, this.syncIo);
       if (opts?.fua || this.writeThrough) await this.syncer.sync();
       return;
     }
@@ -483,7 +492,7 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
     let fast: { dst: number; src: number; len: number } | undefined;
     const flushFast = (): void => {
       if (!fast) return;
-      jobs.push(pwriteFull(this.fd, buf.subarray(fast.src, fast.src + fast.len), fast.dst));
+      jobs.push(pwriteFull(this.fd, buf.subarray(fast.src, fast.src + fast.len), fast.dst, this.syncIo));
       fast = undefined;
     };
     let pos = 0;
@@ -527,12 +536,12 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
         const off = await this.writer.allocate();
         this.grow(off + this.cs);
         const table = Buffer.alloc(this.cs);
-        await pwriteFull(this.fd, table, off);
+        await pwriteFull(this.fd, table, off, this.syncIo);
         await this.syncer.sync(); // refcount and empty table durable before the L1 entry
         this.l2Cache.insertPinned(off, table);
         this.l2Cache.release(off);
         this.l1.writeBigUInt64BE(BigInt(off) | OFLAG_COPIED, l1i * 8);
-        await pwriteFull(this.fd, this.l1.subarray(l1i * 8, l1i * 8 + 8), this.header.l1TableOffset + l1i * 8);
+        await pwriteFull(this.fd, this.l1.subarray(l1i * 8, l1i * 8 + 8), this.header.l1TableOffset + l1i * 8, this.syncIo);
       });
     }
     const l2Off = this.l2TableOffset(l1i);
@@ -547,7 +556,7 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
         const idx = gc % this.l2Entries;
         const e = this.decode(table.readBigUInt64BE(idx * 8), gc);
         if (e.kind === 'normal' && e.copied) {
-          await pwriteFull(this.fd, data, e.offset + within);
+          await pwriteFull(this.fd, data, e.offset + within, this.syncIo);
           return;
         }
         let cluster = data;
@@ -557,7 +566,7 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
           data.copy(cluster, within);
         }
         const host = await this.writer.allocate();
-        await pwriteFull(this.fd, cluster, host);
+        await pwriteFull(this.fd, cluster, host, this.syncIo);
         this.grow(host + this.cs);
         await this.syncer.sync(); // refcount and data durable before the L2 entry
         await this.setL2(table, l2Off, idx, BigInt(host) | OFLAG_COPIED);
@@ -570,7 +579,7 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
 
   private async setL2(table: Buffer, l2Off: number, idx: number, value: bigint): Promise<void> {
     table.writeBigUInt64BE(value, idx * 8);
-    await pwriteFull(this.fd, table.subarray(idx * 8, idx * 8 + 8), l2Off + idx * 8);
+    await pwriteFull(this.fd, table.subarray(idx * 8, idx * 8 + 8), l2Off + idx * 8, this.syncIo);
   }
 
   /** Host clusters entry `e` held (refcounted), to free once nothing points at them. */

@@ -31,6 +31,8 @@ export interface RefcountInit {
   table: Buffer;
   fileSize: number;
   maxBlocks: number;
+  /** I/O on the event loop (io.ts: memory file systems). */
+  syncIo?: boolean;
 }
 
 export class Refcounts {
@@ -54,7 +56,7 @@ export class Refcounts {
     this.cs = 2 ** init.clusterBits;
     this.order = init.refcountOrder;
     this.perBlock = (this.cs * 8) / (1 << this.order);
-    this.blocks = new TableCache(init.fd, this.cs, Math.max(4, init.maxBlocks));
+    this.blocks = new TableCache(init.fd, this.cs, Math.max(4, init.maxBlocks), init.syncIo);
     this.table = init.table;
     this.tableOffset = init.tableOffset;
     this.tableClusters = init.tableClusters;
@@ -97,7 +99,7 @@ export class Refcounts {
     try {
       for (const [blockOff, [s, e]] of batch) {
         const block = this.blocks.peek(blockOff)!;
-        await pwriteFull(this.init.fd(), block.subarray(s, e), blockOff + s);
+        await pwriteFull(this.init.fd(), block.subarray(s, e), blockOff + s, this.init.syncIo);
       }
     } finally {
       for (const blockOff of batch.keys()) this.blocks.release(blockOff);
@@ -107,7 +109,7 @@ export class Refcounts {
   /** Our own ordering point (under the mutex): changed entries written, then fdatasync. */
   private async syncLocked(): Promise<void> {
     await this.writeDirtyLocked();
-    await fdatasync(this.init.fd());
+    await fdatasync(this.init.fd(), this.init.syncIo);
   }
 
   /** Decrease the refcount of each cluster (offsets cluster-aligned) by one. */
@@ -191,10 +193,10 @@ export class Refcounts {
     const block = Buffer.alloc(this.cs);
     writeRefcount(block, x % this.perBlock, this.order, 1);
     const off = x * this.cs;
-    await pwriteFull(this.init.fd(), block, off);
+    await pwriteFull(this.init.fd(), block, off, this.init.syncIo);
     await this.syncLocked();
     this.table.writeBigUInt64BE(BigInt(off), t * 8);
-    await pwriteFull(this.init.fd(), this.table.subarray(t * 8, t * 8 + 8), this.tableOffset + t * 8);
+    await pwriteFull(this.init.fd(), this.table.subarray(t * 8, t * 8 + 8), this.tableOffset + t * 8, this.init.syncIo);
     if (x + 1 > this.endCluster) this.endCluster = x + 1;
     return off;
   }
@@ -239,7 +241,7 @@ export class Refcounts {
         writeRefcount(block, c % this.perBlock, this.order, 1);
       }
       const off = (blocksAt + i) * cs;
-      await pwriteFull(fd, block, off);
+      await pwriteFull(fd, block, off, this.init.syncIo);
       newTable.writeBigUInt64BE(BigInt(off), t * 8);
     }
     // Clusters of the new region whose range already has a block: count them there.
@@ -247,12 +249,12 @@ export class Refcounts {
       const t = Math.floor(c / this.perBlock);
       if (!newBlocks.includes(t)) await this.setLocked(c, 1, avoid);
     }
-    await pwriteFull(fd, newTable, tableAt * cs);
+    await pwriteFull(fd, newTable, tableAt * cs, this.init.syncIo);
     await this.syncLocked();
     const hdr = Buffer.alloc(12);
     hdr.writeBigUInt64BE(BigInt(tableAt * cs), 0);
     hdr.writeUInt32BE(n, 8);
-    await pwriteFull(fd, hdr, HDR_REFTABLE_OFFSET);
+    await pwriteFull(fd, hdr, HDR_REFTABLE_OFFSET, this.init.syncIo);
     await this.syncLocked();
     const oldOffset = this.tableOffset;
     const oldClusters = this.tableClusters;

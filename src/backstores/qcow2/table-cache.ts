@@ -20,6 +20,8 @@ export class TableCache {
     private readonly fd: () => number,
     private readonly tableBytes: number,
     private readonly maxTables: number,
+    /** Load on the event loop (io.ts: memory file systems). */
+    private readonly syncIo = false,
   ) {}
 
   /** The cached table at offset, without loading or pinning (for synchronous lookups). */
@@ -76,7 +78,7 @@ export class TableCache {
   private async load(offset: number): Promise<Slot> {
     try {
       const buf = Buffer.alloc(this.tableBytes);
-      await preadFull(this.fd(), buf, offset);
+      await preadFull(this.fd(), buf, offset, this.syncIo);
       const existing = this.slots.get(offset);
       if (existing) return existing;
       const slot = { buf, pins: 0 };
