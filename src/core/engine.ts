@@ -289,6 +289,24 @@ export class ScsiCore implements DeviceHost, TmfScope {
     );
   }
 
+  /**
+   * The LU's data was replaced under it (a qcow2 backstore reset to its
+   * backing file): every nexus gets NOT READY TO READY CHANGE, MEDIUM MAY
+   * HAVE CHANGED (ASC/ASCQ 28h/00h, the unit attention of a removable
+   * medium that was swapped), so an initiator drops what it cached of the medium.
+   */
+  mediumChanged(handle: ScsiDeviceHandle): void {
+    const dev = this.ownDevice(handle);
+    if (!dev) return;
+    dev.queueUnitAttentionAll('UA_MEDIUM_MAY_HAVE_CHANGED');
+    publishEvent(
+      lunChangeChannel,
+      'info',
+      () => `LU ${dev.name}: medium may have changed`,
+      () => ({ change: 'medium-changed', device: dev.name, sizeBytes: dev.backstore.size }),
+    );
+  }
+
   async flushAll(): Promise<void> {
     const flushes: Promise<void>[] = [];
     for (const dev of this.deviceSet) {

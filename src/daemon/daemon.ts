@@ -16,6 +16,7 @@ import { CONFIG_OPS } from './config-ops.js';
 import { DEFAULT_SAVE_PATH } from './paths.js';
 import { LunkitRuntime } from './runtime.js';
 import { getFilters, setFilter, type FilterHost } from './filter-control.js';
+import { isQcow2Method, runQcow2Method } from './qcow2-control.js';
 import { loadConfigDoc, saveConfigFile } from './saveconfig.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { StatsEventLog, collectStatsSnapshot, parseMetricsAddress, startMetricsServer, type MetricsServer, type StatsSnapshot } from './metrics.js';
@@ -206,6 +207,7 @@ export class LunkitDaemon {
         return {};
       }
       default: {
+        if (isQcow2Method(method)) return this.serial(() => this.qcow2(method, params, ctx));
         const op = CONFIG_OPS[method] as (typeof CONFIG_OPS)[string] | undefined;
         if (!op) throw new ControlError('ERR_CONTROL_METHOD', `unknown method "${method}"`);
         return this.change(method, (doc) => op(doc, params), ctx);
@@ -272,6 +274,33 @@ export class LunkitDaemon {
       }
       return { ...result, revision: this.revision };
     });
+  }
+
+  /**
+   * backstore.reset / snapshot / commit on a live qcow2 image (qcow2-control.ts).
+   * A snapshot moves the backstore's path: the new document is recorded
+   * without reopening anything (the running image already is that file).
+   */
+  private async qcow2(method: Parameters<typeof runQcow2Method>[1], params: Record<string, unknown>, ctx: RequestContext): Promise<Record<string, unknown>> {
+    if (this.stopping) throw new ControlError('ERR_APPLY_FAILED', 'the daemon is stopping');
+    const { result, doc } = await runQcow2Method(
+      { core: this.runtime.core, backstores: this.runtime.backstores, doc: structuredClone(this.state.doc), progress: (p) => ctx.progress(p) },
+      method,
+      params,
+    );
+    if (!doc) return { ...result, revision: this.revision };
+    let next: DesiredState;
+    try {
+      next = validateDoc(doc);
+    } catch (e) {
+      throw e instanceof ConfigError ? invalidConfig(e) : e;
+    }
+    this.runtime.adopt(next.config);
+    this.state = next;
+    this.revision++;
+    this.logger.info('configuration changed', { method, revision: this.revision });
+    if (this.opts.autosave) await this.save({}).catch((e: unknown) => this.logger.error('autosave failed', { err: e }));
+    return { ...result, revision: this.revision };
   }
 
   private replace(params: Record<string, unknown>, ctx: RequestContext): Promise<Record<string, unknown>> {

@@ -129,6 +129,18 @@ export class LunkitRuntime {
     return run;
   }
 
+  /**
+   * Records `next` as the configuration without touching any object: the
+   * running objects already match it (a live qcow2 snapshot moved a
+   * backstore's top image to a new file). The caller serialises it with apply.
+   */
+  adopt(next: LunkitConfig): void {
+    const map = new Map<string, OpenBackstore>();
+    for (const [name, bs] of this.backstores) map.set(name, { ...bs, spec: next.backstores[name] ?? bs.spec });
+    this.backstores = map;
+    this.current = next;
+  }
+
   private async applyNow(next: LunkitConfig, opts: ApplyOptions): Promise<void> {
     if (this.stopping) throw new ControlError('ERR_APPLY_FAILED', 'the runtime is stopping');
     const prev = this.current;

@@ -1,4 +1,4 @@
-// `lunkit backstore create|delete|list|resize|filter`: storage objects (LIO's
+// `lunkit backstore create|delete|list|resize|filter|reset|snapshot|commit`: storage objects (LIO's
 // backstores). Creating a thick file backstore and resizing show a progress bar
 // on a terminal.
 
@@ -12,6 +12,7 @@ import { BACKSTORE_TYPES, backstoreCliOptions, backstoreCreateParams, backstoreR
 import { formatSize } from '../../util/size.js';
 import { callVerb, listVerb } from '../verbs.js';
 import { filterOptions, filterVerb } from './backstore-filter.js';
+import { commitVerb, resetVerb, snapshotVerb } from './backstore-qcow2.js';
 
 interface CreateArgs extends CommonArgs {
   type: string;
@@ -144,7 +145,7 @@ const list = listVerb({
 
 export const backstoreCommand: CommandModule = {
   command: 'backstore <command>',
-  describe: 'Create, delete, list and resize backstores; their live filters',
+  describe: 'Create, delete, list and resize backstores; their live filters; reset, snapshot and commit a qcow2 image',
   builder: (y: Argv) =>
     y
       .command(create)
@@ -152,6 +153,9 @@ export const backstoreCommand: CommandModule = {
       .command(list)
       .command(resize)
       .command(filterVerb)
-      .demandCommand(1, 'name a backstore command: create, delete, list, resize or filter'),
+      .command(resetVerb)
+      .command(snapshotVerb)
+      .command(commitVerb)
+      .demandCommand(1, 'name a backstore command: create, delete, list, resize, filter, reset, snapshot or commit'),
   handler: () => undefined,
 };
