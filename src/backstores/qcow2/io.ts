@@ -84,6 +84,56 @@ async function pwritePool(fd: number, buf: Buffer, pos: number): Promise<void> {
   }
 }
 
+/**
+ * Write the buffers back to back at pos (one pwritev: a new cluster run's
+ * copied head, the guest data and its copied tail, without joining them).
+ * `sync`: on the event loop (memory file systems).
+ */
+export function pwritevFull(fd: number, bufs: Buffer[], pos: number, sync = false): Promise<void> {
+  if (bufs.length === 1) return pwriteFull(fd, bufs[0], pos, sync);
+  let total = 0;
+  for (const b of bufs) total += b.length;
+  if (!sync || total > SYNC_IO_MAX_BYTES) return pwritevPool(fd, bufs, pos, total);
+  try {
+    let done = 0;
+    let rest = bufs;
+    while (done < total) {
+      const n = fs.writevSync(fd, rest, pos + done);
+      done += n;
+      if (done < total) rest = skipBytes(rest, n);
+    }
+    return RESOLVED;
+  } catch (err) {
+    return Promise.reject(err as Error);
+  }
+}
+
+async function pwritevPool(fd: number, bufs: Buffer[], pos: number, total: number): Promise<void> {
+  let done = 0;
+  let rest = bufs;
+  while (done < total) {
+    const n = await new Promise<number>((resolve, reject) => {
+      fs.writev(fd, rest, pos + done, (err, wrote) => (err ? reject(err) : resolve(wrote)));
+    });
+    done += n;
+    if (done < total) rest = skipBytes(rest, n);
+  }
+}
+
+/** The buffers after their first n bytes (a short writev). */
+function skipBytes(bufs: Buffer[], n: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (const b of bufs) {
+    if (n >= b.length) {
+      n -= b.length;
+      continue;
+    }
+    out.push(n > 0 ? b.subarray(n) : b);
+    n = 0;
+  }
+  return out;
+}
+
 /** fdatasync; `sync`: on the event loop (a memory file system has nothing to write back). */
 export function fdatasync(fd: number, sync = false): Promise<void> {
   if (sync) {
@@ -185,6 +235,15 @@ export class KeyedLock {
       release();
       if (this.tails.get(key) === tail) this.tails.delete(key);
     }
+  }
+
+  /**
+   * Run fn holding keys first .. first+count-1, taken in ascending order (so
+   * two such callers never wait for each other in a cycle).
+   */
+  runMany<T>(first: number, count: number, fn: () => Promise<T>): Promise<T> {
+    if (count <= 1) return this.run(first, fn);
+    return this.run(first, () => this.runMany(first + 1, count - 1, fn));
   }
 
   /** True when some caller holds or waits for the key. */

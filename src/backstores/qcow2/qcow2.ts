@@ -40,7 +40,7 @@ import {
   l1Offset,
   parseHeader,
 } from './format.js';
-import { KeyedLock, Syncer, closeFd, fstatSize, onMemoryFileSystem, openFd, preadFull, pwriteFull } from './io.js';
+import { KeyedLock, Syncer, closeFd, fstatSize, onMemoryFileSystem, openFd, preadFull, pwriteFull, pwritevFull } from './io.js';
 import { Refcounts } from './refcount.js';
 import { TableCache } from './table-cache.js';
 import { nativeFileOps } from '../file/native.js';
@@ -67,6 +67,8 @@ export interface BackingLink {
 
 const DEFAULT_CACHE_BYTES = 4 << 20;
 const MAX_CLUSTER_BITS = 21;
+/** Most clusters one write allocates as one host run (one pwritev, one L2 write). */
+const MAX_ALLOC_RUN = 256;
 
 /**
  * Await `p`; if it fails, first let the I/O already started settle, so a
@@ -495,6 +497,15 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
       jobs.push(pwriteFull(this.fd, buf.subarray(fast.src, fast.src + fast.len), fast.dst, this.syncIo));
       fast = undefined;
     };
+    // Consecutive clusters to allocate, in one L2 table: allocated as one host
+    // run, written with one pwritev, their L2 entries with one pwrite.
+    let alloc: { gc: number; count: number; src: number; within: number; len: number } | undefined;
+    const flushAlloc = (): void => {
+      if (!alloc) return;
+      const a = alloc;
+      jobs.push(this.allocWrite(a.gc, a.count, a.within, buf.subarray(a.src, a.src + a.len)));
+      alloc = undefined;
+    };
     let pos = 0;
     while (pos < buf.length) {
       const off = offset + pos;
@@ -503,6 +514,7 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
       const len = Math.min(this.cs - within, buf.length - pos);
       const e = this.clusterLock.busy(gc) ? undefined : await settleOnError(this.entry(gc), jobs);
       if (e?.kind === 'normal' && e.copied) {
+        flushAlloc();
         const dst = e.offset + within;
         if (fast && fast.dst + fast.len === dst) fast.len += len;
         else {
@@ -511,11 +523,19 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
         }
       } else {
         flushFast();
-        jobs.push(this.allocWrite(gc, within, buf.subarray(pos, pos + len)));
+        const a = alloc;
+        if (a && a.gc + a.count === gc && gc % this.l2Entries !== 0 && a.within + a.len === a.count * this.cs && a.count < MAX_ALLOC_RUN) {
+          a.count++;
+          a.len += len;
+        } else {
+          flushAlloc();
+          alloc = { gc, count: 1, src: pos, within, len };
+        }
       }
       pos += len;
     }
     flushFast();
+    flushAlloc();
     await Promise.all(jobs);
     if (opts?.fua || this.writeThrough) await this.syncer.sync();
   }
@@ -548,33 +568,75 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
     return { l2Off, table: await this.l2Cache.acquire(l2Off) };
   }
 
-  /** Write part of a cluster that is not an in-place data cluster: allocate it whole. */
-  private allocWrite(gc: number, within: number, data: Buffer): Promise<void> {
-    return this.clusterLock.run(gc, async () => {
+  /**
+   * Write `data` from byte `within` of guest cluster gc on, over `count`
+   * consecutive clusters (one L2 table) that are not in-place data clusters:
+   * allocate them whole, as one host run.
+   */
+  private allocWrite(gc: number, count: number, within: number, data: Buffer): Promise<void> {
+    return this.clusterLock.runMany(gc, count, async () => {
       const { l2Off, table } = await this.l2ForWrite(gc);
       try {
         const idx = gc % this.l2Entries;
-        const e = this.decode(table.readBigUInt64BE(idx * 8), gc);
-        if (e.kind === 'normal' && e.copied) {
-          await pwriteFull(this.fd, data, e.offset + within, this.syncIo);
-          return;
+        const entries: L2Entry[] = [];
+        let anyCopied = false;
+        for (let i = 0; i < count; i++) {
+          const e = this.decode(table.readBigUInt64BE((idx + i) * 8), gc + i);
+          if (e.kind === 'normal' && e.copied) anyCopied = true;
+          entries.push(e);
         }
-        let cluster = data;
-        if (within !== 0 || data.length !== this.cs) {
-          cluster = Buffer.alloc(this.cs);
-          await this.readCluster(gc, e, cluster);
-          data.copy(cluster, within);
+        if (!anyCopied) return await this.allocRun(gc, entries, within, data, table, l2Off);
+        // Some cluster was allocated meanwhile (a racing writer held its lock): cluster by cluster.
+        let at = 0;
+        for (let i = 0; i < count; i++) {
+          const w = i === 0 ? within : 0;
+          const piece = data.subarray(at, at + Math.min(this.cs - w, data.length - at));
+          const e = entries[i];
+          if (e.kind === 'normal' && e.copied) await pwriteFull(this.fd, piece, e.offset + w, this.syncIo);
+          else await this.allocRun(gc + i, [e], w, piece, table, l2Off);
+          at += piece.length;
         }
-        const host = await this.writer.allocate();
-        await pwriteFull(this.fd, cluster, host, this.syncIo);
-        this.grow(host + this.cs);
-        await this.syncer.sync(); // refcount and data durable before the L2 entry
-        await this.setL2(table, l2Off, idx, BigInt(host) | OFLAG_COPIED);
-        await this.release(e);
       } finally {
         this.l2Cache.release(l2Off);
       }
     });
+  }
+
+  /**
+   * Under the cluster locks of gc .. gc+entries.length-1 (their L2 table
+   * pinned): allocate that many contiguous host clusters, write the data with
+   * the untouched head and tail of the run copied from what those clusters
+   * read as before (one pread each), sync, then point the L2 entries at them
+   * (one pwrite) and free what they held.
+   */
+  private async allocRun(gc: number, entries: L2Entry[], within: number, data: Buffer, table: Buffer, l2Off: number): Promise<void> {
+    const cs = this.cs;
+    const count = entries.length;
+    const tail = count * cs - within - data.length;
+    const parts: Buffer[] = [];
+    let first: Buffer | undefined;
+    if (within > 0) {
+      first = Buffer.allocUnsafe(cs); // readCluster fills every byte
+      await this.readCluster(gc, entries[0], first);
+      parts.push(first.subarray(0, within));
+    }
+    parts.push(data);
+    if (tail > 0) {
+      let last = count === 1 ? first : undefined;
+      if (!last) {
+        last = Buffer.allocUnsafe(cs);
+        await this.readCluster(gc + count - 1, entries[count - 1], last);
+      }
+      parts.push(last.subarray(cs - tail));
+    }
+    const host = await this.writer.allocate(count);
+    await pwritevFull(this.fd, parts, host, this.syncIo);
+    this.grow(host + count * cs);
+    await this.syncer.sync(); // refcount and data durable before the L2 entries
+    const idx = gc % this.l2Entries;
+    for (let i = 0; i < count; i++) table.writeBigUInt64BE(BigInt(host + i * cs) | OFLAG_COPIED, (idx + i) * 8);
+    await pwriteFull(this.fd, table.subarray(idx * 8, (idx + count) * 8), l2Off + idx * 8, this.syncIo);
+    for (const e of entries) await this.release(e);
   }
 
   private async setL2(table: Buffer, l2Off: number, idx: number, value: bigint): Promise<void> {
