@@ -92,6 +92,11 @@ export class LiveQcow2 implements BackstoreOps {
     return this.img;
   }
 
+  /** An exclusive operation (reset, snapshot, commit, close) holds I/O now. */
+  get holding(): boolean {
+    return this.held !== undefined;
+  }
+
   get size(): number {
     return this.img.size;
   }
@@ -116,7 +121,11 @@ export class LiveQcow2 implements BackstoreOps {
     await this.exclusive(() => this.img.close());
   }
 
-  /** Runs a request now, or after the exclusive operation holding I/O. */
+  /**
+   * Runs a request now, or after the exclusive operation holding I/O. The
+   * caller gets the image's own promise (no extra tick); the count drops in a
+   * side reaction to it.
+   */
   private pass<T>(op: () => Promise<T>): Promise<T> {
     if (this.held !== undefined || this.broken !== undefined) return this.later(op);
     this.active++;
@@ -127,7 +136,8 @@ export class LiveQcow2 implements BackstoreOps {
       this.leave();
       return Promise.reject(e as Error);
     }
-    return p.finally(this.leave);
+    p.then(this.leave, this.leave);
+    return p;
   }
 
   private async later<T>(op: () => Promise<T>): Promise<T> {
