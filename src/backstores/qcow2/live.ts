@@ -46,6 +46,21 @@ function syncDir(dir: string): void {
   }
 }
 
+/** The temporary image a reset writes beside `file` (renamed over it when complete). */
+function resetTempName(file: string): string {
+  return path.join(path.dirname(file), `.${path.basename(file)}.reset-${process.pid}-${Date.now()}`);
+}
+
+/** Temporary images of resets a crash interrupted (never renamed, so never the image): removed at a writable open. */
+function removeLeftovers(file: string): void {
+  const prefix = `.${path.basename(file)}.reset-`;
+  try {
+    for (const f of fs.readdirSync(path.dirname(file))) if (f.startsWith(prefix)) fs.rmSync(path.join(path.dirname(file), f), { force: true });
+  } catch {
+    // an unreadable directory: nothing to tidy
+  }
+}
+
 export class LiveQcow2 implements BackstoreOps {
   readonly kind = 'qcow2' as const;
   readonly name: string;
@@ -84,7 +99,9 @@ export class LiveQcow2 implements BackstoreOps {
 
   static async open(opts: Qcow2OpenOptions): Promise<LiveQcow2> {
     const { path: file, ...rest } = opts;
-    return new LiveQcow2(await Qcow2Backstore.open({ ...rest, path: file }), rest);
+    const live = new LiveQcow2(await Qcow2Backstore.open({ ...rest, path: file }), rest);
+    if (!opts.readOnly) removeLeftovers(file);
+    return live;
   }
 
   /** The top image now (its path, header, backing chain). */
@@ -199,7 +216,7 @@ export class LiveQcow2 implements BackstoreOps {
       throw new LunkitError('EINVAL', `${img.path} has no backing file: nothing to go back to`);
     }
     const file = img.path;
-    const tmp = path.join(path.dirname(file), `.${path.basename(file)}.reset-${process.pid}-${Date.now()}`);
+    const tmp = resetTempName(file);
     await createQcow2({
       path: tmp,
       size: img.size,
