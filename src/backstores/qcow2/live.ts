@@ -13,9 +13,11 @@
 //   image becomes the top; the old image is from then on a read-only layer.
 // - commit: every cluster the top image holds itself (ownRuns) is read
 //   through the top and written into the backing file (raw: pwrite; qcow2:
-//   opened writable), the backing file is synced, then the top is reset.
-//   Until that reset's rename the top still covers every byte written into
-//   the backing file, so a crash at any moment leaves the LU's data unchanged.
+//   opened writable) while I/O goes on, recording the clusters modified
+//   meanwhile; then I/O is held, those are copied again, the backing file is
+//   synced and the top is reset. Until that reset's rename the top still
+//   covers every byte written into the backing file, so a crash at any
+//   moment leaves the LU's data unchanged.
 
 import fs from 'node:fs';
 import { open, rename, stat, unlink } from 'node:fs/promises';
@@ -78,6 +80,8 @@ export class LiveQcow2 implements BackstoreOps {
   private drained: (() => void) | undefined;
   /** Exclusive operations, one after the other. */
   private chain: Promise<unknown> = Promise.resolve();
+  /** During a commit's first pass: the guest clusters that writes, unmaps and write zeroes touched. */
+  private dirty: { set: Set<number>; clusterSize: number } | undefined;
   /** The image could not be opened again after a swap: every request fails with it. */
   private broken: Error | undefined;
   private readonly leave = (): void => {
@@ -92,8 +96,18 @@ export class LiveQcow2 implements BackstoreOps {
     this.name = image.name;
     this.caps = image.caps;
     const self = this as { -readonly [K in 'unmap' | 'writeZeroes' | 'extents']?: BackstoreOps[K] };
-    if (this.caps.canUnmap) self.unmap = (offset, length) => this.pass(() => this.img.unmap!(offset, length));
-    if (this.caps.canWriteZeroes) self.writeZeroes = (offset, length, o) => this.pass(() => this.img.writeZeroes!(offset, length, o));
+    if (this.caps.canUnmap) {
+      self.unmap = (offset, length) => {
+        if (this.dirty) this.mark(offset, length);
+        return this.pass(() => this.img.unmap!(offset, length));
+      };
+    }
+    if (this.caps.canWriteZeroes) {
+      self.writeZeroes = (offset, length, o) => {
+        if (this.dirty) this.mark(offset, length);
+        return this.pass(() => this.img.writeZeroes!(offset, length, o));
+      };
+    }
     if (this.caps.canExtents) self.extents = (offset, length) => this.pass(() => this.img.extents!(offset, length));
   }
 
@@ -127,7 +141,15 @@ export class LiveQcow2 implements BackstoreOps {
   }
 
   write(buf: Buffer, offset: number, opts?: { fua?: boolean }): Promise<void> {
+    if (this.dirty) this.mark(offset, buf.length);
     return this.pass(() => this.img.write(buf, offset, opts));
+  }
+
+  /** Records the clusters a modifying request touches, before it starts (commit's second pass copies them). */
+  private mark(offset: number, length: number): void {
+    const d = this.dirty!;
+    const last = Math.floor((offset + Math.max(length, 1) - 1) / d.clusterSize);
+    for (let c = Math.floor(offset / d.clusterSize); c <= last; c++) d.set.add(c);
   }
 
   flush(): Promise<void> {
@@ -168,22 +190,30 @@ export class LiveQcow2 implements BackstoreOps {
     }
   }
 
-  /** Holds I/O (new requests wait, those in flight finish), runs fn, lets I/O go on. */
+  /** Holds I/O (new requests wait, those in flight finish), runs fn, lets I/O go on; one at a time. */
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(async () => {
-      let release!: () => void;
-      this.held = new Promise((r) => (release = r));
-      try {
-        if (this.active > 0) await new Promise<void>((r) => (this.drained = r));
-        this.drained = undefined;
-        return await fn();
-      } finally {
-        this.held = undefined;
-        release();
-      }
-    });
+    return this.serialized(() => this.hold(fn));
+  }
+
+  /** Runs fn after the operations before it (reset, snapshot, commit, close), I/O still flowing. */
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn);
     this.chain = run.catch(() => undefined);
     return run;
+  }
+
+  /** Inside serialized(): holds I/O and waits for the requests in flight, runs fn, lets I/O go on. */
+  private async hold<T>(fn: () => Promise<T>): Promise<T> {
+    let release!: () => void;
+    this.held = new Promise((r) => (release = r));
+    try {
+      if (this.active > 0) await new Promise<void>((r) => (this.drained = r));
+      this.drained = undefined;
+      return await fn();
+    } finally {
+      this.held = undefined;
+      release();
+    }
   }
 
   private checkWritable(what: string): void {
@@ -284,45 +314,87 @@ export class LiveQcow2 implements BackstoreOps {
   }
 
   /**
-   * Fold the top image into its backing file, then reset the top. I/O is
-   * held for the whole copy. A qcow2 backing file smaller than the top is
-   * refused when the top holds data past its end (no resize); a raw one grows.
+   * Fold the top image into its backing file, then reset the top. Two passes:
+   * the clusters the top holds are copied while I/O goes on, and every
+   * cluster a write, unmap or write zeroes touches meanwhile is recorded;
+   * then I/O is held, those clusters are copied again, the backing file is
+   * synced and the top reset. Safe while I/O runs because the copy only
+   * writes where the top covers the backing file (with a backing file a top
+   * cluster never becomes unallocated again, only a zero cluster), so no
+   * read goes to what is being written, and a copy a concurrent write may
+   * have torn is redone in the held pass. A qcow2 backing file smaller than
+   * the data is refused (no resize); a raw one grows.
    */
   commit(onProgress?: ProgressFn): Promise<LiveCommitResult> {
-    return this.exclusive(async () => {
+    return this.serialized(async () => {
       this.checkWritable('commit');
-      const img = this.img;
+      const img = this.img; // swaps are serialised with this: it stays the top until the held pass
       const link = img.backingChain[0] as (typeof img.backingChain)[number] | undefined;
       if (!link) throw new LunkitError('EINVAL', `${img.path} has no backing file to commit into`);
-      await img.flush();
-      const runs = await img.ownRuns(0, img.size);
-      const total = runs.reduce((n, r) => n + r.length, 0);
-      const end = runs.length > 0 ? runs[runs.length - 1].offset + runs[runs.length - 1].length : 0;
+      const cs = 2 ** img.header.clusterBits;
+      const dirty = new Set<number>();
       const what = `committing ${path.basename(img.path)} into ${path.basename(link.path)}`;
-      onProgress?.({ what, done: 0, total });
-      const target = await openTarget(link, end, `${this.name}:commit`);
+      let total = 0;
       let done = 0;
+      let target: CommitTarget | undefined;
       try {
-        const buf = Buffer.alloc(COMMIT_CHUNK);
-        for (const r of runs) {
-          for (let pos = r.offset; pos < r.offset + r.length; ) {
-            const len = Math.min(COMMIT_CHUNK, r.offset + r.length - pos);
-            const piece = buf.subarray(0, len);
-            await img.read(piece, pos);
-            await target.write(piece, pos);
-            pos += len;
-            done += len;
-            onProgress?.({ what, done, total });
+        // Recording starts with nothing in flight, so every modification after it is recorded.
+        await this.hold(async () => {
+          this.dirty = { set: dirty, clusterSize: cs };
+          await img.flush();
+        });
+        const runs = await img.ownRuns(0, img.size);
+        total = runs.reduce((n, r) => n + r.length, 0);
+        const end = runs.length > 0 ? runs[runs.length - 1].offset + runs[runs.length - 1].length : 0;
+        onProgress?.({ what, done: 0, total });
+        target = await openTarget(link, end, `${this.name}:commit`);
+        const copy = async (runList: ReadonlyArray<{ offset: number; length: number }>): Promise<void> => {
+          const buf = Buffer.alloc(Math.min(COMMIT_CHUNK, runList.reduce((m, r) => Math.max(m, r.length), 0)));
+          for (const r of runList) {
+            for (let pos = r.offset; pos < r.offset + r.length; ) {
+              const piece = buf.subarray(0, Math.min(buf.length, r.offset + r.length - pos));
+              await img.read(piece, pos);
+              await target!.write(piece, pos);
+              pos += piece.length;
+              done += piece.length;
+              onProgress?.({ what, done, total });
+            }
           }
-        }
-        await target.sync();
+        };
+        await copy(runs);
+        const t = target;
+        await this.hold(async () => {
+          this.dirty = undefined;
+          await img.flush();
+          const again = clusterRuns(dirty, cs, img.size);
+          total += again.reduce((n, r) => n + r.length, 0);
+          await copy(again);
+          await t.sync();
+          await t.close();
+          target = undefined;
+          await this.replaceTop();
+        });
       } finally {
-        await target.close();
+        this.dirty = undefined;
+        await target?.close().catch(() => undefined);
       }
-      await this.replaceTop();
       return { bytes: total, backing: link.path, format: link.format };
     });
   }
+}
+
+/** Sorted runs of whole clusters (the last one cut at `size`). */
+function clusterRuns(clusters: ReadonlySet<number>, cs: number, size: number): Array<{ offset: number; length: number }> {
+  const out: Array<{ offset: number; length: number }> = [];
+  for (const c of [...clusters].sort((a, b) => a - b)) {
+    const offset = c * cs;
+    const length = Math.min(cs, size - offset);
+    if (length <= 0) continue;
+    const last = out[out.length - 1];
+    if (last && last.offset + last.length === offset) last.length += length;
+    else out.push({ offset, length });
+  }
+  return out;
 }
 
 /** The backing file opened for writing by commit. */
@@ -351,7 +423,10 @@ async function openTarget(link: { path: string; format: 'raw' | 'qcow2' }, end: 
     throw new LunkitError('EINVAL', `the backing file ${link.path} (${q.size} bytes) is smaller than the data to commit (up to ${end}); lunkit does not resize qcow2 images`);
   }
   return {
-    write: (buf, offset) => (buf.equals(zeroes.subarray(0, buf.length)) ? q.writeZeroes(offset, buf.length) : q.write(buf, offset)),
+    write: async (buf, offset) => {
+      if (offset + buf.length > q.size) throw new LunkitError('EINVAL', `the backing file ${link.path} (${q.size} bytes) is smaller than the data to commit; lunkit does not resize qcow2 images`);
+      await (buf.equals(zeroes.subarray(0, buf.length)) ? q.writeZeroes(offset, buf.length) : q.write(buf, offset));
+    },
     sync: () => q.flush(),
     close: () => q.close(),
   };

@@ -53,7 +53,7 @@ export const snapshotVerb: CommandModule<object, SnapshotArgs> = {
 
 export const commitVerb: CommandModule<object, NameArgs> = {
   command: 'commit <name>',
-  describe: 'qcow2: fold the top image into its backing file, then empty the top image (I/O waits meanwhile)',
+  describe: 'qcow2: fold the top image into its backing file, then empty the top image (I/O waits only for the last pass)',
   builder: (y: Argv) =>
     withCommon(y.positional('name', { type: 'string', describe: 'a qcow2 backstore with a backing file' }).example('$0 backstore commit pc01', "write pc01's changes into its backing file")) as Argv<NameArgs>,
   handler: (args) =>
