@@ -536,7 +536,8 @@ export class Qcow2Backstore implements BackstoreOps, Layer {
     }
     flushFast();
     flushAlloc();
-    await Promise.all(jobs);
+    // On a failure, the other writes still reading buf settle first (the caller may reuse buf).
+    await settleOnError(Promise.all(jobs), jobs);
     if (opts?.fua || this.writeThrough) await this.syncer.sync();
   }
 
