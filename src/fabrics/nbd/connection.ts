@@ -101,8 +101,13 @@ export class NbdConnection {
   private corkedBytes = 0;
   private disconnecting = false;
   private closed = false;
-  /** READ Data-In memory, reused once a reply has left (src/util/buffer-pool.ts). */
+  /**
+   * READ Data-In memory, reused once a reply has left, and WRITE payloads that
+   * straddle socket chunks, reused once the write is done (src/util/buffer-pool.ts).
+   */
   private readonly readBuffers = new BufferPool();
+  /** The pooled buffer the payload being framed was copied into, until onRequest takes it. */
+  private payloadLease: Buffer | undefined;
   private readonly closeCallbacks: Array<() => void> = [];
 
   constructor(
@@ -298,6 +303,11 @@ export class NbdConnection {
       maxPayloadLength: NBD_MAX_BLOCK,
       // Oversized WRITE payloads are read and dropped so the stream stays in sync.
       maxDiscardLength: 0xffffffff,
+      payloadTarget: (length) => {
+        const lease = this.readBuffers.tryLease(length);
+        this.payloadLease = lease;
+        return lease?.subarray(0, length);
+      },
       onRequest: (req, payload, dropped) => this.onRequest(req, payload, dropped),
       onError: (e: LunkitError) => this.broken(e.message),
     });
@@ -311,6 +321,17 @@ export class NbdConnection {
   }
 
   private onRequest(req: NbdRequest, payload: Buffer, dropped: boolean): void {
+    // A payload copied into a pooled buffer: it goes back once nothing uses it.
+    let lease = this.payloadLease;
+    this.payloadLease = undefined;
+    if (lease && lease.buffer !== payload.buffer) {
+      this.readBuffers.release(lease);
+      lease = undefined;
+    }
+    if (this.disconnecting || this.shuttingDown || req.type === NbdCmd.DISC) {
+      if (lease) this.readBuffers.release(lease);
+      lease = undefined;
+    }
     if (this.disconnecting) return;
     if (req.type === NbdCmd.DISC) {
       // proto.md NBD_CMD_DISC: finish what is in flight, then close; no reply.
@@ -324,10 +345,13 @@ export class NbdConnection {
     }
     this.inFlight++;
     if (this.inFlight >= MAX_IN_FLIGHT) this.socket.pause();
-    // The payload is a view of socket chunks, which are never reused: no copy.
+    // The payload is a view of socket chunks, which are never reused (no copy),
+    // or, when it straddled chunks, pooled memory given back once the block
+    // operation has settled (the backstore holds no reference after that).
     void this.execute(req, payload, dropped)
       .catch((e: unknown): Outcome => ({ error: NbdErrno.EIO, message: e instanceof Error ? e.message : String(e) }))
       .then((out) => {
+        if (lease) this.readBuffers.release(lease);
         this.reply(req, out);
         this.inFlight--;
         if (this.inFlight <= MAX_IN_FLIGHT / 2 && this.socket.isPaused()) this.socket.resume();

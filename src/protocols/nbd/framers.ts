@@ -178,6 +178,12 @@ export interface RequestFramerOptions extends FramerErrorSink {
    * in sync (STYLE.md §6). Default 0: any oversized payload is a stream error.
    */
   maxDiscardLength?: number;
+  /**
+   * Where a payload that straddles socket chunks is copied (ByteQueue.take's
+   * `into`): exactly `length` bytes, e.g. a pooled buffer; undefined for a new
+   * one. Not asked for a payload that lies in one chunk (it is a view).
+   */
+  payloadTarget?(length: number): Buffer | undefined;
   /** `payload` is empty unless the request carries data (compact: WRITE; extended: PAYLOAD_LEN set). */
   onRequest(req: NbdRequest, payload: Buffer, payloadDropped: boolean): void;
 }
@@ -238,7 +244,8 @@ export class RequestFramer extends NbdFramer {
     }
     if (this.q.buffered < p.length) return false;
     this.pending = undefined;
-    this.opts.onRequest(p.req, this.q.take(p.length), false);
+    const target = this.opts.payloadTarget;
+    this.opts.onRequest(p.req, this.q.take(p.length, target && (() => target.call(this.opts, p.length))), false);
     return true;
   }
 }
