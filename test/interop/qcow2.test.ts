@@ -37,16 +37,29 @@ async function qemuIo(image: string, fmt: string, cmds: string[]): Promise<void>
   await run('qemu-io', ['-f', fmt, ...cmds.flatMap((c) => ['-c', c]), image], { timeout: 60_000 });
 }
 
-/** A served runtime with one NBD export per image. */
-async function serve(images: Record<string, Record<string, unknown>>): Promise<{ rt: LunkitRuntime; url: (name: string) => string }> {
-  const exportsCfg = Object.fromEntries(Object.keys(images).map((n) => [n, { backstore: n }]));
-  const rt = await LunkitRuntime.start(parseConfig({ backstores: images, nbd: { listen: ['127.0.0.1:0'], exports: exportsCfg } }));
+const IQN = 'iqn.2026-12.io.lunkit:qcow2';
+
+/** A served runtime with one NBD export per image, and one iSCSI LUN per image (in the order given). */
+async function serve(
+  images: Record<string, Record<string, unknown>>,
+): Promise<{ rt: LunkitRuntime; url: (name: string) => string; iscsiUrl: (name: string) => string }> {
+  const names = Object.keys(images);
+  const exportsCfg = Object.fromEntries(names.map((n) => [n, { backstore: n }]));
+  const luns = Object.fromEntries(names.map((n, i) => [String(i), n]));
+  const rt = await LunkitRuntime.start(
+    parseConfig({
+      backstores: images,
+      nbd: { listen: ['127.0.0.1:0'], exports: exportsCfg },
+      iscsi: { targets: { [IQN]: { tpgs: { '1': { portals: ['127.0.0.1:0'], luns, attributes: { generateNodeAcls: true } } } } } },
+    }),
+  );
   const port = rt.nbdAddresses()[0].port;
-  return { rt, url: (name) => `nbd://127.0.0.1:${port}/${name}` };
+  const iscsiPort = rt.addresses()[0].port;
+  return { rt, url: (name) => `nbd://127.0.0.1:${port}/${name}`, iscsiUrl: (name) => `iscsi://127.0.0.1:${iscsiPort}/${IQN}/${names.indexOf(name)}` };
 }
 
 describe('qcow2 images made by QEMU, served by lunkit', () => {
-  it('read back exactly what QEMU reads: v3, v2, 4K clusters, overlays over raw and qcow2, compressed', async () => {
+  it('read back exactly what QEMU reads over NBD and iSCSI: v3, v2, 4K clusters, overlays over raw and qcow2, compressed', async () => {
     const base = join(dir, 'base.raw');
     await qemuImg(['create', '-f', 'raw', base, '64M']);
     await qemuIo(base, 'raw', ['write -P 0x11 0 8M', 'write -P 0x12 20M 3M']);
@@ -66,11 +79,12 @@ describe('qcow2 images made by QEMU, served by lunkit', () => {
     await qemuImg(['convert', '-c', '-f', 'qcow2', '-O', 'qcow2', mid, packed]);
 
     const images = { top, v2, small, packed, mid };
-    const { rt, url } = await serve(Object.fromEntries(Object.entries(images).map(([n, path]) => [n, { type: 'qcow2', path, readOnly: true }])));
+    const { rt, url, iscsiUrl } = await serve(Object.fromEntries(Object.entries(images).map(([n, path]) => [n, { type: 'qcow2', path, readOnly: true }])));
     try {
       for (const [name, path] of Object.entries(images)) {
-        const out = await qemuImg(['compare', '-U', '-f', 'qcow2', '-F', 'raw', path, url(name)]);
-        expect(out, name).toMatch(/Images are identical/);
+        expect(await qemuImg(['compare', '-U', '-f', 'qcow2', '-F', 'raw', path, url(name)]), `${name} over NBD`).toMatch(/Images are identical/);
+        // QEMU's iSCSI driver (libiscsi) reads the LUN; a new session's first command meets POWER ON, which it retries.
+        expect(await qemuImg(['compare', '-U', '-f', 'qcow2', '-F', 'raw', path, iscsiUrl(name)]), `${name} over iSCSI`).toMatch(/Images are identical/);
       }
     } finally {
       await rt.stop(2000);
@@ -180,17 +194,20 @@ describe('an image lunkit created boots in QEMU', () => {
 
 describe('iscsi-test-cu ALL against a qcow2 overlay of a raw file', () => {
   it('0 failures, the thin file LUN floor (196 real passes)', async () => {
+    const cuDir = await mkdtemp(join(dir, 'cu-'));
+    await qemuImg(['create', '-f', 'raw', join(cuDir, 'base.raw'), '256M']);
+    await qemuIo(join(cuDir, 'base.raw'), 'raw', ['write -P 0xa5 0 16M']);
     const s = await runConformance({
       timeoutMs: 900_000,
       backstore: (d) => ({ type: 'qcow2', path: join(d, 'lun.qcow2'), create: true, size: '256M', backing: 'base.raw', backingFormat: 'raw' }),
-      dir: await (async () => {
-        const d = await mkdtemp(join(dir, 'cu-'));
-        await qemuImg(['create', '-f', 'raw', join(d, 'base.raw'), '256M']);
-        await qemuIo(join(d, 'base.raw'), 'raw', ['write -P 0xa5 0 16M']);
-        return d;
-      })(),
+      dir: cuDir,
     });
     console.log(formatCuSummary(s));
+    // What the suite wrote left a sound image.
+    const check = await run('qemu-img', ['check', '-f', 'qcow2', join(cuDir, 'lun.qcow2')], { timeout: 60_000 }).catch((e: { stdout?: string; code?: number }) => ({
+      stdout: `${e.stdout ?? ''} exit ${e.code}`,
+    }));
+    expect(check.stdout).toMatch(/No errors were found/);
     expect(s.results.filter((r) => r.outcome === 'failed').map((r) => `${r.suite}.${r.test}: ${r.reasons.join(' | ')}`)).toEqual([]);
     // The thin file LUN's floor (conformance.test.ts): a qcow2 overlay loses no test.
     expect(s.passed).toBeGreaterThanOrEqual(196);
