@@ -1,17 +1,9 @@
 // One error class for the attach/mount tools with stable codes (STYLE.md §8):
 // callers and tests branch on `code`, never on the message.
 
-import { LunkitError } from '../protocols/errors.js';
+import { LunkitError, type AttachErrorCode } from '../protocols/errors.js';
 
-export type AttachErrorCode =
-  | 'ERR_NOT_ROOT'
-  | 'ERR_ATTACH_SOURCE'
-  | 'ERR_ATTACH_NOT_FOUND'
-  | 'ERR_ATTACH_BUSY'
-  | 'ERR_ATTACH_START'
-  | 'ERR_MOUNT_IN_USE'
-  | 'ERR_MOUNT_NOT_FOUND'
-  | 'ERR_MOUNT_STEP';
+export type { AttachErrorCode };
 
 export class AttachError extends LunkitError {
   declare readonly code: AttachErrorCode;

@@ -23,31 +23,10 @@
 //   ERR_ISCSI_MAX_CONNECTIONS  addConnection() beyond the negotiated MaxConnections (or removing the last one)
 //   ERR_ISCSI_INVALID_ARGUMENT a request the library refuses before sending it (a write that is not whole blocks)
 
-import { LunkitError } from '../protocols/errors.js';
+import { LunkitError, type InitiatorErrorCode } from '../protocols/errors.js';
 import { LoginStatusClass } from '../protocols/iscsi/constants.js';
 
-export type IscsiInitiatorErrorCode =
-  | 'ERR_ISCSI_BAD_URL'
-  | 'ERR_ISCSI_CONNECT'
-  | 'ERR_ISCSI_TIMEOUT'
-  | 'ERR_ISCSI_LOGIN_AUTH'
-  | 'ERR_ISCSI_LOGIN_FORBIDDEN'
-  | 'ERR_ISCSI_LOGIN_NOT_FOUND'
-  | 'ERR_ISCSI_LOGIN_REDIRECT'
-  | 'ERR_ISCSI_LOGIN_REJECTED'
-  | 'ERR_ISCSI_LOGIN_TARGET'
-  | 'ERR_ISCSI_TARGET_AUTH'
-  | 'ERR_ISCSI_PROTOCOL'
-  | 'ERR_ISCSI_DISCONNECTED'
-  | 'ERR_ISCSI_SESSION_CLOSED'
-  | 'ERR_ISCSI_REJECTED'
-  | 'ERR_ISCSI_ABORTED'
-  | 'ERR_ISCSI_TARGET_FAILURE'
-  | 'ERR_ISCSI_TMF_FAILED'
-  | 'ERR_ISCSI_LOGOUT_FAILED'
-  | 'ERR_ISCSI_RECOVERY_FAILED'
-  | 'ERR_ISCSI_MAX_CONNECTIONS'
-  | 'ERR_ISCSI_INVALID_ARGUMENT';
+export type IscsiInitiatorErrorCode = InitiatorErrorCode;
 
 export interface IscsiInitiatorErrorDetails {
   /** Login failures: RFC 7143 §11.13.5 Status-Class and Status-Detail. */

@@ -11,19 +11,10 @@
 //   ERR_NBD_UNSUPPORTED      the export did not advertise the command or flag
 //   ERR_NBD_INVALID_ARGUMENT offset/length outside the export or not representable
 
-import { LunkitError, type LunkitErrorCode } from '../protocols/errors.js';
+import { LunkitError, type LunkitErrorCode, type NbdClientErrorCode } from '../protocols/errors.js';
 import { NbdErrno, errnoName, repName } from '../protocols/nbd/constants.js';
 
-export type NbdClientErrorCode =
-  | 'ERR_NBD_BAD_URL'
-  | 'ERR_NBD_CONNECT'
-  | 'ERR_NBD_OPTION_REFUSED'
-  | 'ERR_NBD_PROTOCOL'
-  | 'ERR_NBD_SERVER_ERROR'
-  | 'ERR_NBD_DISCONNECTED'
-  | 'ERR_NBD_TIMEOUT'
-  | 'ERR_NBD_UNSUPPORTED'
-  | 'ERR_NBD_INVALID_ARGUMENT';
+export type { NbdClientErrorCode };
 
 export interface NbdClientErrorDetails {
   /** ERR_NBD_SERVER_ERROR: the errno the server sent (NbdErrno value). */

@@ -4,6 +4,54 @@
 // test/unit/errors-doc.test.ts keeps the two lists (and the codes thrown in
 // src/) the same. A new code is added here, in the docs, and nowhere else.
 
+/** The iSCSI initiator library's codes (src/initiator, IscsiInitiatorError). */
+export type InitiatorErrorCode =
+  | 'ERR_ISCSI_BAD_URL'
+  | 'ERR_ISCSI_CONNECT'
+  | 'ERR_ISCSI_TIMEOUT'
+  | 'ERR_ISCSI_LOGIN_AUTH'
+  | 'ERR_ISCSI_LOGIN_FORBIDDEN'
+  | 'ERR_ISCSI_LOGIN_NOT_FOUND'
+  | 'ERR_ISCSI_LOGIN_REDIRECT'
+  | 'ERR_ISCSI_LOGIN_REJECTED'
+  | 'ERR_ISCSI_LOGIN_TARGET'
+  | 'ERR_ISCSI_TARGET_AUTH'
+  | 'ERR_ISCSI_PROTOCOL'
+  | 'ERR_ISCSI_DISCONNECTED'
+  | 'ERR_ISCSI_SESSION_CLOSED'
+  | 'ERR_ISCSI_REJECTED'
+  | 'ERR_ISCSI_ABORTED'
+  | 'ERR_ISCSI_TARGET_FAILURE'
+  | 'ERR_ISCSI_TMF_FAILED'
+  | 'ERR_ISCSI_LOGOUT_FAILED'
+  | 'ERR_ISCSI_RECOVERY_FAILED'
+  | 'ERR_ISCSI_MAX_CONNECTIONS'
+  | 'ERR_ISCSI_INVALID_ARGUMENT'
+  | 'ERR_ISCSI_SCSI_STATUS';
+
+/** The NBD client library's codes (src/nbd-client, NbdClientError). */
+export type NbdClientErrorCode =
+  | 'ERR_NBD_BAD_URL'
+  | 'ERR_NBD_CONNECT'
+  | 'ERR_NBD_OPTION_REFUSED'
+  | 'ERR_NBD_PROTOCOL'
+  | 'ERR_NBD_SERVER_ERROR'
+  | 'ERR_NBD_DISCONNECTED'
+  | 'ERR_NBD_TIMEOUT'
+  | 'ERR_NBD_UNSUPPORTED'
+  | 'ERR_NBD_INVALID_ARGUMENT';
+
+/** attach/mount codes (src/attach, AttachError). */
+export type AttachErrorCode =
+  | 'ERR_NOT_ROOT'
+  | 'ERR_ATTACH_SOURCE'
+  | 'ERR_ATTACH_NOT_FOUND'
+  | 'ERR_ATTACH_BUSY'
+  | 'ERR_ATTACH_START'
+  | 'ERR_MOUNT_IN_USE'
+  | 'ERR_MOUNT_NOT_FOUND'
+  | 'ERR_MOUNT_STEP';
+
 export type LunkitErrorCode =
   // Protocol codecs (src/protocols): iSCSI PDUs and text keys, LUNs, NBD, SCSI data.
   | 'ERR_PDU_TOO_LARGE'
@@ -64,38 +112,9 @@ export type LunkitErrorCode =
   | 'ERR_FUSE_MOUNTPOINT'
   | 'ERR_FUSE_MOUNTPOINT_IN_USE'
   // iSCSI initiator library (src/initiator, IscsiInitiatorError).
-  | 'ERR_ISCSI_BAD_URL'
-  | 'ERR_ISCSI_CONNECT'
-  | 'ERR_ISCSI_TIMEOUT'
-  | 'ERR_ISCSI_LOGIN_AUTH'
-  | 'ERR_ISCSI_LOGIN_FORBIDDEN'
-  | 'ERR_ISCSI_LOGIN_NOT_FOUND'
-  | 'ERR_ISCSI_LOGIN_REDIRECT'
-  | 'ERR_ISCSI_LOGIN_REJECTED'
-  | 'ERR_ISCSI_LOGIN_TARGET'
-  | 'ERR_ISCSI_TARGET_AUTH'
-  | 'ERR_ISCSI_PROTOCOL'
-  | 'ERR_ISCSI_DISCONNECTED'
-  | 'ERR_ISCSI_SESSION_CLOSED'
-  | 'ERR_ISCSI_REJECTED'
-  | 'ERR_ISCSI_ABORTED'
-  | 'ERR_ISCSI_TARGET_FAILURE'
-  | 'ERR_ISCSI_TMF_FAILED'
-  | 'ERR_ISCSI_LOGOUT_FAILED'
-  | 'ERR_ISCSI_RECOVERY_FAILED'
-  | 'ERR_ISCSI_MAX_CONNECTIONS'
-  | 'ERR_ISCSI_INVALID_ARGUMENT'
-  | 'ERR_ISCSI_SCSI_STATUS'
+  | InitiatorErrorCode
   // NBD client library (src/nbd-client, NbdClientError).
-  | 'ERR_NBD_BAD_URL'
-  | 'ERR_NBD_CONNECT'
-  | 'ERR_NBD_OPTION_REFUSED'
-  | 'ERR_NBD_PROTOCOL'
-  | 'ERR_NBD_SERVER_ERROR'
-  | 'ERR_NBD_DISCONNECTED'
-  | 'ERR_NBD_TIMEOUT'
-  | 'ERR_NBD_UNSUPPORTED'
-  | 'ERR_NBD_INVALID_ARGUMENT'
+  | NbdClientErrorCode
   // Daemon and control socket (src/daemon: ControlError; docs/control-protocol.md).
   | 'ERR_CONTROL_PARSE'
   | 'ERR_CONTROL_REQUEST'
@@ -123,14 +142,7 @@ export type LunkitErrorCode =
   | 'ERR_INVALID_TYPE'
   | 'ERR_NOT_A_TERMINAL'
   // attach / mount (src/attach, AttachError).
-  | 'ERR_NOT_ROOT'
-  | 'ERR_ATTACH_SOURCE'
-  | 'ERR_ATTACH_NOT_FOUND'
-  | 'ERR_ATTACH_BUSY'
-  | 'ERR_ATTACH_START'
-  | 'ERR_MOUNT_IN_USE'
-  | 'ERR_MOUNT_NOT_FOUND'
-  | 'ERR_MOUNT_STEP'
+  | AttachErrorCode
   // Development tools (src/tools: bench, conformance).
   | 'ERR_TOOL_PEER';
 

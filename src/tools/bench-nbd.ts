@@ -18,7 +18,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
-import { CLK_TCK, cpuTicks, freePort, stopChild, waitReady } from './bench-process.js';
+import { fioNbd, freePort, stopChild, waitReady, type FioResult } from './bench-process.js';
 
 const execFileP = promisify(execFile);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -36,45 +36,12 @@ const WORKLOADS: Workload[] = [
   { name: '128k-seqread-qd32', rw: 'read', bs: '128k', depth: 32 },
 ];
 
-interface Result {
-  iops: number;
-  mbps: number;
-  cpuUsPerReq: number;
-}
+type Result = FioResult;
 
 type ServerName = 'nbdkit' | 'lunkit' | 'baseline';
 
-interface FioSide {
-  iops: number;
-  bw: number;
-  total_ios: number;
-}
-
-async function fio(uri: string, w: Workload, seconds: number, serverPid: number): Promise<Result> {
-  const args = [
-    '--name=bench',
-    '--ioengine=nbd',
-    `--uri=${uri}`,
-    `--rw=${w.rw}`,
-    `--bs=${w.bs}`,
-    `--iodepth=${w.depth}`,
-    '--numjobs=1',
-    '--time_based',
-    `--runtime=${seconds}`,
-    '--ramp_time=1',
-    '--norandommap',
-    '--randrepeat=0',
-    '--output-format=json',
-  ];
-  const before = await cpuTicks(serverPid);
-  const { stdout } = await execFileP('fio', args, { timeout: (seconds + 60) * 1000, maxBuffer: 16 << 20 });
-  const after = await cpuTicks(serverPid);
-  const job = (JSON.parse(stdout.slice(stdout.indexOf('{'))) as { jobs: Array<{ read: FioSide; write: FioSide }> }).jobs[0];
-  const side = w.rw === 'randwrite' ? job.write : job.read;
-  const cpuUs = ((after - before) / CLK_TCK) * 1e6;
-  // ramp_time requests are not in total_ios but did cost CPU: count them by rate.
-  const requests = side.iops * (seconds + 1);
-  return { iops: Math.round(side.iops), mbps: Math.round((side.bw * 1024) / 1e6), cpuUsPerReq: requests ? cpuUs / requests : NaN };
+function fio(uri: string, w: Workload, seconds: number, serverPid: number): Promise<Result> {
+  return fioNbd({ uri, rw: w.rw, bs: w.bs, depth: w.depth, seconds, rampSeconds: 1, pid: serverPid });
 }
 
 async function waitPort(port: number, ms: number): Promise<void> {

@@ -3,7 +3,8 @@
 // 2-core machine shared with the client), waiting for a child to say it is
 // ready, and stopping it by PID.
 
-import type { ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { LunkitError } from '../protocols/errors.js';
@@ -63,4 +64,51 @@ export async function stopChild(child: ChildProcess): Promise<void> {
   const t = setTimeout(() => child.kill('SIGKILL'), 5000);
   await done;
   clearTimeout(t);
+}
+
+export interface FioResult {
+  iops: number;
+  mbps: number;
+  /** Server CPU microseconds per request (all its threads, from /proc/PID/stat). */
+  cpuUsPerReq: number;
+}
+
+export interface FioNbdOptions {
+  uri: string;
+  rw: 'randread' | 'randwrite' | 'read' | 'write';
+  bs: string;
+  depth: number;
+  seconds: number;
+  /** fio's ramp_time: run but not counted in IOPS (its requests still cost the server CPU; counted by rate). */
+  rampSeconds?: number;
+  /** The server whose CPU time is measured. */
+  pid: number;
+}
+
+/** One time-based fio job with the nbd engine (libnbd inside) against `uri`. */
+export async function fioNbd(o: FioNbdOptions): Promise<FioResult> {
+  const ramp = o.rampSeconds ?? 0;
+  const args = [
+    '--name=bench',
+    '--ioengine=nbd',
+    `--uri=${o.uri}`,
+    `--rw=${o.rw}`,
+    `--bs=${o.bs}`,
+    `--iodepth=${o.depth}`,
+    '--numjobs=1',
+    '--time_based',
+    `--runtime=${o.seconds}`,
+    ...(ramp > 0 ? [`--ramp_time=${ramp}`] : []),
+    '--norandommap',
+    '--randrepeat=0',
+    '--output-format=json',
+  ];
+  const before = await cpuTicks(o.pid);
+  const { stdout } = await promisify(execFile)('fio', args, { timeout: (o.seconds + ramp + 60) * 1000, maxBuffer: 16 << 20 });
+  const after = await cpuTicks(o.pid);
+  const job = (JSON.parse(stdout.slice(stdout.indexOf('{'))) as { jobs: Array<{ read: { iops: number; bw: number }; write: { iops: number; bw: number } }> }).jobs[0];
+  const side = o.rw === 'randwrite' || o.rw === 'write' ? job.write : job.read;
+  const requests = side.iops * (o.seconds + ramp);
+  const cpuUs = ((after - before) / CLK_TCK) * 1e6;
+  return { iops: Math.round(side.iops), mbps: Math.round((side.bw * 1024) / 1e6), cpuUsPerReq: requests ? cpuUs / requests : NaN };
 }

@@ -14,7 +14,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
-import { CLK_TCK, cpuTicks, freePort, stopChild, waitReady } from './bench-process.js';
+import { fioNbd, freePort, stopChild, waitReady, type FioResult } from './bench-process.js';
 
 const execFileP = promisify(execFile);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -32,36 +32,12 @@ const WORKLOADS: Workload[] = [
   { name: '128k-seqread', rw: 'read', bs: '128k' },
 ];
 
-interface Result {
-  iops: number;
-  mbps: number;
-  cpuUsPerReq: number;
-}
+type Result = FioResult;
 
 type ServerName = 'qemu-nbd' | 'lunkit';
 
-async function fio(uri: string, w: Workload, seconds: number, pid: number): Promise<Result> {
-  const args = [
-    '--name=bench',
-    '--ioengine=nbd',
-    `--uri=${uri}`,
-    `--rw=${w.rw}`,
-    `--bs=${w.bs}`,
-    '--iodepth=32',
-    '--numjobs=1',
-    '--time_based',
-    `--runtime=${seconds}`,
-    '--norandommap',
-    '--randrepeat=0',
-    '--output-format=json',
-  ];
-  const before = await cpuTicks(pid);
-  const { stdout } = await execFileP('fio', args, { timeout: (seconds + 60) * 1000, maxBuffer: 16 << 20 });
-  const after = await cpuTicks(pid);
-  const job = (JSON.parse(stdout.slice(stdout.indexOf('{'))) as { jobs: Array<{ read: { iops: number; bw: number }; write: { iops: number; bw: number } }> }).jobs[0];
-  const side = w.rw === 'randwrite' || w.rw === 'write' ? job.write : job.read;
-  const requests = side.iops * seconds;
-  return { iops: Math.round(side.iops), mbps: Math.round((side.bw * 1024) / 1e6), cpuUsPerReq: requests ? (((after - before) / CLK_TCK) * 1e6) / requests : NaN };
+function fio(uri: string, w: Workload, seconds: number, pid: number): Promise<Result> {
+  return fioNbd({ uri, rw: w.rw, bs: w.bs, depth: 32, seconds, pid });
 }
 
 async function waitNbd(port: number, ms: number): Promise<void> {

@@ -23,12 +23,23 @@ function sourceFiles(dir: string): string[] {
 
 const stripComments = (text: string): string => text.replace(/\/\*[^]*?\*\//g, '').replace(/(^|[^:'"`])\/\/.*$/gm, '$1');
 
-/** The string literals of `export type LunkitErrorCode = ...;`. */
+/**
+ * The string literals of `export type LunkitErrorCode = ...;`, with the
+ * named sub-unions it lists (`export type XErrorCode = ...;` in the same file)
+ * expanded.
+ */
 function unionCodes(): string[] {
   const text = stripComments(readFileSync(ERRORS_TS, 'utf8'));
-  const m = /export type LunkitErrorCode =([^;]*);/.exec(text);
-  if (!m) throw new Error('no LunkitErrorCode union in src/protocols/errors.ts');
-  return [...m[1].matchAll(/'([A-Z][A-Z0-9_]*)'/g)].map((x) => x[1]);
+  const body = (name: string): string => {
+    const m = new RegExp(`export type ${name} =([^;]*);`).exec(text);
+    if (!m) throw new Error(`no ${name} union in src/protocols/errors.ts`);
+    return m[1];
+  };
+  const expand = (src: string): string[] => [
+    ...[...src.matchAll(/'([A-Z][A-Z0-9_]*)'/g)].map((x) => x[1]),
+    ...[...src.matchAll(/\|\s*([A-Z]\w*ErrorCode)\b/g)].flatMap((x) => expand(body(x[1]))),
+  ];
+  return expand(body('LunkitErrorCode'));
 }
 
 /** The first-column codes of the tables under "## Codes by layer" in docs/errors.md, with their rows. */
