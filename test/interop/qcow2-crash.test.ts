@@ -19,6 +19,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NbdClient } from '../../src/nbd-client/index.js';
 import { LUNKIT_BIN, ROOT } from '../helpers/lunkit-process.js';
+import { rng } from '../unit/qcow2/helpers.js';
 
 const CYCLES = Number(process.env.LUNKIT_CRASH_CYCLES ?? 20);
 const SEED = Number(process.env.LUNKIT_CRASH_SEED ?? Date.now() % 1_000_000);
@@ -39,18 +40,6 @@ afterAll(() => {
   for (const c of children) if (c.pid !== undefined && c.exitCode === null && c.signalCode === null) process.kill(c.pid, 'SIGKILL');
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
-
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 0x100000000;
-  };
-}
 
 function tool(cmd: string, args: string[]): { status: number; out: string } {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 60_000 });

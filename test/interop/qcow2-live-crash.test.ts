@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ControlClient } from '../../src/daemon/control-client.js';
 import { NbdClient } from '../../src/nbd-client/index.js';
 import { ROOT, startLunkit, type LunkitProcess } from '../helpers/lunkit-process.js';
+import { rng } from '../unit/qcow2/helpers.js';
 
 const CYCLES = Number(process.env.LUNKIT_LIVE_CRASH_CYCLES ?? 8);
 const SEED = Number(process.env.LUNKIT_CRASH_SEED ?? Date.now() % 1_000_000);
@@ -46,18 +47,6 @@ function content(image: string): Buffer {
   const b = fs.readFileSync(out);
   fs.rmSync(out);
   return b;
-}
-
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 0x100000000;
-  };
 }
 
 describe('SIGKILL during a live commit or reset of a qcow2 backstore', () => {
