@@ -34,9 +34,10 @@
 // no sense, the status rides in the last Data-In (S bit, phase collapse,
 // §11.7.4); otherwise a SCSI Response with the sense follows.
 
-import { Opcode, type DataInPdu, type DataOutPdu, type Pdu, type R2TPdu, type ScsiCommandPdu, type ScsiResponsePdu } from '../../protocols/iscsi/pdu-types.js';
-import { RESERVED_TAG, RejectReason, ScsiResponseCode, TaskAttr as WireAttr } from '../../protocols/iscsi/constants.js';
-import { encodeSenseData, type EncodablePdu } from '../../protocols/iscsi/pdu.js';
+import { Opcode, type DataOutPdu, type Pdu, type R2TPdu, type ScsiCommandPdu } from '../../protocols/iscsi/pdu-types.js';
+import { RESERVED_TAG, RejectReason, TaskAttr as WireAttr } from '../../protocols/iscsi/constants.js';
+import type { EncodablePdu } from '../../protocols/iscsi/pdu.js';
+import { scsiResponsePdu, sendDataIn, type RetainedResult } from './data-in.js';
 import type { DataDirection, NexusHandle, ScsiResponse, TaskAttr } from '../../core/types.js';
 import { ScsiStatus } from '../../core/types.js';
 import { MAX_TRANSFER_BYTES, type PrepareResult } from '../../core/index.js';
@@ -75,24 +76,6 @@ interface R2tState {
   length: number;
   received: number;
   nextDataSN: number;
-}
-
-/**
- * ERL >= 1: a completed task's result, kept until its status is acknowledged
- * so Data-In and status can be sent again (SNACK, TASK REASSIGN). The read
- * data is the core's own buffer: nothing is copied to keep it.
- */
-interface RetainedResult {
-  status: number;
-  sense: Buffer | undefined;
-  dataIn: Buffer | undefined;
-  /** DataSN of the first Data-In. */
-  dataInBase: number;
-  overflow: boolean;
-  underflow: boolean;
-  residualCount: number;
-  /** Status rides in the last Data-In (no sense). */
-  collapse: boolean;
 }
 
 export type TaskPhase = 'collecting' | 'ready' | 'submitted' | 'done';
@@ -730,91 +713,16 @@ export class ScsiTask {
   }
 
   private sendResponse(res: RetainedResult, statSN: number, snackTag: number): void {
-    const host = this.host;
     this.statSN = statSN;
-    const w = host.window();
-    host.send<ScsiResponsePdu>({
-      opcode: Opcode.SCSI_RESPONSE,
-      itt: this.itt,
-      bidiOverflow: false,
-      bidiUnderflow: false,
-      overflow: res.overflow,
-      underflow: res.underflow,
-      response: ScsiResponseCode.COMMAND_COMPLETED,
-      status: res.status,
-      snackTag,
-      statSN,
-      expCmdSN: w.expCmdSN,
-      maxCmdSN: w.maxCmdSN,
-      expDataSN: this.dataPduCount,
-      bidiReadResidualCount: 0,
-      residualCount: res.residualCount,
-      data: res.sense !== undefined ? encodeSenseData(res.sense) : undefined,
-    });
+    this.host.send(scsiResponsePdu(res, { itt: this.itt, expDataSN: this.dataPduCount, window: this.host.window() }, statSN, snackTag));
   }
 
-  /**
-   * Send Data-In PDUs number [fromPdu, toPdu) of the read data (numbers
-   * relative to the first; DataSN = dataInBase + number). The cut is a pure
-   * function of the data length and the connection's limits, so a resend
-   * reproduces the original PDUs. `status`: 'new' takes a StatSN for the
-   * last PDU, a number reuses that StatSN (SNACK), undefined sends none.
-   * Returns how many PDUs went out. `onLastWritten` runs once the socket has
-   * written the last of them (at once when none went out).
-   */
+  /** sendDataIn() of data-in.ts for this task; keeps its StatSN and Data-In count. */
   private sendDataIn(res: RetainedResult, fromPdu: number, toPdu: number, status: 'new' | number | undefined, onLastWritten?: () => void): number {
-    const data = res.dataIn!;
-    const host = this.host;
-    const seg = Math.max(512, host.peerMaxRecvDataSegmentLength);
-    const burst = Math.max(seg, host.params.maxBurstLength);
-    let offset = 0;
-    let burstUsed = 0;
-    let n = 0;
-    let sent = 0;
-    while (offset < data.length && n < toPdu) {
-      const len = Math.min(seg, data.length - offset, burst - burstUsed);
-      const last = offset + len >= data.length;
-      burstUsed += len;
-      const endOfBurst = last || burstUsed >= burst;
-      if (endOfBurst) burstUsed = 0;
-      if (n >= fromPdu) {
-        const withStatus = last && status !== undefined;
-        let statSN = 0;
-        if (withStatus) {
-          statSN = status === 'new' ? host.takeStatSN() : status;
-          this.statSN = statSN;
-        }
-        const w = host.window();
-        const pdu: EncodablePdu<DataInPdu> = {
-          opcode: Opcode.DATA_IN,
-          final: endOfBurst,
-          itt: this.itt,
-          acknowledge: false,
-          overflow: withStatus ? res.overflow : false,
-          underflow: withStatus ? res.underflow : false,
-          statusPresent: withStatus,
-          status: withStatus ? res.status : 0,
-          lunRaw: this.lunRaw,
-          targetTransferTag: RESERVED_TAG,
-          statSN,
-          expCmdSN: w.expCmdSN,
-          maxCmdSN: w.maxCmdSN,
-          dataSN: res.dataInBase + n,
-          bufferOffset: offset,
-          residualCount: withStatus ? res.residualCount : 0,
-          data: data.subarray(offset, offset + len),
-        };
-        const lastSent = last || n + 1 >= toPdu;
-        if (lastSent && onLastWritten !== undefined) host.send(pdu, onLastWritten);
-        else host.send(pdu);
-        sent++;
-      }
-      offset += len;
-      n++;
-    }
-    if (sent === 0) onLastWritten?.();
-    if (res.dataInBase + n > this.dataPduCount) this.dataPduCount = res.dataInBase + n;
-    return sent;
+    const out = sendDataIn(this.host, { itt: this.itt, lunRaw: this.lunRaw }, res, fromPdu, toPdu, status, onLastWritten);
+    if (out.statSN !== undefined) this.statSN = out.statSN;
+    if (res.dataInBase + out.pdus > this.dataPduCount) this.dataPduCount = res.dataInBase + out.pdus;
+    return out.sent;
   }
 }
 
