@@ -8,8 +8,14 @@
  *   lseek(fd, offset, whence) -> Promise<number>
  *       SEEK_DATA / SEEK_HOLE walk a sparse file's allocation (GET LBA STATUS);
  *       SEEK_END gives a block device's size.
+ *   udp4SocketOnDevice(ifname, port) -> fd   (synchronous)
+ *       A UDP socket with SO_REUSEADDR, SO_BROADCAST and SO_BINDTODEVICE,
+ *       bound to 0.0.0.0:port, for the boot lab's proxy DHCP: it must share
+ *       port 67 with the site's DHCP server, receive broadcasts only from one
+ *       interface and send its broadcast replies out of that interface. Node's
+ *       dgram has no SO_BINDTODEVICE; it adopts the fd with bind({ fd }).
  *
- * Every call runs on libuv's thread pool through napi async work, so a slow
+ * The file calls run on libuv's thread pool through napi async work, so a slow
  * file system never blocks the event loop. Errors reject with an Error whose
  * `code` is the errno name (EOPNOTSUPP, ENXIO...) and `errno` its negative
  * value, like Node's own fs errors. Only node_api.h is used.
@@ -22,6 +28,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/falloc.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <node_api.h>
 
 enum op_kind { OP_FALLOCATE, OP_LSEEK };
@@ -62,6 +71,8 @@ static const char *errno_name(int e) {
     case EOVERFLOW: return "EOVERFLOW";
     case EDQUOT: return "EDQUOT";
     case ETXTBSY: return "ETXTBSY";
+    case EADDRINUSE: return "EADDRINUSE";
+    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
     default: return "EUNKNOWN";
   }
 }
@@ -168,6 +179,47 @@ static napi_value js_lseek(napi_env env, napi_callback_info info) {
   return start(env, info, OP_LSEEK);
 }
 
+static napi_value js_udp4_socket_on_device(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char ifname[IFNAMSIZ];
+  size_t iflen = 0;
+  int64_t port = -1;
+  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], ifname, sizeof ifname, &iflen) != napi_ok ||
+      iflen == 0 || iflen >= IFNAMSIZ - 1 || !get_i64(env, argv[1], &port) || port < 0 || port > 65535) {
+    napi_throw_type_error(env, "EINVAL", "expected (ifname: string, port: number)");
+    return NULL;
+  }
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    napi_throw(env, make_error(env, errno, "socket"));
+    return NULL;
+  }
+  int one = 1;
+  const char *step = "setsockopt";
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one) != 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)(iflen + 1)) != 0)
+    goto fail;
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
+  sa.sin_addr.s_addr = htonl(INADDR_ANY);
+  step = "bind";
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) goto fail;
+  napi_value out;
+  napi_create_int32(env, fd, &out);
+  return out;
+fail: {
+    int e = errno;
+    close(fd);
+    napi_throw(env, make_error(env, e, step));
+    return NULL;
+  }
+}
+
 static void set_int(napi_env env, napi_value obj, const char *name, int v) {
   napi_value value;
   napi_create_int32(env, v, &value);
@@ -180,6 +232,8 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "fallocate", fn);
   napi_create_function(env, "lseek", NAPI_AUTO_LENGTH, js_lseek, NULL, &fn);
   napi_set_named_property(env, exports, "lseek", fn);
+  napi_create_function(env, "udp4SocketOnDevice", NAPI_AUTO_LENGTH, js_udp4_socket_on_device, NULL, &fn);
+  napi_set_named_property(env, exports, "udp4SocketOnDevice", fn);
   set_int(env, exports, "FALLOC_FL_KEEP_SIZE", FALLOC_FL_KEEP_SIZE);
   set_int(env, exports, "FALLOC_FL_PUNCH_HOLE", FALLOC_FL_PUNCH_HOLE);
   set_int(env, exports, "FALLOC_FL_ZERO_RANGE", FALLOC_FL_ZERO_RANGE);
