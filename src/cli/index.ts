@@ -42,6 +42,7 @@ const VERBS: ReadonlyArray<[string, (y: Argv) => Promise<Argv>]> = [
   ['iscsi', async (y) => y.command((await import('./commands/iscsi.js')).iscsiCommand)],
   ['top', async (y) => y.command((await import('./commands/top.js')).topCommand)],
   ['stats', async (y) => y.command((await import('./commands/stats.js')).statsCommand)],
+  ['bootlab', async (y) => y.command((await import('./commands/bootlab.js')).bootlabCommand)],
 ];
 
 const EPILOGUE = `Daily workflow:

@@ -8,6 +8,7 @@
 
 import { ConfigError, parseConfig } from './config.js';
 import { CONFIG_VERSION, type BackstoreConfig, type LunkitConfig } from './config-schema.js';
+import type { BootlabConfig } from '../bootlab/schema.js';
 
 export interface ChapDoc {
   userid: string;
@@ -90,6 +91,8 @@ export interface ConfigDoc {
   nbd?: NbdDoc;
   /** Mount directory -> FUSE exports. */
   fuse?: Record<string, FuseMountDoc>;
+  /** Lab name -> boot lab (its iSCSI objects are derived, not stored). */
+  bootlabs?: Record<string, BootlabConfig>;
 }
 
 export const DEFAULT_TPG_ATTRIBUTES_DOC: Readonly<TpgAttributesDoc> = {
@@ -190,6 +193,15 @@ export function encodeConfig(cfg: LunkitConfig): ConfigDoc {
       mounts[mnt] = { exports, directIo: m.directIo, allowOther: m.allowOther };
     }
     doc.fuse = mounts;
+  }
+  if (cfg.bootlabs) {
+    const labs: Record<string, BootlabConfig> = {};
+    for (const [name, l] of sortedEntries(cfg.bootlabs)) {
+      const clients: BootlabConfig['clients'] = {};
+      for (const [mac, c] of sortedEntries(l.clients)) clients[mac] = compact({ ...c, chap: chapDoc(c.chap) });
+      labs[name] = compact({ ...l, ports: { ...l.ports }, clients });
+    }
+    doc.bootlabs = labs;
   }
   return doc;
 }

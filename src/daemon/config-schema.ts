@@ -8,6 +8,7 @@
 
 import { z } from 'zod';
 import { BackstoreConfigSchema } from '../backstores/registry.js';
+import { BootlabsSchema } from '../bootlab/schema.js';
 
 export const CONFIG_VERSION = 1;
 
@@ -156,6 +157,8 @@ export const ConfigSchema = z.strictObject({
   nbd: NbdSchema.optional(),
   /** FUSE exports (our tcm_loop): mount directory -> LUNs shown as files. */
   fuse: z.record(z.string().regex(/^\/./, 'FUSE mount points are absolute paths'), FuseMountSchema).optional(),
+  /** Diskless boot labs (docs/bootlab.md): their iSCSI objects are derived (daemon/bootlab-config.ts). */
+  bootlabs: BootlabsSchema.optional(),
 });
 
 export type LunkitConfig = z.output<typeof ConfigSchema>;

@@ -9,6 +9,7 @@ import { commonConfig, descriptorOf } from '../backstores/registry.js';
 import { iscsiNameProblem } from '../protocols/iscsi/names.js';
 import { ConfigSchema, type LunkitConfig } from './config-schema.js';
 import { ConfigError } from './errors.js';
+import { bootlabProblems } from './bootlab-config.js';
 import { migrateConfig } from './migrate.js';
 
 export { ConfigError };
@@ -77,6 +78,7 @@ export function parseConfig(input: unknown, source = ''): LunkitConfig {
       if (!(e.backstore in cfg.backstores)) problems.push(`${pathOf(['fuse', mnt, 'exports', exp, 'backstore'])}: no backstore named "${e.backstore}"`);
     }
   }
+  problems.push(...bootlabProblems(cfg, pathOf));
   if (cfg.iscsi.discoveryAuth?.enabled && !cfg.iscsi.discoveryAuth.chap) {
     problems.push('iscsi.discoveryAuth: enabled needs chap credentials');
   }

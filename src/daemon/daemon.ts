@@ -17,6 +17,7 @@ import { DEFAULT_SAVE_PATH } from './paths.js';
 import { LunkitRuntime } from './runtime.js';
 import { getFilters, setFilter, type FilterHost } from './filter-control.js';
 import { isQcow2Method, runQcow2Method } from './qcow2-control.js';
+import { isBootlabMethod, resetClient, runBootlabMethod, type BootlabHost } from './bootlab-control.js';
 import { loadConfigDoc, saveConfigFile } from './saveconfig.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { StatsEventLog, collectStatsSnapshot, parseMetricsAddress, startMetricsServer, type MetricsServer, type StatsSnapshot } from './metrics.js';
@@ -104,6 +105,7 @@ export class LunkitDaemon {
       throw e;
     }
     const daemon = new LunkitDaemon(runtime, initial, opts, logger, events);
+    runtime.bootlabs.hooks.beforeScript = (lab, mac) => daemon.beforeBootScript(lab, mac);
     try {
       daemon.server = await ControlServer.listen({
         path: opts.socketPath,
@@ -207,6 +209,7 @@ export class LunkitDaemon {
         return {};
       }
       default: {
+        if (isBootlabMethod(method)) return runBootlabMethod(this.bootlabHost(ctx), method, params);
         if (isQcow2Method(method)) return this.serial(() => this.qcow2(method, params, ctx));
         const op = CONFIG_OPS[method] as (typeof CONFIG_OPS)[string] | undefined;
         if (!op) throw new ControlError('ERR_CONTROL_METHOD', `unknown method "${method}"`);
@@ -249,11 +252,42 @@ export class LunkitDaemon {
     return run;
   }
 
+  /** What the boot-lab methods (bootlab-control.ts) may use. */
+  private bootlabHost(ctx: RequestContext | undefined): BootlabHost {
+    return {
+      doc: () => structuredClone(this.state.doc),
+      change: (method, compute) => this.change(method, compute, ctx),
+      sessionsOf: (initiator, target) => {
+        const i = initiator.toLowerCase();
+        const t = target.toLowerCase();
+        return this.runtime.iscsi.sessions().filter((s) => s.type === 'normal' && s.initiatorName.toLowerCase() === i && s.targetName.toLowerCase() === t).length;
+      },
+      lastBoot: (lab, mac) => this.runtime.bootlabs.lastBoot(lab, mac),
+      services: (lab) => this.runtime.bootlabs.stats(lab),
+    };
+  }
+
+  /**
+   * Reset on boot: a client marked so that asks for its script while none of
+   * its sessions is logged in gets a fresh overlay first. A failure is logged
+   * and the client boots what it has (a boot never waits on an operator).
+   */
+  private async beforeBootScript(lab: string, mac: string): Promise<void> {
+    const c = this.state.doc.bootlabs?.[lab]?.clients[mac];
+    if (!c?.resetOnBoot || this.stopping) return;
+    await resetClient(this.bootlabHost(undefined), lab, mac, false, true).then(
+      (r) => {
+        if (r.reset) this.logger.info('boot lab: client reset on boot', { lab, client: c.name });
+      },
+      (e: unknown) => this.logger.warn('boot lab: reset on boot failed', { lab, client: c.name, err: e }),
+    );
+  }
+
   /** Computes, validates and applies one change; all or nothing. */
   private change(
     method: string,
     compute: (doc: ConfigDoc) => { doc: ConfigDoc; result?: Record<string, unknown> },
-    ctx: RequestContext,
+    ctx: RequestContext | undefined,
   ): Promise<Record<string, unknown>> {
     return this.serial(async () => {
       if (this.stopping) throw new ControlError('ERR_APPLY_FAILED', 'the daemon is stopping');
@@ -265,7 +299,7 @@ export class LunkitDaemon {
         if (e instanceof ConfigError) throw invalidConfig(e);
         throw e;
       }
-      await this.runtime.apply(next.config, { onProgress: (p) => ctx.progress(p) });
+      await this.runtime.apply(next.config, { onProgress: (p) => ctx?.progress(p) });
       this.state = next;
       this.revision++;
       this.logger.info('configuration changed', { method, revision: this.revision });
@@ -338,7 +372,7 @@ export class LunkitDaemon {
     nbd: Array<{ host: string; port: number } | { socket: string }>;
     fuse: Array<{ mountpoint: string; files: string[] }>;
   } {
-    const iscsi = Object.keys(this.state.config.iscsi.targets).flatMap((iqn) =>
+    const iscsi = Object.keys(this.runtime.config.iscsi.targets).flatMap((iqn) =>
       this.runtime.iscsi.targetAddresses(iqn).map((a) => ({ iqn, tpg: a.tag, host: a.host, port: a.port })),
     );
     const nbd = [...this.runtime.nbdAddresses(), ...this.runtime.nbdSocketPaths().map((socket) => ({ socket }))];

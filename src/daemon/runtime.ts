@@ -33,6 +33,8 @@ import {
 } from './runtime-objects.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { FuseMounts } from './runtime-fuse.js';
+import { expandBootlabs } from './bootlab-config.js';
+import { BootlabServices } from './runtime-bootlab.js';
 
 export interface RuntimeOptions {
   logger?: Logger;
@@ -68,6 +70,8 @@ export class LunkitRuntime {
   private nbdServer: NbdServer | undefined;
   /** FUSE mount directories of the `fuse` section. */
   readonly fuse: FuseMounts;
+  /** HTTP, TFTP and proxy DHCP of the `bootlabs` section. */
+  readonly bootlabs: BootlabServices;
   private current: LunkitConfig = emptyConfig();
   private queue: Promise<unknown> = Promise.resolve();
   private stopping: Promise<void> | undefined;
@@ -77,6 +81,7 @@ export class LunkitRuntime {
     this.logger = opts.logger ?? silentLogger;
     this.iscsi = new IscsiTargetServer(this.core, { logger: this.logger });
     this.fuse = new FuseMounts(this.core, this.logger);
+    this.bootlabs = new BootlabServices(this.logger, () => this.current);
   }
 
   /** An empty runtime, listening for nothing yet; apply() gives it objects. */
@@ -134,14 +139,17 @@ export class LunkitRuntime {
    * running objects already match it (a live qcow2 snapshot moved a
    * backstore's top image to a new file). The caller serialises it with apply.
    */
-  adopt(next: LunkitConfig): void {
+  adopt(given: LunkitConfig): void {
+    const next = expandBootlabs(given);
     const map = new Map<string, OpenBackstore>();
     for (const [name, bs] of this.backstores) map.set(name, { ...bs, spec: next.backstores[name] ?? bs.spec });
     this.backstores = map;
     this.current = next;
   }
 
-  private async applyNow(next: LunkitConfig, opts: ApplyOptions): Promise<void> {
+  private async applyNow(given: LunkitConfig, opts: ApplyOptions): Promise<void> {
+    // Boot labs bring their derived overlays and target (bootlab-config.ts).
+    const next = expandBootlabs(given);
     if (this.stopping) throw new ControlError('ERR_APPLY_FAILED', 'the runtime is stopping');
     const prev = this.current;
     const prevMap = this.backstores;
@@ -238,6 +246,9 @@ export class LunkitRuntime {
 
       // 4b. FUSE mounts and their files.
       await this.fuse.apply(prev, next, prevMap, nextMap, undo, (s) => (step = s));
+
+      // 4c. Boot-lab services (their iSCSI objects were applied above).
+      await this.bootlabs.apply(prev, next, undo, (s) => (step = s));
 
       // 5. Resizes last: nothing after them can fail, so a shrink is never undone by a grow.
       for (const [name, bs] of nextMap) {
@@ -361,6 +372,7 @@ export class LunkitRuntime {
     this.stopping ??= (async () => {
       await this.queue;
       this.logger.info('stopping', { graceMs });
+      await this.bootlabs.closeAll();
       await this.iscsi.close({ graceMs }).catch((e: unknown) => this.logger.warn('iSCSI close failed', { err: e }));
       await this.nbdServer?.close({ graceMs }).catch((e: unknown) => this.logger.warn('NBD close failed', { err: e }));
       await this.fuse.closeAll();
