@@ -124,7 +124,7 @@ class Server {
   private readonly transfers = new Set<TftpTransfer>();
   /** RRQs whose file is being opened; they hold a transfer slot already. */
   private readonly opening = new Set<Promise<void>>();
-  /** Client address:port of running or opening transfers, to drop retransmitted RRQs. */
+  /** Client address:port + file of running or opening transfers, to drop retransmitted RRQs. */
   private readonly clients = new Set<string>();
   private closed = false;
   private closing: Promise<void> | null = null;
@@ -177,7 +177,7 @@ class Server {
       this.refuse(rinfo, TftpErrorCode.ILLEGAL_OPERATION, 'Illegal TFTP operation', { reason: `opcode ${packet.opcode} on the request port` });
       return;
     }
-    const key = fmtPeer(rinfo);
+    const key = `${fmtPeer(rinfo)} ${packet.filename}`;
     // A client that resends its RRQ before our first reply arrives must not
     // get a second transfer racing the first.
     if (this.clients.has(key)) return;
@@ -186,17 +186,16 @@ class Server {
       return;
     }
     this.clients.add(key);
-    const opening = this.begin(packet, rinfo)
+    const opening = this.begin(packet, rinfo, key)
       .catch((err: unknown) => {
-        this.cfg.logger.error('tftp: transfer setup failed', { client: key, file: packet.filename, err });
+        this.cfg.logger.error('tftp: transfer setup failed', { client: fmtPeer(rinfo), file: packet.filename, err });
         this.clients.delete(key);
       })
       .finally(() => this.opening.delete(opening));
     this.opening.add(opening);
   }
 
-  private async begin(req: TftpRequest, rinfo: RemoteInfo): Promise<void> {
-    const key = fmtPeer(rinfo);
+  private async begin(req: TftpRequest, rinfo: RemoteInfo, key: string): Promise<void> {
     const found = await this.openSource(req);
     if ('reason' in found) {
       this.clients.delete(key);
@@ -238,15 +237,15 @@ class Server {
         dataBytes: (n) => (this.counters.bytesSent += n),
         errorSent: () => this.counters.errors++,
       },
+      // Released at once, not when the socket has closed: a client may ask
+      // for its next file from the same port right after the last ACK.
+      onFinish: () => this.clients.delete(key),
     });
     this.transfers.add(transfer);
     this.counters.transfers++;
-    void transfer.done.then(() => {
-      this.transfers.delete(transfer);
-      this.clients.delete(key);
-    });
+    void transfer.done.then(() => this.transfers.delete(transfer));
     this.cfg.logger.debug('tftp: transfer', {
-      client: key,
+      client: fmtPeer(rinfo),
       file: req.filename,
       mode: req.mode,
       options: negotiated.accepted.map((o) => `${o.name}=${o.value}`).join(','),

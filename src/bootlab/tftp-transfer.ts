@@ -43,6 +43,8 @@ export interface TransferInit {
   retries: number;
   logger: Logger;
   counters: TransferCounters;
+  /** Called synchronously when the transfer ends, before its socket closes. */
+  onFinish?: () => void;
 }
 
 export type TransferOutcome = 'complete' | 'failed' | 'aborted';
@@ -234,6 +236,7 @@ export class TftpTransfer {
     this.phase = 'done';
     this.clearTimer();
     this.window = [];
+    this.init.onFinish?.();
     const { socket, peer, counters, logger, source } = this.init;
     if (outcome === 'complete') {
       logger.info('tftp: sent', { client: fmtPeer(peer), file: this.init.filename, blocks: this.base - 1, ms: Date.now() - this.startedAt });
