@@ -144,6 +144,14 @@ export function buildTree(cfg: ConfigDoc): TreeNode {
     );
     children.push(node('fuse', `Mounts: ${mounts.length}`, cfg.fuse, mounts));
   }
+  // Boot labs likewise; their overlays and target are derived, so only the lab's own decisions show.
+  if (cfg.bootlabs) {
+    const labs = byKey(cfg.bootlabs).map(([name, l]) =>
+      node(name, `${l.listen}, golden ${l.golden}, clients: ${Object.keys(l.clients).length}${l.proxyDhcp ? `, proxy DHCP on ${l.proxyDhcp}` : ''}`, l,
+        byKey(l.clients).map(([mac, c]) => node(c.name, `${mac}, LUN ${c.lun}${c.resetOnBoot ? ', reset on boot' : ''}${c.golden !== l.golden ? `, golden ${c.golden}` : ''}`, c))),
+    );
+    children.push(node('bootlabs', `Labs: ${labs.length}`, cfg.bootlabs, labs));
+  }
   return node('/', '...', cfg, children);
 }
 
