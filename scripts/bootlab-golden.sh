@@ -271,9 +271,11 @@ cat >"$root/sbin/init" <<'GUESTINIT'
 #!/bin/sh
 # lunkit boot-lab guest: report, record this boot in /persist, obey the console.
 export PATH=/bin:/sbin
-mountpoint -q /proc || mount -t proc proc /proc
-mountpoint -q /sys || mount -t sysfs sysfs /sys
-mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
+# The initramfs moved /proc, /sys and /dev here; mount them only when booted
+# some other way (Debian's busybox-static has no `mountpoint` applet).
+[ -e /proc/self ] || mount -t proc proc /proc
+[ -d /sys/kernel ] || mount -t sysfs sysfs /sys
+[ -e /dev/null ] || mount -t devtmpfs devtmpfs /dev
 # Kernel messages would interleave with the lines the test parses.
 echo 1 >/proc/sys/kernel/printk
 iqn=$(cat /sys/firmware/ibft/initiator/initiator-name 2>/dev/null || echo unknown)
