@@ -84,11 +84,10 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     timeoutMs: opts.timeoutMs ?? 1000,
     logger: opts.logger ?? silentLogger,
   });
+  // Kept from bind time: a closed dgram socket can no longer be asked.
+  const bound = main.address();
   return {
-    address: () => {
-      const a = main.address();
-      return { address: a.address, port: a.port };
-    },
+    address: () => ({ address: bound.address, port: bound.port }),
     close: () => server.close(),
     stats: () => server.stats(),
   };
