@@ -5,6 +5,7 @@
 // overlay files a change made obsolete only once the change is live.
 
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, open, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { clientInitiatorIqn, defaultClientName, labTargetIqn, overlayPath, parseMac } from '../bootlab/names.js';
@@ -190,6 +191,17 @@ function smallestFreeLun(l: BootlabConfig): number {
   return n;
 }
 
+/**
+ * The first generation from `from` whose overlay file does not exist: a file
+ * left behind by an earlier lab of the same name is never served as a new
+ * client's disk (the qcow2 backstore opens an existing file as it is).
+ */
+function freeGeneration(dir: string, name: string, from: number): number {
+  let g = from;
+  while (existsSync(overlayPath(dir, name, g))) g++;
+  return g;
+}
+
 function refuseLoggedIn(host: BootlabHost, lab: string, c: BootlabClientConfig, verb: string, force: boolean | undefined): void {
   if (force) return;
   const n = host.sessionsOf(clientInitiatorIqn(lab, c.name), labTargetIqn(lab));
@@ -290,11 +302,11 @@ export async function runBootlabMethod(host: BootlabHost, method: BootlabMethod,
         if (mac in l.clients) throw new ControlError('ERR_EXISTS', `MAC ${mac} is already registered in boot lab "${lab}" (client ${l.clients[mac].name})`, { path: jsonPath('bootlabs', lab, 'clients', mac) });
         const taken = Object.entries(l.clients).find(([, c]) => c.name === name);
         if (taken) throw new ControlError('ERR_EXISTS', `boot lab "${lab}" already has a client named ${name} (MAC ${taken[0]})`, { path: jsonPath('bootlabs', lab, 'clients', taken[0], 'name') });
-        const client: BootlabClientConfig = { name, lun: smallestFreeLun(l), resetOnBoot, golden: l.golden, goldenFormat: l.goldenFormat, generation: 0 };
+        const client: BootlabClientConfig = { name, lun: smallestFreeLun(l), resetOnBoot, golden: l.golden, goldenFormat: l.goldenFormat, generation: freeGeneration(l.dir, name, 0) };
         // Secrets go into the configuration and the client's script only; logs never see them.
         if (l.chap) client.chap = { userid: `${lab}.${name}`, password: randomBytes(12).toString('hex') };
         l.clients[mac] = client;
-        return { doc, result: { lab, mac, name, lun: client.lun, initiator: clientInitiatorIqn(lab, name), overlay: overlayPath(l.dir, name, 0) } };
+        return { doc, result: { lab, mac, name, lun: client.lun, initiator: clientInitiatorIqn(lab, name), overlay: overlayPath(l.dir, name, client.generation) } };
       });
     }
     case 'bootlab.client.delete': {
@@ -327,7 +339,7 @@ export async function resetClient(host: BootlabHost, lab: string, ref: string, f
     if (onlyIfIdle && host.sessionsOf(clientInitiatorIqn(lab, client.name), labTargetIqn(lab)) > 0) return { doc, result: { lab, mac, name: client.name, reset: false } };
     refuseLoggedIn(host, lab, client, 'reset', force);
     files = [overlayPath(l.dir, client.name, client.generation)];
-    client.generation++;
+    client.generation = freeGeneration(l.dir, client.name, client.generation + 1);
     client.golden = l.golden;
     client.goldenFormat = l.goldenFormat;
     return { doc, result: { lab, mac, name: client.name, reset: true, golden: l.golden, overlay: overlayPath(l.dir, client.name, client.generation) } };

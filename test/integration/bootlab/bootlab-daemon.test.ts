@@ -153,7 +153,10 @@ describe('bootlab on a live daemon', () => {
   });
 
   it('resets a reset-on-boot client when it asks for its script while logged out', async () => {
-    await call('bootlab.client.add', { lab: 'lab1', mac: '52:54:00:12:34:59', name: 'kiosk', resetOnBoot: true });
+    // A file left by an earlier lab under the first overlay name is never served as the new client's disk.
+    await writeFile(join(dir, 'lab1', 'kiosk.0.qcow2'), 'stale');
+    const added = await call('bootlab.client.add', { lab: 'lab1', mac: '52:54:00:12:34:59', name: 'kiosk', resetOnBoot: true });
+    expect(added.overlay).toBe(join(dir, 'lab1', 'kiosk.1.qcow2'));
     const a = await login('lab1', 'kiosk');
     await wr(a, 0, Buffer.alloc(512, 0x43));
     // Logged in: the script does not reset it.
