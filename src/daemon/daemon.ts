@@ -21,6 +21,7 @@ import { isBootlabMethod, resetClient, runBootlabMethod, type BootlabHost } from
 import { loadConfigDoc, saveConfigFile } from './saveconfig.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { StatsEventLog, collectStatsSnapshot, parseMetricsAddress, startMetricsServer, type MetricsServer, type StatsSnapshot } from './metrics.js';
+import { BootlabStatsSource } from './bootlab-stats.js';
 
 export interface DaemonOptions {
   /** Configuration to load at start (all or nothing) and the default save path. */
@@ -134,9 +135,15 @@ export class LunkitDaemon {
     return this.metricsServer?.url;
   }
 
-  /** Counters of every LUN, nexus and iSCSI session, plus the events after `eventsSince`. */
+  /** Boot-lab clients of the stats snapshot; overlay sizes are sampled in the background (bootlab-stats.ts). */
+  private readonly bootlabStats = new BootlabStatsSource({
+    labs: () => this.state.doc.bootlabs,
+    lastBoot: (lab, mac) => this.runtime.bootlabs.lastBoot(lab, mac),
+  });
+
+  /** Counters of every LUN, nexus and iSCSI session, boot-lab clients, plus the events after `eventsSince`. */
   statsSnapshot(eventsSince = 0): StatsSnapshot {
-    return collectStatsSnapshot({ core: this.runtime.core, iscsi: this.runtime.iscsi, events: this.events }, { eventsSince });
+    return collectStatsSnapshot({ core: this.runtime.core, iscsi: this.runtime.iscsi, bootlabs: this.bootlabStats, events: this.events }, { eventsSince });
   }
 
   get socketPath(): string {

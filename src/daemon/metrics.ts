@@ -1,7 +1,8 @@
 // Statistics as the daemon serves them (issue 6, docs/stats.md):
 //   - StatsSnapshot: what `stats.snapshot` returns and `stats.subscribe`
 //     streams: the core's per-LU and per-nexus counters, the iSCSI fabric's
-//     object tree, sessions and totals, and recent events;
+//     object tree, sessions and totals, boot-lab clients (bootlab-stats.ts),
+//     and recent events;
 //   - StatsEventLog: a ring of recent lunkit:* diagnostics-channel events;
 //   - renderPrometheus(): the snapshot in Prometheus text format 0.0.4;
 //   - startMetricsServer(): the opt-in HTTP listener (`--metrics host:port`).
@@ -19,6 +20,7 @@ import {
   type StatsEvent,
 } from '../core/stats.js';
 import { IscsiChannel, type IscsiStatsSnapshot } from '../fabrics/iscsi/stats.js';
+import type { BootlabStats } from './bootlab-stats.js';
 import { LunkitError } from '../protocols/errors.js';
 
 /** An event of the log, numbered so pollers can ask for the ones they have not seen. */
@@ -35,6 +37,11 @@ export interface StatsSnapshot {
   core: CoreStatsSnapshot;
   /** iSCSI object tree, sessions with connections, totals; null without an iSCSI fabric. */
   iscsi: IscsiStatsSnapshot | null;
+  /**
+   * Boot labs and their clients (issue 15); [] without labs. Absent from
+   * daemons older than boot labs, so readers treat a missing part as [].
+   */
+  bootlabs?: BootlabStats[];
   /** Recent events, oldest first (all of the log, or those after `eventsSince`). */
   events: LoggedEvent[];
 }
@@ -43,15 +50,20 @@ export interface StatsSnapshot {
 export interface StatsSources {
   core: { statsSnapshot(): CoreStatsSnapshot };
   iscsi?: { statsSnapshot(): IscsiStatsSnapshot } | undefined;
+  /** Boot-lab clients, from the core and iSCSI parts of the same snapshot (BootlabStatsSource). */
+  bootlabs?: { statsSnapshot(from: { core: CoreStatsSnapshot; iscsi: IscsiStatsSnapshot | null }): BootlabStats[] } | undefined;
   events?: StatsEventLog | undefined;
 }
 
 export function collectStatsSnapshot(src: StatsSources, opts: { eventsSince?: number } = {}): StatsSnapshot {
+  const core = src.core.statsSnapshot();
+  const iscsi = src.iscsi ? src.iscsi.statsSnapshot() : null;
   return {
     version: 1,
     time: Date.now(),
-    core: src.core.statsSnapshot(),
-    iscsi: src.iscsi ? src.iscsi.statsSnapshot() : null,
+    core,
+    iscsi,
+    bootlabs: src.bootlabs ? src.bootlabs.statsSnapshot({ core, iscsi }) : [],
     events: src.events ? src.events.since(opts.eventsSince ?? 0) : [],
   };
 }
@@ -282,7 +294,37 @@ export function renderPrometheus(snap: StatsSnapshot): string {
     x.family('lunkit_iscsi_sent_pdus_total', 'counter', 'PDUs sent on iSCSI connections.');
     x.sample('lunkit_iscsi_sent_pdus_total', {}, t.pdusOut);
   }
+  if (snap.bootlabs && snap.bootlabs.length > 0) bootlabSamples(x, snap.bootlabs);
   return x.text();
+}
+
+/**
+ * Boot-lab families (docs/stats.md "Boot labs"). A client's I/O is not
+ * repeated here: lunkit_lun_* has it under backstore="bootlab.<lab>.<client>",
+ * and lunkit_bootlab_client_info joins the two, e.g.
+ * `rate(lunkit_lun_write_bytes_total[1m]) * on(backstore) group_left(lab, client, mac) lunkit_bootlab_client_info`.
+ */
+function bootlabSamples(x: Exposition, labs: readonly BootlabStats[]): void {
+  x.family('lunkit_bootlab_clients', 'gauge', 'Clients registered in the boot lab.');
+  x.family('lunkit_bootlab_clients_logged_in', 'gauge', 'Clients of the boot lab with at least one iSCSI session.');
+  x.family('lunkit_bootlab_client_info', 'gauge', 'A boot-lab client: its LU (backstore label, as in lunkit_lun_*), initiator name and LUN; always 1.');
+  x.family('lunkit_bootlab_client_logged_in', 'gauge', '1 while the client has an iSCSI session on the lab target, else 0.');
+  x.family('lunkit_bootlab_client_delta_bytes', 'gauge', 'Size of the overlay file of the client (its changes plus qcow2 metadata), sampled every few seconds.');
+  x.family('lunkit_bootlab_client_allocated_bytes', 'gauge', 'Disk space taken by the overlay file of the client, sampled every few seconds.');
+  x.family('lunkit_bootlab_client_last_boot_timestamp_seconds', 'gauge', 'When the client last fetched its iPXE script, seconds since the epoch.');
+  for (const lab of labs) {
+    x.sample('lunkit_bootlab_clients', { lab: lab.name }, lab.clients.length);
+    x.sample('lunkit_bootlab_clients_logged_in', { lab: lab.name }, lab.clients.filter((c) => c.loggedIn).length);
+    for (const c of lab.clients) {
+      const labels: Labels = { lab: lab.name, client: c.name, mac: c.mac };
+      x.sample('lunkit_bootlab_client_info', { ...labels, backstore: c.backstore, initiator: c.initiator, lun: String(c.lun) }, 1);
+      x.sample('lunkit_bootlab_client_logged_in', labels, c.loggedIn ? 1 : 0);
+      if (c.deltaBytes !== null) x.sample('lunkit_bootlab_client_delta_bytes', labels, c.deltaBytes);
+      if (c.allocatedBytes !== null) x.sample('lunkit_bootlab_client_allocated_bytes', labels, c.allocatedBytes);
+      const booted = c.lastBoot ? Date.parse(c.lastBoot.time) : NaN;
+      if (Number.isFinite(booted)) x.sample('lunkit_bootlab_client_last_boot_timestamp_seconds', labels, booted / 1000);
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------
