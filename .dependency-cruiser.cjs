@@ -23,6 +23,10 @@ module.exports = {
       from: { path: '^src/fabrics/([^/]+)/' }, to: { path: '^src/fabrics/', pathNot: '^src/fabrics/$1/' } },
     { name: 'fabrics-inward', severity: 'error',
       from: { path: '^src/fabrics' }, to: { path: '^src/(backstores|initiator|daemon|attach|cli|dashboard)' } },
+    // The boot lab's services (TFTP, HTTP, proxy DHCP, scripts) know protocols
+    // and names only; the daemon wires them to LUNs and sessions.
+    { name: 'bootlab-inward', severity: 'error',
+      from: { path: '^src/bootlab' }, to: { path: '^src/(core|backstores|fabrics|initiator|nbd-client|daemon|attach|cli|dashboard)' } },
     { name: 'daemon-not-ui', severity: 'error',
       from: { path: '^src/daemon' }, to: { path: '^src/(cli|dashboard)' } },
     { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },
