@@ -238,8 +238,40 @@ export function treeLines(s: DashboardState): TreeLine[] {
     out.push({ depth: 0, text: 'other LUs' });
     for (const l of loose) out.push({ depth: 1, text: `${l.name} ${l.backstore} ${formatBytes(l.sizeBytes)}`, lunKey: String(l.id) });
   }
+  out.push(...bootlabTreeLines(snap));
   if (!s.filter) return out;
   return out.filter((l) => matches(s.filter, l.text));
+}
+
+/**
+ * The boot-lab branch of the tree (issue 15): a line per lab, then a line per
+ * client, "name MAC logged-in|off delta"; enter on a client opens its LU.
+ */
+export function bootlabTreeLines(snap: StatsSnapshot): TreeLine[] {
+  const out: TreeLine[] = [];
+  for (const lab of snap.bootlabs ?? []) {
+    const on = lab.clients.filter((c) => c.loggedIn).length;
+    out.push({ depth: 0, text: `boot lab ${lab.name}: ${on}/${lab.clients.length} logged in` });
+    for (const c of lab.clients) {
+      const line: TreeLine = { depth: 1, text: `${c.name} ${c.mac} ${c.loggedIn ? 'logged-in' : 'off'} ${c.deltaBytes === null ? '-' : formatBytes(c.deltaBytes)}` };
+      if (c.io) line.lunKey = String(c.io.luId);
+      out.push(line);
+    }
+  }
+  return out;
+}
+
+/** Lab clients logged in and registered, over every lab (null without labs). */
+export function bootlabCounts(snap: StatsSnapshot | null): { on: number; total: number } | null {
+  const labs = snap?.bootlabs ?? [];
+  if (labs.length === 0) return null;
+  let on = 0;
+  let total = 0;
+  for (const l of labs) {
+    total += l.clients.length;
+    for (const c of l.clients) if (c.loggedIn) on++;
+  }
+  return { on, total };
 }
 
 export function filteredEvents(s: DashboardState): LoggedEvent[] {

@@ -11,6 +11,7 @@
 
 import { formatAge, formatBytes, formatClock, formatCount, formatLatency, formatRate, columns, fit, sparkline, type Column } from './format.js';
 import {
+  bootlabCounts,
   filteredEvents,
   lunRows,
   sessionRows,
@@ -95,10 +96,16 @@ function headerLine(s: DashboardState): string {
     formatClock(s.now || snap?.time || 0),
     snap ? `sessions ${sessionRows({ ...s, filter: '' }).length}` : 'waiting for the daemon',
     snap ? `LUs ${snap.core.luns.length}` : '',
+    labClientsText(s),
     snap ? `read ${formatRate(t.read)} write ${formatRate(t.write)} ${formatCount(t.iops)} IOPS` : '',
   ].filter(Boolean);
   const text = parts.join('  ');
   return `{bold}${escapeTags(fit(text, s.width, { ascii: s.ascii }))}{/bold}`;
+}
+
+function labClientsText(s: DashboardState): string {
+  const n = bootlabCounts(s.snapshot);
+  return n ? `lab clients ${n.on}/${n.total} on` : '';
 }
 
 function footerLine(s: DashboardState): string {
@@ -269,6 +276,22 @@ function rateLine(r: Rates | undefined): string {
   return `now: read ${formatRate(r.readBps)}  write ${formatRate(r.writeBps)}  ${formatCount(r.iops)} IOPS  mean ${formatLatency(r.meanUs)}  p99 ${formatLatency(r.p99Us)}`;
 }
 
+/** What the LU detail says about the boot-lab client whose disk it is (none for other LUs). */
+function bootlabClientLines(s: DashboardState, backstore: string): string[] {
+  for (const lab of s.snapshot?.bootlabs ?? []) {
+    const c = lab.clients.find((x) => x.backstore === backstore);
+    if (!c) continue;
+    const delta = c.deltaBytes === null ? 'not measured yet' : `${formatBytes(c.deltaBytes)} (${formatBytes(c.allocatedBytes ?? 0)} on disk)`;
+    const boot = c.lastBoot ? `${c.lastBoot.time} from ${c.lastBoot.address}` : 'never';
+    return [
+      `boot lab ${lab.name} client ${c.name}  MAC ${c.mac}  ${c.loggedIn ? `logged in (${c.sessions} session${c.sessions === 1 ? '' : 's'})` : 'off'}`,
+      `overlay ${c.overlay}  delta ${delta}`,
+      `initiator ${c.initiator}  last boot ${boot}`,
+    ];
+  }
+  return [];
+}
+
 export function detailLines(s: DashboardState, width: number): string[] {
   const d = s.detail;
   const snap = s.snapshot;
@@ -282,6 +305,7 @@ export function detailLines(s: DashboardState, width: number): string[] {
     return [
       `LU ${l.name}  (${l.backstore}, ${formatBytes(l.sizeBytes)}, block ${l.blockSize}${l.readOnly ? ', read-only' : ''})`,
       `mapped as: ${row?.mappings.join(', ') || 'not mapped'}`,
+      ...bootlabClientLines(s, l.name),
       rateLine(s.lunRates[d.key]),
       ...countersLines(l),
       '',
