@@ -10,7 +10,7 @@ need_pkgs=(g++ make python3 libfuse2 fuse)
 if [ "${LUNKIT_SETUP_PEERS:-0}" = 1 ]; then
   # Peers nobody here wrote (ARCHITECTURE.md "Real peers").
   need_pkgs+=(libiscsi-bin tgt qemu-utils qemu-block-extra qemu-system-x86 fio e2fsprogs util-linux procps libnbd-bin nbdkit openssl xfsprogs tmux curl \
-    atftp tftp-hpa dnsmasq-base ipxe ipxe-qemu)
+    atftp tftp-hpa dnsmasq-base ipxe ipxe-qemu fdisk extlinux syslinux-common kmod cpio)
 fi
 missing=()
 for p in "${need_pkgs[@]}"; do

@@ -250,7 +250,9 @@ export interface Guest {
  * A diskless QEMU guest on the lab bridge: the virtio NIC is the only boot
  * device, so SeaBIOS runs its iPXE ROM. TCG, so it works without /dev/kvm.
  * `-no-reboot` turns a reboot or a kernel panic (panic=5 in the golden image)
- * into QEMU exiting, so a failed boot ends the test quickly.
+ * into QEMU exiting, so a failed boot ends the test quickly. The serial port
+ * alone is on stdio (not -nographic, which multiplexes the monitor there and
+ * would treat a Ctrl-A in typed text as its escape key).
  */
 export function startGuest(net: LabNet, opts: GuestOptions): Guest {
   const args = [
