@@ -1,12 +1,15 @@
-// `lunkit stats [--json] [--watch] [--interval S]`: the dashboard's numbers
-// as a table (or JSON) from the daemon's stats.snapshot (docs/stats.md).
-// Once: counters since start. --watch: rates over each interval from a
-// stats.subscribe stream (polling stats.snapshot against a daemon without
-// it), until Ctrl-C; with --json one snapshot per line.
+// `lunkit stats [--json] [--watch] [--interval S] [--bootlab [LAB]]`: the
+// dashboard's numbers as a table (or JSON) from the daemon's stats.snapshot
+// (docs/stats.md). Once: counters since start. --watch: rates over each
+// interval from a stats.subscribe stream (polling stats.snapshot against a
+// daemon without it), until Ctrl-C; with --json one snapshot per line.
+// Boot labs get a client table each; --bootlab shows only those (one lab, or
+// all), and with --json only the snapshot's `bootlabs` part.
 
 import type { Argv, CommandModule } from 'yargs';
 
 import { ControlError, type ControlClient } from '../../daemon/control-client.js';
+import type { BootlabStats } from '../../daemon/bootlab-stats.js';
 import type { StatsSnapshot } from '../../daemon/metrics.js';
 import { LunkitError } from '../../protocols/errors.js';
 import { diffBuckets, quantileUs, type CommandCounters } from '../../core/stats.js';
@@ -16,6 +19,8 @@ import { UsageError, processIo, runVerb, withCommon, type CommonArgs, type Io } 
 interface StatsArgs extends CommonArgs {
   watch: boolean;
   interval: number;
+  /** Only boot-lab clients: of this lab, or of every lab when '' (a bare --bootlab). */
+  bootlab?: string;
 }
 
 function mappings(snap: StatsSnapshot): Map<string, string[]> {
@@ -66,9 +71,78 @@ const SESSION_COLS: Column[] = [
   { width: 4, right: true },
 ];
 
+const CLIENT_COLS: Column[] = [
+  { width: 16 },
+  { width: 17 },
+  { width: 5, right: true },
+  { width: 9 },
+  { width: 8, right: true },
+  { width: 10, right: true },
+  { width: 10, right: true },
+  { width: 9, right: true },
+  { width: 7, right: true },
+  { width: 10, right: true },
+];
+
+/** The labs `only` names ('' or undefined: all); undefined when that lab does not exist. */
+export function selectLabs(snap: StatsSnapshot, only?: string): BootlabStats[] | undefined {
+  const labs = snap.bootlabs ?? [];
+  if (!only) return labs;
+  const lab = labs.find((l) => l.name === only);
+  return lab ? [lab] : undefined;
+}
+
+/**
+ * A client table per lab: who is logged in, the overlay's size, the LU's
+ * totals (or, with `prev`, rates over the interval), last boot.
+ */
+export function formatBootlabTables(snap: StatsSnapshot, labs: readonly BootlabStats[], prev?: StatsSnapshot): string {
+  const dt = prev ? (snap.time - prev.time) / 1000 : 0;
+  const rates = prev !== undefined && dt > 0;
+  const lus = new Map(snap.core.luns.map((l) => [l.id, l]));
+  const prevLus = new Map((prev?.core.luns ?? []).map((l) => [l.id, l]));
+  const out: string[] = [];
+  for (const lab of labs) {
+    const on = lab.clients.filter((c) => c.loggedIn).length;
+    if (out.length > 0) out.push('');
+    out.push(`Boot lab ${lab.name}: ${on} of ${lab.clients.length} client${lab.clients.length === 1 ? '' : 's'} logged in; target ${lab.target}`);
+    out.push(
+      columns(
+        ['CLIENT', 'MAC', 'LUN', 'LOGGED-IN', 'DELTA', rates ? 'READ/s' : 'READ', rates ? 'WRITTEN/s' : 'WRITTEN', rates ? 'IOPS' : 'COMMANDS', 'P99', 'LAST BOOT'],
+        CLIENT_COLS,
+      ).trimEnd(),
+    );
+    for (const c of lab.clients) {
+      const lu = c.io ? lus.get(c.io.luId) : undefined;
+      const iv = lu ? interval(lu, prevLus.get(lu.id), dt) : undefined;
+      const booted = c.lastBoot ? Date.parse(c.lastBoot.time) : NaN;
+      out.push(
+        columns(
+          [
+            c.name,
+            c.mac,
+            String(c.lun),
+            c.loggedIn ? (c.sessions > 1 ? `yes (${c.sessions})` : 'yes') : 'no',
+            c.deltaBytes === null ? '-' : formatBytes(c.deltaBytes),
+            rates ? formatRate(iv?.read ?? 0) : formatBytes(c.io?.readBytes ?? 0),
+            rates ? formatRate(iv?.write ?? 0) : formatBytes(c.io?.writtenBytes ?? 0),
+            rates ? formatCount(iv?.iops ?? 0) : String(c.io?.commands ?? 0),
+            formatLatency(rates ? (iv?.p99 ?? 0) : (c.io?.latency.p99Us ?? 0)),
+            Number.isFinite(booted) ? `${formatAge(snap.time - booted)} ago` : '-',
+          ],
+          CLIENT_COLS,
+        ).trimEnd(),
+      );
+    }
+    if (lab.clients.length === 0) out.push('(no clients)');
+  }
+  return out.length > 0 ? out.join('\n') + '\n' : '';
+}
+
 /**
  * The human table of a snapshot. With `prev` (watch mode) LUN and session
  * columns are rates over the interval between the two; without, totals.
+ * Boot labs follow, a client table each.
  */
 export function formatStatsTable(snap: StatsSnapshot, prev?: StatsSnapshot): string {
   const dt = prev ? (snap.time - prev.time) / 1000 : 0;
@@ -134,7 +208,33 @@ export function formatStatsTable(snap: StatsSnapshot, prev?: StatsSnapshot): str
         `rejects ${rej}; digest errors header ${t.headerDigestErrors}, data ${t.dataDigestErrors}; in ${formatBytes(t.bytesIn)}, out ${formatBytes(t.bytesOut)}`,
     );
   }
+  const labs = snap.bootlabs ?? [];
+  if (labs.length > 0) out.push('', formatBootlabTables(snap, labs, prev).trimEnd());
   return out.join('\n') + '\n';
+}
+
+function noSuchLab(snap: StatsSnapshot, name: string): LunkitError {
+  const names = (snap.bootlabs ?? []).map((l) => l.name);
+  return new LunkitError('ERR_NOT_FOUND', `no boot lab "${name}" (${names.length > 0 ? `labs: ${names.join(', ')}` : 'the daemon has no boot labs'})`);
+}
+
+/**
+ * One snapshot as --json and --bootlab ask: the whole table (or snapshot),
+ * or the boot-lab client tables (or `{ version, time, bootlabs }`).
+ * `prev` turns totals into rates (watch mode).
+ */
+export function renderSnapshot(snap: StatsSnapshot, opts: { json: boolean; bootlab?: string | undefined; pretty?: boolean }, prev?: StatsSnapshot): string {
+  if (opts.bootlab === undefined) return opts.json ? `${JSON.stringify(snap, null, opts.pretty ? 2 : undefined)}\n` : formatStatsTable(snap, prev);
+  const labs = selectLabs(snap, opts.bootlab);
+  if (!labs) throw noSuchLab(snap, opts.bootlab);
+  if (opts.json) return `${JSON.stringify({ version: snap.version, time: snap.time, bootlabs: labs }, null, opts.pretty ? 2 : undefined)}\n`;
+  return labs.length > 0 ? formatBootlabTables(snap, labs, prev) : '(no boot labs)\n';
+}
+
+/** `lunkit stats` without --watch: one snapshot, printed. */
+export async function printStats(client: ControlClient, opts: { json: boolean; bootlab?: string | undefined }, io: Io): Promise<void> {
+  const snap = await fetchSnapshot(client);
+  io.stdout.write(renderSnapshot(snap, { ...opts, pretty: true }));
 }
 
 export function fetchSnapshot(client: ControlClient, eventsSince = 0): Promise<StatsSnapshot> {
@@ -245,10 +345,18 @@ async function watch(client: ControlClient, args: StatsArgs, io: Io): Promise<vo
   try {
     stream = await streamSnapshots(client, args.interval * 1000, {
       onSnapshot: (snap) => {
-        if (args.json) io.stdout.write(`${JSON.stringify(snap)}\n`);
+        let text: string;
+        try {
+          text = renderSnapshot(snap, { json: args.json, bootlab: args.bootlab }, prev);
+        } catch (err) {
+          // The lab is gone (or never was): end the watch with that error.
+          finish?.(err instanceof Error ? err : new LunkitError('ERR_INTERNAL', String(err)));
+          return;
+        }
+        if (args.json) io.stdout.write(text);
         else {
           if (io.stdout.isTTY) io.stdout.write('\x1b[H\x1b[2J');
-          io.stdout.write(`${new Date(snap.time).toISOString()}\n${formatStatsTable(snap, prev)}\n`);
+          io.stdout.write(`${new Date(snap.time).toISOString()}\n${text}\n`);
         }
         prev = snap;
       },
@@ -272,7 +380,9 @@ export const statsCommand: CommandModule<object, StatsArgs> = {
       y
         .option('watch', { alias: 'w', type: 'boolean', default: false, describe: 'repeat every --interval seconds, showing rates, until Ctrl-C' })
         .option('interval', { alias: 'i', type: 'number', default: 1, describe: 'seconds between snapshots with --watch' })
+        .option('bootlab', { type: 'string', describe: 'only boot-lab clients: of this lab, or of every lab when no name follows' })
         .example('$0 stats', 'counters since the daemon started')
+        .example('$0 stats --bootlab lab1', 'the clients of boot lab lab1: logged in, overlay delta, I/O')
         .example('$0 stats --watch', 'throughput, IOPS and p99 latency every second')
         .example('$0 stats --json', 'the whole snapshot (docs/stats.md)'),
     ) as Argv<StatsArgs>,
@@ -284,8 +394,7 @@ export const statsCommand: CommandModule<object, StatsArgs> = {
       },
       async (client) => {
         if (args.watch) return watch(client, args, processIo);
-        const snap = await fetchSnapshot(client);
-        processIo.stdout.write(args.json ? `${JSON.stringify(snap, null, 2)}\n` : formatStatsTable(snap));
+        await printStats(client, { json: args.json, bootlab: args.bootlab }, processIo);
       },
     ),
 };
