@@ -121,7 +121,7 @@ function footerLine(s: DashboardState): string {
 
 function lunColumns(width: number): { cols: Column[]; spark: number } {
   const cols: Column[] = [
-    { width: 12 }, // name
+    { width: 12, cut: 'start' }, // name: derived names share their start (bootlab.<lab>.<client>)
     { width: 7 }, // backstore
     { width: 7, right: true }, // size
     { width: 10, right: true }, // read/s

@@ -50,7 +50,8 @@ function interval(now: CommandCounters, before: CommandCounters | undefined, dt:
 }
 
 const LUN_COLS: Column[] = [
-  { width: 12 },
+  // Cut from the left: derived names share their start (bootlab.<lab>.<client>).
+  { width: 12, cut: 'start' },
   { width: 7 },
   { width: 7, right: true },
   { width: 30, cut: 'start' },
