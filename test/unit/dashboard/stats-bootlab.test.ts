@@ -3,8 +3,9 @@
 // (only the lab tables; with --json only the snapshot's bootlabs part).
 
 import { describe, expect, it } from 'vitest';
+import yargs, { type Argv } from 'yargs';
 
-import { formatStatsTable, renderSnapshot } from '../../../src/cli/commands/stats.js';
+import { formatStatsTable, renderSnapshot, statsCommand } from '../../../src/cli/commands/stats.js';
 import { LAB_TARGET, PC01, PC02, labSnapshotAt } from './bootlab-fixture.js';
 import { snapshotAt } from './fixture.js';
 
@@ -45,5 +46,17 @@ describe('lunkit stats: boot labs', () => {
     expect(renderSnapshot(snapshotAt(0, 0), { json: false, bootlab: '' })).toBe('(no boot labs)\n');
     // Without --bootlab, --json is the whole snapshot.
     expect((JSON.parse(renderSnapshot(snap, { json: true })) as { core: unknown }).core).toBeDefined();
+  });
+});
+
+describe('lunkit stats --bootlab (options)', () => {
+  it('takes a lab name, or none for every lab', () => {
+    const parse = (argv: string[]): { bootlab?: string; json: boolean } => {
+      const build = statsCommand.builder as (y: Argv) => Argv;
+      return build(yargs(argv)).parseSync() as unknown as { bootlab?: string; json: boolean };
+    };
+    expect(parse(['--bootlab', 'lab1']).bootlab).toBe('lab1');
+    expect(parse(['--bootlab', '--json'])).toMatchObject({ bootlab: '', json: true });
+    expect(parse([]).bootlab).toBeUndefined();
   });
 });
