@@ -276,8 +276,6 @@ export PATH=/bin:/sbin
 [ -e /proc/self ] || mount -t proc proc /proc
 [ -d /sys/kernel ] || mount -t sysfs sysfs /sys
 [ -e /dev/null ] || mount -t devtmpfs devtmpfs /dev
-# Kernel messages would interleave with the lines the test parses.
-echo 1 >/proc/sys/kernel/printk
 iqn=$(cat /sys/firmware/ibft/initiator/initiator-name 2>/dev/null || echo unknown)
 sha() { sha256sum /golden-data.bin | cut -d' ' -f1; }
 echo "LUNKIT-GUEST initiator=$iqn golden=$(cat /golden-id) golden_sha=$(sha)"

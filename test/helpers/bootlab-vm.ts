@@ -13,7 +13,7 @@
 // Needs root, iproute2, /dev/net/tun, qemu-system-x86_64 and dnsmasq
 // (scripts/setup.sh installs the peers with LUNKIT_SETUP_PEERS=1).
 
-import { execFile, spawn as spawnChild, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { execFile, spawn as spawnChild, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -51,12 +51,20 @@ export interface LabNet {
   exec(cmd: string, args: string[], opts?: { timeoutMs?: number }): Promise<{ stdout: string; stderr: string }>;
   /** Starts a command inside the namespace; destroy() kills it if still running. */
   spawn(cmd: string, args: string[], opts?: SpawnOptions): ChildProcess;
+  /** spawn() with stdout and stderr collected into output(). */
+  start(cmd: string, args: string[], opts?: SpawnOptions): LabProcess;
   /** Creates a persistent tap device enslaved to the bridge; returns its name. */
   addTap(name?: string): Promise<string>;
   /** Starts dnsmasq as the site's DHCP server on the bridge; resolves once it listens. */
-  startDnsmasq(opts?: DnsmasqOptions): Promise<ChildProcess>;
+  startDnsmasq(opts?: DnsmasqOptions): Promise<LabProcess>;
   /** Kills what this lab started and deletes the namespace. Safe to call twice. */
   destroy(): Promise<void>;
+}
+
+/** A process started in the lab, with what it printed (stdout and stderr). */
+export interface LabProcess {
+  child: ChildProcess;
+  output(): string;
 }
 
 let labCounter = 0;
@@ -149,6 +157,13 @@ export async function createLabNet(opts: LabNetOptions = {}): Promise<LabNet> {
       child.once('exit', () => children.delete(child));
       return child;
     },
+    start(cmd, args, o = {}) {
+      const child = net.spawn(cmd, args, o);
+      let out = '';
+      child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+      child.stderr?.on('data', (b: Buffer) => (out += b.toString()));
+      return { child, output: () => out };
+    },
     async addTap(name = `tap${randomInt(0, 100_000)}`) {
       await net.exec('ip', ['tuntap', 'add', 'dev', name, 'mode', 'tap']);
       await net.exec('ip', ['link', 'set', name, 'master', bridge]);
@@ -171,16 +186,14 @@ export async function createLabNet(opts: LabNetOptions = {}): Promise<LabNet> {
         ...(d.bootFile ? [`--dhcp-boot=${d.bootFile}`] : []),
         ...(d.extraArgs ?? []),
       ];
-      const child = net.spawn('dnsmasq', args);
-      let log = '';
-      child.stdout!.on('data', (b: Buffer) => (log += b.toString()));
-      child.stderr!.on('data', (b: Buffer) => (log += b.toString()));
-      await waitForOutput(child, () => log, /DHCP, IP range/, 10_000, 'dnsmasq');
-      return child;
+      const proc = net.start('dnsmasq', args);
+      await waitForOutput(proc.child, proc.output, /DHCP, IP range/, 10_000, 'dnsmasq');
+      return proc;
     },
     async destroy() {
       if (destroyed) return;
       destroyed = true;
+      process.off('exit', onExit);
       await Promise.all([...children].map((c) => stopChild(c)));
       // Anything still inside the namespace was started there by this lab
       // (e.g. a grandchild): kill it by PID before the namespace goes.
@@ -199,6 +212,14 @@ export async function createLabNet(opts: LabNetOptions = {}): Promise<LabNet> {
       if (dir) await rm(dir, { recursive: true, force: true });
     },
   };
+
+  // Last resort when the test process ends without destroy() (a failed
+  // afterAll, process.exit): synchronous, as 'exit' handlers must be.
+  const onExit = (): void => {
+    for (const c of children) if (c.pid !== undefined && isRunning(c)) c.kill('SIGKILL');
+    spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+  };
+  process.once('exit', onExit);
 
   try {
     dir = await mkdtemp(join(tmpdir(), 'lunkit-lab-'));
@@ -219,6 +240,8 @@ export async function createLabNet(opts: LabNetOptions = {}): Promise<LabNet> {
 export interface GuestOptions {
   mac: string;
   tap: string;
+  /** QEMU NIC model; the golden image's initramfs has drivers for both. Default virtio-net-pci. */
+  nic?: 'virtio-net-pci' | 'e1000';
   memoryMb?: number;
   /** Killed when it has not powered off by then; default 300 s. */
   timeoutMs?: number;
@@ -264,7 +287,7 @@ export function startGuest(net: LabNet, opts: GuestOptions): Guest {
     '-parallel', 'none',
     '-serial', 'stdio',
     '-netdev', `tap,id=n0,ifname=${opts.tap},script=no,downscript=no`,
-    '-device', `virtio-net-pci,netdev=n0,mac=${opts.mac},bootindex=1`,
+    '-device', `${opts.nic ?? 'virtio-net-pci'},netdev=n0,mac=${opts.mac},bootindex=1`,
     '-no-reboot',
     ...(opts.extraArgs ?? []),
   ];

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLabNet, guestLines, startGuest, type LabNet } from '../helpers/bootlab-vm.js';
+import { createLabNet, guestLines, startGuest, type LabNet, type LabProcess } from '../helpers/bootlab-vm.js';
 import { LUNKIT_BIN, ROOT } from '../helpers/lunkit-process.js';
 
 const run = promisify(execFile);
@@ -33,6 +33,8 @@ let net: LabNet | undefined;
 let goldenSha = '';
 let imageSha = '';
 let overlay = '';
+// The lab's servers, whose logs are printed when a boot fails.
+const servers: Array<{ name: string; proc: LabProcess }> = [];
 
 const sha256File = (path: string): Promise<string> =>
   new Promise((res, rej) => {
@@ -100,23 +102,20 @@ beforeAll(async () => {
       },
     }),
   );
-  const lunkit = lab.spawn(process.execPath, [LUNKIT_BIN, 'serve', '--config', config, '--log-level', 'warn'], { cwd: dir });
-  let lunkitOut = '';
-  lunkit.stdout!.on('data', (b: Buffer) => (lunkitOut += b.toString()));
-  lunkit.stderr!.on('data', (b: Buffer) => (lunkitOut += b.toString()));
-  await waitForText(() => lunkitOut, /^ready$/m, 20_000, 'lunkit serve');
+  const lunkit = lab.start(process.execPath, [LUNKIT_BIN, 'serve', '--config', config, '--log-level', 'info'], { cwd: dir });
+  servers.push({ name: 'lunkit serve', proc: lunkit });
+  await waitForText(lunkit.output, /^ready$/m, 20_000, 'lunkit serve');
 
   // The iPXE script, over HTTP from the bridge address.
   const www = join(dir, 'www');
   await run('mkdir', ['-p', www]);
   await writeFile(join(www, 'boot.ipxe'), `#!ipxe\nset initiator-iqn ${INITIATOR}\nsanboot iscsi:${lab.address}::::${TARGET}\n`);
-  const http = lab.spawn(process.execPath, ['-e', HTTP_SERVER, www, lab.address, String(HTTP_PORT)]);
-  let httpOut = '';
-  http.stdout!.on('data', (b: Buffer) => (httpOut += b.toString()));
-  http.stderr!.on('data', (b: Buffer) => (httpOut += b.toString()));
-  await waitForText(() => httpOut, /http ready/, 10_000, 'http server');
+  const http = lab.start(process.execPath, ['-e', HTTP_SERVER, www, lab.address, String(HTTP_PORT)]);
+  servers.push({ name: 'http', proc: http });
+  await waitForText(http.output, /http ready/, 10_000, 'http server');
 
-  await lab.startDnsmasq({ bootFile: `http://${lab.address}:${HTTP_PORT}/boot.ipxe` });
+  const dnsmasq = await lab.startDnsmasq({ bootFile: `http://${lab.address}:${HTTP_PORT}/boot.ipxe` });
+  servers.push({ name: 'dnsmasq', proc: dnsmasq });
   console.log(`bootlab: lab ${lab.ns} (${lab.address}) up in ${((Date.now() - t) / 1000).toFixed(1)} s`);
 });
 
@@ -127,9 +126,9 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-async function bootOnce(n: number): Promise<{ files: string; seconds: number }> {
+async function bootOnce(n: number, nic: 'virtio-net-pci' | 'e1000'): Promise<{ files: string; seconds: number }> {
   const lab = net!;
-  const guest = startGuest(lab, { mac: MAC, tap: 'tap0', timeoutMs: BOOT_TIMEOUT_MS });
+  const guest = startGuest(lab, { mac: MAC, tap: 'tap0', nic, timeoutMs: BOOT_TIMEOUT_MS });
   try {
     await guest.waitFor(/LUNKIT-GUEST waiting/, BOOT_TIMEOUT_MS);
     const bootSeconds = guest.elapsedMs() / 1000;
@@ -150,12 +149,13 @@ async function bootOnce(n: number): Promise<{ files: string; seconds: number }> 
     guest.send('off');
     const code = await guest.exited;
     const seconds = guest.elapsedMs() / 1000;
-    console.log(`bootlab: boot ${n}: console lines at ${bootSeconds.toFixed(1)} s, powered off at ${seconds.toFixed(1)} s (exit ${code})`);
+    console.log(`bootlab: boot ${n} (${nic}): console lines at ${bootSeconds.toFixed(1)} s, powered off at ${seconds.toFixed(1)} s (exit ${code})`);
     expect(guest.output()).toMatch(/LUNKIT-GUEST poweroff/);
     expect(code).toBe(0);
     return { files, seconds };
   } catch (e) {
     console.log(`bootlab: boot ${n} console:\n${guest.output().slice(-8000)}`);
+    for (const s of servers) console.log(`bootlab: ${s.name} log:\n${s.proc.output().slice(-4000)}`);
     throw e;
   } finally {
     await guest.kill();
@@ -163,10 +163,11 @@ async function bootOnce(n: number): Promise<{ files: string; seconds: number }> 
 }
 
 describe('boot-lab VM harness (stand-in target)', () => {
-  it('PXE-boots a diskless guest from a qcow2 overlay twice; the second boot sees the first boot\'s file', async () => {
-    const first = await bootOnce(1);
+  it('PXE-boots a diskless guest from a qcow2 overlay twice (virtio, then e1000); the second boot sees the first boot\'s file', async () => {
+    const first = await bootOnce(1, 'virtio-net-pci');
     expect(first.files).toBe('none');
-    const second = await bootOnce(2);
+    // The same client with the other NIC the golden initramfs has a driver for.
+    const second = await bootOnce(2, 'e1000');
     expect(second.files).toBe('boot-1');
     // The guest wrote into the overlay, never into the golden image.
     expect((await stat(overlay)).size).toBeGreaterThan(256 * 1024);
