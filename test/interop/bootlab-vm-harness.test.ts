@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLabNet, guestLines, startGuest, type LabNet, type LabProcess } from '../helpers/bootlab-vm.js';
+import { createLabNet, guestLines, startGuest, stopChild, type LabNet, type LabProcess } from '../helpers/bootlab-vm.js';
 import { LUNKIT_BIN, ROOT } from '../helpers/lunkit-process.js';
 
 const run = promisify(execFile);
@@ -177,6 +177,12 @@ describe('boot-lab VM harness (stand-in target)', () => {
   it('destroys the lab: namespace gone, no process left', async () => {
     const lab = net!;
     const ns = lab.ns;
+    // lunkit first, on its own, so its shutdown time (with the sessions of
+    // guests that powered off without logging out) shows in the output.
+    const lunkit = servers.find((s) => s.name === 'lunkit serve')!.proc.child;
+    const t = Date.now();
+    await stopChild(lunkit, 30_000);
+    console.log(`bootlab: lunkit serve stopped in ${Date.now() - t} ms (${lunkit.signalCode ?? lunkit.exitCode})`);
     await lab.destroy();
     const list = await run('ip', ['netns', 'list']);
     expect(list.stdout).not.toContain(ns);
