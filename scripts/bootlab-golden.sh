@@ -141,9 +141,10 @@ install_busybox() {
 }
 
 # --- initramfs (label-independent: cached per kernel and script version) ------
-# Modules in load order: each one after its modules.dep dependencies. The
-# crypto modules are listed because ext4 (metadata_csum) and the T10 CRCs ask
-# for them by name through request_module, and there is no modprobe helper.
+# Modules in load order: each one after its modules.dep dependencies.
+# crc32c_generic is listed by hand: ext4 (metadata_csum) asks the crypto API
+# for "crc32c" by name, which would need a modprobe helper the initramfs lacks;
+# crc32c-intel is left out because TCG's default CPU has no SSE4.2.
 want_mods=(virtio_pci virtio_net e1000 crc32c_generic iscsi_tcp iscsi_ibft sd_mod ext4)
 declare -A mod_path=() mod_done=()
 while IFS=: read -r path deps; do
@@ -168,6 +169,8 @@ for m in "${want_mods[@]}"; do add_mod "$m"; done
 
 initrd="$cache/initrd-$kver-$script_sha.img"
 if [ ! -f "$initrd" ]; then
+  # Initramfs images of older script versions are of no further use.
+  rm -f "$cache"/initrd-*.img
   say "building initramfs ($kver, ${#load_order[@]} modules)"
   ir="$work/initramfs"
   install_busybox "$ir"
@@ -188,7 +191,7 @@ if [ ! -f "$initrd" ]; then
       if [ "$name" = interp ]; then cp -L "$lib" "$ir$lib"; else cp -L "$lib" "$ir/lib/x86_64-linux-gnu/$name"; fi
     done
   # iscsistart -b takes everything (initiator name, target, LUN, CHAP) from the
-  # iBFT; it still wants an initiatorname file to exist.
+  # iBFT; the placeholder only covers code paths that read the default file.
   echo 'InitiatorName=iqn.2026-12.org.lunkit:unset' >"$ir/etc/iscsi/initiatorname.iscsi"
   cat >"$ir/init" <<'INIT'
 #!/bin/sh
