@@ -305,8 +305,9 @@ async function main(): Promise<void> {
   try {
     // Real data, not holes: every server reads the same pages.
     await execFileP('dd', ['if=/dev/urandom', `of=${golden}`, 'bs=1M', `count=${values.size}`, 'status=none'], { timeout: 300_000 });
-    for (const s of servers) {
-      for (const n of counts) {
+    // N outside, servers inside: on a shared machine the servers compared at one N run close together in time.
+    for (const n of counts) {
+      for (const s of servers) {
         const server = s === 'tgtd' ? await startTgtdPeer(golden, n) : await startLunkit(s === 'baseline' ? baselineRoot! : ROOT, work, golden, n, nodeArgs);
         try {
           for (const c of caches) {
@@ -319,6 +320,7 @@ async function main(): Promise<void> {
         }
       }
     }
+    results.sort((a, b) => servers.indexOf(a.server) - servers.indexOf(b.server) || a.clients - b.clients);
     const lines = [
       `bench/bootlab: N sessions each read the first ${values.span} MiB of its disk (${values['io-size']} KiB reads, ${o.depth} in flight per session),`,
       `golden ${values.size} MiB of random data in ${values.dir}${onTmpfs ? ' (tmpfs: warm only)' : ''}, client: lunkit initiator in ${o.procs} process(es), node ${process.version}`,

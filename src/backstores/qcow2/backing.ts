@@ -7,7 +7,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { LunkitError } from '../../protocols/errors.js';
-import { closeFd, fstatSize, onMemoryFileSystem, openFd, preadFull } from './io.js';
+import { closeFd, onMemoryFileSystem, openFd, preadFull } from './io.js';
+import { goldenCache, goldenKey } from './golden-cache.js';
 import { QCOW2_MAGIC } from './format.js';
 
 export interface Layer {
@@ -17,18 +18,29 @@ export interface Layer {
   close(): Promise<void>;
 }
 
+/**
+ * A raw file read-only. Layers of the same file (a boot lab's overlays of one
+ * golden image) share golden-cache.ts's block cache while two or more are open.
+ */
 export class RawLayer implements Layer {
+  private closed = false;
+
   private constructor(
     private readonly fd: number,
     readonly size: number,
     private readonly syncIo: boolean,
-  ) {}
+    /** The file's identity in the shared golden cache. */
+    private readonly key: string,
+  ) {
+    goldenCache.acquire(key);
+  }
 
   /** `syncIo`: read on the event loop (io.ts); default: when the file is on tmpfs/ramfs. */
   static async open(file: string, syncIo?: boolean): Promise<RawLayer> {
     const fd = await openFd(file, fs.constants.O_RDONLY);
     try {
-      return new RawLayer(fd, await fstatSize(fd), syncIo ?? (await onMemoryFileSystem(file)));
+      const st = await new Promise<fs.Stats>((res, rej) => fs.fstat(fd, (err, s) => (err ? rej(err) : res(s))));
+      return new RawLayer(fd, st.size, syncIo ?? (await onMemoryFileSystem(file)), goldenKey(st));
     } catch (err) {
       await closeFd(fd).catch(() => undefined);
       throw err;
@@ -37,11 +49,19 @@ export class RawLayer implements Layer {
 
   async readAt(buf: Buffer, offset: number): Promise<void> {
     const inside = Math.max(0, Math.min(buf.length, this.size - offset));
-    if (inside > 0) await preadFull(this.fd, buf.subarray(0, inside), offset, this.syncIo);
+    if (inside > 0) {
+      const view = buf.subarray(0, inside);
+      if (goldenCache.shared(this.key)) await goldenCache.read(this.key, view, offset, this.size, (chunk, pos) => preadFull(this.fd, chunk, pos, this.syncIo));
+      else await preadFull(this.fd, view, offset, this.syncIo);
+    }
     buf.fill(0, inside);
   }
 
   close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      goldenCache.release(this.key);
+    }
     return closeFd(this.fd);
   }
 }
