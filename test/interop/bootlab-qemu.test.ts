@@ -30,7 +30,6 @@ const MAC2 = '52:54:00:15:01:02';
 let dir: string;
 let net: LabNet | undefined;
 let daemon: LabProcess | undefined;
-let dnsmasq: LabProcess | undefined;
 let control: ControlClient | undefined;
 const golden: Record<'v1' | 'v2', { path: string; sha: string }> = { v1: { path: '', sha: '' }, v2: { path: '', sha: '' } };
 
@@ -106,7 +105,7 @@ beforeAll(async () => {
   await net.addTap('tap0');
   await net.addTap('tap1');
   // The site's DHCP server: addresses only, no boot options.
-  dnsmasq = await net.startDnsmasq();
+  await net.startDnsmasq();
   const sock = join(dir, 'lunkit.sock');
   daemon = net.start(process.execPath, [LUNKIT_BIN, 'daemon', '--socket', sock, '--log-level', 'info']);
   const deadline = Date.now() + 20_000;
