@@ -5,6 +5,9 @@
 // target, LUN and initiator name. An unknown machine gets a script that says
 // what to register and retries, so registering it is all an operator does.
 
+import { clientInitiatorIqn, labTargetIqn } from './names.js';
+import type { BootlabConfig } from './schema.js';
+
 export interface ClientScriptInput {
   lab: string;
   mac: string;
@@ -46,6 +49,21 @@ export function clientScript(i: ClientScriptInput): string {
     '',
   );
   return lines.join('\n');
+}
+
+/** A registered client's script, from its lab's configuration. */
+export function labClientScript(lab: string, l: BootlabConfig, mac: string): string {
+  const c = l.clients[mac];
+  return clientScript({
+    lab,
+    mac,
+    name: c.name,
+    server: l.listen,
+    iscsiPort: l.ports.iscsi,
+    targetIqn: labTargetIqn(lab),
+    initiatorIqn: clientInitiatorIqn(lab, c.name),
+    chap: l.chap ? c.chap : undefined,
+  });
 }
 
 /** Chains to the machine's own script by the MAC of the NIC it booted from. */

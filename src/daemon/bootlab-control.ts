@@ -10,7 +10,7 @@ import { mkdir, open, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { clientInitiatorIqn, defaultClientName, labTargetIqn, overlayPath, parseMac } from '../bootlab/names.js';
 import { CLIENT_NAME, LAB_NAME, type BootlabClientConfig, type BootlabConfig } from '../bootlab/schema.js';
-import { clientScript } from '../bootlab/script.js';
+import { labClientScript } from '../bootlab/script.js';
 import type { ConfigDoc } from './config-doc.js';
 import { ControlError, jsonPath } from './errors.js';
 
@@ -230,16 +230,7 @@ export async function runBootlabMethod(host: BootlabHost, method: BootlabMethod,
       const mac = macParam(params);
       const c = l.clients[mac] as BootlabClientConfig | undefined;
       if (!c) throw new ControlError('ERR_NOT_FOUND', `boot lab "${lab}" has no client with MAC ${mac}`, { path: jsonPath('bootlabs', lab, 'clients', mac) });
-      const script = clientScript({
-        lab,
-        mac,
-        name: c.name,
-        server: l.listen,
-        iscsiPort: l.ports.iscsi,
-        targetIqn: labTargetIqn(lab),
-        initiatorIqn: clientInitiatorIqn(lab, c.name),
-        chap: l.chap ? c.chap : undefined,
-      });
+      const script = labClientScript(lab, l, mac);
       return { script };
     }
     case 'bootlab.create': {

@@ -6,10 +6,9 @@
 // configuration, so a client added or reset is served at once.
 
 import { startBootHttp, type BootHttpServer, type BootRoute, type ScriptAnswer } from '../bootlab/http-server.js';
-import { clientInitiatorIqn, labTargetIqn } from '../bootlab/names.js';
 import { startProxyDhcp, type ProxyDhcpServer } from '../bootlab/proxy-dhcp.js';
 import type { BootlabConfig } from '../bootlab/schema.js';
-import { clientScript, defaultScript, unknownClientScript } from '../bootlab/script.js';
+import { defaultScript, labClientScript, unknownClientScript } from '../bootlab/script.js';
 import { startTftpServer, type TftpServer } from '../bootlab/tftp-server.js';
 import type { Logger } from '../util/log.js';
 import type { LunkitConfig } from './config-schema.js';
@@ -154,18 +153,6 @@ export class BootlabServices {
     const c = l.clients[route.mac];
     this.boots.set(`${lab} ${route.mac}`, { time: new Date().toISOString(), address: remote });
     this.logger.info('boot lab: script served', { lab, client: c.name, mac: route.mac, address: remote });
-    return {
-      status: 200,
-      body: clientScript({
-        lab,
-        mac: route.mac,
-        name: c.name,
-        server: l.listen,
-        iscsiPort: l.ports.iscsi,
-        targetIqn: labTargetIqn(lab),
-        initiatorIqn: clientInitiatorIqn(lab, c.name),
-        chap: l.chap ? c.chap : undefined,
-      }),
-    };
+    return { status: 200, body: labClientScript(lab, l, route.mac) };
   }
 }
