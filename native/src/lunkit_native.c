@@ -226,6 +226,9 @@ static void set_int(napi_env env, napi_value obj, const char *name, int v) {
   napi_set_named_property(env, obj, name, value);
 }
 
+/* fuse_channel.c: the /dev/fuse transport (fuseMount, fuseReaderStart...). */
+void fuse_channel_register(napi_env env, napi_value exports);
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "fallocate", NAPI_AUTO_LENGTH, js_fallocate, NULL, &fn);
@@ -241,6 +244,7 @@ static napi_value init(napi_env env, napi_value exports) {
   set_int(env, exports, "SEEK_END", SEEK_END);
   set_int(env, exports, "SEEK_DATA", SEEK_DATA);
   set_int(env, exports, "SEEK_HOLE", SEEK_HOLE);
+  fuse_channel_register(env, exports);
   return exports;
 }
 
