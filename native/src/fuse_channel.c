@@ -280,8 +280,9 @@ static napi_value js_fuse_write(napi_env env, napi_callback_info info) {
  * wakes for a new request (poll wakes all waiters; a blocking read wakes one)
  * and the losers get EAGAIN; busy threads never poll.
  *
- * Thread exits: stop() (code null), unmount (ENODEV), /sys/fs/fuse/
- * connections/N/abort (ECONNABORTED), any other read error (its name, once).
+ * Thread exits: stop() (code null), unmount or /sys/fs/fuse/connections/N/
+ * abort (ENODEV; an abort gives ECONNABORTED instead when INIT negotiated
+ * FUSE_ABORT_ERROR), any other read error (its name, once).
  * Each thread reports its exit through the same threadsafe function and
  * releases it; after the last one Node finalizes it, and the finalizer joins
  * the threads, drops the buffer references and resolves stop()'s promise.

@@ -58,9 +58,10 @@ export type FuseRequestHandler = (request: Buffer, release: () => void, fdIndex:
 export interface FuseChannelOptions {
   onRequest: FuseRequestHandler;
   /**
-   * A reader thread ended: code null after stop(), 'ENODEV' after unmount,
-   * 'ECONNABORTED' after an abort through /sys/fs/fuse/connections, anything
-   * else is a read error (reported once; that thread is gone).
+   * A reader thread ended: code null after stop(), 'ENODEV' after unmount or
+   * an abort through /sys/fs/fuse/connections/N/abort ('ECONNABORTED' for an
+   * abort when INIT negotiated FUSE_ABORT_ERROR), anything else is a read
+   * error (reported once; that thread is gone, the others go on).
    */
   onReaderExit?: (fdIndex: number, code: string | null) => void;
   /** Reader threads, one per fd (the mount's fd and threads - 1 clones). Default 2. */
