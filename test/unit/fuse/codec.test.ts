@@ -1,7 +1,8 @@
 // FUSE kernel protocol codecs against hand-written bytes
 // (include/uapi/linux/fuse.h, little-endian). INIT, GETATTR and LOOKUP are
 // real requests read from /dev/fuse on Linux 6.18 (protocol 7.45); the rest
-// are written from the struct layouts, field by field.
+// are written from the struct layouts, field by field, and cross-checked
+// against more captures (READ, WRITE, SETATTR, FALLOCATE, LSEEK, RELEASE) below.
 import { describe, expect, it } from 'vitest';
 import {
   DirentType,
@@ -271,6 +272,41 @@ describe('fuse codec: requests, golden bytes', () => {
     expect(r.header.totalExtlen).toBe(1);
     wire.writeUInt16LE(3, 36); // 24 bytes of extensions in a 14-byte body
     expect(decodeRequest(wire)).toMatchObject({ ok: false, unique: 10n, error: FuseErrno.EIO });
+  });
+});
+
+// More reads of /dev/fuse on Linux 6.18, served by these encoders (an
+// INIT reply at minor 45 with ASYNC_READ|BIG_WRITES|MAX_PAGES|INIT_EXT, files
+// opened FOPEN_DIRECT_IO): dd, truncate, fallocate -p, lseek(SEEK_DATA).
+const captured: [string, string, Record<string, unknown>][] = [
+  ['READ (dd)', `500000000f000000240000000000000002000000000000000000000000000000b437000000000000
+    0700000000000000 0000000000000000 00100000 02000000 9dd1635f59162ecc 00800000 00000000`, {
+    opcode: 'read', fh: 7n, offset: 0n, size: 4096, readFlags: 2, lockOwner: 0xcc2e16595f63d19dn, flags: 0x8000,
+  }],
+  ['SETATTR (truncate)', `80000000040000002e0000000000000002000000000000000000000000000000b637000000000000
+    48020000 00000000 0700000000000000 0000200000000000 2ff495ba5f08adda ${zeros(56)}`, {
+    opcode: 'setattr', valid: FuseSetattrValid.SIZE | FuseSetattrValid.FH | FuseSetattrValid.LOCKOWNER, fh: 7n, size: 2097152n,
+  }],
+  ['FALLOCATE (fallocate -p)', `480000002b000000360000000000000002000000000000000000000000000000b737000000000000
+    0700000000000000 0010000000000000 0020000000000000 03000000 00000000`, {
+    opcode: 'fallocate', fh: 7n, offset: 4096n, length: 8192n, mode: 3,
+  }],
+  ['LSEEK (SEEK_DATA)', `400000002e000000400000000000000002000000000000000000000000000000b837000000000000
+    0700000000000000 0030000000000000 03000000 00000000`, { opcode: 'lseek', fh: 7n, offset: 12288n, whence: 3 }],
+  ['RELEASE', `40000000120000001e00000000000000020000000000000000000000000000000000000000000000
+    0700000000000000 02800000 00000000 0000000000000000`, { opcode: 'release', fh: 7n, flags: 0x8002, releaseFlags: 0, lockOwner: 0n }],
+];
+
+describe('fuse codec: more requests captured from the kernel', () => {
+  it.each(captured)('%s decodes', (_name, wire, fields) => {
+    expect(decoded(hex(wire))).toMatchObject(fields);
+  });
+
+  it('WRITE (dd, 4 KiB): data is the rest of the read', () => {
+    const head = hex(`50100000100000001a0000000000000002000000000000000000000000000000b337000000000000
+      0700000000000000 0010000000000000 00100000 02000000 4d846f6afaf799e7 02800000 00000000`);
+    const wire = Buffer.concat([head, Buffer.alloc(4096)]);
+    expect(decoded(wire)).toMatchObject({ opcode: 'write', fh: 7n, offset: 4096n, size: 4096, writeFlags: 2, flags: 0x8002 });
   });
 });
 
