@@ -61,7 +61,7 @@ export async function runHolder(plan: HolderPlan, logger: Logger = silentLogger)
     plan.ownsMountpoint ? rmdir(plan.mountpoint).catch(() => {}) : removeMadeDirs(plan.mountpoint, madeDir);
   try {
     if (!plan.ownsMountpoint) madeDir = await makeMountpoint(plan.mountpoint);
-    ops = await openSource(plan.source, { blockSize: plan.blockSize, readOnly: plan.readOnly });
+    ops = await openSource(plan.source, { blockSize: plan.blockSize, readOnly: plan.readOnly, logger });
     const device = core.createDevice(ops, { name: plan.name.slice(0, 32), readOnly: plan.readOnly || !ops.caps.canWrite });
     fabric = new FuseFabric(core, { mountpoint: plan.mountpoint, mkdir: true, directIo: plan.directIo, logger });
     await fabric.setExport(plan.name, { device, readOnly: plan.readOnly });

@@ -15,7 +15,7 @@ import { detach, findAttach, startDetached } from './attach.js';
 import { AttachError } from './errors.js';
 import { planAttach } from './plan.js';
 import { attachDaemonLun } from './daemon-lun.js';
-import { describeSource, parseSource, withIscsiOptions } from './source.js';
+import { describeSource, parseSource, withSourceOptions } from './source.js';
 import { isHolder, loadAttach, loadMount, mountKey, removeMount, saveMount, type AttachState, type MountState } from './state.js';
 import { loopAttach, loopBackingFile, loopDetach, mkfs, mountDev, umountDir, type MkfsType } from './system.js';
 
@@ -33,7 +33,7 @@ export interface MountOptions {
   blockSize?: BlockSize | undefined;
   /** losetup --direct-io=on: no second page cache in the loop device. */
   loopDirectIo?: boolean | undefined;
-  /** iscsi://: connections per session (MC/S) and ErrorRecoveryLevel. */
+  /** iscsi://: connections per session (MC/S) and ErrorRecoveryLevel; nbd://: connections (multi-conn, default 4). */
   connections?: number | undefined;
   erl?: number | undefined;
   /** lunkit:<backstore>: the daemon's control socket. */
@@ -61,7 +61,7 @@ export async function mountImage(opts: MountOptions): Promise<MountState> {
   const live = await mountsAt(dir);
   if (live.length > 0) throw new AttachError('ERR_MOUNT_IN_USE', `${dir} is in use by a mount (${live[live.length - 1].fsType} from ${live[live.length - 1].source})`);
 
-  const source = withIscsiOptions(parseSource(opts.source), { connections: opts.connections, erl: opts.erl });
+  const source = withSourceOptions(parseSource(opts.source), { connections: opts.connections, erl: opts.erl });
   const state: MountState = { dir, mounted: false, fsType: opts.fsType, options: opts.options, createdAt: new Date().toISOString() };
   await saveMount(state);
   try {

@@ -9,10 +9,13 @@ import type { BackstoreOps } from '../core/types.js';
 import { createBackstore, type BlockSize } from '../backstores/index.js';
 import { AttachError } from './errors.js';
 import { redactIscsiUrl } from './redact.js';
+import { NBD_MAX_CONNECTIONS } from '../nbd-client/index.js';
+import type { Logger } from '../util/log.js';
 
 export type AttachSource =
   | { kind: 'file'; path: string }
-  | { kind: 'nbd'; url: string }
+  /** A remote NBD export; connections: how many to open when it has CAN_MULTI_CONN (absent: NBD_ATTACH_CONNECTIONS). */
+  | { kind: 'nbd'; url: string; connections?: number | undefined }
   /** A remote iSCSI LUN; connections/errorRecoveryLevel go to the initiator's session. */
   | { kind: 'iscsi'; url: string; connections?: number | undefined; errorRecoveryLevel?: 0 | 1 | 2 | undefined }
   /**
@@ -21,21 +24,41 @@ export type AttachSource =
    */
   | { kind: 'daemon-lun'; backstore: string };
 
-/** Session options for an iscsi:// source; refused for other sources. */
-export interface IscsiSourceOptions {
+/**
+ * NBD connections for an nbd:// source when the user gives none and the
+ * export advertises CAN_MULTI_CONN: nbdfuse's default. Without the flag one
+ * is opened (NbdMultiClient).
+ */
+export const NBD_ATTACH_CONNECTIONS = 4;
+
+/** Connection options: --connections for iscsi:// (MC/S) and nbd:// (multi-conn), --erl for iscsi:// only. */
+export interface SourceOptions {
   connections?: number | undefined;
   erl?: number | undefined;
 }
+/** @deprecated the old name of SourceOptions. */
+export type IscsiSourceOptions = SourceOptions;
 
-export function withIscsiOptions(s: AttachSource, o: IscsiSourceOptions): AttachSource {
+export function withSourceOptions(s: AttachSource, o: SourceOptions): AttachSource {
   if (o.connections === undefined && o.erl === undefined) return s;
-  if (s.kind !== 'iscsi') throw new AttachError('ERR_ATTACH_SOURCE', '--connections and --erl apply to iscsi:// sources only');
+  if (s.kind === 'nbd') {
+    if (o.erl !== undefined) throw new AttachError('ERR_ATTACH_SOURCE', '--erl applies to iscsi:// sources only');
+    const n = o.connections;
+    if (n !== undefined && (!Number.isInteger(n) || n < 1 || n > NBD_MAX_CONNECTIONS)) {
+      throw new AttachError('ERR_ATTACH_SOURCE', `--connections must be 1..${NBD_MAX_CONNECTIONS} for nbd://, not ${n}`);
+    }
+    return { ...s, connections: n ?? s.connections };
+  }
+  if (s.kind !== 'iscsi') throw new AttachError('ERR_ATTACH_SOURCE', '--connections applies to iscsi:// and nbd:// sources, --erl to iscsi:// only');
   if (o.connections !== undefined && (!Number.isInteger(o.connections) || o.connections < 1 || o.connections > 65535)) {
     throw new AttachError('ERR_ATTACH_SOURCE', `--connections must be 1..65535, not ${o.connections}`);
   }
   if (o.erl !== undefined && o.erl !== 0 && o.erl !== 1 && o.erl !== 2) throw new AttachError('ERR_ATTACH_SOURCE', `--erl must be 0, 1 or 2, not ${o.erl}`);
   return { ...s, connections: o.connections ?? s.connections, errorRecoveryLevel: (o.erl as 0 | 1 | 2 | undefined) ?? s.errorRecoveryLevel };
 }
+
+/** The old name of withSourceOptions. */
+export const withIscsiOptions = withSourceOptions;
 
 export function parseSource(text: string): AttachSource {
   if (/^nbd(\+unix|s|s\+unix)?:\/\//.test(text)) return { kind: 'nbd', url: text };
@@ -85,6 +108,8 @@ export function defaultFileName(s: AttachSource): string {
 export interface OpenSourceOptions {
   blockSize: BlockSize;
   readOnly: boolean;
+  /** Where an nbd:// source logs how many connections it opened and why. */
+  logger?: Logger | undefined;
 }
 
 /** Opens the backstore behind a source, in this process. */
@@ -92,8 +117,11 @@ export async function openSource(s: AttachSource, opts: OpenSourceOptions): Prom
   switch (s.kind) {
     case 'file':
       return createBackstore({ type: 'file', name: basename(s.path), path: s.path, readOnly: opts.readOnly, blockSize: opts.blockSize, create: false });
-    case 'nbd':
-      return createBackstore({ type: 'nbd', name: defaultFileName(s), url: s.url, blockSize: opts.blockSize, readOnly: opts.readOnly });
+    case 'nbd': {
+      const { NbdBackstore } = await import('../backstores/nbd/nbd.js');
+      const connections = s.connections ?? NBD_ATTACH_CONNECTIONS;
+      return NbdBackstore.open({ name: defaultFileName(s), url: s.url, blockSize: opts.blockSize, readOnly: opts.readOnly, connections, logger: opts.logger });
+    }
     case 'iscsi': {
       // Loaded only here: the initiator is needed by iSCSI holders alone.
       const { IscsiBackstore } = await import('../backstores/iscsi/iscsi.js');

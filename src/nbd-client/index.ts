@@ -20,6 +20,8 @@ export type {
   NbdClientState,
   NbdClientEvents,
 } from './client.js';
+export { NbdMultiClient, NBD_MAX_CONNECTIONS } from './multi.js';
+export type { NbdMultiClientOptions, NbdMultiClientEvents } from './multi.js';
 export type { NbdExportInfo } from './negotiate.js';
 export { NbdClientError, isNbdClientError, nbdErrnoToNodeCode } from './errors.js';
 export type { NbdClientErrorCode } from './errors.js';

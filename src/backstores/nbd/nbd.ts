@@ -9,7 +9,8 @@
 
 import type { BackstoreCaps, BackstoreOps, Extent } from '../../core/types.js';
 import { checkGeometry } from '../geometry.js';
-import { NbdClient, NbdTransmissionFlag, isNbdClientError, type NbdClientOptions } from '../../nbd-client/index.js';
+import { NbdMultiClient, NbdTransmissionFlag, isNbdClientError, type NbdMultiClientOptions } from '../../nbd-client/index.js';
+import type { Logger } from '../../util/log.js';
 import { LunkitError } from '../../protocols/errors.js';
 
 export interface NbdBackstoreOptions {
@@ -27,6 +28,13 @@ export interface NbdBackstoreOptions {
   requestTimeoutMs?: number;
   /** First back-off delay (default 100 ms, doubling, capped at 5 s). */
   retryDelayMs?: number;
+  /**
+   * Upstream connections when the export advertises CAN_MULTI_CONN (default
+   * 1); without it one is opened whatever this says (NbdMultiClient).
+   */
+  connections?: number;
+  /** Where the connection count (and why it is lower than asked) is logged. */
+  logger?: Logger;
 }
 
 /** Node-style error the core maps to sense (EIO -> MEDIUM ERROR, ENOSPC -> SPACE ALLOCATION FAILED...). */
@@ -43,8 +51,12 @@ async function mapErrors<T>(what: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** NbdClient keeps one connection at a time (src/nbd-client/client.ts). */
-const ONE_UPSTREAM_CONNECTION = true;
+/**
+ * Several upstream connections are opened only when the export has
+ * CAN_MULTI_CONN, and NbdMultiClient's flush waits for the writes in flight
+ * on every connection before sending one FLUSH (src/nbd-client/multi.ts).
+ */
+const FLUSH_COVERS_EVERY_UPSTREAM_CONNECTION = true;
 
 export class NbdBackstore implements BackstoreOps {
   readonly kind = 'nbd';
@@ -60,7 +72,7 @@ export class NbdBackstore implements BackstoreOps {
     readonly name: string,
     readonly size: number,
     readonly blockSize: 512 | 4096,
-    private readonly client: NbdClient,
+    private readonly client: NbdMultiClient,
     readOnly: boolean,
   ) {
     const c = client;
@@ -81,14 +93,15 @@ export class NbdBackstore implements BackstoreOps {
       unmapReadsZero,
       thin: canUnmap,
       rotationRate: (c.transmissionFlags & NbdTransmissionFlag.ROTATIONAL) !== 0 ? 0 : 1,
-      // Every request of this backstore goes over the client's one connection
-      // (a reconnect replaces it, never adds a second), so one upstream FLUSH
-      // covers every write the backstore accepted, whichever local nexus sent
-      // it. With the export's own CAN_MULTI_CONN it would hold for several
-      // upstream connections too. (Writes acknowledged on a connection that
-      // was then lost are covered only if the server kept them: that is
-      // equally true for a single local client, so it does not depend on this.)
-      canMultiConn: c.canMultiConn || ONE_UPSTREAM_CONNECTION,
+      // One upstream FLUSH covers every write the backstore accepted, whichever
+      // local nexus sent it: with one upstream connection (a reconnect
+      // replaces it, never adds a second) trivially; with several, because
+      // they are opened only when the export has CAN_MULTI_CONN and the
+      // client's flush first waits for the writes in flight on all of them.
+      // (Writes acknowledged on a connection that was then lost are covered
+      // only if the server kept them: that is equally true for a single local
+      // client, so it does not depend on this.)
+      canMultiConn: c.canMultiConn || FLUSH_COVERS_EVERY_UPSTREAM_CONNECTION,
     });
     // The optional methods exist exactly when the caps promise them.
     const self = this as { -readonly [K in 'unmap' | 'writeZeroes' | 'extents']?: BackstoreOps[K] };
@@ -99,14 +112,16 @@ export class NbdBackstore implements BackstoreOps {
 
   /** Connect, negotiate and size the LUN from the export. */
   static async open(opts: NbdBackstoreOptions): Promise<NbdBackstore> {
-    const clientOpts: NbdClientOptions = {
+    const clientOpts: NbdMultiClientOptions = {
+      connections: opts.connections ?? 1,
+      logger: opts.logger,
       connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
       requestTimeoutMs: opts.requestTimeoutMs ?? 30_000,
       reconnect: { retries: opts.retries ?? 5, initialDelayMs: opts.retryDelayMs ?? 100, maxDelayMs: 5000 },
     };
-    let client: NbdClient;
+    let client: NbdMultiClient;
     try {
-      client = await NbdClient.connect(opts.url, clientOpts);
+      client = await NbdMultiClient.connect(opts.url, clientOpts);
     } catch (e) {
       throw nodeError(e, `cannot open ${opts.url}`);
     }
@@ -170,6 +185,11 @@ export class NbdBackstore implements BackstoreOps {
       }
     }
     return out;
+  }
+
+  /** Upstream NBD connections in use (1 unless asked for more and the export has CAN_MULTI_CONN). */
+  get connections(): number {
+    return this.client.connections;
   }
 
   /** Clean NBD disconnect (waits for requests in flight, bounded by their deadline). */

@@ -8,7 +8,7 @@ import { AttachError, requireRoot } from '../../attach/errors.js';
 import { attachDaemonLun } from '../../attach/daemon-lun.js';
 import { startDetached } from '../../attach/attach.js';
 import { planAttach } from '../../attach/plan.js';
-import { describeSource, parseSource, withIscsiOptions } from '../../attach/source.js';
+import { describeSource, parseSource, withSourceOptions } from '../../attach/source.js';
 import { createLogger } from '../../util/log.js';
 
 interface AttachArgs {
@@ -36,15 +36,16 @@ export const attachCommand: CommandModule<object, AttachArgs> = {
       .option('foreground', { alias: 'f', type: 'boolean', default: false, describe: 'serve in this process until SIGINT/SIGTERM' })
       .option('direct-io', { type: 'boolean', default: false, describe: 'mount the FUSE directory with direct_io (no page cache)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the attachment record as JSON' })
-      .option('connections', { type: 'number', describe: 'iscsi://: connections per session (MC/S; the target may grant fewer)' })
+      .option('connections', { type: 'number', describe: 'iscsi://: connections per session (MC/S; the target may grant fewer); nbd://: NBD connections if the server has multi-conn (default 4, else 1)' })
       .option('erl', { type: 'number', choices: [0, 1, 2], describe: 'iscsi://: ErrorRecoveryLevel to ask for' })
       .option('socket', { type: 'string', describe: 'lunkit:<backstore>: control socket of the daemon (default $LUNKIT_SOCKET or /run/lunkit/lunkit.sock)' })
       .example('$0 attach disk.img', 'prints /run/lunkit/attach/disk.img-xxxxxx/disk.img')
       .example('$0 attach nbd://server/exp /mnt/nbd/disk', 'serve the export as /mnt/nbd/disk')
+      .example('$0 attach nbd://server/exp --connections 8', 'over 8 NBD connections (if the server has multi-conn)')
       .example('$0 attach iscsi://10.0.0.5/iqn.2003-01.org.example:disk/1 --connections 4 --erl 2', 'a remote LUN over 4 connections') as Argv<AttachArgs>,
   handler: async (args) => {
     requireRoot('lunkit attach');
-    const source = withIscsiOptions(parseSource(args.source), { connections: args.connections, erl: args.erl });
+    const source = withSourceOptions(parseSource(args.source), { connections: args.connections, erl: args.erl });
     if (source.kind === 'daemon-lun') {
       if (args.foreground) throw new AttachError('ERR_ATTACH_SOURCE', 'lunkit:<backstore> is served by the daemon: --foreground does not apply');
       const state = await attachDaemonLun({ backstore: source.backstore, socket: args.socket, file: args.file, readOnly: args['read-only'] });

@@ -36,7 +36,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       .option('block-size', { choices: [512, 4096] as const, default: 512 as const })
       .option('loop-direct-io', { type: 'boolean', default: false, describe: 'losetup --direct-io=on (see docs/fuse.md)' })
       .option('json', { type: 'boolean', default: false })
-      .option('connections', { type: 'number', describe: 'iscsi://: connections per session (MC/S)' })
+      .option('connections', { type: 'number', describe: 'iscsi://: connections per session (MC/S); nbd://: NBD connections if the server has multi-conn (default 4, else 1)' })
       .option('erl', { type: 'number', choices: [0, 1, 2], describe: 'iscsi://: ErrorRecoveryLevel to ask for' })
       .option('socket', { type: 'string', describe: 'lunkit:<backstore>: control socket of the daemon (default $LUNKIT_SOCKET or /run/lunkit/lunkit.sock)' })
       .example('$0 mount disk.img /mnt/disk', 'mount the filesystem inside disk.img')
