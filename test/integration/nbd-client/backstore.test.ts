@@ -1,9 +1,10 @@
 // NbdBackstore over lunkit's own NBD server (an in-process LunkitRuntime
 // exporting ramdisks): capabilities from the transmission flags, I/O, unmap
 // reading back zeroes, extents, geometry errors, and EIO once the server is
-// gone and the retries are spent.
+// gone and the retries are spent; several upstream connections (multi-conn),
+// each reconnecting on its own.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBackstore, NbdBackstore } from '../../../src/backstores/index.js';
+import { BackstoreConfigSchema, createBackstore, NbdBackstore, openBackstore } from '../../../src/backstores/index.js';
 import { parseConfig } from '../../../src/daemon/config.js';
 import { LunkitRuntime } from '../../../src/daemon/runtime.js';
 
@@ -96,5 +97,57 @@ describe('NbdBackstore', () => {
     } finally {
       await bs.close();
     }
+  });
+
+  it('config connections: 4 opens 4 upstream connections (counted by the server), spreads I/O and flushes', async () => {
+    const before = rt.nbd!.connections().length;
+    const config = BackstoreConfigSchema.parse({ type: 'nbd', url: `${base}/disk`, connections: 4 });
+    const bs = (await openBackstore('m', config)) as NbdBackstore;
+    try {
+      expect(bs.connections).toBe(4);
+      expect(bs.caps.canMultiConn).toBe(true);
+      expect(rt.nbd!.connections().length - before).toBe(4);
+      const data = Buffer.alloc(4 * MiB);
+      for (let i = 0; i < data.length; i += 4) data.writeUInt32BE(i, i);
+      await Promise.all(Array.from({ length: 16 }, (_, i) => bs.write(data.subarray(i * 262144, (i + 1) * 262144), 8 * MiB + i * 262144)));
+      await bs.flush();
+      const back = Buffer.alloc(data.length);
+      await bs.read(back, 8 * MiB);
+      expect(back.equals(data)).toBe(true);
+    } finally {
+      await bs.close();
+    }
+    await expect.poll(() => rt.nbd!.connections().length).toBe(before);
+  });
+
+  it('a lost upstream connection reconnects on its own and replays; I/O goes on over all of them', async () => {
+    const before = new Set(rt.nbd!.connections().map((c) => c.id));
+    const bs = await NbdBackstore.open({ name: 'r', url: `${base}/disk`, blockSize: 512, connections: 3, retryDelayMs: 10 });
+    try {
+      const mine = rt.nbd!.connections().filter((c) => !before.has(c.id));
+      expect(mine).toHaveLength(3);
+      const data = Buffer.alloc(2 * MiB, 0xa7);
+      const writes = Array.from({ length: 32 }, (_, i) => bs.write(data.subarray(i * 65536, (i + 1) * 65536), 12 * MiB + i * 65536));
+      rt.nbd!.endConnection(mine[1].id, 0);
+      await Promise.all(writes);
+      await bs.flush();
+      const back = Buffer.alloc(data.length);
+      await bs.read(back, 12 * MiB);
+      expect(back.equals(data)).toBe(true);
+      expect(bs.connections).toBe(3);
+      await expect.poll(() => rt.nbd!.connections().filter((c) => !before.has(c.id)).length).toBe(3);
+      // The ended one was replaced by a new connection (a reconnect), the other two kept.
+      const now = rt.nbd!.connections().filter((c) => !before.has(c.id)).map((c) => c.id);
+      expect(now).not.toContain(mine[1].id);
+      expect(now).toEqual(expect.arrayContaining([mine[0].id, mine[2].id]));
+    } finally {
+      await bs.close();
+    }
+  });
+
+  it('connections is 1..64 in the config', () => {
+    expect(BackstoreConfigSchema.safeParse({ type: 'nbd', url: `${base}/disk`, connections: 0 }).success).toBe(false);
+    expect(BackstoreConfigSchema.safeParse({ type: 'nbd', url: `${base}/disk`, connections: 65 }).success).toBe(false);
+    expect(BackstoreConfigSchema.parse({ type: 'nbd', url: `${base}/disk` })).not.toHaveProperty('connections');
   });
 });
