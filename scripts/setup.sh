@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# libfuse2 + fuse: fuse-native loads libfuse.so.2 and unmounts with fusermount.
-need_pkgs=(g++ make python3 libfuse2 fuse)
+# g++/make/python3 build the native addon (fallocate, /dev/fuse transport);
+# FUSE needs no library: lunkit speaks the kernel protocol itself.
+need_pkgs=(g++ make python3)
 if [ "${LUNKIT_SETUP_PEERS:-0}" = 1 ]; then
   # Peers nobody here wrote (ARCHITECTURE.md "Real peers").
   need_pkgs+=(libiscsi-bin tgt qemu-utils qemu-block-extra qemu-system-x86 fio e2fsprogs util-linux procps libnbd-bin nbdkit openssl xfsprogs tmux curl \

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # lunkit FUSE file vs nbdfuse over the same nbdkit export (root; needs nbdkit,
-# libnbd-bin (nbdfuse), fio, fuse).
+# libnbd-bin (nbdfuse), fio).
 # Usage: bench/fuse/run.sh [--runtime S] [--attach-args "--direct-io"] [--baseline-rev REV]
 #   --baseline-rev REV: also measure the build of git revision REV (e.g. HEAD,
 #   to compare uncommitted changes), job by job in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-for t in nbdkit nbdfuse fio fusermount; do command -v "$t" >/dev/null || { echo "missing $t (apt-get install nbdkit libnbd-bin fio fuse)"; exit 1; }; done
+for t in nbdkit nbdfuse fio; do command -v "$t" >/dev/null || { echo "missing $t (apt-get install nbdkit libnbd-bin fio)"; exit 1; }; done
 args=()
 baseline=""
 while [ $# -gt 0 ]; do

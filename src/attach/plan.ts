@@ -1,6 +1,6 @@
 // Where an attachment will appear and with what settings: a plain,
 // JSON-serialisable value handed to the holder process (holder-main.ts).
-// Kept apart from holder.ts so the CLI can plan without loading fuse-native.
+// Kept apart from holder.ts so the CLI can plan without loading the FUSE fabric.
 
 import { createHash, randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';

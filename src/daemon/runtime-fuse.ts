@@ -1,9 +1,8 @@
 // The FUSE side of LunkitRuntime.apply(): one FuseFabric per mount directory
 // of the configuration's `fuse` section, each export a LUN shown as a file.
 //
-// fuse-native (and the system libfuse.so.2 it loads) is imported only when a
-// configuration has a `fuse` section, so a daemon without FUSE exports runs on
-// a machine without libfuse2.
+// The FUSE fabric (its /dev/fuse transport in the native addon) is imported
+// only when a configuration has a `fuse` section.
 
 import type { ScsiCore } from '../core/engine.js';
 import type { FuseFabric } from '../fabrics/fuse/fabric.js';

@@ -179,7 +179,7 @@ async function main(): Promise<void> {
     for (const a of attached) {
       await sh(process.execPath, [a.cli, 'detach', a.file], { ...process.env, LUNKIT_RUN_DIR: a.runDir }).catch((e: unknown) => process.stderr.write(`${String(e)}\n`));
     }
-    await sh('fusermount', ['-u', nbdfuseDir]).catch(() => {});
+    await sh('umount', [nbdfuseDir]).catch(() => {});
     for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 300));
     await rm(base, { recursive: true, force: true });

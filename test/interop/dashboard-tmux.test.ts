@@ -103,7 +103,7 @@ describe('lunkit top in tmux', () => {
       if (alive(demoPid)) process.kill(demoPid, 'SIGKILL');
     }
     demoPid = undefined;
-    if (dir && (await readFile('/proc/self/mounts', 'utf8')).includes(dir)) await run('fusermount', ['-u', '-z', join(dir, 'fuse')]).catch(() => undefined);
+    if (dir && (await readFile('/proc/self/mounts', 'utf8')).includes(dir)) await run('umount', ['-l', join(dir, 'fuse')]).catch(() => undefined);
     await tmux('kill-server').catch(() => undefined);
     // tmux leaves its socket file behind after kill-server.
     await rm(join(process.env.TMUX_TMPDIR ?? '/tmp', `tmux-${process.getuid?.() ?? 0}`, TMUX_SERVER), { force: true });

@@ -34,7 +34,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const pid of await holderPids(join(base, 'run'))) process.kill(pid, 'SIGKILL');
-  for (const m of await mountsUnder(base)) await run('fusermount', ['-uz', m.split(' ')[1]]);
+  for (const m of await mountsUnder(base)) await run('umount', ['-l', m.split(' ')[1]]);
   if (nbdkit?.pid) process.kill(nbdkit.pid, 'SIGTERM');
   await rm(base, { recursive: true, force: true });
 }, 30_000);

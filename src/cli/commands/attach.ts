@@ -59,7 +59,7 @@ export const attachCommand: CommandModule<object, AttachArgs> = {
       return;
     }
     const logger = createLogger({});
-    // Loaded only here: fuse-native costs about half a second at start and at exit.
+    // Loaded only here: the holder brings the FUSE fabric and the core.
     const { runHolder } = await import('../../attach/holder.js');
     const holder = await runHolder(plan, logger);
     process.stdout.write(args.json ? JSON.stringify(holder.state) + '\n' : `${holder.state.file}\n`);

@@ -4,24 +4,18 @@
 // "fuse:<hostname>:<mountpoint>", so reservations, write protection and
 // statistics apply to FUSE I/O as to any other initiator.
 //
-// fuse-native facts this file relies on (docs/fuse.md, ECOSYSTEM.md):
-// - big_writes, max_write and direct_io are not options of its API; they are
-//   appended to the fsname option, which it passes into "-o" verbatim.
-//   Without big_writes writes arrive 4 KiB at a time.
-// - The kernel caps requests at 128 KiB (32 pages) for libfuse2, so
-//   max_write/max_read above 131072 change nothing.
-// - Its mount() runs fuse_mount() synchronously and reports success only
-//   from the init callback: we put a time limit on it.
-// - It serves requests from libfuse's multi-threaded loop: many reads and
-//   writes are in flight at once, each completed by its callback.
+// The transport is our own (kernel/): mount(2) of /dev/fuse through the
+// native addon, reader threads handing requests to this event loop, the FUSE
+// protocol spoken by kernel/session.ts. Requests are up to 1 MiB
+// (FUSE_MAX_PAGES) and many are in flight at once (docs/fuse.md).
 
-import Fuse, { type FuseOptions } from 'fuse-native';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { FabricOps, NexusHandle } from '../../core/types.js';
 import { LunkitError } from '../../protocols/errors.js';
 import { silentLogger, type Logger } from '../../util/log.js';
-import { hasFuseMallocTunables, withFuseMallocTunables } from './malloc.js';
+import { FuseChannel } from './kernel/channel.js';
+import { FUSE_MAX_IO, FuseKernelSession } from './kernel/session.js';
 import { forceUnmount, mountsAt, prepareMountpoint, type LoopDevice } from './mountpoint.js';
 import { FUSE_PROTOCOL_ID, FuseVolume, type ExportInfo, type ExportOptions, type FuseCore, type FuseStats } from './volume.js';
 
@@ -29,8 +23,10 @@ export interface FuseFabricOptions {
   /** Directory to mount on; created when missing (unless mkdir is false). */
   mountpoint: string;
   mkdir?: boolean;
-  /** Largest write (and read) request; 131072 is what the kernel allows libfuse2. */
-  maxWrite?: number;
+  /** Reader threads on /dev/fuse (the mount's fd and clones of it); default 2. */
+  threads?: number;
+  /** Requests in flight at most (each holds a 1 MiB buffer); default 32. */
+  maxRequests?: number;
   /**
    * Mount with direct_io: no page cache for the files, every read(2)/write(2)
    * reaches the LU. Off by default: measured slower under a loop device with
@@ -42,8 +38,6 @@ export interface FuseFabricOptions {
   /** Owner shown for the directory and files (default: this process). */
   uid?: number;
   gid?: number;
-  /** fuse-native's per-request time limit (then ETIMEDOUT) for everything but read and write (see requestTimeouts); false for none. Default 120 s. */
-  requestTimeoutMs?: number | false;
   /** How long mount() waits for the kernel's INIT (default 10 s). */
   mountTimeoutMs?: number;
   /** Host name used in the nexus identity (default os.hostname()). */
@@ -51,28 +45,15 @@ export interface FuseFabricOptions {
   logger?: Logger;
 }
 
-export const DEFAULT_MAX_WRITE = 131072;
-
-/**
- * fuse-native's time limits per operation. Reads and writes get none: their
- * buffers are libfuse's memory, lent to the core and the backstore (a READ
- * lands straight in it, a WRITE is sent from it), and fuse-native's timeout
- * answers the kernel at once, after which libfuse frees that memory while a
- * libuv thread or a socket write may still use it. The backstores bound
- * their own I/O instead (the NBD client's request deadline); a read that
- * hangs in the kernel hangs like a read of any other file.
- */
-function requestTimeouts(ms: number | false): FuseOptions['timeout'] {
-  if (ms === false) return false;
-  return { default: ms, read: false, write: false };
-}
+/** Largest READ and WRITE request the kernel sends (negotiated at INIT). */
+export const DEFAULT_MAX_WRITE = FUSE_MAX_IO;
 
 export class FuseFabric implements FabricOps {
   readonly name = 'fuse';
   readonly mountpoint: string;
   private readonly volume: FuseVolume;
   private readonly logger: Logger;
-  private fuse: Fuse | undefined;
+  private channel: FuseChannel | undefined;
   private state: 'idle' | 'mounting' | 'mounted' | 'closed' = 'idle';
   private closing: Promise<void> | undefined;
   /** Loop devices found on the files of a stale mount cleared by mount() (they fail I/O until re-attached). */
@@ -118,7 +99,7 @@ export class FuseFabric implements FabricOps {
 
   /**
    * Mounts the directory. A stale FUSE mount left by a dead server is cleared
-   * first (fusermount -uz); a live mount there fails with
+   * first (umount -l); a live mount there fails with
    * ERR_FUSE_MOUNTPOINT_IN_USE. Exports may be set before or after.
    */
   async mount(): Promise<void> {
@@ -137,49 +118,58 @@ export class FuseFabric implements FabricOps {
           mountedOn: l.mountedOn,
         });
       }
-      const maxWrite = this.opts.maxWrite ?? DEFAULT_MAX_WRITE;
-      // The fsname trick: everything after "fsname=" up to the next option is ours.
-      const extra = ['big_writes', `max_write=${maxWrite}`];
-      if (this.opts.directIo) extra.push('direct_io');
-      const fuse = new Fuse(this.mountpoint, this.volume.ops(), {
-        fsname: ['lunkit', ...extra].join(','),
-        subtype: 'lunkit',
-        maxRead: maxWrite,
-        allowOther: this.opts.allowOther ?? false,
-        timeout: requestTimeouts(this.opts.requestTimeoutMs ?? 120_000),
-        // Attributes change only by setExport/deleteExport; 1 s keeps stat cheap.
-        attrTimeout: 1,
-        entryTimeout: 1,
+      const session = new FuseKernelSession(this.volume, {
+        directIo: this.opts.directIo ?? false,
+        logger: this.logger,
+        reply: (fdIndex, parts) => this.reply(fdIndex, parts),
       });
-      await this.mountWithTimeout(fuse, this.opts.mountTimeoutMs ?? 10_000);
-      this.fuse = fuse;
-      this.state = 'mounted';
-      this.logger.info('FUSE mounted', { mountpoint: this.mountpoint, maxWrite, directIo: this.opts.directIo ?? false });
-      if (!hasFuseMallocTunables()) {
-        // Measured 20x slower large reads without it (malloc.ts, docs/fuse.md "Performance").
-        this.logger.warn('FUSE reads will page-fault on every request: start this process with the malloc settings', {
-          env: `GLIBC_TUNABLES=${withFuseMallocTunables(process.env.GLIBC_TUNABLES)}`,
-        });
+      const channel = FuseChannel.mount(
+        this.mountpoint,
+        {
+          fsname: 'lunkit',
+          subtype: 'lunkit',
+          rootMode: 0o40755,
+          uid: this.opts.uid ?? process.getuid?.() ?? 0,
+          gid: this.opts.gid ?? process.getgid?.() ?? 0,
+          allowOther: this.opts.allowOther ?? false,
+          maxRead: DEFAULT_MAX_WRITE,
+        },
+        {
+          onRequest: (req, release, fdIndex) => session.handle(req, release, fdIndex),
+          onReaderExit: (fdIndex, code) => {
+            if (code !== null && code !== 'ENODEV') this.logger.warn('FUSE reader ended', { mountpoint: this.mountpoint, fdIndex, code });
+          },
+          threads: this.opts.threads ?? 2,
+          buffers: this.opts.maxRequests ?? 32,
+        },
+      );
+      this.channel = channel;
+      try {
+        await withTimeout(session.initialized(), this.opts.mountTimeoutMs ?? 10_000, `FUSE mount at ${this.mountpoint}: no INIT from the kernel`);
+      } catch (e) {
+        this.channel = undefined;
+        channel.unmount(true);
+        await channel.close();
+        throw e instanceof LunkitError ? e : new LunkitError('ERR_FUSE_MOUNT', `FUSE mount at ${this.mountpoint} failed: ${(e as Error).message}`, { cause: e });
       }
+      this.state = 'mounted';
+      this.logger.info('FUSE mounted', { mountpoint: this.mountpoint, maxWrite: DEFAULT_MAX_WRITE, directIo: this.opts.directIo ?? false });
     } catch (e) {
       this.state = 'idle';
       throw e;
     }
   }
 
-  private mountWithTimeout(fuse: Fuse, ms: number): Promise<void> {
-    return new Promise((res, rej) => {
-      const timer = setTimeout(() => {
-        // INIT never came: the kernel mount may exist without a server loop.
-        void forceUnmount(this.mountpoint).catch(() => {});
-        rej(new LunkitError('ERR_FUSE_MOUNT', `FUSE mount at ${this.mountpoint} timed out`));
-      }, ms);
-      fuse.mount((err) => {
-        clearTimeout(timer);
-        if (err) rej(new LunkitError('ERR_FUSE_MOUNT', `FUSE mount at ${this.mountpoint} failed: ${err.message}`, { cause: err }));
-        else res();
-      });
-    });
+  /** Writes one reply; a reply the kernel no longer wants (interrupted, unmounted) is dropped. */
+  private reply(fdIndex: number, parts: Buffer[]): boolean {
+    const ch = this.channel;
+    if (!ch) return false;
+    try {
+      return ch.reply(fdIndex, parts);
+    } catch (e) {
+      if (this.state === 'mounted') this.logger.warn('FUSE reply failed', { mountpoint: this.mountpoint, err: e });
+      return false;
+    }
   }
 
   /** Adds or replaces the file `name` for a device (probes its geometry first). */
@@ -213,17 +203,17 @@ export class FuseFabric implements FabricOps {
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      const fuse = this.fuse;
-      this.fuse = undefined;
+      const channel = this.channel;
       this.state = 'closed';
-      if (fuse) {
-        await new Promise<void>((res) => {
-          fuse.unmount((err) => {
-            if (err) this.logger.warn('FUSE unmount failed', { mountpoint: this.mountpoint, err });
-            res();
-          });
-        });
-        // fuse-native reports success even when fusermount found nothing; check the table.
+      if (channel) {
+        // Lazily when busy (a loop device still attached): the mount goes from the namespace at once.
+        try {
+          if (!channel.unmount(false)) this.logger.warn('FUSE mount was already gone', { mountpoint: this.mountpoint });
+        } catch {
+          channel.unmount(true);
+        }
+        await channel.close();
+        this.channel = undefined;
         const left = await mountsAt(this.mountpoint).catch(() => []);
         if (left.some((m) => m.source.startsWith('lunkit'))) await forceUnmount(this.mountpoint).catch(() => {});
       }
@@ -232,4 +222,20 @@ export class FuseFabric implements FabricOps {
     })();
     return this.closing;
   }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  return new Promise((res, rej) => {
+    const t = setTimeout(() => rej(new LunkitError('ERR_FUSE_MOUNT', message)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        res(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        rej(e as Error);
+      },
+    );
+  });
 }

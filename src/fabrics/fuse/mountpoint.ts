@@ -2,7 +2,7 @@
 // crash) leaves its mount in place: every stat of the directory then fails
 // with ENOTCONN ("Transport endpoint is not connected") and a new mount on it
 // fails. Before mounting we look the directory up in /proc/self/mountinfo;
-// a mount whose server is gone is cleared with `fusermount -uz`, a live one
+// a mount whose server is gone is cleared with `umount -l`, a live one
 // is refused with a message naming it.
 //
 // The directory is probed with stat(1) in a child process with a time limit:
@@ -84,14 +84,10 @@ export function runCommand(cmd: string, args: string[], timeoutMs = 10000): Prom
   });
 }
 
-/** Lazily unmounts a FUSE mount (fusermount -uz), falling back to umount -l. */
+/** Lazily unmounts a FUSE mount (umount -l: we run as root, no fusermount needed). */
 export async function forceUnmount(dir: string): Promise<void> {
-  const r = await runCommand('fusermount', ['-uz', '--', dir]);
-  if (r.code === 0) return;
   const u = await runCommand('umount', ['-l', '--', dir]);
-  if (u.code !== 0) {
-    throw new LunkitError('ERR_FUSE_UNMOUNT', `cannot clear the mount at ${dir}: ${r.stderr.trim() || u.stderr.trim()}`);
-  }
+  if (u.code !== 0) throw new LunkitError('ERR_FUSE_UNMOUNT', `cannot clear the mount at ${dir}: ${u.stderr.trim()}`);
 }
 
 export interface PrepareResult {
@@ -179,7 +175,7 @@ export async function prepareMountpoint(dir: string, opts: { mkdir?: boolean } =
     if (probe === 'timeout' || lookup === 'timeout') {
       throw new LunkitError(
         'ERR_FUSE_MOUNTPOINT_IN_USE',
-        `mount point ${abs} is in use by ${what} whose server does not answer; if it is dead, run: fusermount -uz ${abs}`,
+        `mount point ${abs} is in use by ${what} whose server does not answer; if it is dead, run: umount -l ${abs}`,
       );
     }
     throw new LunkitError('ERR_FUSE_MOUNTPOINT_IN_USE', `mount point ${abs} is in use by a live mount (${what}); unmount it first`);

@@ -7,10 +7,9 @@
 // hands to the program. Size and protection are read from the door's
 // geometry, so a resized LU shows its new size at the next stat.
 //
-// Kept apart from the fuse-native binding so the handlers are unit-tested
-// with a fake core and no kernel mount.
+// Kept apart from the kernel session (kernel/session.ts) so the handlers are
+// unit-tested with a fake core and no kernel mount.
 
-import type { FuseOps, FuseStat, FuseStatfs } from 'fuse-native';
 import {
   Errno,
   reasonToErrno,
@@ -26,7 +25,7 @@ import {
 import { LunkitError } from '../../protocols/errors.js';
 
 /** The block door operations a mount uses (BlockNexus satisfies it). */
-export type FuseBlockDoor = Pick<BlockNexus, 'nexus' | 'geometry' | 'read' | 'write' | 'flush'>;
+export type FuseBlockDoor = Pick<BlockNexus, 'nexus' | 'geometry' | 'read' | 'write' | 'flush' | 'trim' | 'zeroes' | 'extents'>;
 
 /** What the fabric needs of the SCSI core (ScsiCore satisfies it). */
 export interface FuseCore {
@@ -41,6 +40,36 @@ export const FUSE_PROTOCOL_ID = 0x0f;
 const MAX_CHUNK = 8 * 1024 * 1024;
 const O_ACCMODE = 3;
 const O_RDONLY = 0;
+/** fallocate(2) modes (include/uapi/linux/falloc.h). */
+const FALLOC_KEEP_SIZE = 0x01;
+const FALLOC_PUNCH_HOLE = 0x02;
+const FALLOC_ZERO_RANGE = 0x10;
+
+/** An export's file (or the directory) as stat(2) shows it. */
+export interface VolumeAttr {
+  ino: number;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  size: number;
+  /** 512-byte blocks. */
+  blocks: number;
+  blksize: number;
+  /** atime = mtime = ctime: when the export appeared (timestamps are not stored). */
+  timeMs: number;
+}
+
+export interface VolumeStatfs {
+  bsize: number;
+  frsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  namelen: number;
+}
 
 export interface ExportOptions {
   device: ScsiDeviceHandle;
@@ -68,7 +97,8 @@ export interface FuseStats {
   errors: number;
 }
 
-interface Entry {
+/** One export's state (the session holds these by node id). */
+export interface Entry {
   name: string;
   lun: number;
   mapping: LunMapping;
@@ -226,10 +256,10 @@ export class FuseVolume implements LunMap {
   /**
    * Reads [pos, pos+dst.length) of the LU into dst; pos and length
    * block-aligned. dst is offered to the door as the buffer to read into,
-   * so the backstore reads straight into the FUSE reply buffer (no 128 KiB
-   * allocation and no copy per READ; docs/fuse.md "Performance"). That is
-   * safe past our reply too: fuse-native detaches the buffer when the
-   * request is answered, so a late write into it lands nowhere.
+   * so the backstore reads straight into the FUSE reply buffer (no
+   * allocation and no copy per READ; docs/fuse.md "Performance"). The
+   * session reuses that buffer only after a successful read (a failed one
+   * might still be written late by its backstore).
    */
   private async readAligned(e: Entry, dst: Buffer, pos: number): Promise<number> {
     for (let done = 0; done < dst.length; ) {
@@ -339,151 +369,138 @@ export class FuseVolume implements LunMap {
     return -errno;
   }
 
-  // --- The fuse-native operations -------------------------------------------------------
+  // --- What the kernel session (kernel/session.ts) asks -----------------------------
 
-  private entryOf(path: string): Entry | undefined {
-    return path.startsWith('/') ? this.byName.get(path.slice(1)) : undefined;
+  /** The live export named `name` in the mount's one directory. */
+  lookup(name: string): Entry | undefined {
+    return this.byName.get(name);
   }
 
-  private statOf(e: Entry): FuseStat {
+  /** The live export whose inode number is `ino` (the FUSE node id; 1 is the directory). */
+  byInode(ino: number): Entry | undefined {
+    for (const e of this.byName.values()) if (e.ino === ino) return e;
+    return undefined;
+  }
+
+  /** Every live export, in the order they were added. */
+  entries(): Entry[] {
+    return [...this.byName.values()];
+  }
+
+  /** What stat(2) shows for an export's file. */
+  attrOf(e: Entry): VolumeAttr {
     this.refresh(e);
     const ro = this.isReadOnly(e);
     return {
+      ino: e.ino,
       mode: 0o100000 | (ro ? 0o444 : 0o644),
+      nlink: 1,
       uid: this.uid,
       gid: this.gid,
       size: e.size,
-      nlink: 1,
-      ino: e.ino,
-      blksize: Math.max(4096, e.blockSize),
       blocks: Math.ceil(e.size / 512),
-      atime: e.ctime,
-      mtime: e.ctime,
-      ctime: e.ctime,
+      blksize: Math.max(4096, e.blockSize),
+      timeMs: e.ctime.getTime(),
     };
   }
 
-  private rootStat(): FuseStat {
-    return {
-      mode: 0o040755,
-      uid: this.uid,
-      gid: this.gid,
-      size: 4096,
-      nlink: 2,
-      ino: 1,
-      atime: this.started,
-      mtime: this.started,
-      ctime: this.started,
-    };
+  /** What stat(2) shows for the mount's directory. */
+  rootAttr(): VolumeAttr {
+    return { ino: 1, mode: 0o040755, nlink: 2, uid: this.uid, gid: this.gid, size: 4096, blocks: 8, blksize: 4096, timeMs: this.started.getTime() };
   }
 
-  /** Resolves a handle (or, without one, the path) to a live export. */
-  private target(path: string, fd: number): Entry | undefined {
-    const byFd = fd > 0 ? this.handles.get(fd) : undefined;
-    return byFd ?? this.entryOf(path);
+  /** open(2): a handle number, or a negative errno (EROFS for writing a read-only file). */
+  open(e: Entry, flags: number): number {
+    if ((flags & O_ACCMODE) !== O_RDONLY && this.isReadOnly(e)) return -Errno.EROFS;
+    const fh = this.nextFh;
+    this.nextFh = (this.nextFh % 0x7ffffff0) + 1;
+    this.handles.set(fh, e);
+    return fh;
   }
 
-  /** The callbacks fuse-native registers with libfuse. Each completes asynchronously; many run at once. */
-  ops(): FuseOps {
-    const refuse = (code: number) => (...args: unknown[]) => {
-      const cb = args[args.length - 1] as (c: number) => void;
-      cb(-code);
-    };
-    const settle = (p: Promise<number>, cb: (r: number) => void): void => {
-      p.then(cb, () => {
-        this.stats.errors++;
-        cb(-Errno.EIO);
-      });
-    };
-    return {
-      getattr: (path, cb) => {
-        if (path === '/') return cb(0, this.rootStat());
-        const e = this.entryOf(path);
-        if (!e) return cb(-Errno.ENOENT);
-        cb(0, this.statOf(e));
-      },
-      fgetattr: (path, fd, cb) => {
-        if (path === '/') return cb(0, this.rootStat());
-        const e = this.target(path, fd);
-        if (!e || e.removed) return cb(-Errno.ENOENT);
-        cb(0, this.statOf(e));
-      },
-      readdir: (path, cb) => {
-        if (path !== '/') return cb(this.entryOf(path) ? -20 /* ENOTDIR */ : -Errno.ENOENT);
-        const entries = [...this.byName.values()];
-        cb(0, ['.', '..', ...entries.map((e) => e.name)], [this.rootStat(), this.rootStat(), ...entries.map((e) => this.statOf(e))]);
-      },
-      open: (path, flags, cb) => {
-        if (path === '/') return cb(-Errno.EISDIR);
-        const e = this.entryOf(path);
-        if (!e) return cb(-Errno.ENOENT);
-        if ((flags & O_ACCMODE) !== O_RDONLY && this.isReadOnly(e)) return cb(-Errno.EROFS);
-        const fh = this.nextFh;
-        this.nextFh = (this.nextFh % 0x7ffffff0) + 1;
-        this.handles.set(fh, e);
-        cb(0, fh);
-      },
-      release: (_path, fd, cb) => {
-        this.handles.delete(fd);
-        cb(0);
-      },
-      read: (path, fd, buf, len, pos, cb) => {
-        const e = this.target(path, fd);
-        if (!e || e.removed) return cb(-Errno.EIO);
-        settle(this.read(e, buf, len, pos), cb);
-      },
-      write: (path, fd, buf, len, pos, cb) => {
-        const e = this.target(path, fd);
-        if (!e || e.removed) return cb(-Errno.EIO);
-        settle(this.write(e, buf, len, pos), cb);
-      },
-      fsync: (path, _datasync, fd, cb) => {
-        const e = this.target(path, fd);
-        if (!e || e.removed) return cb(-Errno.EIO);
-        settle(this.fsync(e), cb);
-      },
-      // close(2) of one descriptor: data is already in the LU (no fabric cache); fsync is the barrier.
-      flush: (_path, _fd, cb) => cb(0),
-      statfs: (_path, cb) => cb(0, this.statfs()),
-      truncate: (path, size, cb) => cb(this.truncateResult(this.entryOf(path), size)),
-      ftruncate: (path, fd, size, cb) => cb(this.truncateResult(this.target(path, fd), size)),
-      // Timestamps are not stored; accepting them lets touch(1) and cp -p work.
-      utimens: (path, _a, _m, cb) => cb(path === '/' || this.entryOf(path) ? 0 : -Errno.ENOENT),
-      chmod: refuse(Errno.EPERM),
-      chown: refuse(Errno.EPERM),
-      create: refuse(Errno.EACCES),
-      mknod: refuse(Errno.EACCES),
-      mkdir: refuse(Errno.EACCES),
-      unlink: refuse(Errno.EPERM),
-      rmdir: refuse(Errno.EPERM),
-      rename: refuse(Errno.EPERM),
-      link: refuse(Errno.EPERM),
-      symlink: refuse(Errno.EACCES),
-    };
+  /** The export an open handle refers to (also after deleteExport: then `removed`). */
+  handle(fh: number): Entry | undefined {
+    return this.handles.get(fh);
+  }
+
+  release(fh: number): void {
+    this.handles.delete(fh);
   }
 
   /** A LUN's size is fixed: truncating to its current size is a no-op (dd, cp), anything else EPERM. */
-  private truncateResult(e: Entry | undefined, size: number): number {
-    if (!e || e.removed) return -Errno.ENOENT;
+  truncate(e: Entry, size: number): number {
+    if (e.removed) return -Errno.ENOENT;
+    this.refresh(e);
     if (size === e.size) return 0;
     return this.isReadOnly(e) ? -Errno.EROFS : -Errno.EPERM;
   }
 
-  statfs(): FuseStatfs {
+  /**
+   * fallocate(2): PUNCH_HOLE (with KEEP_SIZE) deallocates through the door
+   * (a thin backstore frees the space; advisory on a thick one), ZERO_RANGE
+   * writes zeroes (deallocating where the LU reads holes as zeroes), mode 0
+   * inside the file succeeds (a LU is allocated as its backstore decides).
+   */
+  async fallocate(e: Entry, offset: number, length: number, mode: number): Promise<number> {
+    this.refresh(e);
+    if (e.removed) return -Errno.EIO;
+    const punch = (mode & FALLOC_PUNCH_HOLE) !== 0;
+    const zero = (mode & FALLOC_ZERO_RANGE) !== 0;
+    if ((mode & ~(FALLOC_KEEP_SIZE | FALLOC_PUNCH_HOLE | FALLOC_ZERO_RANGE)) !== 0 || (punch && zero)) return -Errno.EOPNOTSUPP;
+    if (punch && (mode & FALLOC_KEEP_SIZE) === 0) return -Errno.EOPNOTSUPP;
+    if (offset + length > e.size) return (mode & FALLOC_KEEP_SIZE) !== 0 && offset < e.size ? this.fallocate(e, offset, e.size - offset, mode) : -Errno.EFBIG;
+    if (!punch && !zero) return 0;
+    if (this.isReadOnly(e)) return -Errno.EROFS;
+    // The door works in whole blocks: the partial edges of a punch stay
+    // allocated (as on most file systems); zeroing writes them.
+    const bs = e.blockSize;
+    const a0 = Math.ceil(offset / bs) * bs;
+    const a1 = Math.floor((offset + length) / bs) * bs;
+    if (zero) {
+      const head = Math.min(a0, offset + length) - offset;
+      if (head > 0 && (await this.write(e, Buffer.alloc(head), head, offset)) < 0) return -Errno.EIO;
+      if (a1 > a0) {
+        const f = await this.blocks.zeroes(e.lun, a0, a1 - a0, { mayTrim: true });
+        if (f !== undefined) return -this.errno(f, true);
+      }
+      const tail = offset + length - Math.max(a1, a0);
+      if (tail > 0 && a1 >= a0 && (await this.write(e, Buffer.alloc(tail), tail, Math.max(a1, a0))) < 0) return -Errno.EIO;
+      return 0;
+    }
+    if (a1 <= a0) return 0;
+    const f = await this.blocks.trim(e.lun, a0, a1 - a0);
+    return f === undefined ? 0 : -this.errno(f, true);
+  }
+
+  /**
+   * lseek(2) SEEK_DATA / SEEK_HOLE from the LU's extents (GET LBA STATUS):
+   * the offset found, or -ENXIO past the last data (SEEK_DATA) or past the end.
+   */
+  async seek(e: Entry, offset: number, whence: 'data' | 'hole'): Promise<number> {
+    this.refresh(e);
+    if (offset >= e.size) return -Errno.ENXIO;
+    let pos = offset - (offset % e.blockSize);
+    while (pos < e.size) {
+      const ext = await this.blocks.extents(e.lun, pos, e.size - pos);
+      if (typeof ext === 'string') return -this.errno(ext, false);
+      if (ext.length === 0) break;
+      for (const x of ext) {
+        const end = Math.min(x.offset + x.length, e.size);
+        if (end <= offset) continue;
+        if (x.hole === (whence === 'hole')) return Math.max(offset, x.offset);
+      }
+      const last = ext[ext.length - 1];
+      const next = last.offset + last.length;
+      if (next <= pos) break;
+      pos = next;
+    }
+    // Every file ends in an implicit hole (lseek(2)).
+    return whence === 'hole' ? e.size : -Errno.ENXIO;
+  }
+
+  statfs(): VolumeStatfs {
     let total = 0;
     for (const e of this.byName.values()) total += e.size;
-    return {
-      bsize: 4096,
-      frsize: 4096,
-      blocks: Math.ceil(total / 4096),
-      bfree: 0,
-      bavail: 0,
-      files: this.byName.size + 1,
-      ffree: 0,
-      favail: 0,
-      fsid: 0,
-      flag: 0,
-      namemax: 255,
-    };
+    return { bsize: 4096, frsize: 4096, blocks: Math.ceil(total / 4096), bfree: 0, bavail: 0, files: this.byName.size + 1, ffree: 0, namelen: 255 };
   }
 }

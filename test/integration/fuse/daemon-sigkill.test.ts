@@ -159,7 +159,7 @@ async function cleanup(): Promise<void> {
       // already gone
     }
   }
-  for (const m of await mountsUnder(base)) await run('fusermount', ['-uz', m.split(' ')[1]]);
+  for (const m of await mountsUnder(base)) await run('umount', ['-l', m.split(' ')[1]]);
 }
 
 beforeAll(async () => {

@@ -71,7 +71,7 @@ export async function killHoldersAndFuseMounts(runDir: string, base: string): Pr
       // already gone
     }
   }
-  for (const m of await mountsUnder(base)) await run('fusermount', ['-uz', m.split(' ')[1]]);
+  for (const m of await mountsUnder(base)) await run('umount', ['-l', m.split(' ')[1]]);
 }
 
 /** Writes a tree of files with random contents; returns relative path -> sha256. */

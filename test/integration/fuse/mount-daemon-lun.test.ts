@@ -58,7 +58,7 @@ afterAll(async () => {
   for (const m of (await mountsUnder(base)).reverse()) await run('umount', ['-l', m.split(' ')[1]]);
   for (const l of await loopsUnder(base)) await run('losetup', ['-d', l.split(':')[0]]);
   await daemon?.stop();
-  for (const m of await mountsUnder(base)) await run('fusermount', ['-uz', m.split(' ')[1]]);
+  for (const m of await mountsUnder(base)) await run('umount', ['-l', m.split(' ')[1]]);
   await rm(base, { recursive: true, force: true });
 }, 60_000);
 
