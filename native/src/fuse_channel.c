@@ -18,10 +18,13 @@
  *       go to the fd its request was read from: each cloned fd has its own
  *       processing queue and the kernel looks the unique up only there.
  *   fuseReaderStart(fds, buffers, onRequest, onExit) -> handle
+ *       See "Reader" below: one thread per fd.
+ *   fuseReaderStartPoll(fds, buffers, onRequest, onExit) -> handle
+ *       The same contract, reading on the Node event loop (fuse_poll.c).
  *   fuseReaderRelease(handle, bufIndex)
  *   fuseReaderStop(handle) -> Promise<void>
  *   fuseReaderRef(handle, ref)
- *       See "Reader" below.
+ *       Work on either kind of handle.
  *
  * Errors are Errors whose `code` is the errno name and `errno` its negative
  * value, like Node's own fs errors, with a message naming the path or fd.
@@ -43,53 +46,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/uio.h>
-#include <node_api.h>
-
-#define MAX_FDS 64
-#define MAX_BUFFERS 1024
-
-/* ---- errors and arguments ------------------------------------------------ */
-
-static napi_value errno_error(napi_env env, int e, const char *syscall, const char *what) {
-  const char *name = strerrorname_np(e);
-  if (name == NULL) name = "EUNKNOWN";
-  char msg[PATH_MAX + 128];
-  snprintf(msg, sizeof msg, "%s %s: %s: %s", syscall, what, name, strerror(e));
-  napi_value code, text, error, errnum, sys;
-  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text);
-  napi_create_error(env, code, text, &error);
-  napi_create_int32(env, -e, &errnum);
-  napi_set_named_property(env, error, "errno", errnum);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sys);
-  napi_set_named_property(env, error, "syscall", sys);
-  return error;
-}
-
-static void throw_errno(napi_env env, int e, const char *syscall, const char *what) {
-  napi_throw(env, errno_error(env, e, syscall, what));
-}
-
-static int get_path(napi_env env, napi_value v, char *out, size_t size) {
-  size_t len = 0;
-  if (napi_get_value_string_utf8(env, v, out, size, &len) != napi_ok) return 0;
-  return len > 0 && len < size - 1 && strlen(out) == len; /* no NUL inside, not truncated */
-}
-
-static int get_u32(napi_env env, napi_value v, uint32_t *out) {
-  double d;
-  if (napi_get_value_double(env, v, &d) != napi_ok) return 0;
-  if (!(d >= 0 && d <= 4294967295.0) || d != (double)(uint32_t)d) return 0;
-  *out = (uint32_t)d;
-  return 1;
-}
-
-static int get_fd(napi_env env, napi_value v, int *out) {
-  uint32_t u;
-  if (!get_u32(env, v, &u) || u > INT_MAX) return 0;
-  *out = (int)u;
-  return 1;
-}
+#include "fuse_common.h"
 
 /* Optional properties: absent or undefined leaves *out unchanged. */
 static int prop_u32(napi_env env, napi_value obj, const char *name, uint32_t *out) {
@@ -314,6 +271,7 @@ typedef struct {
 } thread_t;
 
 struct reader {
+  enum reader_kind kind; /* READER_THREADS: first, see fuse_common.h */
   int nfds, nbufs, wake_fd, handle_refs;
   atomic_int stopping;
   int finished; /* tsfn finalized: JS-thread only */
@@ -513,6 +471,7 @@ static void handle_finalize(napi_env env, void *data, void *hint) {
 static reader_t *reader_alloc(int nfds, int nbufs) {
   reader_t *r = calloc(1, sizeof *r);
   if (r == NULL) return NULL;
+  r->kind = READER_THREADS;
   r->nfds = nfds;
   r->nbufs = nbufs;
   r->wake_fd = -1;
@@ -597,16 +556,6 @@ static int reader_spawn(reader_t *r) {
   return rc;
 }
 
-static int array_length(napi_env env, napi_value v, uint32_t *len) {
-  bool is_array;
-  return napi_is_array(env, v, &is_array) == napi_ok && is_array && napi_get_array_length(env, v, len) == napi_ok;
-}
-
-static int is_function(napi_env env, napi_value v) {
-  napi_valuetype t;
-  return napi_typeof(env, v, &t) == napi_ok && t == napi_function;
-}
-
 /* Before the threadsafe function exists, failures just undo what was taken. */
 static void reader_abandon(napi_env env, reader_t *r) {
   if (r == NULL) return;
@@ -656,12 +605,18 @@ static napi_value js_reader_start(napi_env env, napi_callback_info info) {
   return handle;
 }
 
-static reader_t *get_handle(napi_env env, napi_value v) {
+/* Either kind of reader handle (*kind tells which), or NULL. */
+static void *get_any_handle(napi_env env, napi_value v, enum reader_kind *kind) {
   void *data = NULL;
   napi_valuetype t;
   if (napi_typeof(env, v, &t) != napi_ok || t != napi_external) return NULL;
-  napi_get_value_external(env, v, &data);
-  return data;
+  if (napi_get_value_external(env, v, &data) != napi_ok || data == NULL) return NULL;
+  *kind = *(enum reader_kind *)data;
+  return *kind == READER_THREADS || *kind == READER_POLL ? data : NULL;
+}
+
+static int fuse_reader_buffers(const void *h, enum reader_kind kind) {
+  return kind == READER_POLL ? fuse_poll_buffers(h) : ((const reader_t *)h)->nbufs;
 }
 
 static napi_value js_reader_release(napi_env env, napi_callback_info info) {
@@ -669,11 +624,17 @@ static napi_value js_reader_release(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   uint32_t idx;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  reader_t *r = argc < 2 ? NULL : get_handle(env, argv[0]);
-  if (r == NULL || !get_u32(env, argv[1], &idx) || idx >= (uint32_t)r->nbufs) {
+  enum reader_kind kind;
+  void *h = argc < 2 ? NULL : get_any_handle(env, argv[0], &kind);
+  if (h == NULL || !get_u32(env, argv[1], &idx) || idx >= (uint32_t)fuse_reader_buffers(h, kind)) {
     napi_throw_type_error(env, "EINVAL", "fuseReaderRelease(handle, bufIndex)");
     return NULL;
   }
+  if (kind == READER_POLL) {
+    if (fuse_poll_release(h, (int)idx) != 0) napi_throw_error(env, "EINVAL", "fuseReaderRelease: buffer released twice");
+    return NULL;
+  }
+  reader_t *r = h;
   /* After the threads are gone a release has nothing to wake: ignore it. */
   if (!r->finished && give_back(r, (int)idx) != 0)
     napi_throw_error(env, "EINVAL", "fuseReaderRelease: buffer released twice");
@@ -684,11 +645,14 @@ static napi_value js_reader_stop(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], promise;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  reader_t *r = argc < 1 ? NULL : get_handle(env, argv[0]);
-  if (r == NULL) {
+  enum reader_kind kind;
+  void *h = argc < 1 ? NULL : get_any_handle(env, argv[0], &kind);
+  if (h == NULL) {
     napi_throw_type_error(env, "EINVAL", "fuseReaderStop(handle)");
     return NULL;
   }
+  if (kind == READER_POLL) return fuse_poll_stop(env, h);
+  reader_t *r = h;
   if (r->stop_promise != NULL) {
     napi_get_reference_value(env, r->stop_promise, &promise);
     return promise;
@@ -712,11 +676,17 @@ static napi_value js_reader_ref(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   bool ref;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  reader_t *r = argc < 2 ? NULL : get_handle(env, argv[0]);
-  if (r == NULL || napi_get_value_bool(env, argv[1], &ref) != napi_ok) {
+  enum reader_kind kind;
+  void *h = argc < 2 ? NULL : get_any_handle(env, argv[0], &kind);
+  if (h == NULL || napi_get_value_bool(env, argv[1], &ref) != napi_ok) {
     napi_throw_type_error(env, "EINVAL", "fuseReaderRef(handle, ref: boolean)");
     return NULL;
   }
+  if (kind == READER_POLL) {
+    fuse_poll_ref(h, ref);
+    return NULL;
+  }
+  reader_t *r = h;
   if (r->finished) return NULL;
   if (ref) napi_ref_threadsafe_function(env, r->tsfn);
   else napi_unref_threadsafe_function(env, r->tsfn);
@@ -737,6 +707,7 @@ void fuse_channel_register(napi_env env, napi_value exports) {
   export_fn(env, exports, "fuseClone", js_fuse_clone);
   export_fn(env, exports, "fuseWrite", js_fuse_write);
   export_fn(env, exports, "fuseReaderStart", js_reader_start);
+  export_fn(env, exports, "fuseReaderStartPoll", fuse_poll_start);
   export_fn(env, exports, "fuseReaderRelease", js_reader_release);
   export_fn(env, exports, "fuseReaderStop", js_reader_stop);
   export_fn(env, exports, "fuseReaderRef", js_reader_ref);

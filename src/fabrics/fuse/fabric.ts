@@ -14,7 +14,7 @@ import { resolve } from 'node:path';
 import type { FabricOps, NexusHandle } from '../../core/types.js';
 import { LunkitError } from '../../protocols/errors.js';
 import { silentLogger, type Logger } from '../../util/log.js';
-import { FuseChannel } from './kernel/channel.js';
+import { FuseChannel, type FuseChannelMode } from './kernel/channel.js';
 import { FUSE_MAX_IO, FuseKernelSession } from './kernel/session.js';
 import { forceUnmount, mountsAt, prepareMountpoint, type LoopDevice } from './mountpoint.js';
 import { FUSE_PROTOCOL_ID, FuseVolume, type ExportInfo, type ExportOptions, type FuseCore, type FuseStats } from './volume.js';
@@ -23,8 +23,10 @@ export interface FuseFabricOptions {
   /** Directory to mount on; created when missing (unless mkdir is false). */
   mountpoint: string;
   mkdir?: boolean;
-  /** Reader threads on /dev/fuse (the mount's fd and clones of it); default 2. */
+  /** Reader threads on /dev/fuse (the mount's fd and clones of it); default 2 ('threads' mode), 1 fd ('poll'). */
   threads?: number;
+  /** How /dev/fuse is read: reader threads or the event loop (FuseChannelOptions.mode; default DEFAULT_CHANNEL_MODE). */
+  channelMode?: FuseChannelMode;
   /** Requests in flight at most (each holds a 1 MiB buffer); default 32. */
   maxRequests?: number;
   /**
@@ -139,7 +141,8 @@ export class FuseFabric implements FabricOps {
           onReaderExit: (fdIndex, code) => {
             if (code !== null && code !== 'ENODEV') this.logger.warn('FUSE reader ended', { mountpoint: this.mountpoint, fdIndex, code });
           },
-          threads: this.opts.threads ?? 2,
+          mode: this.opts.channelMode,
+          threads: this.opts.threads,
           buffers: this.opts.maxRequests ?? 32,
         },
       );

@@ -1,8 +1,9 @@
 // The /dev/fuse transport (src/fabrics/fuse/kernel/channel.ts, native/src/
-// fuse_channel.c) against the real kernel: mount, answer INIT and GETATTR with
+// fuse_channel.c and fuse_poll.c) against the real kernel, in both reader
+// modes (threads, poll on the event loop): mount, answer INIT and GETATTR with
 // hand-built bytes (STYLE.md §13: never the production codecs), stat(1) the
-// mount point from a child, unmount, and check the reader threads and the
-// threadsafe function are gone. Needs root and /dev/fuse.
+// mount point from a child, unmount, and check the readers (threads and
+// threadsafe function, or uv polls) are gone. Needs root and /dev/fuse.
 //
 // A FUSE mount whose server stops answering blocks every process that touches
 // it, later tests included: every stat runs in a child with a time limit, and
@@ -15,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FuseChannel } from '../../../src/fabrics/fuse/kernel/channel.js';
+import { FuseChannel, type FuseChannelMode } from '../../../src/fabrics/fuse/kernel/channel.js';
 import { mountsAt } from '../../../src/fabrics/fuse/mountpoint.js';
 
 const ADDON = fileURLToPath(new URL('../../../native/build/Release/lunkit_native.node', import.meta.url));
@@ -97,8 +98,15 @@ interface TestServer {
   initDone: Promise<void>;
 }
 
+interface ServeOptions {
+  mode?: FuseChannelMode;
+  /** GETATTR replies wait this long (requests pile up in flight). */
+  delayMs?: number;
+  buffers?: number;
+}
+
 /** Mounts dir and answers INIT, GETATTR (after delayMs) and ENOSYS to the rest; FORGETs get no reply. */
-function serve(dir: string, threads: number, delayMs = 0): TestServer {
+function serve(dir: string, threads: number, { mode = 'threads', delayMs = 0, buffers = 8 }: ServeOptions = {}): TestServer {
   const seen: Seen[] = [];
   let initDone!: () => void;
   const init = new Promise<void>((res) => (initDone = res));
@@ -106,8 +114,9 @@ function serve(dir: string, threads: number, delayMs = 0): TestServer {
     dir,
     { fsname: 'lunkit-test', subtype: 'lunkittest', rootMode: 0o40755, uid: 0, gid: 0 },
     {
+      mode,
       threads,
-      buffers: 8,
+      buffers,
       onRequest(req, release, fdIndex) {
         // fuse_in_header: len u32, opcode u32, unique u64, nodeid u64, uid, gid, pid u32, total_extlen u16, padding u16.
         expect(req.length).toBe(req.readUInt32LE(0));
@@ -189,9 +198,10 @@ async function newMountpoint(name: string): Promise<string> {
 }
 
 describe.skipIf(!canRun)('FUSE kernel channel (/dev/fuse, as root)', () => {
-  it('mounts, answers INIT and GETATTR, unmounts, and the readers exit', async () => {
-    const dir = await newMountpoint('one');
-    const server = serve(dir, 1);
+  it.each(['threads', 'poll'] as const)('mounts, answers INIT and GETATTR, unmounts, and the readers exit (%s)', async (mode) => {
+    const dir = await newMountpoint(`one-${mode}`);
+    const server = serve(dir, 1, { mode });
+    expect(server.channel.mode).toBe(mode);
     channels.add(server.channel);
     expect((await mountsAt(dir)).map((m) => [m.fsType, m.source])).toEqual([['fuse.lunkittest', 'lunkit-test']]);
     await within(server.initDone, 5000, 'INIT');
@@ -210,7 +220,7 @@ describe.skipIf(!canRun)('FUSE kernel channel (/dev/fuse, as root)', () => {
 
   it('serves one mount from two readers on a cloned fd', async () => {
     const dir = await newMountpoint('two');
-    const server = serve(dir, 2, 30);
+    const server = serve(dir, 2, { delayMs: 30 });
     channels.add(server.channel);
     expect(server.channel.fds).toHaveLength(2);
     await within(server.initDone, 5000, 'INIT');
@@ -233,13 +243,13 @@ describe.skipIf(!canRun)('FUSE kernel channel (/dev/fuse, as root)', () => {
   // Node must be able to exit once the readers are gone: a process that only
   // mounts and then unmounts (or stops the readers) ends by itself.
   const exitScript = `
-    const [addon, dir, mode] = process.argv.slice(1);
+    const [addon, dir, mode, start] = process.argv.slice(1);
     const m = require(addon);
     const fd = m.fuseMount(dir, { fsname: 'lunkit-exit', subtype: 'lunkittest', rootMode: 0o40755, uid: 0, gid: 0,
       allowOther: false, defaultPermissions: false, maxRead: 0, readOnly: false });
     const bufs = [Buffer.allocUnsafeSlow(1056768), Buffer.allocUnsafeSlow(1056768)];
     let first = true;
-    const h = m.fuseReaderStart([fd, m.fuseClone(fd)], bufs, (i) => {
+    const h = m[start]([fd, m.fuseClone(fd)], bufs, (i) => {
       m.fuseReaderRelease(h, i);
       if (!first) return;
       first = false; // the kernel's INIT: leave without answering it
@@ -248,10 +258,15 @@ describe.skipIf(!canRun)('FUSE kernel channel (/dev/fuse, as root)', () => {
     }, (fdIndex, code) => console.log('exit', fdIndex, code));
   `;
 
-  for (const mode of ['unmount', 'stop'] as const) {
-    it(`lets Node exit after ${mode}`, async () => {
-      const dir = await newMountpoint(`exit-${mode}`);
-      const r = await run(process.execPath, ['-e', exitScript, ADDON, dir, mode], 10_000);
+  for (const [mode, start] of [
+    ['unmount', 'fuseReaderStart'],
+    ['stop', 'fuseReaderStart'],
+    ['unmount', 'fuseReaderStartPoll'],
+    ['stop', 'fuseReaderStartPoll'],
+  ] as const) {
+    it(`lets Node exit after ${mode} (${start})`, async () => {
+      const dir = await newMountpoint(`exit-${mode}-${start}`);
+      const r = await run(process.execPath, ['-e', exitScript, ADDON, dir, mode, start], 10_000);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       const code = mode === 'unmount' ? 'ENODEV' : 'null';
@@ -259,4 +274,43 @@ describe.skipIf(!canRun)('FUSE kernel channel (/dev/fuse, as root)', () => {
       expect(await mountsAt(dir)).toEqual([]);
     });
   }
+
+  it('poll mode: one buffer serves requests that wait for it (polling pauses and resumes)', async () => {
+    const dir = await newMountpoint('poll-one-buffer');
+    const server = serve(dir, 1, { mode: 'poll', buffers: 1, delayMs: 20 });
+    channels.add(server.channel);
+    await within(server.initDone, 5000, 'INIT');
+    const inos = await Promise.all(Array.from({ length: 6 }, () => statIno(dir)));
+    expect(inos).toEqual(Array(6).fill('1'));
+    expect(server.seen.filter((s) => s.opcode === FUSE_GETATTR).length).toBeGreaterThanOrEqual(6);
+    expect(server.channel.unmount(true)).toBe(true);
+    await within(server.channel.closed, 5000, 'reader exit after lazy unmount');
+    expect(server.channel.exitCodes).toEqual(['ENODEV']);
+    await within(server.channel.close(), 5000, 'close');
+  });
+
+  // A throw in onRequest is an uncaught exception, as in any I/O callback of Node's;
+  // the poll goes on (the next request still arrives) once a handler has dealt with it.
+  it('poll mode: an exception thrown by onRequest is an uncaught exception', async () => {
+    const dir = await newMountpoint('poll-throw');
+    const script = `
+      const [addon, dir] = process.argv.slice(1);
+      const m = require(addon);
+      const fd = m.fuseMount(dir, { fsname: 'lunkit-throw', subtype: 'lunkittest', rootMode: 0o40755, uid: 0, gid: 0,
+        allowOther: false, defaultPermissions: false, maxRead: 0, readOnly: false });
+      process.on('uncaughtException', (e) => {
+        console.log('uncaught', e.message);
+        m.fuseUnmount(dir, true);
+      });
+      const h = m.fuseReaderStartPoll([fd], [Buffer.allocUnsafeSlow(1056768)], (i) => {
+        m.fuseReaderRelease(h, i);
+        throw new Error('boom');
+      }, (fdIndex, code) => { console.log('exit', fdIndex, code); m.fuseReaderStop(h).then(() => console.log('stopped')); });
+    `;
+    const r = await run(process.execPath, ['-e', script, ADDON, dir], 10_000);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split('\n')).toEqual(['uncaught boom', 'exit 0 ENODEV', 'stopped']);
+    expect(await mountsAt(dir)).toEqual([]);
+  });
 });

@@ -64,13 +64,30 @@ export interface FuseChannelOptions {
    * error (reported once; that thread is gone, the others go on).
    */
   onReaderExit?: (fdIndex: number, code: string | null) => void;
-  /** Reader threads, one per fd (the mount's fd and threads - 1 clones). Default 2. */
+  /**
+   * Where /dev/fuse is read: 'threads', one reader thread per fd handing
+   * requests to the event loop, or 'poll', on the event loop itself
+   * (uv_poll, no threads). Default: see DEFAULT_CHANNEL_MODE.
+   */
+  mode?: FuseChannelMode;
+  /**
+   * fds read: the mount's and threads - 1 clones. In 'threads' mode one
+   * thread each, default 2; in 'poll' mode all polled by the event loop,
+   * default 1 (clones give one loop nothing: they share the kernel's queue).
+   */
   threads?: number;
   /** Request buffers shared by all threads: the most requests in flight. Default 16. */
   buffers?: number;
   /** Bytes per buffer, at least max_write + 80 and 8192. Default 1 MiB + 8 KiB. */
   bufferSize?: number;
 }
+
+export type FuseChannelMode = 'threads' | 'poll';
+
+/**
+ * TODO(measure) filled in below.
+ */
+export const DEFAULT_CHANNEL_MODE: FuseChannelMode = 'poll';
 
 /** The part of the addon this file uses (native/src/fuse_channel.c has the details). */
 interface NativeFuse {
@@ -85,7 +102,9 @@ interface NativeFuse {
     onRequest: (bufIndex: number, length: number, fdIndex: number) => void,
     onExit: (fdIndex: number, code: string | null) => void,
   ): ReaderHandle;
-  /** Throws EINVAL on a double release. */
+  /** The same contract as fuseReaderStart, reading on the event loop (native/src/fuse_poll.c). */
+  fuseReaderStartPoll: NativeFuse['fuseReaderStart'];
+  /** Either kind of handle. Throws EINVAL on a double release. */
   fuseReaderRelease(handle: ReaderHandle, bufIndex: number): void;
   /** Resolves once every thread has exited and the buffers are let go. */
   fuseReaderStop(handle: ReaderHandle): Promise<void>;
@@ -112,11 +131,11 @@ function nativeFuse(): NativeFuse {
   for (const file of candidates()) {
     try {
       const mod: unknown = require(file);
-      if (typeof mod === 'object' && mod !== null && typeof (mod as Record<string, unknown>).fuseReaderStart === 'function') {
+      if (typeof mod === 'object' && mod !== null && typeof (mod as Record<string, unknown>).fuseReaderStartPoll === 'function') {
         cached = mod as NativeFuse;
         return cached;
       }
-      loadError = new Error(`${file} has no fuseReaderStart`);
+      loadError = new Error(`${file} has no fuseReaderStartPoll`);
     } catch (err) {
       loadError = err;
     }
@@ -139,7 +158,9 @@ function errnoCode(err: unknown): unknown {
 export class FuseChannel {
   /** Resolves when every reader thread has exited (after unmount, abort or stop). */
   readonly closed: Promise<void>;
-  /** Each reader thread's exit code, by fd index (see onReaderExit); undefined while it runs. */
+  /** Where requests are read (FuseChannelOptions.mode). */
+  readonly mode: FuseChannelMode;
+  /** Each reader's exit code, by fd index (see onReaderExit); undefined while it runs. */
   readonly exitCodes: (string | null | undefined)[];
   private readonly native: NativeFuse;
   private readonly buffers: Buffer[];
@@ -154,20 +175,22 @@ export class FuseChannel {
     readonly fds: readonly number[],
     native: NativeFuse,
     opts: FuseChannelOptions,
+    mode: FuseChannelMode,
     bufferCount: number,
     bufferSize: number,
   ) {
     this.native = native;
+    this.mode = mode;
     this.exitCodes = fds.map(() => undefined);
     this.closed = new Promise((res) => (this.resolveClosed = res));
     // allocUnsafeSlow: whole buffers of our own, never slices of Node's shared pool.
     this.buffers = Array.from({ length: bufferCount }, () => Buffer.allocUnsafeSlow(bufferSize));
-    this.handle = native.fuseReaderStart(
-      fds,
-      this.buffers,
-      (bufIndex, length, fdIndex) => this.deliver(opts.onRequest, bufIndex, length, fdIndex),
-      (fdIndex, code) => this.readerExited(opts, fdIndex, code),
-    );
+    const onRequest = (bufIndex: number, length: number, fdIndex: number): void => this.deliver(opts.onRequest, bufIndex, length, fdIndex);
+    const onExit = (fdIndex: number, code: string | null): void => this.readerExited(opts, fdIndex, code);
+    this.handle =
+      mode === 'poll'
+        ? native.fuseReaderStartPoll(fds, this.buffers, onRequest, onExit)
+        : native.fuseReaderStart(fds, this.buffers, onRequest, onExit);
   }
 
   /**
@@ -177,7 +200,9 @@ export class FuseChannel {
    */
   static mount(mountpoint: string, opts: FuseMountOptions, channel: FuseChannelOptions): FuseChannel {
     const native = nativeFuse();
-    const threads = channel.threads ?? 2;
+    const mode = channel.mode ?? DEFAULT_CHANNEL_MODE;
+    if (mode !== 'threads' && mode !== 'poll') throw new LunkitError('ERR_FUSE_MOUNT', `FUSE channel: mode must be 'threads' or 'poll', got ${String(mode)}`);
+    const threads = channel.threads ?? (mode === 'poll' ? 1 : 2);
     const buffers = channel.buffers ?? 16;
     const bufferSize = channel.bufferSize ?? FUSE_DEFAULT_BUFFER_SIZE;
     checkInt('threads', threads, 1, 64);
@@ -203,7 +228,7 @@ export class FuseChannel {
     const fds = [fd];
     try {
       while (fds.length < threads) fds.push(native.fuseClone(fd));
-      return new FuseChannel(dir, fds, native, channel, buffers, bufferSize);
+      return new FuseChannel(dir, fds, native, channel, mode, buffers, bufferSize);
     } catch (err) {
       // Nothing serves the mount: take it away before closing its fds (closing them first would leave ENOTCONN behind).
       try {
