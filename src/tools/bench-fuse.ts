@@ -123,6 +123,9 @@ async function main(): Promise<void> {
   const cli = opt('--cli', join(process.cwd(), 'test/integration/fuse/lunkit-fuse-cli.mjs'));
   const baselineCli = opt('--baseline', '');
   const extra = opt('--attach-args', '').split(' ').filter(Boolean);
+  // --source file: lunkit serves the image file itself (file backstore, no NBD hop: what a
+  // daemon-hosted FUSE file over a file backstore does); nbdfuse still goes through nbdkit file.
+  const source = opt('--source', 'nbd');
   const base = await mkdtemp('/dev/shm/lunkit-bench-fuse-');
   const img = join(base, 'export.img');
   await writeFile(img, '');
@@ -136,11 +139,11 @@ async function main(): Promise<void> {
     children.push(spawn('nbdkit', ['-f', '-i', '127.0.0.1', '-p', String(port), 'file', img], { stdio: 'ignore' }));
     await new Promise((r) => setTimeout(r, 500));
     const targets: Target[] = [];
-    const lk = await attach(cli, url, join(base, 'lunkit', 'disk'), join(base, 'run'), extra);
+    const lk = await attach(cli, source === 'file' ? img : url, join(base, 'lunkit', 'disk'), join(base, 'run'), extra);
     attached.push(lk);
     targets.push({ ...lk, label: 'lunkit' });
     if (baselineCli) {
-      const bl = await attach(baselineCli, url, join(base, 'baseline', 'disk'), join(base, 'run-baseline'), extra);
+      const bl = await attach(baselineCli, source === 'file' ? img : url, join(base, 'baseline', 'disk'), join(base, 'run-baseline'), extra);
       attached.push(bl);
       targets.push({ ...bl, label: 'baseline' });
     }
