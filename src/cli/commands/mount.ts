@@ -34,7 +34,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       .option('mkfs', { choices: ['ext4', 'xfs'] as const, describe: 'create this filesystem first (destroys the contents)' })
       .option('read-only', { alias: 'r', type: 'boolean', default: false })
       .option('block-size', { choices: [512, 4096] as const, default: 512 as const })
-      .option('loop-direct-io', { type: 'boolean', default: false, describe: 'losetup --direct-io=on (see docs/fuse.md)' })
+      .option('loop-direct-io', { type: 'boolean', default: true, describe: 'losetup --direct-io=on: one page cache, not two (default; --no-loop-direct-io turns it off; see docs/fuse.md)' })
       .option('json', { type: 'boolean', default: false })
       .option('connections', { type: 'number', describe: 'iscsi://: connections per session (MC/S); nbd://: NBD connections if the server has multi-conn (default 4, else 1)' })
       .option('erl', { type: 'number', choices: [0, 1, 2], describe: 'iscsi://: ErrorRecoveryLevel to ask for' })
