@@ -21,26 +21,19 @@
 // Usage (as root): node dist/tools/bench-fuse-modes.js [--runtime S]
 // [--rounds N] [--size 512M] [--modes threads,poll,poll2] [--no-peer]
 
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RamdiskBackstore } from '../backstores/ramdisk/ramdisk.js';
 import { ScsiCore } from '../core/engine.js';
 import { FuseFabric } from '../fabrics/fuse/fabric.js';
 import type { FuseChannelMode } from '../fabrics/fuse/kernel/channel.js';
 import { LunkitError } from '../protocols/errors.js';
+import { FIO_RAMP_S, fioJob, sh, waitFile, type FioJob } from './bench-fio.js';
 import { cpuSeconds, freePort } from './bench-process.js';
 
-interface Job {
-  name: string;
-  rw: 'read' | 'write' | 'randread';
-  bs: string;
-  engine: 'psync' | 'libaio';
-  iodepth: number;
-}
-
-const JOBS: Job[] = [
+const JOBS: FioJob[] = [
   { name: 'rand-read 4K psync qd1', rw: 'randread', bs: '4k', engine: 'psync', iodepth: 1 },
   { name: 'rand-read 4K libaio qd32', rw: 'randread', bs: '4k', engine: 'libaio', iodepth: 32 },
   { name: 'seq-read 1M psync', rw: 'read', bs: '1M', engine: 'psync', iodepth: 1 },
@@ -53,8 +46,6 @@ const VARIANTS: Record<string, { mode: FuseChannelMode; threads: number }> = {
   poll: { mode: 'poll', threads: 1 },
   poll2: { mode: 'poll', threads: 2 },
 };
-
-const RAMP_S = 1;
 
 interface Result {
   mbps: number;
@@ -72,44 +63,16 @@ interface Target {
   cpu: () => Promise<[number, number?]>;
 }
 
-function sh(cmd: string, args: string[]): Promise<string> {
-  return new Promise((res, rej) => {
-    execFile(cmd, args, { maxBuffer: 64 * 1024 * 1024 }, (err, out, errOut) =>
-      err ? rej(new LunkitError('ERR_TOOL_PEER', `${cmd} ${args.join(' ')}: ${errOut || err.message}`, { cause: err })) : res(out),
-    );
-  });
-}
-
 function selfCpu(): Promise<[number]> {
   const u = process.cpuUsage();
   return Promise.resolve([(u.user + u.system) / 1e6]);
 }
 
-async function fio(t: Target, job: Job, runtime: number, size: string): Promise<Result> {
-  const c0 = await t.cpu();
-  const out = await sh('fio', [
-    '--name=b', `--filename=${t.file}`, `--rw=${job.rw}`, `--bs=${job.bs}`, `--ioengine=${job.engine}`, `--iodepth=${job.iodepth}`,
-    '--direct=1', `--size=${size}`, '--time_based', `--runtime=${runtime}`, `--ramp_time=${RAMP_S}`, '--output-format=json',
-  ]);
-  const c1 = await t.cpu();
-  type Side = { bw_bytes: number; iops: number; total_ios: number };
-  const j = JSON.parse(out) as { jobs: Array<{ read: Side; write: Side }> };
-  const side = job.rw === 'write' ? j.jobs[0].write : j.jobs[0].read;
-  // The CPU window includes fio's ramp, whose I/Os total_ios leaves out: estimate them from the rate.
-  const ios = side.total_ios + side.iops * RAMP_S;
-  const per = (a: number, b: number): number => (ios > 0 ? ((b - a) * 1e6) / ios : 0);
-  const r: Result = { mbps: side.bw_bytes / 1e6, iops: side.iops, cpuUs: per(c0[0], c1[0]) };
-  if (c0[1] !== undefined && c1[1] !== undefined) r.cpuAllUs = per(c0[1], c1[1]);
-  return r;
-}
-
-async function waitFile(path: string, ms = 15_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (await stat(path).then((s) => s.size > 0, () => false)) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new LunkitError('ERR_TOOL_PEER', `${path} did not appear`);
+async function fio(t: Target, job: FioJob, runtime: number, size: string): Promise<Result> {
+  const r = await fioJob(t.file, job, runtime, size, async () => (await t.cpu()).filter((c): c is number => c !== undefined));
+  const out: Result = { mbps: r.mbps, iops: r.iops, cpuUs: r.cpuUs[0] };
+  if (r.cpuUs[1] !== undefined) out.cpuAllUs = r.cpuUs[1];
+  return out;
 }
 
 function parseSize(s: string): number {
@@ -185,7 +148,7 @@ async function main(): Promise<void> {
         },
       });
     }
-    process.stdout.write(`fio ${runtime} s per job (+${RAMP_S} s ramp), direct=1, ${size} region, ${rounds} rounds; targets: ${targets.map((t) => t.label).join(', ')}\n`);
+    process.stdout.write(`fio ${runtime} s per job (+${FIO_RAMP_S} s ramp), direct=1, ${size} region, ${rounds} rounds; targets: ${targets.map((t) => t.label).join(', ')}\n`);
     // results[job][target] = one Result per round
     const results: Result[][][] = JOBS.map(() => targets.map(() => []));
     for (let round = 0; round < rounds; round++) {

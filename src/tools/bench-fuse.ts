@@ -17,21 +17,14 @@
 // comparison shares one machine state (a shared VM drifts between runs). The
 // order of the servers rotates from job to job.
 
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LunkitError } from '../protocols/errors.js';
+import { fioJob, sh, waitFile, type FioJob } from './bench-fio.js';
 import { cpuSeconds, freePort } from './bench-process.js';
 
-interface Job {
-  name: string;
-  rw: 'read' | 'write' | 'randread';
-  bs: string;
-  engine: 'psync' | 'libaio';
-  iodepth: number;
-}
-
-const JOBS: Job[] = [
+const JOBS: FioJob[] = [
   { name: 'seq-read 1M psync', rw: 'read', bs: '1M', engine: 'psync', iodepth: 1 },
   { name: 'seq-read 1M libaio qd8', rw: 'read', bs: '1M', engine: 'libaio', iodepth: 8 },
   { name: 'seq-write 1M psync', rw: 'write', bs: '1M', engine: 'psync', iodepth: 1 },
@@ -39,21 +32,6 @@ const JOBS: Job[] = [
   { name: 'rand-read 4K psync', rw: 'randread', bs: '4k', engine: 'psync', iodepth: 1 },
   { name: 'rand-read 4K libaio qd32', rw: 'randread', bs: '4k', engine: 'libaio', iodepth: 32 },
 ];
-
-function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  return new Promise((res, rej) => {
-    execFile(cmd, args, { env, maxBuffer: 64 * 1024 * 1024 }, (err, out, errOut) => (err ? rej(new LunkitError('ERR_TOOL_PEER', `${cmd} ${args.join(' ')}: ${errOut || err.message}`, { cause: err })) : res(out)));
-  });
-}
-
-async function waitFile(path: string, ms = 15_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (await stat(path).then((s) => s.size > 0, () => false)) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new LunkitError('ERR_TOOL_PEER', `${path} did not appear`);
-}
 
 interface Result {
   mbps: number;
@@ -76,23 +54,10 @@ async function usesMallocTunables(pid: number): Promise<boolean> {
   return env.split('\0').includes('LUNKIT_FUSE_MALLOC=tuned');
 }
 
-async function fio(file: string, job: Job, runtime: number, size: string, serverPid: number): Promise<Result> {
-  const cpu0 = await cpuSeconds(serverPid);
-  const out = await sh('fio', [
-    '--name=b', `--filename=${file}`, `--rw=${job.rw}`, `--bs=${job.bs}`, `--ioengine=${job.engine}`, `--iodepth=${job.iodepth}`,
-    '--direct=1', `--size=${size}`, '--time_based', `--runtime=${runtime}`, `--ramp_time=${RAMP_S}`, '--output-format=json',
-  ]);
-  const cpu1 = await cpuSeconds(serverPid);
-  type Side = { bw_bytes: number; iops: number; total_ios: number };
-  const j = JSON.parse(out) as { jobs: Array<{ read: Side; write: Side }> };
-  const side = job.rw === 'write' ? j.jobs[0].write : j.jobs[0].read;
-  // The CPU window includes fio's 1 s ramp, whose I/Os total_ios leaves out:
-  // estimate them from the measured rate so the figure is per I/O served.
-  const ios = side.total_ios + side.iops * RAMP_S;
-  return { mbps: side.bw_bytes / 1e6, iops: side.iops, cpuUs: ios > 0 ? ((cpu1 - cpu0) * 1e6) / ios : 0 };
+async function fio(file: string, job: FioJob, runtime: number, size: string, serverPid: number): Promise<Result> {
+  const r = await fioJob(file, job, runtime, size, async () => [await cpuSeconds(serverPid)]);
+  return { mbps: r.mbps, iops: r.iops, cpuUs: r.cpuUs[0] };
 }
-
-const RAMP_S = 1;
 
 interface Target {
   label: string;
