@@ -695,12 +695,6 @@ static napi_value js_reader_ref(napi_env env, napi_callback_info info) {
 
 /* ---- registration --------------------------------------------------------- */
 
-static void export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
-  napi_value fn;
-  napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn);
-  napi_set_named_property(env, exports, name, fn);
-}
-
 void fuse_channel_register(napi_env env, napi_value exports) {
   export_fn(env, exports, "fuseMount", js_fuse_mount);
   export_fn(env, exports, "fuseUnmount", js_fuse_unmount);

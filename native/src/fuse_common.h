@@ -29,6 +29,16 @@ int fuse_poll_buffers(const void *handle);
 napi_value fuse_poll_stop(napi_env env, void *handle);
 void fuse_poll_ref(void *handle, int ref);
 
+/* fuse_channel.c: exports fuseMount ... fuseReaderRef (called from the module init). */
+void fuse_channel_register(napi_env env, napi_value exports);
+
+/* Sets exports[name] to a function calling cb. */
+static inline void export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
+  napi_value fn;
+  napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn);
+  napi_set_named_property(env, exports, name, fn);
+}
+
 /* ---- errors and arguments ------------------------------------------------ */
 
 static inline napi_value errno_error(napi_env env, int e, const char *syscall, const char *what) {

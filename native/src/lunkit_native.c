@@ -32,6 +32,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <node_api.h>
+#include "fuse_common.h"
 
 enum op_kind { OP_FALLOCATE, OP_LSEEK };
 
@@ -227,16 +228,11 @@ static void set_int(napi_env env, napi_value obj, const char *name, int v) {
 }
 
 /* fuse_channel.c: the /dev/fuse transport (fuseMount, fuseReaderStart...). */
-void fuse_channel_register(napi_env env, napi_value exports);
 
 static napi_value init(napi_env env, napi_value exports) {
-  napi_value fn;
-  napi_create_function(env, "fallocate", NAPI_AUTO_LENGTH, js_fallocate, NULL, &fn);
-  napi_set_named_property(env, exports, "fallocate", fn);
-  napi_create_function(env, "lseek", NAPI_AUTO_LENGTH, js_lseek, NULL, &fn);
-  napi_set_named_property(env, exports, "lseek", fn);
-  napi_create_function(env, "udp4SocketOnDevice", NAPI_AUTO_LENGTH, js_udp4_socket_on_device, NULL, &fn);
-  napi_set_named_property(env, exports, "udp4SocketOnDevice", fn);
+  export_fn(env, exports, "fallocate", js_fallocate);
+  export_fn(env, exports, "lseek", js_lseek);
+  export_fn(env, exports, "udp4SocketOnDevice", js_udp4_socket_on_device);
   set_int(env, exports, "FALLOC_FL_KEEP_SIZE", FALLOC_FL_KEEP_SIZE);
   set_int(env, exports, "FALLOC_FL_PUNCH_HOLE", FALLOC_FL_PUNCH_HOLE);
   set_int(env, exports, "FALLOC_FL_ZERO_RANGE", FALLOC_FL_ZERO_RANGE);
