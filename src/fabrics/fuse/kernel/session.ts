@@ -41,7 +41,11 @@ import {
 import type { Logger } from '../../../util/log.js';
 import type { Entry, FuseVolume, VolumeAttr } from '../volume.js';
 
-/** Our side of the protocol: 7.31 has everything used here (MAX_PAGES, PARALLEL_DIRECT_WRITES is 7.37 but only a flag). */
+/**
+ * The protocol minor we answer with (or the kernel's, if older): 7.28 is the
+ * oldest layout the codecs read; FOPEN_PARALLEL_DIRECT_WRITES is a 7.37 flag
+ * an older kernel ignores.
+ */
 const OUR_MINOR = 38;
 /** Largest READ and WRITE the kernel sends us (FUSE_MAX_PAGES: 256 pages). */
 export const FUSE_MAX_IO = 1024 * 1024;
