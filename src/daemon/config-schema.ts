@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import { BackstoreConfigSchema } from '../backstores/registry.js';
 import { BootlabsSchema } from '../bootlab/schema.js';
+import { LimitsSchema } from './limits-schema.js';
 
 export const CONFIG_VERSION = 1;
 
@@ -159,6 +160,8 @@ export const ConfigSchema = z.strictObject({
   fuse: z.record(z.string().regex(/^\/./, 'FUSE mount points are absolute paths'), FuseMountSchema).optional(),
   /** Diskless boot labs (docs/bootlab.md): their iSCSI objects are derived (daemon/bootlab-config.ts). */
   bootlabs: BootlabsSchema.optional(),
+  /** Budgets on what remote peers can make the daemon hold (docs/security.md); absent fields keep the defaults. */
+  limits: LimitsSchema.optional(),
 });
 
 export type LunkitConfig = z.output<typeof ConfigSchema>;

@@ -12,6 +12,7 @@ import { NbdServer } from '../fabrics/nbd/server.js';
 import { LunkitError } from '../protocols/errors.js';
 import type { BackstoreConfig, LunkitConfig, NbdConfigData } from './config-schema.js';
 import type { Logger } from '../util/log.js';
+import type { NbdLimits } from '../fabrics/nbd/limits.js';
 
 export interface OpenBackstore {
   ops: BackstoreOps;
@@ -117,10 +118,11 @@ export function toDiscoveryAuth(cfg: LunkitConfig): DiscoveryAuth | undefined {
 }
 
 /** A listening NBD server with the exports of `nbd` (closed again if it cannot listen). */
-export async function startNbdServer(core: ScsiCore, nbd: NbdConfigData, backstores: ReadonlyMap<string, { device: ScsiDeviceHandle }>, logger: Logger): Promise<NbdServer> {
+export async function startNbdServer(core: ScsiCore, nbd: NbdConfigData, backstores: ReadonlyMap<string, { device: ScsiDeviceHandle }>, logger: Logger, limits?: Partial<NbdLimits>): Promise<NbdServer> {
   const tls = nbd.tls;
   const server = new NbdServer(core, {
     logger,
+    limits,
     tls: tls ? { cert: await readFile(tls.certFile), key: await readFile(tls.keyFile), ca: tls.caFile ? await readFile(tls.caFile) : undefined, require: tls.require } : undefined,
     listen: nbd.listen.map((a) => ('path' in a ? { path: a.path } : { host: a.host, port: a.port })),
   });

@@ -212,6 +212,17 @@ export class LunkitRuntime {
         undo.push(() => this.iscsi.setDiscoveryAuth(toDiscoveryAuth(prev)));
       }
 
+      // 2b. Budgets (docs/security.md); the NBD server takes its own at start and below.
+      if (!same(prev.limits, next.limits)) {
+        step = 'limits';
+        this.iscsi.setLimits(next.limits?.iscsi);
+        this.nbdServer?.setLimits(next.limits?.nbd);
+        undo.push(() => {
+          this.iscsi.setLimits(prev.limits?.iscsi);
+          this.nbdServer?.setLimits(prev.limits?.nbd);
+        });
+      }
+
       // 3. iSCSI targets: removed first (their portals may be reused), then changed, then new.
       for (const [iqn, t] of Object.entries(prev.iscsi.targets)) {
         if (iqn in next.iscsi.targets) continue;
@@ -313,7 +324,7 @@ export class LunkitRuntime {
       this.nbdServer = undefined;
       await before.close({ graceMs: 0 });
       undo.push(async () => {
-        this.nbdServer = await startNbdServer(this.core, prev.nbd!, prevMap, this.logger);
+        this.nbdServer = await startNbdServer(this.core, prev.nbd!, prevMap, this.logger, prev.limits?.nbd);
       });
       return;
     }
@@ -324,11 +335,11 @@ export class LunkitRuntime {
         this.nbdServer = undefined;
         await before.close({ graceMs: 0 });
         undo.push(async () => {
-          this.nbdServer = await startNbdServer(this.core, prev.nbd!, prevMap, this.logger);
+          this.nbdServer = await startNbdServer(this.core, prev.nbd!, prevMap, this.logger, prev.limits?.nbd);
         });
       }
       setStep('starting the NBD server');
-      const server = await startNbdServer(this.core, next.nbd, nextMap, this.logger);
+      const server = await startNbdServer(this.core, next.nbd, nextMap, this.logger, next.limits?.nbd);
       this.nbdServer = server;
       undo.push(async () => {
         this.nbdServer = undefined;

@@ -15,6 +15,7 @@ import type {
   ScsiDeviceHandle,
 } from '../../core/types.js';
 import type { PrepareResult } from '../../core/index.js';
+import type { IscsiLimits } from './limits.js';
 
 export interface PortalConfig {
   host: string;
@@ -137,6 +138,8 @@ export interface IscsiServerOptions {
    * before aborting them in the core (ms, default 2000).
    */
   drainMs?: number | undefined;
+  /** Budgets (limits.ts); absent fields keep the defaults. */
+  limits?: Partial<IscsiLimits> | undefined;
 }
 
 export type { LunMap };

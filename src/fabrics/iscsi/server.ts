@@ -7,6 +7,7 @@
 // Changes are serialised so two of them never interleave their awaits.
 // Listeners live in portals.ts.
 
+import { iscsiLimits, type IscsiLimits } from './limits.js';
 import type net from 'node:net';
 import type { FabricOps, NexusHandle } from '../../core/types.js';
 import { LunkitError } from '../../protocols/errors.js';
@@ -37,6 +38,8 @@ export class IscsiTargetServer {
   private readonly forConnections: AcceptingServer;
   /** Logins, Rejects, digest errors, transfer totals (stats.ts). */
   readonly stats = new IscsiFabricStats();
+  /** Budgets on what clients can make the target hold (limits.ts); setLimits() replaces them. */
+  limits: IscsiLimits;
   /** Tail of the queue of configuration changes. */
   private changes: Promise<unknown> = Promise.resolve();
 
@@ -47,6 +50,7 @@ export class IscsiTargetServer {
     this.log = opts.logger ?? SILENT;
     this.drainMs = opts.drainMs ?? DEFAULT_DRAIN_MS;
     this.discoveryAuth = opts.discoveryAuth;
+    this.limits = iscsiLimits(opts.limits);
     this.portals = new PortalTable((socket, l) => this.accept(socket, l), this.log);
     const fabric: FabricOps = {
       name: 'iscsi',
@@ -159,6 +163,11 @@ export class IscsiTargetServer {
   /** Discovery session authentication, for the next discovery logins. */
   setDiscoveryAuth(d: DiscoveryAuth | undefined): void {
     this.discoveryAuth = d;
+  }
+
+  /** New budgets; connections read them live, so they apply from the next check on. */
+  setLimits(partial: Partial<IscsiLimits> | undefined): void {
+    this.limits = iscsiLimits(partial);
   }
 
   /** Start every portal's listener (all or nothing). */

@@ -2,6 +2,7 @@
 // the live connections. Exports name core devices; each connection opens its own nexus
 // when it picks an export (export-nexus.ts).
 
+import { nbdLimits, type NbdLimits } from './limits.js';
 import { lstat, unlink } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { FabricOps, NexusHandle } from '../../core/types.js';
@@ -54,6 +55,8 @@ export interface NbdServerOptions {
   listen?: NbdListen[];
   exports?: Record<string, NbdExportConfig>;
   logger?: NbdLogger;
+  /** Budgets (limits.ts); absent fields keep the defaults. */
+  limits?: Partial<NbdLimits> | undefined;
 }
 
 export class NbdServer {
@@ -67,12 +70,15 @@ export class NbdServer {
   private readonly fabric: FabricOps;
   private readonly tls: NbdTlsSetup | undefined;
   private nextConnectionId = 1;
+  /** Budgets on what clients can make the server hold (limits.ts); setLimits() replaces them. */
+  limits: NbdLimits;
 
   constructor(
     private readonly core: NbdCore,
     opts: NbdServerOptions = {},
   ) {
     this.logger = opts.logger ?? {};
+    this.limits = nbdLimits(opts.limits);
     this.listenOn = opts.listen ?? [{ host: '127.0.0.1', port: NBD_DEFAULT_PORT }];
     // Load certificate and key now: a bad PEM fails the start, not the first client.
     this.tls = opts.tls ? makeTlsSetup(opts.tls) : undefined;
@@ -88,6 +94,11 @@ export class NbdServer {
         }
       },
     };
+  }
+
+  /** New budgets; connections read them live, so they apply from the next check on. */
+  setLimits(partial: Partial<NbdLimits> | undefined): void {
+    this.limits = nbdLimits(partial);
   }
 
   /** Adds or replaces an export; connections already attached keep theirs. */
