@@ -8,6 +8,7 @@ import type { FabricOps } from '../../core/types.js';
 import type { DiscoveryAuth, IscsiCore, IscsiLogger, IscsiTargetConfig, TpgConfig } from './config.js';
 import type { IscsiSession, SessionRegistry } from './session.js';
 import type { IscsiFabricStats } from './stats.js';
+import type { IscsiLimits } from './limits.js';
 
 export interface ResolvedTarget {
   target: IscsiTargetConfig;
@@ -34,4 +35,6 @@ export interface AcceptingServer {
   loginTimeoutFor(portalKey: string): number;
   /** Target-initiated NOP-In timing for a session, in seconds. */
   nopTimingFor(session: IscsiSession): { interval: number; timeout: number };
+  /** Budgets in force now (limits.ts); setLimits() may replace them while connections run. */
+  limits(): IscsiLimits;
 }

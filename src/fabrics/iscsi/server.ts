@@ -70,6 +70,7 @@ export class IscsiTargetServer {
         interval: s.tpg?.attributes.nopInInterval ?? 0,
         timeout: s.tpg?.attributes.nopInTimeout ?? 30,
       }),
+      limits: () => this.limits,
     };
   }
 
