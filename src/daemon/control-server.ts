@@ -19,6 +19,12 @@ import { silentLogger, type Logger } from '../util/log.js';
 
 /** Longest request line, newline excluded. */
 export const MAX_LINE_BYTES = 1024 * 1024;
+/** Control clients at once (the dashboard, scripts, `lunkit top` each hold one). */
+export const MAX_CLIENTS = 64;
+/** Requests one client may have unanswered; further lines wait unread. */
+export const MAX_IN_FLIGHT = 16;
+/** Unread answer bytes above which the client's further requests wait. */
+export const OUTPUT_HIGH_WATER = 4 * 1024 * 1024;
 
 export type RequestId = string | number | null;
 
@@ -149,10 +155,21 @@ export class ControlServer {
       socket.destroy();
       return;
     }
+    if (this.sockets.size >= MAX_CLIENTS) {
+      // Refused with a reason, not silently: a script looping on the socket sees why.
+      socket.end(`${JSON.stringify({ jsonrpc: '2.0', id: null, error: toRpcError(new ControlError('ERR_CONTROL_BUSY', `the daemon serves at most ${MAX_CLIENTS} control clients at once`)) })}\n`);
+      setTimeout(() => socket.destroy(), 1000).unref();
+      return;
+    }
     this.sockets.add(socket);
+    // Bytes read but not yet parsed, held while the client has too much
+    // unanswered (see pump()); at most one socket chunk beyond the line cap.
+    const backlog: Buffer[] = [];
     let pending: Buffer[] = [];
     let pendingLen = 0;
     let dead = false;
+    let inFlight = 0;
+    const overBudget = (): boolean => inFlight >= MAX_IN_FLIGHT || socket.writableLength > OUTPUT_HIGH_WATER;
     const send = (msg: unknown): void => {
       if (dead || socket.destroyed || !socket.writable) return;
       socket.write(`${JSON.stringify(msg)}\n`);
@@ -173,40 +190,64 @@ export class ControlServer {
       send({ jsonrpc: '2.0', id: null, error: toRpcError(new ControlError('ERR_CONTROL_TOO_LARGE', `request line longer than ${MAX_LINE_BYTES} bytes`)) });
       dead = true;
       pending = [];
+      backlog.length = 0;
       socket.end();
       // A client that keeps sending is not waited for.
       setTimeout(() => socket.destroy(), 1000).unref();
     };
-    socket.on('data', (chunk: Buffer) => {
-      if (dead) return;
-      let start = 0;
-      for (;;) {
-        const nl = chunk.indexOf(0x0a, start);
-        if (nl < 0) break;
-        const piece = chunk.subarray(start, nl);
+    const started = (): void => {
+      inFlight++;
+    };
+    const finished = (): void => {
+      inFlight--;
+      pump();
+    };
+    // Parses lines while the client's unanswered requests and unread answers
+    // stay under budget; over it, stops reading until answers drain: a client
+    // that pipelines requests and never reads cannot make the daemon hold more.
+    const pump = (): void => {
+      while (!dead && backlog.length > 0) {
+        if (overBudget()) {
+          socket.pause();
+          return;
+        }
+        const chunk = backlog[0];
+        const nl = chunk.indexOf(0x0a);
+        if (nl < 0) {
+          backlog.shift();
+          if (pendingLen + chunk.length > MAX_LINE_BYTES) return tooLarge();
+          // Copy: the chunk's memory is not ours to keep.
+          pending.push(Buffer.from(chunk));
+          pendingLen += chunk.length;
+          continue;
+        }
+        const piece = chunk.subarray(0, nl);
+        backlog[0] = chunk.subarray(nl + 1);
+        if (backlog[0].length === 0) backlog.shift();
         if (pendingLen + piece.length > MAX_LINE_BYTES) return tooLarge();
         const line = pending.length ? Buffer.concat([...pending, piece]) : piece;
         pending = [];
         pendingLen = 0;
-        this.onLine(line, send, connection);
-        start = nl + 1;
+        this.onLine(line, send, connection, started, finished);
       }
-      const rest = chunk.subarray(start);
-      if (rest.length === 0) return;
-      if (pendingLen + rest.length > MAX_LINE_BYTES) return tooLarge();
-      // Copy: the chunk's memory is not ours to keep.
-      pending.push(Buffer.from(rest));
-      pendingLen += rest.length;
+      if (!dead && !overBudget() && socket.isPaused()) socket.resume();
+    };
+    socket.on('data', (chunk: Buffer) => {
+      if (dead) return;
+      backlog.push(chunk);
+      pump();
     });
+    socket.on('drain', pump);
     socket.on('error', () => {}); // a client that vanished; its answers are dropped
     socket.on('close', () => {
       dead = true;
+      backlog.length = 0;
       this.sockets.delete(socket);
       for (const fn of closers.splice(0)) fn();
     });
   }
 
-  private onLine(raw: Buffer, send: (msg: unknown) => void, connection: ControlConnection): void {
+  private onLine(raw: Buffer, send: (msg: unknown) => void, connection: ControlConnection, started: () => void, finished: () => void): void {
     const text = raw.toString('utf8').trim();
     if (text === '') return;
     let msg: unknown;
@@ -247,12 +288,15 @@ export class ControlServer {
         if (hasId) send({ jsonrpc: '2.0', method: 'progress', params: { id: rid, what: p.what, done: p.done, total: p.total } });
       },
     };
-    this.handler(method, params, ctx).then(
-      (result) => reply({ jsonrpc: '2.0', id: rid, result: result ?? {} }),
-      (err: unknown) => {
-        if (!(err instanceof ControlError)) this.logger.error('control request failed', { method, err });
-        reply({ jsonrpc: '2.0', id: rid, error: toRpcError(err) });
-      },
-    );
+    started();
+    this.handler(method, params, ctx)
+      .then(
+        (result) => reply({ jsonrpc: '2.0', id: rid, result: result ?? {} }),
+        (err: unknown) => {
+          if (!(err instanceof ControlError)) this.logger.error('control request failed', { method, err });
+          reply({ jsonrpc: '2.0', id: rid, error: toRpcError(err) });
+        },
+      )
+      .finally(finished);
   }
 }

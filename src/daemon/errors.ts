@@ -12,6 +12,7 @@ export type ControlErrorCode =
   | 'ERR_CONTROL_METHOD'
   | 'ERR_INVALID_PARAMS'
   | 'ERR_CONTROL_TOO_LARGE'
+  | 'ERR_CONTROL_BUSY'
   | 'ERR_NOT_FOUND'
   | 'ERR_EXISTS'
   | 'ERR_IN_USE'
@@ -26,6 +27,7 @@ export const RPC_CODES: Readonly<Record<ControlErrorCode, number>> = {
   ERR_CONTROL_METHOD: -32601,
   ERR_INVALID_PARAMS: -32602,
   ERR_CONTROL_TOO_LARGE: -32000,
+  ERR_CONTROL_BUSY: -32006,
   ERR_NOT_FOUND: -32002,
   ERR_EXISTS: -32003,
   ERR_IN_USE: -32001,
