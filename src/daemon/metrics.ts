@@ -346,15 +346,31 @@ export function parseMetricsAddress(text: string): { host: string; port: number 
   return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
 }
 
+/** Scrapers at once (Prometheus needs one; a few humans with curl more). */
+export const METRICS_MAX_CONNECTIONS = 64;
+
 /**
  * Serves GET /metrics (Prometheus text format) on host:port; port 0 picks a
  * free one. Every scrape takes a fresh snapshot; nothing runs between scrapes.
+ * Scrapes that arrive while a snapshot is being taken share it, so pipelined
+ * or concurrent requests cost one snapshot; Node's HTTP server stops reading a
+ * socket whose answers are not being read.
  */
 export function startMetricsServer(
   opts: { host: string; port: number },
   getSnapshot: () => StatsSnapshot | Promise<StatsSnapshot>,
 ): Promise<MetricsServer> {
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  let taking: Promise<string> | undefined;
+  const body = (): Promise<string> => {
+    taking ??= Promise.resolve()
+      .then(getSnapshot)
+      .then(renderPrometheus)
+      .finally(() => {
+        taking = undefined;
+      });
+    return taking;
+  };
+  const server = createServer({ maxHeaderSize: 8192, headersTimeout: 5_000, requestTimeout: 10_000, keepAliveTimeout: 5_000 }, (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
@@ -364,17 +380,16 @@ export function startMetricsServer(
       res.writeHead(404, { 'content-type': 'text/plain' }).end('lunkit serves /metrics\n');
       return;
     }
-    Promise.resolve()
-      .then(getSnapshot)
-      .then((snap) => {
-        const body = renderPrometheus(snap);
-        res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) });
-        res.end(req.method === 'HEAD' ? undefined : body);
+    body()
+      .then((text) => {
+        res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text) });
+        res.end(req.method === 'HEAD' ? undefined : text);
       })
       .catch((err: unknown) => {
         res.writeHead(500, { 'content-type': 'text/plain' }).end(`snapshot failed: ${err instanceof Error ? err.message : String(err)}\n`);
       });
   });
+  server.maxConnections = METRICS_MAX_CONNECTIONS;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => {
