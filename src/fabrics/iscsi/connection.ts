@@ -22,7 +22,7 @@ import type { CmdSnFields, ConnectionPort } from './hosts.js';
 import { LoginPhase, type LoginConnection } from './login.js';
 import { FullFeature } from './full-feature.js';
 import { sendReject } from './reject.js';
-import { NopPinger } from './nop.js';
+import { DiscoveryIdleWatch, NopPinger, type Liveness } from './nop.js';
 import { StatusRetention } from './retention.js';
 import { BufferPool } from '../../util/buffer-pool.js';
 import { HeaderSlab } from './header-slab.js';
@@ -57,7 +57,7 @@ export class IscsiConnection implements ConnectionPort, LoginConnection, StatsCo
   private fullFeaturePhase: FullFeature | undefined;
   private corked = false;
   private loginTimer: NodeJS.Timeout | undefined;
-  private pinger: NopPinger | undefined;
+  private pinger: Liveness | undefined;
   private readonly closeHooks: Array<() => void> = [];
   /** ERL >= 1 only: status PDUs kept until acknowledged (retention.ts). */
   retention: StatusRetention | undefined;
@@ -157,7 +157,7 @@ export class IscsiConnection implements ConnectionPort, LoginConnection, StatsCo
         fullFeature.dataDigestError(pdu);
         return;
       }
-      this.pinger?.activity();
+      this.pinger?.activity(pdu.opcode);
       fullFeature.handle(pdu, frame.bhs);
     } catch (err) {
       this.fail('PDU handler threw', err);
@@ -199,8 +199,14 @@ export class IscsiConnection implements ConnectionPort, LoginConnection, StatsCo
     if (p.errorRecoveryLevel >= 1 && session.type === 'normal') {
       this.retention = new StatusRetention((itt, statSN) => fullFeature.statusAcked(itt, statSN));
     }
-    const nop = this.server.nopTimingFor(session);
-    if (nop.interval > 0) this.pinger = new NopPinger(this, nop.interval, nop.timeout);
+    if (session.type === 'discovery') {
+      // Never pinged (nop.ts): dropped when idle instead.
+      const idle = this.server.limits().discoveryIdleTimeout;
+      if (idle > 0) this.pinger = new DiscoveryIdleWatch(this, idle);
+    } else {
+      const nop = this.server.nopTimingFor(session);
+      if (nop.interval > 0) this.pinger = new NopPinger(this, nop.interval, nop.timeout);
+    }
   }
 
   /** A NOP-Out answered our ping with this TTT. */

@@ -167,6 +167,8 @@ export class FullFeature implements TaskTable, TaskHost, TmfHost, TextHost, Snac
         if (discovery) return this.rejectOrdered(pdu, bhs, RejectReason.PROTOCOL_ERROR);
         return this.ordered(pdu, () => this.tmf(pdu));
       case Opcode.NOP_OUT:
+        // RFC 7143 §4.3: a discovery session accepts only Text and Logout.
+        if (discovery) return this.rejectOrdered(pdu, bhs, RejectReason.PROTOCOL_ERROR);
         return this.nopOut(pdu, bhs);
       case Opcode.TEXT_REQUEST:
         return this.ordered(pdu, () => this.text.handle(pdu as TextRequestPdu, bhs));

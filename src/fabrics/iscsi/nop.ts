@@ -8,6 +8,12 @@
 //   with ITT 0xffffffff and a fresh TTT (StatSN not advanced); when neither
 //   the answer nor any other PDU arrives within `timeout` seconds, the
 //   connection is dead and is dropped.
+// - DiscoveryIdleWatch: a discovery session may not be pinged (RFC 7143 §4.3:
+//   in a discovery session the target accepts only Text Requests with
+//   SendTargets and a Logout; a NOP-In would invite a NOP-Out it must reject),
+//   so instead of pings it is dropped after `idleSec` seconds without a Text
+//   or Logout Request. Other PDUs (rejected anyway) do not count as activity,
+//   or a NOP-Out flood would keep an idle discovery session open for ever.
 
 import { Opcode, type NopInPdu, type NopOutPdu } from '../../protocols/iscsi/pdu-types.js';
 import { RESERVED_TAG } from '../../protocols/iscsi/constants.js';
@@ -28,7 +34,16 @@ export function answerNopOut(conn: PduSink & { readonly peerMaxRecvDataSegmentLe
   });
 }
 
-export class NopPinger {
+/** What the connection tells its liveness check (NopPinger or DiscoveryIdleWatch). */
+export interface Liveness {
+  /** A PDU with this opcode arrived. */
+  activity(opcode: number): void;
+  /** A NOP-Out with ITT 0xffffffff answered our ping with this TTT. */
+  answered(ttt: number): void;
+  stop(): void;
+}
+
+export class NopPinger implements Liveness {
   private timer: NodeJS.Timeout | undefined;
   private deadline: NodeJS.Timeout | undefined;
   private outstanding: number | undefined;
@@ -46,7 +61,7 @@ export class NopPinger {
   }
 
   /** Any PDU from the initiator shows it is alive. */
-  activity(): void {
+  activity(_opcode?: number): void {
     this.lastRx = Date.now();
   }
 
@@ -98,5 +113,41 @@ export class NopPinger {
       this.conn.destroy(`no answer to NOP-In within ${this.timeoutSec} s`);
     }, this.timeoutSec * 1000);
     this.deadline.unref();
+  }
+}
+
+export class DiscoveryIdleWatch implements Liveness {
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly conn: { destroy(reason: string): void },
+    private readonly idleSec: number,
+  ) {
+    this.arm();
+  }
+
+  activity(opcode: number): void {
+    if (opcode === Opcode.TEXT_REQUEST || opcode === Opcode.LOGOUT_REQUEST) this.arm();
+  }
+
+  answered(): void {
+    // Discovery sessions are never pinged: nothing to answer.
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private arm(): void {
+    if (this.timer) {
+      this.timer.refresh();
+      return;
+    }
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.conn.destroy(`discovery session idle for ${this.idleSec} s`);
+    }, this.idleSec * 1000);
+    this.timer.unref();
   }
 }
