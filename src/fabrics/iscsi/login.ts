@@ -9,9 +9,17 @@
 //
 // Failures answer with a Login Response whose Status-Class/Detail says why
 // (§11.13.5) and then close the connection.
+//
+// Text in both directions is bounded. Our reply text is cut at what the
+// initiator accepts per PDU (8192 during login, §13.12, or less if it declared
+// less); each piece but the last has C=1 and T=0, and the initiator fetches
+// the next one with an empty Login Request (§11.13.3, §6.1). What the
+// initiator sends is capped per login: LOGIN_MAX_TEXT_BYTES of key text,
+// LOGIN_MAX_KEYS keys and LOGIN_MAX_PDUS requests; past any of them the login
+// fails with Initiator Error (0x0200) instead of growing.
 
 import { LunkitError } from '../../protocols/errors.js';
-import { LoginStage, LoginStatus, ISCSI_VERSION } from '../../protocols/iscsi/constants.js';
+import { DEFAULT_RECV_DATA_SEGMENT_LENGTH, LoginStage, LoginStatus, ISCSI_VERSION } from '../../protocols/iscsi/constants.js';
 import { Opcode, type LoginRequestPdu, type LoginResponsePdu } from '../../protocols/iscsi/pdu-types.js';
 import { encodeTextKeys, parseTextKeys, TextAccumulator } from '../../protocols/iscsi/text.js';
 import { KeyNegotiator } from '../../protocols/iscsi/keys.js';
@@ -24,6 +32,20 @@ import { IscsiSession, initiatorPortId, targetPortId } from './session.js';
 import { DEFAULT_SESSION_PARAMS, type SessionParams } from './session-params.js';
 
 type Status = { statusClass: number; statusDetail: number };
+
+/** Key text one login may send in all (a real login sends well under 4 KiB; CHAP with long challenges under 8). */
+export const LOGIN_MAX_TEXT_BYTES = 64 * 1024;
+/** Keys one login may send in all (RFC 7143 defines about 30). */
+export const LOGIN_MAX_KEYS = 256;
+/** Login Requests one login may send (a CHAP login takes 4 or 5). */
+export const LOGIN_MAX_PDUS = 64;
+
+/** What to do once the last piece of a reply is out. */
+interface ReplyPlan {
+  /** Grant the initiator's transit request (T=1) to `nsg`. */
+  transit: boolean;
+  nsg: number;
+}
 
 /** Keys the login layer handles itself; the negotiator never sees them. */
 const DECLARATIVE = new Set(['InitiatorName', 'InitiatorAlias', 'TargetName', 'SessionType', 'TargetAlias', 'TargetAddress', 'TargetPortalGroupTag']);
@@ -50,6 +72,7 @@ export interface LoginConnection extends PduSink, SessionConnection {
   enterFullFeature(session: IscsiSession, params: SessionParams): void;
   /** Flush what is queued, then close. */
   end(reason: string): void;
+  readonly closed: boolean;
 }
 
 export class LoginPhase {
@@ -70,10 +93,18 @@ export class LoginPhase {
   private creds: ChapCredentials | undefined;
   private mutualCreds: ChapCredentials | undefined;
   private chap: ChapTarget | undefined;
+  /** A CHAP response waits out the throttle's delay (auth-throttle.ts) before it is checked. */
+  private chapWaiting = false;
   private negotiator: KeyNegotiator | undefined;
   private proposalsSent = false;
   private tpgtSent = false;
-  private readonly text = new TextAccumulator(64 * 1024);
+  private readonly text = new TextAccumulator(LOGIN_MAX_TEXT_BYTES);
+  /** Totals over the whole login (the caps above). */
+  private textBytes = 0;
+  private keyCount = 0;
+  private pduCount = 0;
+  /** The rest of a reply longer than one PDU, sent piece by piece (C bit). */
+  private owed: { rest: Buffer; plan: ReplyPlan } | undefined;
 
   constructor(
     private readonly conn: LoginConnection,
@@ -89,6 +120,26 @@ export class LoginPhase {
 
   handle(pdu: LoginRequestPdu): void {
     if (this.done) return;
+    if (this.chapWaiting) {
+      // Login is lock-step: nothing may come while a response is owed.
+      this.fail(pdu, LoginStatus.INITIATOR_ERROR, 'Login Request sent before the previous one was answered');
+      return;
+    }
+    const gate = this.server.loginGate;
+    const wait = gate && this.chap?.awaitingResponse && pdu.csg === LoginStage.SECURITY && !pdu.continue ? gate.chapDelayMs(this.initiatorName, this.conn.remote) : 0;
+    if (wait > 0) {
+      // The login timeout still runs; a connection gone by then is not answered.
+      this.chapWaiting = true;
+      setTimeout(() => {
+        this.chapWaiting = false;
+        if (!this.conn.closed && !this.done) this.run(pdu);
+      }, wait).unref();
+      return;
+    }
+    this.run(pdu);
+  }
+
+  private run(pdu: LoginRequestPdu): void {
     try {
       this.step(pdu);
     } catch (err) {
@@ -124,8 +175,23 @@ export class LoginPhase {
       throw new LoginFailure(LoginStatus.INITIATOR_ERROR, `invalid NSG ${pdu.nsg} from CSG ${pdu.csg}`);
     }
     if (pdu.transit && pdu.continue) throw new LoginFailure(LoginStatus.INITIATOR_ERROR, 'T and C both set');
+    if (pdu.csg !== this.stage && this.owed) throw new LoginFailure(LoginStatus.INITIATOR_ERROR, 'stage changed while a response was incomplete');
     this.stage = pdu.csg;
+    if (++this.pduCount > LOGIN_MAX_PDUS) throw new LoginFailure(LoginStatus.INITIATOR_ERROR, `more than ${LOGIN_MAX_PDUS} Login Requests`);
 
+    if (this.owed) {
+      // The initiator asks for the rest of our text with an empty request (§11.13.3).
+      if (pdu.data.length > 0 || pdu.continue) {
+        throw new LoginFailure(LoginStatus.INITIATOR_ERROR, 'login text sent while the target response was incomplete');
+      }
+      const { rest, plan } = this.owed;
+      this.owed = undefined;
+      this.reply(pdu, rest, plan);
+      return;
+    }
+
+    this.textBytes += pdu.data.length;
+    if (this.textBytes > LOGIN_MAX_TEXT_BYTES) throw new LoginFailure(LoginStatus.INITIATOR_ERROR, `login text over ${LOGIN_MAX_TEXT_BYTES} bytes`);
     let whole: Buffer | undefined;
     try {
       whole = this.text.add(pdu.data, pdu.continue);
@@ -143,6 +209,8 @@ export class LoginPhase {
     } catch {
       throw new LoginFailure(LoginStatus.INITIATOR_ERROR, 'malformed login text');
     }
+    this.keyCount += pairs.length;
+    if (this.keyCount > LOGIN_MAX_KEYS) throw new LoginFailure(LoginStatus.INITIATOR_ERROR, `more than ${LOGIN_MAX_KEYS} login keys`);
     const keys = new Map<string, string>();
     for (const [k, v] of pairs) keys.set(k, v);
     if (!this.identified) this.identify(keys);
@@ -189,12 +257,37 @@ export class LoginPhase {
 
     let transit = pdu.transit;
     if (pdu.csg === LoginStage.SECURITY && !this.authDone) transit = false;
-    if (transit && pdu.nsg === LoginStage.FULL_FEATURE) {
-      this.finish(pdu, replies);
+    this.reply(pdu, encodeTextKeys(replies), { transit, nsg: transit ? pdu.nsg : pdu.csg });
+  }
+
+  /**
+   * Send `data` in answer to `pdu`: all of it, carrying out `plan`, if it fits
+   * in one PDU the initiator accepts; else the first piece with C=1 and T=0,
+   * keeping the rest for the initiator's next (empty) request.
+   */
+  private reply(pdu: LoginRequestPdu, data: Buffer, plan: ReplyPlan): void {
+    const max = this.peerMaxDataSegment();
+    if (data.length > max) {
+      this.owed = { rest: data.subarray(max), plan };
+      this.respond(pdu, { transit: false, cont: true, nsg: pdu.csg, data: data.subarray(0, max) });
       return;
     }
-    if (transit) this.stage = pdu.nsg;
-    this.respond(pdu, { transit, nsg: transit ? pdu.nsg : pdu.csg, data: encodeTextKeys(replies) });
+    // The T bit answers the request it comes in (§11.13.1): a transit asked
+    // for before a long reply is granted only if the last request asks again.
+    const transit = plan.transit && pdu.transit && pdu.nsg === plan.nsg;
+    if (transit && plan.nsg === LoginStage.FULL_FEATURE) {
+      this.finish(pdu, data);
+      return;
+    }
+    if (transit) this.stage = plan.nsg;
+    this.respond(pdu, { transit, nsg: transit ? plan.nsg : pdu.csg, data });
+  }
+
+  /** What the initiator accepts per Login Response: 8192, or less if it declared less (§13.12). */
+  private peerMaxDataSegment(): number {
+    const declared = this.negotiator?.peerDeclaration('MaxRecvDataSegmentLength');
+    const n = declared === undefined ? Number.NaN : Number(declared);
+    return Number.isFinite(n) && n >= 512 ? Math.min(n, DEFAULT_RECV_DATA_SEGMENT_LENGTH) : DEFAULT_RECV_DATA_SEGMENT_LENGTH;
   }
 
   /** First PDU: who is logging in to what (§11.12, §13.4-13.6). */
@@ -222,6 +315,8 @@ export class LoginPhase {
       if (!initiatorAllowed(r.tpg, initiator)) {
         throw new LoginFailure(LoginStatus.AUTHORIZATION_FAILURE, `initiator ${initiator} has no ACL`);
       }
+      const refusal = this.tsih === 0 ? server.loginGate?.refuseSession(initiator, this.isid, this.conn.remote) : undefined;
+      if (refusal) throw new LoginFailure(refusal.status, refusal.why);
       const acl = findAcl(r.tpg, initiator);
       this.authRequired = r.tpg.attributes.authentication;
       this.creds = acl?.chap;
@@ -267,7 +362,15 @@ export class LoginPhase {
     // Digests when the initiator asks for them (LIO's default "CRC32C,None").
     local.HeaderDigest ??= 'CRC32C,None';
     local.DataDigest ??= 'CRC32C,None';
-    this.negotiator = new KeyNegotiator('target', local, { discovery: this.sessionType === 'discovery', leading: this.tsih === 0 });
+    // DefaultTime2Wait/Retain say how long a failed connection's tasks (and
+    // their buffers) are held: capped by the server's limits, whatever the
+    // initiator offers or the TPG sets.
+    const limits = server.limits();
+    this.negotiator = new KeyNegotiator('target', local, {
+      discovery: this.sessionType === 'discovery',
+      leading: this.tsih === 0,
+      caps: { DefaultTime2Wait: limits.maxDefaultTime2Wait, DefaultTime2Retain: limits.maxDefaultTime2Retain },
+    });
   }
 
   private security(keys: Map<string, string>, replies: Array<[string, string]>): void {
@@ -293,7 +396,9 @@ export class LoginPhase {
     const chapKeys = [...keys.keys()].filter((k) => k.startsWith('CHAP_'));
     if (chapKeys.length > 0) {
       if (!this.chap) throw new LoginFailure(LoginStatus.INITIATOR_ERROR, 'CHAP keys without AuthMethod=CHAP');
+      const checked = this.chap.awaitingResponse;
       const r = this.chap.step(keys);
+      if (checked) this.server.loginGate?.chapResult(this.initiatorName, this.conn.remote, r.kind !== 'fail');
       if (r.kind === 'fail') throw new LoginFailure(LoginStatus.AUTHENTICATION_FAILURE, `CHAP: ${r.why}`);
       replies.push(...r.replies);
       if (r.kind === 'done') this.authDone = true;
@@ -308,7 +413,7 @@ export class LoginPhase {
   }
 
   /** Transit to full feature phase: create or join the session (§6.3.5). */
-  private finish(pdu: LoginRequestPdu, replies: Array<[string, string]>): void {
+  private finish(pdu: LoginRequestPdu, data: Buffer): void {
     if (this.authRequired && !this.authDone) throw new LoginFailure(LoginStatus.AUTHENTICATION_FAILURE, 'not authenticated');
     const server = this.server;
     if (this.sessionType === 'normal' && this.resolved && !this.existing) {
@@ -402,7 +507,7 @@ export class LoginPhase {
       maxCmdSN: session.window.maxCmdSN,
       statusClass: 0,
       statusDetail: 0,
-      data: encodeTextKeys(replies),
+      data,
     });
     // Connection reinstatement (§6.3.4): an old connection with this CID goes
     // away, the session stays (the new one is counted first, so the session
@@ -425,12 +530,12 @@ export class LoginPhase {
     });
   }
 
-  private respond(pdu: LoginRequestPdu, r: { transit: boolean; nsg: number; data: Buffer }): void {
+  private respond(pdu: LoginRequestPdu, r: { transit: boolean; cont?: boolean; nsg: number; data: Buffer }): void {
     const w = this.window();
     this.conn.send<LoginResponsePdu>({
       opcode: Opcode.LOGIN_RESPONSE,
       transit: r.transit,
-      continue: false,
+      continue: r.cont ?? false,
       csg: pdu.csg,
       nsg: r.nsg,
       versionMax: ISCSI_VERSION,
@@ -450,13 +555,9 @@ export class LoginPhase {
   private fail(pdu: LoginRequestPdu, status: Status, why: string): void {
     this.done = true;
     this.server.stats.loginFailed(this.conn, this.initiatorName, status.statusClass, status.statusDetail, why);
-    this.server.log.info?.('iSCSI login failed', {
-      remote: this.conn.remote,
-      initiator: this.initiatorName || undefined,
-      statusClass: status.statusClass,
-      statusDetail: status.statusDetail,
-      why,
-    });
+    const fields = { remote: this.conn.remote, initiator: this.initiatorName || undefined, statusClass: status.statusClass, statusDetail: status.statusDetail, why };
+    if (this.server.loginGate) this.server.loginGate.loginFailed(fields);
+    else this.server.log.info?.('iSCSI login failed', fields);
     const w = this.window();
     this.conn.send<LoginResponsePdu>({
       opcode: Opcode.LOGIN_RESPONSE,

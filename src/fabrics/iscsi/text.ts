@@ -7,12 +7,23 @@
 // A long answer is split at the initiator's MaxRecvDataSegmentLength: every
 // piece but the last has F=0 and a Target Transfer Tag; the initiator asks
 // for the next piece with an empty Text Request carrying that tag.
+//
+// What the initiator sends is bounded: TEXT_MAX_BYTES of text over a C-bit
+// sequence and TEXT_MAX_KEYS keys per request. Past either the request is
+// answered with a Reject, reason Negotiation Reset (0x0b, §11.17.1: the text
+// exchange is abandoned and nothing agreed in it stands), and the connection
+// carries on.
 
 import { Opcode, type TextRequestPdu, type TextResponsePdu } from '../../protocols/iscsi/pdu-types.js';
 import { RESERVED_TAG, RejectReason } from '../../protocols/iscsi/constants.js';
 import { encodeTextKeys, parseTextKeys, TextAccumulator } from '../../protocols/iscsi/text.js';
 import type { PduSink } from './hosts.js';
 import type { IscsiSession } from './session.js';
+
+/** Text one Text Request sequence (C bit) may carry. */
+export const TEXT_MAX_BYTES = 64 * 1024;
+/** Keys one Text Request may carry (SendTargets needs one). */
+export const TEXT_MAX_KEYS = 256;
 
 /** What the Text handler needs of its connection (FullFeature provides it). */
 export interface TextHost extends PduSink {
@@ -30,7 +41,7 @@ interface PendingText {
 
 export class TextHandler {
   private pending: PendingText | undefined;
-  private readonly acc = new TextAccumulator(64 * 1024);
+  private readonly acc = new TextAccumulator(TEXT_MAX_BYTES);
   private nextTtt = 1;
 
   constructor(private readonly host: TextHost) {}
@@ -50,7 +61,7 @@ export class TextHandler {
     try {
       whole = this.acc.add(pdu.data, pdu.continue);
     } catch {
-      this.reply(pdu, Buffer.alloc(0), true, RESERVED_TAG, false);
+      this.host.reject(bhs, RejectReason.NEGOTIATION_RESET);
       return;
     }
     if (whole === undefined) {
@@ -63,6 +74,10 @@ export class TextHandler {
       pairs = parseTextKeys(whole);
     } catch {
       this.host.reject(bhs, RejectReason.INVALID_PDU_FIELD);
+      return;
+    }
+    if (pairs.length > TEXT_MAX_KEYS) {
+      this.host.reject(bhs, RejectReason.NEGOTIATION_RESET);
       return;
     }
     const out: Array<[string, string]> = [];

@@ -155,6 +155,13 @@ export interface NegotiatorOptions {
   discovery: boolean;
   /** Leading connection of its session (LO keys allowed). */
   leading: boolean;
+  /**
+   * Responder side: ceilings on what numeric keys are answered with, e.g. the
+   * target's limits on DefaultTime2Wait/Retain. The answer is the smaller of
+   * the negotiated value and the cap (for a numeric-max key that can be below
+   * the offer: the target will not hold state longer than it is willing to).
+   */
+  caps?: Readonly<Partial<Record<string, number>>>;
 }
 
 /** Parse an RFC 7143 §6.1 numerical value (decimal or 0x hex). NaN if invalid. */
@@ -192,6 +199,7 @@ export class KeyNegotiator {
   private readonly agreed = new Map<string, string>();
   private readonly declared: Record<string, string> = {};
   private ourRecvDeclared = false;
+  private readonly caps: Readonly<Partial<Record<string, number>>>;
 
   constructor(
     readonly role: NegotiationRole,
@@ -202,6 +210,7 @@ export class KeyNegotiator {
     for (const [k, v] of Object.entries(local)) if (v !== undefined) this.local.set(k, v);
     this.discovery = opts.discovery;
     this.leading = opts.leading;
+    this.caps = opts.caps ?? {};
   }
 
   /** Our value for a key: the configured one, or the RFC default. */
@@ -310,8 +319,9 @@ export class KeyNegotiator {
         const n = parseNumericValue(value);
         if (!this.inRange(d, n)) return undefined;
         const o = parseNumericValue(ours);
-        if (Number.isNaN(o)) return String(n);
-        return String(d.kind === 'numeric-min' ? Math.min(n, o) : Math.max(n, o));
+        const agreed = Number.isNaN(o) ? n : d.kind === 'numeric-min' ? Math.min(n, o) : Math.max(n, o);
+        const cap = this.caps[d.name];
+        return String(cap === undefined ? agreed : Math.max(d.min ?? 0, Math.min(agreed, cap)));
       }
       case 'list': {
         // §6.2.1: the responder picks the first value of the offer it supports.
@@ -477,6 +487,11 @@ export class KeyNegotiator {
       sessionType: this.discovery || this.declared.SessionType === 'Discovery' ? 'Discovery' : 'Normal',
       declared: { ...this.declared },
     };
+  }
+
+  /** What the peer declared for a declarative key so far (e.g. its MaxRecvDataSegmentLength). */
+  peerDeclaration(name: string): string | undefined {
+    return this.declared[name];
   }
 
   /** True if the key was agreed or declared in this negotiation. */

@@ -335,3 +335,38 @@ describe('KeyNegotiator as initiator (originator)', () => {
     ]);
   });
 });
+
+describe('responder caps on numeric keys', () => {
+  it('answers the smaller of the negotiated value and the cap, never below the key minimum', () => {
+    const n = new KeyNegotiator('target', { DefaultTime2Retain: '3600' }, { discovery: false, leading: true, caps: { DefaultTime2Wait: 60, DefaultTime2Retain: 120, MaxBurstLength: 0 } });
+    const r = n.respond([
+      ['DefaultTime2Wait', '3600'],
+      ['DefaultTime2Retain', '3000'],
+      ['MaxBurstLength', '65536'],
+    ]);
+    expect(reply(r.replies, 'DefaultTime2Wait')).toEqual(['60']);
+    expect(reply(r.replies, 'DefaultTime2Retain')).toEqual(['120']);
+    // A cap below the key's range gives the range minimum, not an invalid value.
+    expect(reply(r.replies, 'MaxBurstLength')).toEqual(['512']);
+    expect(n.result().defaultTime2Wait).toBe(60);
+    expect(n.result().defaultTime2Retain).toBe(120);
+  });
+
+  it('leaves values under the cap to the ordinary result functions', () => {
+    const n = new KeyNegotiator('target', {}, { discovery: false, leading: true, caps: { DefaultTime2Wait: 60, DefaultTime2Retain: 120 } });
+    const r = n.respond([
+      ['DefaultTime2Wait', '1'],
+      ['DefaultTime2Retain', '5'],
+    ]);
+    // Time2Wait: max(1, our 2); Time2Retain: min(5, our 20).
+    expect(reply(r.replies, 'DefaultTime2Wait')).toEqual(['2']);
+    expect(reply(r.replies, 'DefaultTime2Retain')).toEqual(['5']);
+  });
+
+  it('peerDeclaration gives what the peer declared', () => {
+    const n = target();
+    expect(n.peerDeclaration('MaxRecvDataSegmentLength')).toBeUndefined();
+    n.respond([['MaxRecvDataSegmentLength', '4096']]);
+    expect(n.peerDeclaration('MaxRecvDataSegmentLength')).toBe('4096');
+  });
+});
