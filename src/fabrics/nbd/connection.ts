@@ -6,6 +6,17 @@
 // request gets an error reply and the stream stays in sync; only a broken
 // stream (bad magic, oversized option) closes the connection. STARTTLS
 // swaps the socket for a TLS one in the middle of option haggling (tls.ts).
+//
+// Backpressure (docs/security.md, limits.ts): a request counts as in flight
+// until its reply has been handed to the kernel (the write callback), and so
+// do the payload bytes it holds: a WRITE's data until the backstore has it, a
+// READ's length until its reply has left. Reading stops (socket and framer,
+// which may hold thousands of headers from one chunk) while too many requests
+// or bytes are held or the socket's queued output is above its high-water
+// mark, and starts again when they fall (drain, write callbacks). Option
+// haggling reads one option at a time under the same output mark. A
+// handshake that has not reached transmission in handshakeTimeout seconds,
+// and a connection idle for idleTimeout seconds, are closed.
 
 import type { Socket } from 'node:net';
 import { reasonToErrno, type BlockFailure, type FabricOps } from '../../core/index.js';
@@ -30,6 +41,7 @@ import type { NbdCore, NbdExportConfig, NbdLogger, PeerInfo } from './ports.js';
 import { BufferPool } from '../../util/buffer-pool.js';
 import { encodeReply, type Outcome } from './replies.js';
 import { upgradeToTls, type NbdTlsSetup } from './tls.js';
+import { DEFAULT_NBD_LIMITS, type NbdLimits } from './limits.js';
 
 /** Pause reading while this many requests are in flight (resume at half). */
 const MAX_IN_FLIGHT = 64;
@@ -56,7 +68,14 @@ export interface ConnectionContext {
   exports(): Map<string, NbdExportConfig>;
   /** STARTTLS support; absent: NOTLS. */
   tls?: NbdTlsSetup | undefined;
+  /** The server's budgets, read live (setLimits applies from the next check on); absent: the defaults. */
+  limits?(): NbdLimits;
+  /** A connection closed on a limit (the server counts them and logs a summary). */
+  limitHit?(what: NbdLimitEvent): void;
 }
+
+/** Why a connection was closed or throttled on a limit (NbdServer.stats() counts them). */
+export type NbdLimitEvent = 'handshakeTimeout' | 'idleTimeout' | 'tooManyOptions' | 'readPause';
 
 /** One connection as `NbdServer.connections()` lists it (plain JSON, for `lunkit sessions`). */
 export interface NbdConnectionInfo {
@@ -70,8 +89,16 @@ export interface NbdConnectionInfo {
   local: string;
   /** Accepted at (ms since the epoch). */
   since: number;
-  /** Requests received and not yet answered. */
+  /** Requests received whose reply has not yet been handed to the kernel. */
   inFlight: number;
+  /** Payload bytes held: WRITE data not yet written, READ replies not yet sent. */
+  inFlightBytes: number;
+  /** Output queued in the process, not yet taken by the kernel. */
+  queuedBytes: number;
+  /** Reading is stopped right now (backpressure). */
+  paused: boolean;
+  /** Times reading was stopped by backpressure on this connection. */
+  pauses: number;
   /** STARTTLS completed. */
   tls: boolean;
   structured: boolean;
@@ -96,6 +123,19 @@ export class NbdConnection {
   private blockStatusContext: number | undefined;
   private readOnly = false;
   private inFlight = 0;
+  /** Payload bytes held for requests in flight (see the header comment). */
+  private heldBytes = 0;
+  /** The framer reading the socket now (options, then requests); gated by updateReading(). */
+  private framer: { pause(): void; resume(): void } | undefined;
+  /** Options received and not yet answered (haggling reads one at a time). */
+  private optionsPending = 0;
+  private readingPaused = false;
+  private pauses = 0;
+  /** Closes a handshake that does not reach transmission in time. */
+  private handshakeTimer: NodeJS.Timeout | undefined;
+  /** Idle timeout: one timer, re-armed lazily from lastActive (no timer work per request). */
+  private idleTimer: NodeJS.Timeout | undefined;
+  private lastActive = 0;
   /** The socket is corked until the next setImmediate (reply coalescing). */
   private corked = false;
   private corkedBytes = 0;
@@ -118,6 +158,10 @@ export class NbdConnection {
     this.socket = socket;
   }
 
+  private limits(): NbdLimits {
+    return this.ctx.limits?.() ?? DEFAULT_NBD_LIMITS;
+  }
+
   get nexusId(): number | undefined {
     return this.session?.nexusId;
   }
@@ -137,6 +181,10 @@ export class NbdConnection {
       local: unix ? p.localAddress : `${p.localAddress}:${p.localPort}`,
       since: this.since,
       inFlight: this.inFlight,
+      inFlightBytes: this.heldBytes,
+      queuedBytes: this.socket.writableLength,
+      paused: this.readingPaused,
+      pauses: this.pauses,
       tls: this.encrypted,
       structured: this.mode.structured || this.mode.extended,
       extendedHeaders: this.mode.extended,
@@ -176,6 +224,10 @@ export class NbdConnection {
     s.setNoDelay(true);
     s.on('error', (e) => this.ctx.logger.debug?.('nbd socket error', { err: e.message }));
     s.on('close', () => this.finish());
+    s.on('drain', this.updateReading);
+    // nbdkit --timeout: from accept to transmission, whatever the client does meanwhile.
+    this.handshakeTimer = setTimeout(() => this.limitClose('handshakeTimeout', 'no export chosen in time'), this.limits().handshakeTimeout * 1000);
+    this.handshakeTimer.unref();
     const negotiation = new Negotiation(
       {
         send: (b) => this.send(b),
@@ -184,18 +236,31 @@ export class NbdConnection {
         enterTransmission: (session, exp, mode, context) => this.enterTransmission(session, exp, mode, context, framers.current),
         startTls: () => this.startTls(framers, onOption),
         end: () => this.end(),
+        tooManyOptions: () => this.ctx.limitHit?.('tooManyOptions'),
         debug: (msg, fields) => this.ctx.logger.debug?.(msg, fields),
       },
       this.ctx.tls?.mode ?? 'off',
+      () => this.limits().maxOptions,
     );
-    // Options are answered strictly in order: queue them behind each other.
+    // Options are answered strictly in order, one at a time: reading stops
+    // while one is pending, so a client pipelining options (or never reading
+    // the replies) makes the server hold one option and its replies, no more.
     let chain = Promise.resolve();
     const onOption = (frame: OptionFrame): void => {
       const copy = { option: frame.option, data: Buffer.from(frame.data) };
       // STARTTLS: whatever follows it on the wire is TLS, not options; stop
       // framing now, before the option is even answered.
       if (negotiation.willStartTls(copy)) this.hold(framers.current);
-      chain = chain.then(() => negotiation.onOption(copy)).catch((e: unknown) => this.broken(String(e)));
+      this.optionsPending++;
+      this.updateReading();
+      chain = chain
+        .then(() => negotiation.onOption(copy))
+        .catch((e: unknown) => this.broken(String(e)))
+        .finally(() => {
+          this.optionsPending--;
+          if (negotiation.finished && this.session === undefined) framers.current.stop();
+          this.updateReading();
+        });
     };
     const framers = {
       current: new OptionFramer({
@@ -204,6 +269,7 @@ export class NbdConnection {
         onError: (e) => this.broken(e.message),
       }),
     };
+    this.framer = framers.current;
     s.on('data', (chunk: Buffer) => {
       if (this.held) this.held.push(chunk);
       else if (this.session === undefined) framers.current.push(chunk);
@@ -242,10 +308,14 @@ export class NbdConnection {
       return;
     }
     this.socket = secure;
+    // The plain socket's pause state stays with it; the TLS socket starts reading.
+    this.readingPaused = false;
     secure.on('error', (e) => this.ctx.logger.debug?.('nbd TLS socket error', { err: e.message }));
     secure.on('close', () => this.finish());
+    secure.on('drain', this.updateReading);
     this.ctx.logger.debug?.('nbd TLS established', { peer: this.peer.remoteAddress, protocol: secure.getProtocol() });
     framers.current = new OptionFramer({ expectClientFlags: false, onOption, onError: (e) => this.broken(e.message) });
+    this.framer = framers.current;
     secure.on('data', (chunk: Buffer) => {
       if (this.held) this.held.push(chunk);
       else if (this.session === undefined) framers.current.push(chunk);
@@ -260,6 +330,80 @@ export class NbdConnection {
   /** Transmission started over TLS (for logs and tests). */
   get encrypted(): boolean {
     return 'encrypted' in this.socket;
+  }
+
+  /**
+   * Stops or restarts reading from the client: stopped while too many
+   * requests or payload bytes are held, while output queued in the process
+   * is above the high-water mark, or (haggling) while an option is pending.
+   * Called whenever one of those changes, and on 'drain'.
+   */
+  private readonly updateReading = (): void => {
+    if (this.closed) return;
+    const limits = this.limits();
+    const queued = this.socket.writableLength;
+    let stop: boolean;
+    if (this.session === undefined) stop = this.optionsPending > 0 || queued > limits.sendHighWaterBytes;
+    else if (this.readingPaused) {
+      // Resume with some room (half the count), not at the first free slot.
+      stop = this.inFlight > MAX_IN_FLIGHT / 2 || this.heldBytes > limits.inFlightBytes || queued > limits.sendHighWaterBytes;
+    } else stop = this.inFlight >= MAX_IN_FLIGHT || this.heldBytes > limits.inFlightBytes || queued > limits.sendHighWaterBytes;
+    if (stop === this.readingPaused) return;
+    this.readingPaused = stop;
+    if (stop) {
+      this.framer?.pause();
+      this.socket.pause();
+      // Haggling pauses once per option by design: only transmission pauses are news.
+      if (this.session !== undefined) {
+        this.pauses++;
+        this.ctx.limitHit?.('readPause');
+      }
+    } else {
+      this.socket.resume();
+      this.framer?.resume();
+    }
+  };
+
+  /** Closes the connection because a limit was reached (counted and logged by the server). */
+  private limitClose(what: NbdLimitEvent, reason: string): void {
+    if (this.closed) return;
+    this.ctx.logger.debug?.('nbd connection closed on a limit', { peer: this.peer.remoteAddress, id: this.peer.connectionId, limit: what, reason });
+    this.ctx.limitHit?.(what);
+    this.socket.destroy();
+  }
+
+  /**
+   * Idle timeout (limits.idleTimeout, 0: never): idle means no request
+   * received and nothing in flight. The timer is not touched per request:
+   * when it fires it looks at lastActive and sleeps again for the rest.
+   */
+  armIdleTimer(): void {
+    if (this.idleTimer !== undefined || this.closed || this.session === undefined) return;
+    const idle = this.limits().idleTimeout;
+    if (idle <= 0) return;
+    const due = this.lastActive + idle * 1000 - Date.now();
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
+      const limit = this.limits().idleTimeout;
+      if (limit <= 0) return;
+      if (this.inFlight > 0) this.lastActive = Date.now();
+      if (this.inFlight === 0 && Date.now() - this.lastActive >= limit * 1000) {
+        this.limitClose('idleTimeout', `no request for ${limit} s`);
+        return;
+      }
+      this.armIdleTimer();
+    }, Math.max(due, 10));
+    this.idleTimer.unref();
+  }
+
+  /** The server's limits changed: re-arm timers and re-check reading. */
+  limitsChanged(): void {
+    if (this.idleTimer !== undefined) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = undefined;
+    }
+    this.armIdleTimer();
+    this.updateReading();
   }
 
   /** Resolves when the requests in flight have been answered (bounded by the caller). */
@@ -293,6 +437,8 @@ export class NbdConnection {
       return;
     }
     this.session = session;
+    clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = undefined;
     this.exportName = exp.name;
     this.mode = mode;
     this.blockStatusContext = context;
@@ -316,7 +462,12 @@ export class NbdConnection {
     if (this.held) rest = Buffer.concat([rest, this.unhold()]);
     this.socket.removeAllListeners('data');
     this.socket.on('data', (chunk: Buffer) => framer.push(chunk));
-    if (this.socket.isPaused()) this.socket.resume();
+    this.framer = framer;
+    // Haggling left reading stopped (its last option was pending): start afresh.
+    this.readingPaused = false;
+    this.socket.resume();
+    this.lastActive = Date.now();
+    this.armIdleTimer();
     if (rest.length > 0) framer.push(rest);
   }
 
@@ -339,12 +490,18 @@ export class NbdConnection {
       void this.drain().then(() => this.end());
       return;
     }
+    this.lastActive = Date.now();
     if (this.shuttingDown) {
       this.reply(req, { error: NbdErrno.ESHUTDOWN, message: 'the export was removed' });
       return;
     }
+    // Held until the block operation settles (WRITE data) or the reply has
+    // left (READ data); an over-long READ is refused before anything is read.
+    const writeBytes = payload.length;
+    const readBytes = req.type === NbdCmd.READ && req.length <= NBD_MAX_BLOCK ? req.length : 0;
     this.inFlight++;
-    if (this.inFlight >= MAX_IN_FLIGHT) this.socket.pause();
+    this.heldBytes += writeBytes + readBytes;
+    this.updateReading();
     // The payload is a view of socket chunks, which are never reused (no copy),
     // or, when it straddled chunks, pooled memory given back once the block
     // operation has settled (the backstore holds no reference after that).
@@ -352,9 +509,15 @@ export class NbdConnection {
       .catch((e: unknown): Outcome => ({ error: NbdErrno.EIO, message: e instanceof Error ? e.message : String(e) }))
       .then((out) => {
         if (lease) this.readBuffers.release(lease);
-        this.reply(req, out);
-        this.inFlight--;
-        if (this.inFlight <= MAX_IN_FLIGHT / 2 && this.socket.isPaused()) this.socket.resume();
+        this.heldBytes -= writeBytes;
+        this.reply(req, out, () => {
+          this.lastActive = Date.now();
+          this.inFlight--;
+          this.heldBytes -= readBytes;
+          this.updateReading();
+        });
+        // The reply may have pushed the queued output over the mark.
+        this.updateReading();
       });
   }
 
@@ -473,10 +636,12 @@ export class NbdConnection {
     return { error: nbdErrnoOf(reasonToErrno(failure, isWrite)), message: failure };
   }
 
-  private reply(req: NbdRequest, out: Outcome): void {
+  /** Queues a reply; `sent` runs once the kernel has all of it (or it was dropped with the connection). */
+  private reply(req: NbdRequest, out: Outcome, sent?: () => void): void {
     const lease = out.lease;
     if (this.closed || this.socket.destroyed) {
       if (lease) this.readBuffers.release(lease);
+      sent?.();
       return;
     }
     const parts = encodeReply(req, out, this.mode);
@@ -496,11 +661,17 @@ export class NbdConnection {
     const last = parts.length - 1;
     for (let i = 0; i <= last; i++) {
       const p = parts[i];
-      // The pooled READ buffer is reused only once the kernel has every byte
-      // of the reply: the write callback, not write() returning. Writes
-      // complete in order, so the last part's callback covers the data.
-      if (i === last && lease) this.socket.write(p, () => this.readBuffers.release(lease));
-      else this.socket.write(p);
+      // The pooled READ buffer is reused, and the request stops counting as
+      // in flight, only once the kernel has every byte of the reply: the
+      // write callback, not write() returning. Writes complete in order, so
+      // the last part's callback covers the whole reply. (Destroying the
+      // socket calls pending callbacks with an error: they still run.)
+      if (i === last && (lease || sent)) {
+        this.socket.write(p, () => {
+          if (lease) this.readBuffers.release(lease);
+          sent?.();
+        });
+      } else this.socket.write(p);
       this.corkedBytes += p.length;
     }
     if (this.corkedBytes >= COALESCE_MAX_BYTES) this.flushReplies();
@@ -513,6 +684,7 @@ export class NbdConnection {
     if (!this.socket.destroyed) this.socket.uncork();
   };
 
+  /** Option haggling output; the queued bytes are checked when the option's turn ends. */
   private send(b: Buffer): void {
     if (!this.closed && !this.socket.destroyed) this.socket.write(b);
   }
@@ -531,6 +703,8 @@ export class NbdConnection {
   private finish(): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.handshakeTimer);
+    clearTimeout(this.idleTimer);
     this.readBuffers.close();
     this.session?.close();
     for (const cb of this.closeCallbacks) cb();

@@ -10,6 +10,14 @@
 // upgrade, nothing forces it); 'require' is FORCEDTLS, as nbdkit --tls=require:
 // before the upgrade every option but STARTTLS and ABORT gets ERR_TLS_REQD, and
 // EXPORT_NAME, which cannot fail, closes the connection.
+//
+// Option budget (limits.maxOptions, as nbdkit's MAX_NR_OPTIONS): a client may
+// send that many options, plus two per export after its first LIST (so
+// `nbdinfo --list` can ask INFO and meta contexts of each one). The option
+// over the budget is answered NBD_REP_ERR_POLICY with a message saying why,
+// then the server hard-disconnects: proto.md "Termination of the session
+// during option haggling" lets a server that sees a denial of service do so
+// (otherwise it would have to keep erroring options forever).
 
 import {
   NbdClientFlag,
@@ -62,6 +70,8 @@ export interface NegotiationHost {
   startTls(): Promise<void>;
   /** Close the connection without another word. */
   end(): void;
+  /** The client went over the option budget (counted by the server). */
+  tooManyOptions?(): void;
   debug(msg: string, fields?: Record<string, unknown>): void;
 }
 
@@ -89,13 +99,23 @@ export class Negotiation {
   private extended = false;
   private tlsActive = false;
   private done = false;
+  private optionsSeen = 0;
+  /** Extra options allowed after the first NBD_OPT_LIST (two per export). */
+  private listAllowance: number | undefined;
   /** The export whose SET_META_CONTEXT selected base:allocation (proto.md: tied to that name). */
   private allocationFor: string | undefined;
 
   constructor(
     private readonly host: NegotiationHost,
     private readonly tlsMode: NbdTlsMode = 'off',
+    /** Read at each option, so a live limit change applies at once. */
+    private readonly maxOptions: () => number = () => Infinity,
   ) {}
+
+  /** Haggling is over (transmission, ABORT, a refused EXPORT_NAME, the option budget, a failed TLS). */
+  get finished(): boolean {
+    return this.done;
+  }
 
   onClientFlags(flags: number): void {
     this.noZeroes = (flags & NbdClientFlag.C_NO_ZEROES) !== 0;
@@ -121,6 +141,15 @@ export class Negotiation {
     if (this.done) return;
     const { option, data } = frame;
     this.host.debug('nbd option', { option: optName(option), length: data.length });
+    if (++this.optionsSeen > this.maxOptions() + (this.listAllowance ?? 0)) {
+      this.done = true;
+      this.host.tooManyOptions?.();
+      // EXPORT_NAME cannot carry an error: the close says it all.
+      if (option !== NbdOpt.EXPORT_NAME) {
+        this.error(option, NbdRep.ERR_POLICY, `too many options (at most ${this.maxOptions()} before choosing an export): disconnecting`);
+      }
+      return this.host.end();
+    }
     // FORCEDTLS: nothing but STARTTLS and ABORT before the upgrade.
     if (this.tlsMode === 'require' && !this.tlsActive && option !== NbdOpt.STARTTLS && option !== NbdOpt.ABORT) {
       if (option === NbdOpt.EXPORT_NAME) {
@@ -142,12 +171,15 @@ export class Negotiation {
           this.reply(option, NbdRep.ACK);
           this.host.end();
           return;
-        case NbdOpt.LIST:
+        case NbdOpt.LIST: {
           if (data.length !== 0) return this.error(option, NbdRep.ERR_INVALID, 'NBD_OPT_LIST takes no data');
-          for (const e of this.host.exports()) {
+          const all = this.host.exports();
+          this.listAllowance ??= 2 * all.length;
+          for (const e of all) {
             this.reply(option, NbdRep.SERVER, encodeServerReply({ name: e.name, description: e.description }));
           }
           return this.reply(option, NbdRep.ACK);
+        }
         case NbdOpt.STRUCTURED_REPLY:
           if (data.length !== 0) return this.error(option, NbdRep.ERR_INVALID, 'NBD_OPT_STRUCTURED_REPLY takes no data');
           // Extended headers cannot be downgraded (proto.md NBD_REP_ERR_EXT_HEADER_REQD).

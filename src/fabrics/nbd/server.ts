@@ -8,7 +8,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { FabricOps, NexusHandle } from '../../core/types.js';
 import { LunkitError } from '../../protocols/errors.js';
 import { NBD_DEFAULT_PORT } from '../../protocols/nbd/index.js';
-import { NbdConnection, type NbdConnectionInfo } from './connection.js';
+import { NbdConnection, type NbdConnectionInfo, type NbdLimitEvent } from './connection.js';
 import type { NbdCore, NbdExportConfig, NbdLogger } from './ports.js';
 
 export type { NbdCore, NbdExportConfig, NbdLogger } from './ports.js';
@@ -59,6 +59,26 @@ export interface NbdServerOptions {
   limits?: Partial<NbdLimits> | undefined;
 }
 
+/** Totals of one server (NbdServer.stats(), the daemon's stats snapshot and `lunkit stats`). */
+export interface NbdServerStats {
+  /** Live connections, and how many of them are still haggling. */
+  connections: number;
+  handshaking: number;
+  /** Over live connections: requests in flight, payload bytes held, output queued, connections not reading now. */
+  inFlight: number;
+  inFlightBytes: number;
+  queuedBytes: number;
+  paused: number;
+  /** Since start: connections closed by the handshake and idle timeouts and the option budget; backpressure pauses. */
+  handshakeTimeouts: number;
+  idleTimeouts: number;
+  tooManyOptions: number;
+  readPauses: number;
+}
+
+/** Closes on a limit are logged as one summary line at most this often (not one line per client). */
+const LIMIT_LOG_INTERVAL_MS = 60_000;
+
 export class NbdServer {
   private readonly exportTable = new Map<string, NbdExportConfig>();
   private readonly listenOn: NbdListen[];
@@ -70,6 +90,10 @@ export class NbdServer {
   private readonly fabric: FabricOps;
   private readonly tls: NbdTlsSetup | undefined;
   private nextConnectionId = 1;
+  private readonly limitCounts: Record<NbdLimitEvent, number> = { handshakeTimeout: 0, idleTimeout: 0, tooManyOptions: 0, readPause: 0 };
+  /** Closes on limits since the last summary line, and when that was. */
+  private unloggedCloses: Partial<Record<NbdLimitEvent, number>> = {};
+  private lastLimitLog = 0;
   /** Budgets on what clients can make the server hold (limits.ts); setLimits() replaces them. */
   limits: NbdLimits;
 
@@ -99,7 +123,45 @@ export class NbdServer {
   /** New budgets; connections read them live, so they apply from the next check on. */
   setLimits(partial: Partial<NbdLimits> | undefined): void {
     this.limits = nbdLimits(partial);
+    for (const c of this.live) c.limitsChanged();
   }
+
+  stats(): NbdServerStats {
+    const out: NbdServerStats = {
+      connections: 0,
+      handshaking: 0,
+      inFlight: 0,
+      inFlightBytes: 0,
+      queuedBytes: 0,
+      paused: 0,
+      handshakeTimeouts: this.limitCounts.handshakeTimeout,
+      idleTimeouts: this.limitCounts.idleTimeout,
+      tooManyOptions: this.limitCounts.tooManyOptions,
+      readPauses: this.limitCounts.readPause,
+    };
+    for (const c of this.live) {
+      const i = c.info();
+      out.connections++;
+      if (i.export === undefined) out.handshaking++;
+      out.inFlight += i.inFlight;
+      out.inFlightBytes += i.inFlightBytes;
+      out.queuedBytes += i.queuedBytes;
+      if (i.paused) out.paused++;
+    }
+    return out;
+  }
+
+  /** Counts a limit event; closes are summarised in the log at most once a minute. */
+  private readonly limitHit = (what: NbdLimitEvent): void => {
+    this.limitCounts[what]++;
+    if (what === 'readPause') return;
+    this.unloggedCloses[what] = (this.unloggedCloses[what] ?? 0) + 1;
+    const now = Date.now();
+    if (now - this.lastLimitLog < LIMIT_LOG_INTERVAL_MS) return;
+    this.lastLimitLog = now;
+    this.logger.warn?.('nbd connections closed on limits', { ...this.unloggedCloses, sinceSeconds: LIMIT_LOG_INTERVAL_MS / 1000 });
+    this.unloggedCloses = {};
+  };
 
   /** Adds or replaces an export; connections already attached keep theirs. */
   setExport(name: string, e: NbdExportConfig): void {
@@ -196,7 +258,7 @@ export class NbdServer {
   private accept(socket: Socket, unixPath: string | undefined): void {
     const conn = new NbdConnection(
       socket,
-      { core: this.core, fabric: this.fabric, logger: this.logger, exports: () => this.exportTable, tls: this.tls },
+      { core: this.core, fabric: this.fabric, logger: this.logger, exports: () => this.exportTable, tls: this.tls, limits: () => this.limits, limitHit: this.limitHit },
       {
         remoteAddress: unixPath !== undefined ? 'unix' : (socket.remoteAddress ?? 'unknown'),
         remotePort: socket.remotePort ?? 0,

@@ -47,18 +47,46 @@ abstract class NbdFramer {
   protected readonly q = new ByteQueue();
   private stopped = false;
   private pushing = false;
+  private paused = false;
 
   constructor(private readonly errorSink: (err: LunkitError) => void) {}
 
-  /** Feed bytes from the socket; delivers every complete message synchronously. */
+  /**
+   * Feed bytes from the socket; delivers every complete message synchronously
+   * (unless paused: then the bytes wait in the queue for resume()).
+   */
   push(chunk: Buffer): void {
-    if (this.stopped || chunk.length === 0) return;
-    this.q.push(chunk);
-    // A callback may push() again: keep delivery ordered by not re-entering.
-    if (this.pushing) return;
+    if (this.stopped) return;
+    if (chunk.length > 0) this.q.push(chunk);
+    this.deliver();
+  }
+
+  /**
+   * Stop delivering, effective at once, even from inside a delivery callback:
+   * one socket chunk can hold thousands of request headers, so pausing the
+   * socket alone would not stop them (backpressure, docs/security.md).
+   */
+  pause(): void {
+    this.paused = true;
+  }
+
+  /** Deliver what is buffered again, then go on with later pushes. */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (!this.stopped) this.deliver();
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  private deliver(): void {
+    // A callback may push() or resume(): keep delivery ordered by not re-entering.
+    if (this.pushing || this.paused) return;
     this.pushing = true;
     try {
-      while (!this.stopped && this.step()) {
+      while (!this.stopped && !this.paused && this.step()) {
         /* keep going */
       }
     } catch (err) {
