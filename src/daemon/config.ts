@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 
 import { commonConfig, descriptorOf } from '../backstores/registry.js';
 import { iscsiNameProblem } from '../protocols/iscsi/names.js';
+import { keySettingProblem } from '../protocols/iscsi/keys.js';
 import { ConfigSchema, type LunkitConfig } from './config-schema.js';
 import { ConfigError } from './errors.js';
 import { bootlabProblems } from './bootlab-config.js';
@@ -57,6 +58,11 @@ export function parseConfig(input: unknown, source = ''): LunkitConfig {
           problems.push(`${pathOf([...base, 'acls', initiator])}: authentication is on for TPG ${tag} but this ACL has no chap credentials`);
         }
       }
+      for (const [key, value] of Object.entries(tpg.parameters)) {
+        // Login keys: the type and range of the key table (protocols/iscsi/keys.ts).
+        const why = keySettingProblem(key, value);
+        if (why) problems.push(`${pathOf([...base, 'parameters', key])}: ${why}`);
+      }
       if (tpg.attributes.generateNodeAcls && tpg.attributes.authentication) {
         problems.push(`${pathOf([...base, 'attributes'])}: demo mode (generateNodeAcls) cannot be combined with authentication`);
       }
@@ -69,6 +75,13 @@ export function parseConfig(input: unknown, source = ''): LunkitConfig {
       problems.push(`${pathOf(['backstores', bsName, 'size'])}: ${bs.size} is not a multiple of the block size ${bs.blockSize}`);
     }
     if (bs.size === 0) problems.push(`${pathOf(['backstores', bsName, 'size'])}: size must be greater than 0`);
+  }
+  // A CA only says which certificates TLS clients must show; without require a
+  // plain client skips TLS and the check with it (nbdkit --tls=on
+  // --tls-verify-peer does the same, silently). Refused rather than implied, so
+  // the file says what the server does (docs/security.md).
+  if (cfg.nbd?.tls?.caFile !== undefined && !cfg.nbd.tls.require) {
+    problems.push('nbd.tls: caFile is set but require is false, so clients without TLS (and without a certificate) would still be served; set nbd.tls.require to true');
   }
   for (const [exp, e] of Object.entries(cfg.nbd?.exports ?? {})) {
     if (!(e.backstore in cfg.backstores)) problems.push(`${pathOf(['nbd', 'exports', exp, 'backstore'])}: no backstore named "${e.backstore}"`);
