@@ -12,7 +12,8 @@ import { ReservationState, prTargetMatches, type PrNexusTarget } from './pr.js';
 import type { SenseReason } from './sense-reasons.js';
 import { DeviceUnitAttentions } from './ua.js';
 import { TaskSet } from './task-set.js';
-import { CommandStats } from './stats.js';
+import { CommandStats, CoreChannel, publishEvent, statsChannel } from './stats.js';
+import { GuardedBackstore, type MediumErrorState } from './io-guard.js';
 
 /** Identity strings shared by every device of one core (standard INQUIRY). */
 export interface CoreInfo {
@@ -76,12 +77,18 @@ export function naaBytes(naa: string | undefined, name: string): Buffer {
 
 let nextDeviceId = 1;
 
+const lunChangeChannel = statsChannel(CoreChannel.LUN_CHANGE);
+
 export class ScsiDevice implements ScsiDeviceHandle, DeviceView {
   readonly id = nextDeviceId++;
   readonly name: string;
   readonly serial: string;
   readonly naa: Buffer;
-  readonly backstore: BackstoreOps;
+  /**
+   * The backstore behind the guard every call passes (io-guard.ts): flush
+   * failures latch, calls in progress are counted.
+   */
+  readonly backstore: GuardedBackstore;
   readonly blockSize: number;
   readonly thin: boolean;
   /** The LU itself is read-only (backstore cannot write or configured so). */
@@ -109,7 +116,14 @@ export class ScsiDevice implements ScsiDeviceHandle, DeviceView {
     readonly info: CoreInfo,
     private readonly host: DeviceHost,
   ) {
-    this.backstore = backstore;
+    this.backstore = new GuardedBackstore(backstore, (state) =>
+      publishEvent(
+        lunChangeChannel,
+        'error',
+        () => `LU ${cfg.name}: ${state.op} failed (${state.code}); flushes and FUA writes fail until \`lunkit backstore clear-error\``,
+        () => ({ change: 'medium-error', device: cfg.name, code: state.code, message: state.message }),
+      ),
+    );
     this.name = cfg.name;
     // Unit serial number: ASCII, at most 32 characters here (VPD 0x80 has no limit, but keep it short).
     this.serial = (cfg.serial ?? stableHex(`serial:${cfg.name}`, 16)).replace(/[^\x21-\x7e]/g, '_').slice(0, 32);
@@ -142,6 +156,13 @@ export class ScsiDevice implements ScsiDeviceHandle, DeviceView {
 
   lockRange(lba: bigint, blocks: number): Promise<() => void> {
     return this.lock.lock(lba, blocks);
+  }
+
+  // -- durability (io-guard.ts) ---------------------------------------------------
+
+  /** Set after a flush failed: flushes and FUA writes fail until an operator clears it. */
+  get mediumError(): Readonly<MediumErrorState> | undefined {
+    return this.backstore.mediumError;
   }
 
   // -- capabilities derived once from the backstore (VPD 0xB2) ----------------

@@ -28,8 +28,9 @@ import {
 import { ScsiDevice, type CoreInfo, type DeviceHost } from './device.js';
 import { buildSense } from './sense.js';
 import type { SenseReason } from './sense-reasons.js';
-import { Task, allDone } from './task-set.js';
-import { runTmf, type TmfScope } from './tmr.js';
+import { Task, allDoneWithin } from './task-set.js';
+import type { MediumErrorState } from './io-guard.js';
+import { runTmf, TMF_TASK_WAIT_MS, type TmfScope } from './tmr.js';
 import { errnoToSense } from './errno.js';
 import { checkCaps } from './block-ops.js';
 import { BlockNexus, type BlockHost } from './block-nexus.js';
@@ -55,6 +56,16 @@ export interface CoreOptions {
   product?: string;
   /** Product revision level, 4 ASCII characters (padded). */
   revision?: string;
+  /** How long a TMF (and removeDevice) waits for the tasks it aborted, ms (tmr.ts TMF_TASK_WAIT_MS). */
+  tmfTaskWaitMs?: number;
+}
+
+/** What flushAll could not do. */
+export interface FlushAllResult {
+  /** LUs whose flush failed (or that are latched: io-guard.ts). */
+  failed: Array<{ device: string; error: string }>;
+  /** LUs whose flush had not finished when the time ran out. */
+  timedOut: string[];
 }
 
 export interface DeviceOptions {
@@ -170,8 +181,10 @@ export class ScsiCore implements DeviceHost, TmfScope {
   private readonly deviceSet = new Set<ScsiDevice>();
   private readonly nexusMap = new Map<number, Nexus>();
   private nextNexusId = 1;
+  readonly tmfTaskWaitMs: number;
 
   constructor(opts: CoreOptions = {}) {
+    this.tmfTaskWaitMs = opts.tmfTaskWaitMs ?? TMF_TASK_WAIT_MS;
     const commands = [...spcCommands, ...sbcCommands, ...prCommands];
     for (const spec of commands) if (spec.serviceAction !== undefined) this.saOpcodes.add(spec.opcode);
     for (const spec of commands) {
@@ -211,7 +224,8 @@ export class ScsiCore implements DeviceHost, TmfScope {
     const dev = this.ownDevice(handle);
     if (!dev) return;
     dev.removed = true;
-    await allDone(dev.taskSet.abortWhere(() => true));
+    // A task stuck in a hung backstore must not hang a configuration change; it ends aborted.
+    await allDoneWithin(dev.taskSet.abortWhere(() => true), this.tmfTaskWaitMs);
     this.deviceSet.delete(dev);
     publishEvent(lunChangeChannel, 'info', () => `LU ${dev.name} removed`, () => ({ change: 'removed', device: dev.name }));
   }
@@ -307,12 +321,72 @@ export class ScsiCore implements DeviceHost, TmfScope {
     );
   }
 
-  async flushAll(): Promise<void> {
+  /**
+   * Waits until no backstore call of any LU is in progress (io-guard.ts), at
+   * most `ms`: shutdown runs this after the fabrics aborted their tasks, so
+   * the final flush covers writes still queued in libuv. Returns the LUs
+   * still busy when the time ran out.
+   */
+  async quiesce(ms: number): Promise<string[]> {
+    const devs = [...this.deviceSet];
+    const idle = await Promise.all(devs.map((d) => d.backstore.whenIdle(ms)));
+    return devs.filter((_, i) => !idle[i]).map((d) => d.name);
+  }
+
+  /**
+   * Flushes every LU at once; each flush gets at most `ms` (default no
+   * bound). Failures are returned, never thrown: a latched LU (io-guard.ts)
+   * reports its latch.
+   */
+  async flushAll(ms?: number): Promise<FlushAllResult> {
+    const out: FlushAllResult = { failed: [], timedOut: [] };
+    const timers: NodeJS.Timeout[] = [];
     const flushes: Promise<void>[] = [];
     for (const dev of this.deviceSet) {
-      if (dev.backstore.caps.canFlush) flushes.push(dev.backstore.flush().catch(() => undefined));
+      if (!dev.backstore.caps.canFlush) continue;
+      const flush = dev.backstore.flush().then(
+        () => 'done' as const,
+        (e: unknown) => {
+          out.failed.push({ device: dev.name, error: e instanceof Error ? e.message : String(e) });
+          return 'done' as const;
+        },
+      );
+      const bounded =
+        ms === undefined
+          ? flush
+          : Promise.race([flush, new Promise<'late'>((resolve) => timers.push(setTimeout(() => resolve('late'), ms)))]);
+      flushes.push(bounded.then((r) => void (r === 'late' && out.timedOut.push(dev.name))));
     }
     await Promise.all(flushes);
+    for (const t of timers) clearTimeout(t);
+    return out;
+  }
+
+  /** The latch of a LU (io-guard.ts), or undefined. */
+  mediumError(handle: ScsiDeviceHandle): Readonly<MediumErrorState> | undefined {
+    return this.ownDevice(handle)?.mediumError;
+  }
+
+  /** An operator cleared a LU's latch: flushes and FUA writes are trusted again. Returns what was cleared. */
+  clearMediumError(handle: ScsiDeviceHandle): MediumErrorState | undefined {
+    const dev = this.ownDevice(handle);
+    const was = dev?.backstore.clearMediumError();
+    if (dev && was) {
+      publishEvent(
+        lunChangeChannel,
+        'warn',
+        () => `LU ${dev.name}: medium error cleared by the operator (was ${was.code} at ${new Date(was.at).toISOString()})`,
+        () => ({ change: 'medium-error-cleared', device: dev.name, code: was.code }),
+      );
+    }
+    return was;
+  }
+
+  /** A new device over the same backstore (a config change) keeps the old one's latch. */
+  inheritMediumError(to: ScsiDeviceHandle, from: ScsiDeviceHandle): void {
+    const a = this.ownDevice(to);
+    const b = from instanceof ScsiDevice ? from : undefined;
+    if (a && b) a.backstore.inheritMediumError(b.backstore);
   }
 
   // -- DeviceHost / TmfScope -----------------------------------------------------
@@ -430,6 +504,7 @@ export class ScsiCore implements DeviceHost, TmfScope {
       blockSize: dev.blockSize,
       readOnly: dev.deviceWriteProtected,
       createdAt: dev.createdAt,
+      ...(dev.mediumError ? { mediumError: { ...dev.mediumError } } : {}),
       ...dev.stats.snapshot(),
     }));
     const nexuses = [...this.nexusMap.values()].map((n) => ({

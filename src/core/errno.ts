@@ -83,6 +83,24 @@ export class BackstoreIoError extends LunkitError {
   }
 }
 
+/** Errors that came from an fdatasync inside a write (io-guard.ts latches on them). */
+const syncFailures = new WeakSet<object>();
+
+/**
+ * Marks `err` as a failed sync (fdatasync, fsync) and returns it. A
+ * backstore that syncs inside write() (write-through, FUA, metadata
+ * ordering) throws its sync errors through this, so the LU latches as it
+ * does for a failed flush: the kernel may have dropped dirty pages.
+ */
+export function markSyncFailure<E>(err: E): E {
+  if (typeof err === 'object' && err !== null) syncFailures.add(err);
+  return err;
+}
+
+export function isSyncFailure(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && syncFailures.has(err);
+}
+
 /**
  * SBC-3 §4.11 / SPC-4 annex: a failed read is a MEDIUM ERROR (03/11/00
  * UNRECOVERED READ ERROR), a failed write or flush a MEDIUM ERROR (03/0C/00

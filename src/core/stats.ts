@@ -272,6 +272,11 @@ export interface LunStatsSnapshot extends CommandCounters {
   readOnly: boolean;
   /** When the device was created, ms since the epoch. */
   createdAt: number;
+  /**
+   * Present while a failed flush is latched (io-guard.ts): flushes and FUA
+   * writes fail with MEDIUM ERROR until `lunkit backstore clear-error`.
+   */
+  mediumError?: { code: string; message: string; at: number; op: 'flush' | 'write'; refused: number };
 }
 
 export interface NexusStatsSnapshot extends CommandCounters {

@@ -136,3 +136,24 @@ export class TaskSet {
 export async function allDone(tasks: Task[]): Promise<void> {
   for (const t of tasks) await t.whenDone();
 }
+
+/**
+ * Wait until every task has terminated, at most `ms`: true when they all
+ * did. A task stuck in its backstore (a hung device) keeps running after
+ * this gives up; it still holds its LBA range lock, so a later write to
+ * the same blocks cannot overtake it, and its own answer is suppressed
+ * (aborted). The caller gets to answer a TMF before the initiator's
+ * timeout instead of hanging with the device.
+ */
+export async function allDoneWithin(tasks: Task[], ms: number): Promise<boolean> {
+  if (tasks.every((t) => t.done)) return true;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([allDone(tasks).then(() => true as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

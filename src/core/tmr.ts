@@ -1,10 +1,15 @@
 // Task management functions (SAM-5 §7, RFC 7143 §11.5). Every function that
-// terminates tasks resolves only after those tasks have finished, so the
-// fabric can send the TMF response knowing no aborted task will answer.
+// terminates tasks resolves after those tasks have finished, so the fabric
+// can send the TMF response knowing no aborted task will answer; but at most
+// after TMF_TASK_WAIT_MS: a task stuck in a hung backstore must not hold the
+// TMF past the initiator's own timeout (open-iscsi: 15 s for ABORT TASK,
+// 30 s for LUN RESET), which would escalate to a session reset. The stuck
+// task's answer is suppressed when it finally ends (it is marked aborted),
+// and its LBA range lock keeps later writes to its blocks behind it.
 
 import type { NexusHandle, TmfRequest, TmfResponse } from './types.js';
 import type { ScsiDevice } from './device.js';
-import { allDone, type Task } from './task-set.js';
+import { allDoneWithin, type Task } from './task-set.js';
 import { clearMediumRemovalPrevention } from './sbc-commands.js';
 
 /** What the task manager needs of the core. */
@@ -14,7 +19,12 @@ export interface TmfScope {
   deviceAt(nexus: NexusHandle, lun: number): ScsiDevice | undefined;
   /** Ask the fabrics to end every open nexus except `except` (their sessions go away). */
   endNexuses(except: NexusHandle, reason: string): void;
+  /** How long a TMF waits for the tasks it aborted, ms (default TMF_TASK_WAIT_MS). */
+  readonly tmfTaskWaitMs?: number;
 }
+
+/** Default bound on a TMF's wait for its aborted tasks: well inside open-iscsi's 15 s abort timeout. */
+export const TMF_TASK_WAIT_MS = 5000;
 
 /**
  * Abort tasks on a device. Tasks of other nexuses than `issuer` are aborted
@@ -32,9 +42,9 @@ export function abortOnDevice(dev: ScsiDevice, pred: (t: Task) => boolean, issue
 }
 
 /** LOGICAL UNIT RESET of one device (SAM-5 §7.7), also the per-LU part of a target reset. */
-export async function resetDevice(dev: ScsiDevice, ua: 'UA_BUS_DEVICE_RESET' | 'UA_POWER_ON_RESET'): Promise<void> {
+export async function resetDevice(dev: ScsiDevice, ua: 'UA_BUS_DEVICE_RESET' | 'UA_POWER_ON_RESET', waitMs = TMF_TASK_WAIT_MS): Promise<void> {
   const hit = dev.taskSet.abortWhere(() => true);
-  await allDone(hit);
+  await allDoneWithin(hit, waitMs);
   // SPC-2 §5.5.1: a reset releases RESERVE(6); persistent reservations stay.
   dev.reservations.reset();
   // SPC-4 §6.13: a reset clears PREVENT ALLOW MEDIUM REMOVAL state.
@@ -45,11 +55,13 @@ export async function resetDevice(dev: ScsiDevice, ua: 'UA_BUS_DEVICE_RESET' | '
 
 export async function runTmf(scope: TmfScope, req: TmfRequest): Promise<TmfResponse> {
   const nexus = req.nexus;
+  const waitMs = scope.tmfTaskWaitMs ?? TMF_TASK_WAIT_MS;
+  const allDone = (tasks: Task[]): Promise<boolean> => allDoneWithin(tasks, waitMs);
   switch (req.fn) {
     case 'target-warm-reset':
     case 'target-cold-reset': {
       const devs = [...scope.devices()];
-      await Promise.all(devs.map((d) => resetDevice(d, 'UA_POWER_ON_RESET')));
+      await Promise.all(devs.map((d) => resetDevice(d, 'UA_POWER_ON_RESET', waitMs)));
       // RFC 7143 §11.5.1: after a TARGET COLD RESET every session is terminated.
       // The other nexuses end now, so a reset established later (e.g. a LUN
       // RESET) cannot reach them: their next login is a new nexus that reports
@@ -87,7 +99,7 @@ export async function runTmf(scope: TmfScope, req: TmfRequest): Promise<TmfRespo
       // Not found: it completed before the abort arrived (RFC 7143 §11.6.1).
       if (!task) return 'task-does-not-exist';
       dev.taskSet.abortWhere((t) => t === task);
-      await task.whenDone();
+      await allDone([task]);
       return 'function-complete';
     }
     case 'abort-task-set': {
@@ -101,7 +113,7 @@ export async function runTmf(scope: TmfScope, req: TmfRequest): Promise<TmfRespo
       return 'function-complete';
     }
     case 'lun-reset':
-      await resetDevice(dev, 'UA_BUS_DEVICE_RESET');
+      await resetDevice(dev, 'UA_BUS_DEVICE_RESET', waitMs);
       return 'function-complete';
     case 'query-task': {
       if (req.refTag === undefined) return 'function-rejected';

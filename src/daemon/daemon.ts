@@ -17,6 +17,7 @@ import { DEFAULT_SAVE_PATH } from './paths.js';
 import { LunkitRuntime } from './runtime.js';
 import { getFilters, setFilter, type FilterHost } from './filter-control.js';
 import { isQcow2Method, runQcow2Method } from './qcow2-control.js';
+import { isMediumErrorMethod, runMediumErrorMethod, type MediumErrorHost } from './medium-error-control.js';
 import { isBootlabMethod, resetClient, runBootlabMethod, type BootlabHost } from './bootlab-control.js';
 import { loadConfigDoc, saveConfigFile } from './saveconfig.js';
 import { silentLogger, type Logger } from '../util/log.js';
@@ -172,6 +173,13 @@ export class LunkitDaemon {
     return this.stopping;
   }
 
+  /** The LUs' latched flush failures (medium-error-control.ts). */
+  private readonly mediumErrorHost: MediumErrorHost = {
+    core: () => this.runtime.core,
+    device: (name) => this.runtime.backstores.get(name)?.device,
+    names: () => this.runtime.backstores.keys(),
+  };
+
   /** The live filter stacks (filter-control.ts). */
   private readonly filterHost: FilterHost = { backstoreOps: (name) => this.runtime.backstores.get(name)?.ops };
 
@@ -218,6 +226,7 @@ export class LunkitDaemon {
       default: {
         if (isBootlabMethod(method)) return runBootlabMethod(this.bootlabHost(ctx), method, params);
         if (isQcow2Method(method)) return this.serial(() => this.qcow2(method, params, ctx));
+        if (isMediumErrorMethod(method)) return runMediumErrorMethod(this.mediumErrorHost, method, params);
         const op = CONFIG_OPS[method] as (typeof CONFIG_OPS)[string] | undefined;
         if (!op) throw new ControlError('ERR_CONTROL_METHOD', `unknown method "${method}"`);
         return this.change(method, (doc) => op(doc, params), ctx);

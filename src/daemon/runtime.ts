@@ -36,6 +36,11 @@ import { FuseMounts } from './runtime-fuse.js';
 import { expandBootlabs } from './bootlab-config.js';
 import { BootlabServices } from './runtime-bootlab.js';
 
+/** limits.shutdownIoWait when the configuration sets none (docs/security.md). */
+export const DEFAULT_SHUTDOWN_IO_WAIT_S = 30;
+/** The final flush's time when the wait for in-flight I/O used up shutdownIoWait. */
+const MIN_FINAL_FLUSH_MS = 2000;
+
 export interface RuntimeOptions {
   logger?: Logger;
 }
@@ -185,6 +190,8 @@ export class LunkitRuntime {
           // The same open backstore; a new filter stack on it when the filters changed.
           const ops = oldSpec && filtersChanged(oldSpec, spec) ? restackFilters(old.ops, commonConfig(spec).filters) : old.ops;
           const device = createDevice(this.core, name, ops, spec);
+          // A failed flush stays latched across a config change (core/io-guard.ts): only clear-error clears it.
+          this.core.inheritMediumError(device, old.device);
           undo.push(() => this.core.removeDevice(device));
           nextMap.set(name, { ops, device, spec });
           release.push({ name, device: old.device });
@@ -194,6 +201,8 @@ export class LunkitRuntime {
         await descriptorOf(spec).prepare?.(name, spec, { onProgress: opts.onProgress, onRollback: (u) => rollbacks.push(u) });
         const ops = await openBackstoreOps(name, spec);
         const device = createDevice(this.core, name, ops, spec);
+        // Reopening the file does not bring back pages a failed fdatasync dropped: the latch stays.
+        if (old) this.core.inheritMediumError(device, old.device);
         undo.push(async () => {
           await this.core.removeDevice(device);
           await ops.close();
@@ -378,6 +387,26 @@ export class LunkitRuntime {
     return n;
   }
 
+  /**
+   * The fabrics are closed, but a task they aborted may still have its
+   * pwrite queued in libuv: wait until no backstore call is in progress,
+   * then flush, both within limits.shutdownIoWait seconds, so the final
+   * flush covers every write that reached a backstore and a hung backstore
+   * cannot hang the shutdown. Closing the backstores comes after (a delay
+   * filter fails what still waits in it; those writes never reached the store).
+   */
+  private async drainAndFlush(): Promise<void> {
+    const budgetMs = (this.current.limits?.shutdownIoWait ?? DEFAULT_SHUTDOWN_IO_WAIT_S) * 1000;
+    const t0 = Date.now();
+    const busy = await this.core.quiesce(budgetMs);
+    if (busy.length > 0) this.logger.warn('backstore I/O still in progress at shutdown; flushing anyway', { backstores: busy, waitedMs: budgetMs });
+    const left = Math.max(0, budgetMs - (Date.now() - t0));
+    // The LUs that went idle still get their flush when a hung one ate the budget.
+    const r = await this.core.flushAll(Math.max(left, MIN_FINAL_FLUSH_MS));
+    for (const f of r.failed) this.logger.error('final flush failed', { backstore: f.device, err: f.error });
+    if (r.timedOut.length > 0) this.logger.warn('final flush did not finish in time', { backstores: r.timedOut });
+  }
+
   /** Idempotent; resolves when every backstore is flushed and closed. */
   stop(graceMs = 5000): Promise<void> {
     this.stopping ??= (async () => {
@@ -387,7 +416,7 @@ export class LunkitRuntime {
       await this.iscsi.close({ graceMs }).catch((e: unknown) => this.logger.warn('iSCSI close failed', { err: e }));
       await this.nbdServer?.close({ graceMs }).catch((e: unknown) => this.logger.warn('NBD close failed', { err: e }));
       await this.fuse.closeAll();
-      await this.core.flushAll().catch((e: unknown) => this.logger.warn('flush failed', { err: e }));
+      await this.drainAndFlush();
       for (const [name, { ops }] of this.backstores) {
         await ops.close().catch((e: unknown) => this.logger.warn('backstore close failed', { name, err: e }));
       }

@@ -24,6 +24,7 @@
 import fs from 'node:fs';
 import type { BackstoreCaps, BackstoreOps, Extent } from '../../core/types.js';
 import { LunkitError } from '../../protocols/errors.js';
+import { markSyncFailure } from '../../core/errno.js';
 import { hideUncappedMethods } from '../caps.js';
 import { checkGeometry } from '../geometry.js';
 import { nativeFileOps, type NativeFileOps } from './native.js';
@@ -89,13 +90,16 @@ function pwrite(fd: number, buf: Buffer, off: number, len: number, pos: number):
   });
 }
 
+/** A failure is marked as a sync failure: the LU latches it (core/io-guard.ts, "fsyncgate"). */
 function fdatasync(fd: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    fs.fdatasync(fd, (err) => (err ? reject(err) : resolve()));
+    fs.fdatasync(fd, (err) => (err ? reject(markSyncFailure(err)) : resolve()));
   });
 }
 
-function openFd(path: string, flags: number, mode = 0o644): Promise<number> {
+// 0600: a LUN's data is the initiator's, not every local user's (issue 17);
+// the mode only applies when O_CREAT creates the file (thin or thick alike).
+function openFd(path: string, flags: number, mode = 0o600): Promise<number> {
   return new Promise((resolve, reject) => {
     fs.open(path, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd)));
   });

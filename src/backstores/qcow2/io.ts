@@ -10,6 +10,7 @@
 // go to the pool so one large request cannot stall every connection for long.
 
 import fs from 'node:fs';
+import { markSyncFailure } from '../../core/errno.js';
 
 /** Larger transfers go to the thread pool even when `sync` (as the file backstore). */
 export const SYNC_IO_MAX_BYTES = 1 << 20;
@@ -136,22 +137,24 @@ function skipBytes(bufs: Buffer[], n: number): Buffer[] {
 
 /** fdatasync; `sync`: on the event loop (a memory file system has nothing to write back). */
 export function fdatasync(fd: number, sync = false): Promise<void> {
+  // Failures are marked: the LU latches them like a failed flush (core/io-guard.ts).
   if (sync) {
     try {
       fs.fdatasyncSync(fd);
       return RESOLVED;
     } catch (err) {
-      return Promise.reject(err as Error);
+      return Promise.reject(markSyncFailure(err as Error));
     }
   }
-  return new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+  return new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(markSyncFailure(err)) : resolve())));
 }
 
 export function fstatSize(fd: number): Promise<number> {
   return new Promise((resolve, reject) => fs.fstat(fd, (err, st) => (err ? reject(err) : resolve(st.size))));
 }
 
-export function openFd(path: string, flags: number, mode = 0o644): Promise<number> {
+/** `mode` applies only when O_CREAT creates the file: images and overlays are the owner's alone (0600). */
+export function openFd(path: string, flags: number, mode = 0o600): Promise<number> {
   return new Promise((resolve, reject) => fs.open(path, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))));
 }
 

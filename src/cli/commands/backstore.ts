@@ -1,4 +1,4 @@
-// `lunkit backstore create|delete|list|resize|filter|reset|snapshot|commit`: storage objects (LIO's
+// `lunkit backstore create|delete|list|resize|filter|reset|snapshot|commit|clear-error`: storage objects (LIO's
 // backstores). Creating a thick file backstore and resizing show a progress bar
 // on a terminal.
 
@@ -13,6 +13,7 @@ import { formatSize } from '../../util/size.js';
 import { callVerb, listVerb } from '../verbs.js';
 import { filterOptions, filterVerb } from './backstore-filter.js';
 import { commitVerb, resetVerb, snapshotVerb } from './backstore-qcow2.js';
+import { clearErrorVerb } from './backstore-clear-error.js';
 
 interface CreateArgs extends CommonArgs {
   type: string;
@@ -145,7 +146,7 @@ const list = listVerb({
 
 export const backstoreCommand: CommandModule = {
   command: 'backstore <command>',
-  describe: 'Create, delete, list and resize backstores; their live filters; reset, snapshot and commit a qcow2 image',
+  describe: 'Create, delete, list and resize backstores; their live filters; reset, snapshot and commit a qcow2 image; clear a medium error',
   builder: (y: Argv) =>
     y
       .command(create)
@@ -156,6 +157,7 @@ export const backstoreCommand: CommandModule = {
       .command(resetVerb)
       .command(snapshotVerb)
       .command(commitVerb)
-      .demandCommand(1, 'name a backstore command: create, delete, list, resize, filter, reset, snapshot or commit'),
+      .command(clearErrorVerb)
+      .demandCommand(1, 'name a backstore command: create, delete, list, resize, filter, reset, snapshot, commit or clear-error'),
   handler: () => undefined,
 };

@@ -2,10 +2,25 @@
 
 import type { Argv, CommandModule } from 'yargs';
 
-import { ControlError } from '../../daemon/control-client.js';
+import { ControlError, type ControlClient } from '../../daemon/control-client.js';
+import type { ConfigDoc } from '../../daemon/config-doc.js';
 import { getConfig } from '../config-view.js';
 import { printResult, processIo, runVerb, withCommon, type CommonArgs } from '../output.js';
-import { buildTree, findNode, renderTree } from '../tree.js';
+import { buildTree, findNode, renderTree, type TreeNode } from '../tree.js';
+
+/**
+ * Run-time state the configuration does not hold: a LU whose flush failed
+ * (core/io-guard.ts) is shown as such on its backstore's line, since every
+ * flush and FUA write of it fails until `lunkit backstore clear-error`.
+ */
+async function markMediumErrors(client: ControlClient, root: TreeNode, config: ConfigDoc): Promise<void> {
+  const { errors } = await client.call<{ errors: Record<string, { code: string; at: number }> }>('backstore.errors');
+  for (const [name, e] of Object.entries(errors)) {
+    const type = config.backstores?.[name]?.type;
+    const n = type === undefined ? undefined : findNode(root, `/backstores/${type}/${name}`);
+    if (n) n.info = `${n.info} [MEDIUM ERROR: flush failed (${e.code}) at ${new Date(e.at).toISOString()}]`.trim();
+  }
+}
 
 interface LsArgs extends CommonArgs {
   path: string;
@@ -32,6 +47,7 @@ export const lsCommand: CommandModule<object, LsArgs> = {
       async (client) => {
         const { config } = await getConfig(client);
         const root = buildTree(config);
+        await markMediumErrors(client, root, config);
         const n = findNode(root, args.path);
         if (!n) throw new ControlError('ERR_NOT_FOUND', `no path ${args.path} in the tree (see lunkit ls)`);
         const width = args.width ?? Math.max(60, Math.min(processIo.stdout.columns ?? 80, 160));

@@ -177,6 +177,11 @@ export function formatStatsTable(snap: StatsSnapshot, prev?: StatsSnapshot): str
     );
   }
   if (snap.core.luns.length === 0) out.push('(no LUs)');
+  // A latched flush failure (core/io-guard.ts) is a state, not a counter: one line per LU under the table.
+  for (const l of snap.core.luns) {
+    const e = l.mediumError;
+    if (e) out.push(`${l.name}: MEDIUM ERROR since ${new Date(e.at).toISOString()} (${e.op} failed: ${e.code}); ${e.refused} flushes/FUA writes refused; lunkit backstore clear-error ${l.name}`);
+  }
   out.push('');
   const isessions = new Map((snap.iscsi?.sessions ?? []).filter((s) => s.nexusId !== null).map((s) => [s.nexusId as number, s]));
   const prevNexus = new Map((prev?.core.nexuses ?? []).map((n) => [n.id, n]));
