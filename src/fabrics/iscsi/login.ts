@@ -22,7 +22,7 @@ import { LunkitError } from '../../protocols/errors.js';
 import { DEFAULT_RECV_DATA_SEGMENT_LENGTH, LoginStage, LoginStatus, ISCSI_VERSION } from '../../protocols/iscsi/constants.js';
 import { Opcode, type LoginRequestPdu, type LoginResponsePdu } from '../../protocols/iscsi/pdu-types.js';
 import { encodeTextKeys, parseTextKeys, TextAccumulator } from '../../protocols/iscsi/text.js';
-import { KeyNegotiator } from '../../protocols/iscsi/keys.js';
+import { KeyNegotiator, keySettingProblem } from '../../protocols/iscsi/keys.js';
 import type { AcceptingServer, ResolvedTarget } from './accepting-server.js';
 import type { PduSink, SessionConnection } from './hosts.js';
 import { ChapTarget, SECURITY_KEYS } from './auth.js';
@@ -348,7 +348,13 @@ export class LoginPhase {
       this.existing = s;
     }
 
-    const local: Record<string, string> = { ...(this.resolved?.tpg.parameters ?? {}) };
+    const local: Record<string, string> = {};
+    for (const [k, v] of Object.entries(this.resolved?.tpg.parameters ?? {})) {
+      // The daemon refuses bad parameters at config time (daemon/config.ts);
+      // a library user's bad value is left out rather than negotiated as NaN.
+      if (keySettingProblem(k, v) === undefined) local[k] = v;
+      else server.log.warn?.('iSCSI TPG parameter ignored', { key: k, why: keySettingProblem(k, v) });
+    }
     // MC/S and error recovery come from the TPG parameters; absent, LIO's
     // defaults (one connection, ERL 0, Time2Wait 2 s, Time2Retain 20 s).
     local.ErrorRecoveryLevel ??= '0';

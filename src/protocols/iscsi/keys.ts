@@ -171,6 +171,41 @@ export function parseNumericValue(s: string): number {
   return Number.NaN;
 }
 
+/**
+ * Why `value` cannot be the target's own setting for login key `name` (a TPG
+ * parameter), or undefined when it can: the key must be one the negotiator
+ * answers (not a name or a per-login declaration, MaxRecvDataSegmentLength
+ * aside) and the value of the key's type and range (§6.1, §13). Used at
+ * configuration time so that a typo is an error, not a NaN that switches a
+ * limit off.
+ */
+export function keySettingProblem(name: string, value: string): string | undefined {
+  const d = KEYS.get(name);
+  if (d === undefined) return `"${name}" is not an iSCSI login key lunkit negotiates (RFC 7143 §13)`;
+  if (d.kind === 'declarative' && d.name !== 'MaxRecvDataSegmentLength') return `${name} is declared per login, not configured`;
+  switch (d.kind) {
+    case 'boolean-and':
+    case 'boolean-or':
+      return isBool(value) ? undefined : `${JSON.stringify(value)} is not Yes or No`;
+    case 'numeric-min':
+    case 'numeric-max':
+    case 'declarative': {
+      const n = parseNumericValue(value);
+      if (Number.isNaN(n)) return `${JSON.stringify(value)} is not a number`;
+      if ((d.min !== undefined && n < d.min) || (d.max !== undefined && n > d.max)) return `${n} is outside ${d.min ?? 0}..${d.max ?? n}`;
+      return undefined;
+    }
+    case 'list': {
+      const items = value.split(',');
+      const bad = items.filter((v) => !(d.values ?? []).includes(v));
+      if (bad.length > 0) return `${JSON.stringify(bad.join(','))} is not among ${(d.values ?? []).join(', ')}`;
+      return undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
 function isBool(v: string): v is 'Yes' | 'No' {
   return v === 'Yes' || v === 'No';
 }
