@@ -15,6 +15,28 @@ export interface ResolvedTarget {
   tpg: TpgConfig;
 }
 
+/** A refused new session: the Login status to answer with (RFC 7143 §11.13.5) and why. */
+export interface SessionRefusal {
+  status: { statusClass: number; statusDetail: number };
+  why: string;
+}
+
+/**
+ * What the login phase asks the server before letting a login go on
+ * (IscsiTargetServer: the per-initiator session cap, CHAP throttling, and the
+ * rate-limited log of failed logins). `remote` is the connection's "address:port".
+ */
+export interface LoginGate {
+  /** A new normal session of `initiator` (ISID `isid`) over the cap, or undefined. Reinstating the same ISID does not count. */
+  refuseSession(initiator: string, isid: number, remote: string): SessionRefusal | undefined;
+  /** Milliseconds to wait before checking this CHAP response (auth-throttle.ts); takes the address's next slot. */
+  chapDelayMs(initiator: string, remote: string): number;
+  /** The outcome of a CHAP response check. */
+  chapResult(initiator: string, remote: string, ok: boolean): void;
+  /** Log a failed login, at most a line or two per interval whatever the rate. */
+  loginFailed(fields: Record<string, unknown>): void;
+}
+
 export interface AcceptingServer {
   readonly core: IscsiCore;
   readonly log: IscsiLogger;
@@ -37,4 +59,6 @@ export interface AcceptingServer {
   nopTimingFor(session: IscsiSession): { interval: number; timeout: number };
   /** Budgets in force now (limits.ts); setLimits() may replace them while connections run. */
   limits(): IscsiLimits;
+  /** Admission checks during login; absent (unit tests): none. */
+  readonly loginGate?: LoginGate;
 }

@@ -43,6 +43,11 @@ export class ChapTarget {
     return this.state === 'done';
   }
 
+  /** The challenge is out: the next CHAP keys are a response to check (the step auth-throttle.ts delays). */
+  get awaitingResponse(): boolean {
+    return this.state === 'want-response';
+  }
+
   step(keys: Map<string, string>): ChapStep {
     if (this.state === 'want-algorithm') {
       const a = keys.get('CHAP_A');

@@ -6,13 +6,23 @@
 // then swaps the config and brings live sessions in line (live-update.ts).
 // Changes are serialised so two of them never interleave their awaits.
 // Listeners live in portals.ts.
+//
+// Admission (docs/security.md): a connection over limits.maxConnections or
+// limits.maxConnectionsPerAddress is destroyed right after accept, before it
+// gets a buffer or a timer; a new session over limits.maxSessionsPerInitiator
+// is refused at login with Out of resources (0x0302). CHAP responses wait
+// behind the failures of their name and address (auth-throttle.ts). Refusals
+// and failed logins are logged once per interval, not once per attempt.
 
 import { iscsiLimits, type IscsiLimits } from './limits.js';
 import type net from 'node:net';
 import type { FabricOps, NexusHandle } from '../../core/types.js';
 import { LunkitError } from '../../protocols/errors.js';
 import type { DiscoveryAuth, IscsiCore, IscsiLogger, IscsiServerOptions, IscsiTargetConfig, TpgConfig } from './config.js';
-import type { AcceptingServer, ResolvedTarget } from './accepting-server.js';
+import type { AcceptingServer, LoginGate, ResolvedTarget } from './accepting-server.js';
+import { ConnectionAdmission, RateLimitedLog, type RefusalReason } from '../../util/admission.js';
+import { AuthThrottle } from './auth-throttle.js';
+import { LoginStatus } from '../../protocols/iscsi/constants.js';
 import { IscsiConnection } from './connection.js';
 import { SessionRegistry, type IscsiSession, type SessionInfo } from './session.js';
 import { initiatorAllowed, sameName } from './acl.js';
@@ -23,6 +33,8 @@ import { IscsiFabricStats, targetTree, type IscsiStatsSnapshot } from './stats.j
 
 const SILENT: IscsiLogger = {};
 const DEFAULT_DRAIN_MS = 2000;
+/** Refused connections and failed logins: one log line, then one summary per interval. */
+const ADMISSION_LOG_INTERVAL_MS = 10_000;
 
 export class IscsiTargetServer {
   /** Lower-case IQN -> the target's current configuration. */
@@ -40,6 +52,11 @@ export class IscsiTargetServer {
   readonly stats = new IscsiFabricStats();
   /** Budgets on what clients can make the target hold (limits.ts); setLimits() replaces them. */
   limits: IscsiLimits;
+  /** Connection caps, total and per source address (util/admission.ts). */
+  private readonly admission: ConnectionAdmission;
+  /** CHAP failure backoff per initiator name and source address. */
+  private readonly authThrottle: AuthThrottle;
+  private readonly failedLogins: RateLimitedLog;
   /** Tail of the queue of configuration changes. */
   private changes: Promise<unknown> = Promise.resolve();
 
@@ -52,6 +69,9 @@ export class IscsiTargetServer {
     this.discoveryAuth = opts.discoveryAuth;
     this.limits = iscsiLimits(opts.limits);
     this.portals = new PortalTable((socket, l) => this.accept(socket, l), this.log);
+    this.admission = new ConnectionAdmission({ limits: () => this.limits, fabric: 'iSCSI', log: this.log, intervalMs: ADMISSION_LOG_INTERVAL_MS });
+    this.authThrottle = new AuthThrottle({ limits: () => this.limits });
+    this.failedLogins = new RateLimitedLog((m, f) => this.log.info?.(m, f), 'iSCSI login failed', ADMISSION_LOG_INTERVAL_MS);
     const fabric: FabricOps = {
       name: 'iscsi',
       closeNexus: (nexus: NexusHandle, reason: string) => this.closeNexus(nexus, reason),
@@ -71,6 +91,7 @@ export class IscsiTargetServer {
         timeout: s.tpg?.attributes.nopInTimeout ?? 30,
       }),
       limits: () => this.limits,
+      loginGate: this.loginGate(),
     };
   }
 
@@ -196,9 +217,9 @@ export class IscsiTargetServer {
    * portals, LUN -> device name), sessions with their connections, and
    * server totals (docs/stats.md).
    */
-  statsSnapshot(): IscsiStatsSnapshot {
+  statsSnapshot(): IscsiStatsSnapshot & { connectionsRefused: Record<RefusalReason, number> } {
     const targets = [...this.targets.values()].map((cfg) => targetTree(cfg, this.targetAddresses(cfg.iqn)));
-    return this.stats.snapshot(this.registry.all(), this.connections, targets);
+    return { ...this.stats.snapshot(this.registry.all(), this.connections, targets), connectionsRefused: this.admission.refused() };
   }
 
   /** Log sessions out (drop their connections), close listeners. */
@@ -218,6 +239,8 @@ export class IscsiTargetServer {
     }
     for (const s of this.registry.all()) s.close('server closing');
     for (const c of [...this.connections]) c.destroy('server closing');
+    this.admission.flushLog();
+    this.failedLogins.flush();
     await closed;
   }
 
@@ -239,14 +262,51 @@ export class IscsiTargetServer {
       socket.destroy();
       return;
     }
+    // Counted before anything is allocated for it; over a cap it is closed now.
+    const release = this.admission.admit(socket.remoteAddress);
+    if (!release) {
+      socket.destroy();
+      return;
+    }
     try {
       const conn = new IscsiConnection(socket, this.forConnections, l.key);
       this.connections.add(conn);
-      conn.onClose(() => this.connections.delete(conn));
+      conn.onClose(() => {
+        this.connections.delete(conn);
+        release();
+      });
     } catch (err) {
+      release();
       this.log.error?.('iSCSI accept failed', { err: err instanceof Error ? err.message : String(err) });
       socket.destroy();
     }
+  }
+
+  /** The login phase's admission checks (accepting-server.ts LoginGate). */
+  private loginGate(): LoginGate {
+    return {
+      refuseSession: (initiator, isid, remote) => {
+        const max = this.limits.maxSessionsPerInitiator;
+        let open = 0;
+        for (const s of this.registry.all()) {
+          // A login with the ISID of an open session reinstates it (RFC 7143 §6.3.5): no new session.
+          if (!s.closed && s.type === 'normal' && s.isid !== isid && sameName(s.initiatorName, initiator)) open++;
+        }
+        if (open < max) return undefined;
+        this.admission.refuse('per-initiator', { remote: hostOf(remote), initiator, limit: max });
+        return { status: LoginStatus.OUT_OF_RESOURCES, why: `initiator has ${open} sessions, limit ${max}` };
+      },
+      chapDelayMs: (initiator, remote) => this.authThrottle.delayFor(initiator, hostOf(remote)),
+      chapResult: (initiator, remote, ok) => {
+        if (ok) this.authThrottle.succeeded(initiator);
+        else this.authThrottle.failed(initiator, hostOf(remote));
+      },
+      loginFailed: (fields) => {
+        const cls = typeof fields.statusClass === 'number' ? fields.statusClass : 0;
+        const detail = typeof fields.statusDetail === 'number' ? fields.statusDetail : 0;
+        this.failedLogins.note(fields, `status_0x${((cls << 8) | detail).toString(16).padStart(4, '0')}`);
+      },
+    };
   }
 
   private tpgOf(targetKey: string, tag: number): { target: IscsiTargetConfig; tpg: TpgConfig } | undefined {
@@ -304,6 +364,12 @@ export class IscsiTargetServer {
   private closeNexus(nexus: NexusHandle, reason: string): void {
     for (const s of this.registry.all()) if (s.nexus === nexus) s.close(reason);
   }
+}
+
+/** The address of an "address:port" remote (IPv6 addresses keep their colons). */
+function hostOf(remote: string): string {
+  const i = remote.lastIndexOf(':');
+  return i > 0 ? remote.slice(0, i) : remote;
 }
 
 /** Checks the server itself relies on (the daemon validates the rest). */
