@@ -51,9 +51,10 @@ export class RawInitiator {
     socket.on('error', () => {});
   }
 
-  static connect(port: number, host = '127.0.0.1'): Promise<RawInitiator> {
+  /** `localAddress` picks the source address (127.0.0.x for a second client address). */
+  static connect(port: number, host = '127.0.0.1', localAddress?: string): Promise<RawInitiator> {
     return new Promise((resolve, reject) => {
-      const s = net.connect({ port, host }, () => resolve(new RawInitiator(s)));
+      const s = net.connect({ port, host, ...(localAddress ? { localAddress } : {}) }, () => resolve(new RawInitiator(s)));
       s.once('error', reject);
     });
   }

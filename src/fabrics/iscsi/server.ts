@@ -296,7 +296,11 @@ export class IscsiTargetServer {
         this.admission.refuse('per-initiator', { remote: hostOf(remote), initiator, limit: max });
         return { status: LoginStatus.OUT_OF_RESOURCES, why: `initiator has ${open} sessions, limit ${max}` };
       },
-      chapDelayMs: (initiator, remote) => this.authThrottle.delayFor(initiator, hostOf(remote)),
+      chapDelayMs: (initiator, remote) => {
+        const ms = this.authThrottle.delayFor(initiator, hostOf(remote));
+        if (ms > 0) this.log.debug?.('iSCSI CHAP response delayed after failures', { initiator, remote, ms });
+        return ms;
+      },
       chapResult: (initiator, remote, ok) => {
         if (ok) this.authThrottle.succeeded(initiator);
         else this.authThrottle.failed(initiator, hostOf(remote));

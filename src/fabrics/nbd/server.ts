@@ -13,6 +13,7 @@ import type { NbdCore, NbdExportConfig, NbdLogger } from './ports.js';
 
 export type { NbdCore, NbdExportConfig, NbdLogger } from './ports.js';
 import { makeTlsSetup, type NbdTlsSetup } from './tls.js';
+import { ConnectionAdmission } from '../../util/admission.js';
 
 export interface NbdListenAddress {
   host: string;
@@ -74,6 +75,9 @@ export interface NbdServerStats {
   idleTimeouts: number;
   tooManyOptions: number;
   readPauses: number;
+  /** Since start: connections destroyed at accept, over limits.maxConnections / maxConnectionsPerAddress. */
+  refusedTotal: number;
+  refusedPerAddress: number;
 }
 
 /** Closes on a limit are logged as one summary line at most this often (not one line per client). */
@@ -90,6 +94,8 @@ export class NbdServer {
   private readonly fabric: FabricOps;
   private readonly tls: NbdTlsSetup | undefined;
   private nextConnectionId = 1;
+  /** Connection caps checked at accept (util/admission.ts); refusals logged once per 10 s. */
+  private readonly admission: ConnectionAdmission;
   private readonly limitCounts: Record<NbdLimitEvent, number> = { handshakeTimeout: 0, idleTimeout: 0, tooManyOptions: 0, readPause: 0 };
   /** Closes on limits since the last summary line, and when that was. */
   private unloggedCloses: Partial<Record<NbdLimitEvent, number>> = {};
@@ -103,6 +109,7 @@ export class NbdServer {
   ) {
     this.logger = opts.logger ?? {};
     this.limits = nbdLimits(opts.limits);
+    this.admission = new ConnectionAdmission({ limits: () => this.limits, fabric: 'NBD', log: this.logger, intervalMs: 10_000 });
     this.listenOn = opts.listen ?? [{ host: '127.0.0.1', port: NBD_DEFAULT_PORT }];
     // Load certificate and key now: a bad PEM fails the start, not the first client.
     this.tls = opts.tls ? makeTlsSetup(opts.tls) : undefined;
@@ -138,6 +145,8 @@ export class NbdServer {
       idleTimeouts: this.limitCounts.idleTimeout,
       tooManyOptions: this.limitCounts.tooManyOptions,
       readPauses: this.limitCounts.readPause,
+      refusedTotal: this.admission.refused().total,
+      refusedPerAddress: this.admission.refused()['per-address'],
     };
     for (const c of this.live) {
       const i = c.info();
@@ -250,12 +259,20 @@ export class NbdServer {
     const conns = [...this.live];
     await Promise.race([Promise.all(conns.map((c) => c.drain())), new Promise((r) => setTimeout(r, grace).unref())]);
     for (const c of conns) c.destroy();
+    this.admission.flushLog();
     await Promise.all(closing);
     // node:net unlinks a Unix socket on close; make sure, in case it did not.
     for (const p of this.socketPaths.splice(0)) await unlink(p).catch(() => {});
   }
 
   private accept(socket: Socket, unixPath: string | undefined): void {
+    // Counted before anything is allocated for it (Unix socket clients count
+    // as one address); over a cap it is closed now, before any byte is sent.
+    const release = this.admission.admit(unixPath !== undefined ? 'unix' : socket.remoteAddress);
+    if (!release) {
+      socket.destroy();
+      return;
+    }
     const conn = new NbdConnection(
       socket,
       { core: this.core, fabric: this.fabric, logger: this.logger, exports: () => this.exportTable, tls: this.tls, limits: () => this.limits, limitHit: this.limitHit },
@@ -268,7 +285,10 @@ export class NbdServer {
       },
     );
     this.live.add(conn);
-    conn.onClose(() => this.live.delete(conn));
+    conn.onClose(() => {
+      this.live.delete(conn);
+      release();
+    });
     conn.start();
   }
 }
