@@ -35,7 +35,7 @@ export interface FuseFabricOptions {
    * buffered I/O (see docs/fuse.md).
    */
   directIo?: boolean;
-  /** Let users other than the mounting one open the files (allow_other). */
+  /** Let users other than the mounting one reach the mount (allow_other); the files' modes (0600) still keep them out unless they own them. */
   allowOther?: boolean;
   /** Owner shown for the directory and files (default: this process). */
   uid?: number;
@@ -134,6 +134,10 @@ export class FuseFabric implements FabricOps {
           uid: this.opts.uid ?? process.getuid?.() ?? 0,
           gid: this.opts.gid ?? process.getgid?.() ?? 0,
           allowOther: this.opts.allowOther ?? false,
+          // The kernel checks the files' modes (0600/0400, volume.ts attrOf)
+          // itself: without it, allow_other lets any local user open a LUN
+          // read-write. Root still passes (CAP_DAC_OVERRIDE).
+          defaultPermissions: true,
           maxRead: DEFAULT_MAX_WRITE,
         },
         {

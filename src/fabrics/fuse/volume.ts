@@ -73,7 +73,7 @@ export interface VolumeStatfs {
 
 export interface ExportOptions {
   device: ScsiDeviceHandle;
-  /** Mapped read-only for this mount (file mode 0444, writes fail with EROFS). */
+  /** Mapped read-only for this mount (file mode 0400, writes fail with EROFS). */
   readOnly?: boolean;
 }
 
@@ -393,7 +393,10 @@ export class FuseVolume implements LunMap {
     const ro = this.isReadOnly(e);
     return {
       ino: e.ino,
-      mode: 0o100000 | (ro ? 0o444 : 0o644),
+      // The mounting user's alone (issue 17): with allow_other the kernel
+      // checks these bits (the mount has default_permissions), so another
+      // local user cannot open a LUN at all; read-only has no write bit.
+      mode: 0o100000 | (ro ? 0o400 : 0o600),
       nlink: 1,
       uid: this.uid,
       gid: this.gid,

@@ -163,7 +163,7 @@ describe('FuseVolume directory', () => {
     const { ops, core } = await setup(1024 * 1024);
     const [code, st] = await call(ops.getattr, '/disk');
     expect(code).toBe(0);
-    expect(st).toMatchObject({ mode: 0o100644, size: 1024 * 1024 });
+    expect(st).toMatchObject({ mode: 0o100600, size: 1024 * 1024 });
     const [c2, names] = await call(ops.readdir, '/');
     expect(c2).toBe(0);
     expect(names).toEqual(['.', '..', 'disk']);
@@ -176,7 +176,7 @@ describe('FuseVolume directory', () => {
 
   it('read-only exports are mode 0444 and refuse writes with EROFS', async () => {
     const { ops } = await setup(4096, 512, true);
-    expect((await call(ops.getattr, '/disk'))[1]).toMatchObject({ mode: 0o100444 });
+    expect((await call(ops.getattr, '/disk'))[1]).toMatchObject({ mode: 0o100400 });
     expect((await call(ops.open, '/disk', 2))[0]).toBe(-Errno.EROFS);
     const [c, fd] = await call(ops.open, '/disk', 0);
     expect(c).toBe(0);
