@@ -293,6 +293,18 @@ export function renderPrometheus(snap: StatsSnapshot): string {
     x.sample('lunkit_iscsi_received_pdus_total', {}, t.pdusIn);
     x.family('lunkit_iscsi_sent_pdus_total', 'counter', 'PDUs sent on iSCSI connections.');
     x.sample('lunkit_iscsi_sent_pdus_total', {}, t.pdusOut);
+    // Budget usage (docs/security.md); `?? 0`: a snapshot from an older daemon has none.
+    x.family('lunkit_iscsi_write_bytes_held', 'gauge', 'Write data bytes iSCSI sessions hold now (limits.iscsi.totalWriteBytes).');
+    x.sample('lunkit_iscsi_write_bytes_held', {}, t.writeBytesHeld ?? 0);
+    x.family('lunkit_iscsi_immediate_commands', 'gauge', 'Immediate SCSI commands in flight.');
+    x.sample('lunkit_iscsi_immediate_commands', {}, t.immediateInFlight ?? 0);
+    x.family('lunkit_iscsi_retained_bytes', 'gauge', 'ERL >= 1: status and read data kept until ExpStatSN acknowledges it.');
+    x.sample('lunkit_iscsi_retained_bytes', {}, t.retainedBytes ?? 0);
+    x.family('lunkit_iscsi_read_pauses_total', 'counter', 'Times a connection stopped reading, by reason (backpressure: queued output; budget: write data).');
+    x.sample('lunkit_iscsi_read_pauses_total', { reason: 'backpressure' }, t.readPausesBackpressure ?? 0);
+    x.sample('lunkit_iscsi_read_pauses_total', { reason: 'budget' }, t.readPausesBudget ?? 0);
+    x.family('lunkit_iscsi_retention_drops_total', 'counter', 'Connections dropped for unacknowledged status over limits.iscsi.retainedBytesPerConnection.');
+    x.sample('lunkit_iscsi_retention_drops_total', {}, t.retentionDrops ?? 0);
   }
   if (snap.bootlabs && snap.bootlabs.length > 0) bootlabSamples(x, snap.bootlabs);
   return x.text();

@@ -212,6 +212,9 @@ export function formatStatsTable(snap: StatsSnapshot, prev?: StatsSnapshot): str
       '',
       `iSCSI: ${t.sessions} sessions, ${t.connections} connections; logins ${t.loginsOk} ok, ${t.loginsFailed} failed; logouts ${t.logouts}; ` +
         `rejects ${rej}; digest errors header ${t.headerDigestErrors}, data ${t.dataDigestErrors}; in ${formatBytes(t.bytesIn)}, out ${formatBytes(t.bytesOut)}`,
+      // Budgets (docs/security.md): what clients make the target hold now, and how often reading stopped.
+      `iSCSI held: write data ${formatBytes(t.writeBytesHeld ?? 0)}, immediate commands ${t.immediateInFlight ?? 0}, retained ${formatBytes(t.retainedBytes ?? 0)}; ` +
+        `reading paused ${t.readPausesBackpressure ?? 0}x for backpressure, ${t.readPausesBudget ?? 0}x for write budget; ${t.retentionDrops ?? 0} connections dropped over retention`,
     );
   }
   const labs = snap.bootlabs ?? [];

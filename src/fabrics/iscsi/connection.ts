@@ -7,6 +7,12 @@
 // [+digest]) under socket.cork() so header and data leave together; several
 // PDUs of one tick share one uncork. Headers are carved from a slab
 // (header-slab.ts), data buffers come from the connection's pool.
+//
+// Backpressure (issue 17): reading stops while the socket holds more queued
+// output than limits.sendHighWaterBytes (resumes on 'drain'), and while the
+// session or the server holds more write data than its budget
+// (write-budget.ts; resumes when bytes are released). A peer that sends
+// requests and never reads the answers thus stalls itself, not the daemon.
 
 import type { Socket } from 'node:net';
 import { PduFramer, type RawPdu } from '../../protocols/iscsi/framer.js';
@@ -27,6 +33,10 @@ import { StatusRetention } from './retention.js';
 import { BufferPool } from '../../util/buffer-pool.js';
 import { HeaderSlab } from './header-slab.js';
 import type { StatsConnection } from './stats.js';
+import type { SessionWriteBudget } from './write-budget.js';
+
+/** Why reading is stopped: output backlog, or write data budget. */
+export type ReadPause = 'send' | 'budget';
 
 export type ConnectionStage = 'login' | 'full-feature' | 'logout' | 'closed';
 
@@ -65,6 +75,16 @@ export class IscsiConnection implements ConnectionPort, LoginConnection, StatsCo
   readonly buffers = new BufferPool();
   /** Where outgoing PDU headers are carved from (no allocation per PDU). */
   private readonly headers = new HeaderSlab();
+  /** Reasons reading is stopped now (empty: reading). */
+  private readonly paused = new Set<ReadPause>();
+  /** Times reading was stopped, by reason (stats). */
+  readonly readPauses: Record<ReadPause, number> = { send: 0, budget: 0 };
+  /** The session's write budget (normal sessions in full feature phase). */
+  private writeBudget: SessionWriteBudget | undefined;
+  /** Registered with the server budget while paused for it. */
+  private readonly budgetRelease = (): void => this.checkBudget();
+  /** Dropped for going over retainedBytesPerConnection (acts once). */
+  private retentionOver = false;
 
   constructor(
     readonly socket: Socket,
@@ -95,8 +115,11 @@ export class IscsiConnection implements ConnectionPort, LoginConnection, StatsCo
         this.framer.push(chunk);
       } catch (err) {
         this.fail('framer threw', err);
+        return;
       }
+      if (this.writeBudget?.over === true) this.checkBudget();
     });
+    socket.on('drain', () => this.resume('send'));
     socket.on('error', (err) => this.server.log.debug?.('iSCSI socket error', { conn: this.id, remote: this.remote, err: err.message }));
     socket.on('close', () => this.onSocketClosed());
     const loginTimeout = server.loginTimeoutFor(portalKey);
@@ -196,8 +219,13 @@ export class IscsiConnection implements ConnectionPort, LoginConnection, StatsCo
     this.framer.setMaxDataSegmentLength(p.maxRecvDataSegmentLength);
     const fullFeature = new FullFeature(this, session, this.server);
     this.fullFeaturePhase = fullFeature;
+    this.writeBudget = fullFeature.writeBudget;
     if (p.errorRecoveryLevel >= 1 && session.type === 'normal') {
-      this.retention = new StatusRetention((itt, statSN) => fullFeature.statusAcked(itt, statSN));
+      this.retention = new StatusRetention(
+        (itt, statSN) => fullFeature.statusAcked(itt, statSN),
+        () => this.server.limits().retainedBytesPerConnection,
+        (bytes) => this.overRetention(bytes),
+      );
     }
     if (session.type === 'discovery') {
       // Never pinged (nop.ts): dropped when idle instead.
@@ -221,6 +249,64 @@ export class IscsiConnection implements ConnectionPort, LoginConnection, StatsCo
   /** The socket is gone (ConnectionPort). */
   get closed(): boolean {
     return this.stage === 'closed';
+  }
+
+  // -------------------------------------------------------------------------
+  // Backpressure
+
+  /** Queued output is over the high-water mark. */
+  get sendBacklogged(): boolean {
+    return this.socket.writableLength > this.server.limits().sendHighWaterBytes;
+  }
+
+  /** Reading is stopped now (stats). */
+  get readPaused(): boolean {
+    return this.paused.size > 0;
+  }
+
+  /** Retained bytes at ERL >= 1 (stats). */
+  get retainedBytes(): number {
+    return this.retention?.retainedBytes ?? 0;
+  }
+
+  private pause(why: ReadPause): void {
+    if (this.paused.has(why) || this.stage === 'closed') return;
+    if (this.paused.size === 0) this.socket.pause();
+    this.paused.add(why);
+    this.readPauses[why]++;
+    this.server.stats.readPaused(why);
+  }
+
+  private resume(why: ReadPause): void {
+    if (!this.paused.delete(why)) return;
+    if (this.paused.size === 0 && this.stage !== 'closed') this.socket.resume();
+  }
+
+  /** Over the write budget: stop reading until bytes are released somewhere, then look again. */
+  private checkBudget(): void {
+    const budget = this.writeBudget;
+    if (budget === undefined || this.stage === 'closed') return;
+    if (budget.over) {
+      this.pause('budget');
+      budget.server.onRelease(this.budgetRelease);
+    } else {
+      this.resume('budget');
+    }
+  }
+
+  /** ERL >= 1: the initiator leaves too much unacknowledged; drop this connection (not the session's others). */
+  private overRetention(bytes: number): void {
+    if (this.retentionOver) return;
+    this.retentionOver = true;
+    this.server.stats.retentionDrop();
+    this.server.log.warn?.('iSCSI connection dropped: unacknowledged status over retainedBytesPerConnection', {
+      conn: this.id,
+      remote: this.remote,
+      bytes,
+      limit: this.server.limits().retainedBytesPerConnection,
+    });
+    // Not from inside the send that went over: the task sending is mid-way.
+    setImmediate(() => this.destroy('retained bytes over limit'));
   }
 
   // -------------------------------------------------------------------------
@@ -275,6 +361,8 @@ export class IscsiConnection implements ConnectionPort, LoginConnection, StatsCo
     if (onWritten === undefined) this.socket.write(iov[last]);
     else this.socket.write(iov[last], onWritten);
     if (this.retention !== undefined) this.retention.sent(pdu);
+    // 'drain' resumes (the stream emits it once a write has returned false and the queue is empty).
+    if (this.socket.writableLength > this.server.limits().sendHighWaterBytes) this.pause('send');
   }
 
   /** Send a Reject carrying the offending header (RFC 7143 §11.17). */
@@ -344,6 +432,8 @@ export class IscsiConnection implements ConnectionPort, LoginConnection, StatsCo
       else fullFeature.connectionClosed();
     }
     this.retention?.clear();
+    this.writeBudget?.server.cancelOnRelease(this.budgetRelease);
+    this.paused.clear();
     this.buffers.close();
     for (const fn of this.closeHooks.splice(0)) {
       try {

@@ -12,6 +12,7 @@ import {
   type AsyncMessagePdu,
   type DataOutPdu,
   type LogoutRequestPdu,
+  type NopInPdu,
   type NopOutPdu,
   type Pdu,
   type ScsiCommandPdu,
@@ -36,9 +37,11 @@ import { TextHandler, type TextHost } from './text.js';
 import { answerNopOut } from './nop.js';
 import { handleLogout, type LogoutHost } from './logout.js';
 import { handleSnack, type SnackHost } from './snack.js';
+import { serverWriteBudget, type SessionWriteBudget } from './write-budget.js';
+import { seqAdd } from '../../protocols/iscsi/seq.js';
 
 /** What the full feature phase needs of the server (IscsiTargetServer's AcceptingServer). */
-export type FullFeatureServer = Pick<AcceptingServer, 'core' | 'log' | 'stats' | 'sendTargets'>;
+export type FullFeatureServer = Pick<AcceptingServer, 'core' | 'log' | 'stats' | 'sendTargets' | 'limits'>;
 
 /**
  * The full feature phase of one connection: its task table, and the host
@@ -55,6 +58,8 @@ export class FullFeature implements TaskTable, TaskHost, TmfHost, TextHost, Snac
   private readonly text: TextHandler;
   /** ERL >= 1: finished tasks stay (with their results) until their status is acknowledged. */
   readonly retaining: boolean;
+  /** The session's write data budget (write-budget.ts); normal sessions only. */
+  readonly writeBudget: SessionWriteBudget | undefined;
 
   constructor(
     readonly conn: ConnectionPort,
@@ -63,6 +68,7 @@ export class FullFeature implements TaskTable, TaskHost, TmfHost, TextHost, Snac
   ) {
     this.text = new TextHandler(this);
     this.retaining = session.params.errorRecoveryLevel >= 1 && session.type === 'normal';
+    this.writeBudget = session.type === 'normal' ? session.writeBudget(serverWriteBudget(server)) : undefined;
   }
 
   // -------------------------------------------------------------------------
@@ -114,6 +120,14 @@ export class FullFeature implements TaskTable, TaskHost, TmfHost, TextHost, Snac
 
   get buffers(): BufferPool {
     return this.conn.buffers;
+  }
+
+  get sendBacklogged(): boolean {
+    return this.conn.sendBacklogged;
+  }
+
+  retainedData(delta: number): void {
+    this.conn.retention?.taskData(delta);
   }
 
   reject(bhs: Buffer, reason: number): void {
@@ -233,6 +247,13 @@ export class FullFeature implements TaskTable, TaskHost, TmfHost, TextHost, Snac
       this.server.log.debug?.('iSCSI CmdSN outside window: dropped', { cmdSN: pdu.cmdSN, expCmdSN: window.expCmdSN, maxCmdSN: window.maxCmdSN });
       return;
     }
+    // §11.17.1 reason 0x06: immediate commands bypass the CmdSN window, so
+    // their number in flight is capped on its own; the initiator may resend.
+    const immediateCap = pdu.immediate && this.session.immediateInFlight >= this.server.limits().maxImmediateCommands;
+    if (immediateCap) {
+      this.conn.reject(bhs, RejectReason.IMMEDIATE_COMMAND_REJECT);
+      return;
+    }
     const prior = this.tasks.get(pdu.itt);
     // ERL >= 1: a finished task kept for its unacknowledged status gives way
     // to a new command with its ITT (the initiator is done with it).
@@ -249,6 +270,10 @@ export class FullFeature implements TaskTable, TaskHost, TmfHost, TextHost, Snac
       return;
     }
     this.tasks.set(task.itt, task);
+    if (pdu.immediate) {
+      task.immediate = true;
+      this.session.immediateInFlight++;
+    }
     this.ordered(pdu, () => {
       if (task.phase === 'done') {
         return;
@@ -323,6 +348,37 @@ export class FullFeature implements TaskTable, TaskHost, TmfHost, TextHost, Snac
 
   taskFinished(task: ScsiTask): void {
     if (!task.hasResult && this.tasks.get(task.itt) === task) this.tasks.delete(task.itt);
+    if (!task.slotHeldForFlush) this.releaseSlot(task);
+  }
+
+  /**
+   * A reply queued while the socket was backlogged has been written: the
+   * task's CmdSN slot frees now. If the window was closed, no other PDU may
+   * be on its way to tell the initiator, so a NOP-In (ITT and TTT
+   * 0xffffffff: no answer expected, §11.19.2) carries the new MaxCmdSN.
+   */
+  replyFlushed(task: ScsiTask): void {
+    const w = this.session.window;
+    const wasClosed = seqAdd(w.maxCmdSN, 1) === w.expCmdSN;
+    this.releaseSlot(task);
+    if (!wasClosed || w.inFlight > 0 || this.conn.closed || seqAdd(w.maxCmdSN, 1) === w.expCmdSN) return;
+    const f = this.conn.window();
+    this.conn.send<NopInPdu>({
+      opcode: Opcode.NOP_IN,
+      itt: RESERVED_TAG,
+      lun: 0,
+      targetTransferTag: RESERVED_TAG,
+      statSN: this.conn.currentStatSN,
+      expCmdSN: f.expCmdSN,
+      maxCmdSN: f.maxCmdSN,
+    });
+  }
+
+  /** The task no longer takes a CmdSN slot (nor counts as an immediate command). Once per task. */
+  private releaseSlot(task: ScsiTask): void {
+    if (task.slotReleased) return;
+    task.slotReleased = true;
+    if (task.immediate && this.session.immediateInFlight > 0) this.session.immediateInFlight--;
     if (task.delivered) this.session.window.finished();
   }
 

@@ -82,6 +82,8 @@ export interface ConnectionPort extends PduSink, SessionConnection {
   readonly buffers: BufferPool;
   /** The socket is gone. */
   readonly closed: boolean;
+  /** Queued output is over limits.sendHighWaterBytes (replies would wait in memory). */
+  readonly sendBacklogged: boolean;
   /** Send a Reject carrying the offending header (and count it). */
   reject(bhs: Buffer, reason: number): void;
   /** A NOP-Out answered our ping with this TTT. */

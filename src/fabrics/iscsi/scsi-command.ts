@@ -44,6 +44,7 @@ import { MAX_TRANSFER_BYTES, type PrepareResult } from '../../core/index.js';
 import type { IscsiCore, IscsiLogger } from './config.js';
 import type { SessionParams } from './session-params.js';
 import type { BufferPool } from '../../util/buffer-pool.js';
+import type { BudgetWaiter, SessionWriteBudget } from './write-budget.js';
 
 const EMPTY: Buffer = Buffer.alloc(0);
 
@@ -53,6 +54,8 @@ interface EarlyData {
   data: Buffer;
   /** In the connection's scratch memory (valid until the next PDU). */
   transient: boolean;
+  /** A copy of our own, counted against the write budget (else a view of the framer's memory). */
+  owned: boolean;
 }
 
 export function taskAttr(attr: number): TaskAttr {
@@ -109,13 +112,21 @@ export interface TaskHost {
   readonly buffers: BufferPool;
   /** The connection is gone; the task keeps its result for TASK REASSIGN (ERL 2). */
   readonly connectionGone: boolean;
+  /** The session's write data budget (write-budget.ts); undefined: unbounded (unit tests). */
+  readonly writeBudget: SessionWriteBudget | undefined;
+  /** The socket's queued output is over the high-water mark: a reply now would wait in memory. */
+  readonly sendBacklogged: boolean;
+  /** The reply of a task that kept its CmdSN slot while backlogged has been written. */
+  replyFlushed(task: ScsiTask): void;
+  /** ERL >= 1: bytes of read data a finished task keeps for SNACK (+) or lets go (-). */
+  retainedData(delta: number): void;
   allocateTtt(): number;
   bindTtt(ttt: number, task: ScsiTask): void;
   unbindTtt(ttt: number): void;
   taskFinished(task: ScsiTask): void;
 }
 
-export class ScsiTask {
+export class ScsiTask implements BudgetWaiter {
   readonly itt: number;
   readonly lun: number;
   readonly lunRaw: Buffer;
@@ -128,6 +139,18 @@ export class ScsiTask {
   phase: TaskPhase = 'collecting';
   /** CmdSN order reached (or immediate): may go to the core once data is in. */
   delivered = false;
+  /** Sent as an immediate command (counted in IscsiSession.immediateInFlight until answered). */
+  immediate = false;
+  /** Its CmdSN slot (and immediate count) was given back (FullFeature.releaseSlot). */
+  slotReleased = false;
+  /** The reply went out while the socket was backlogged: the slot is kept until it is written. */
+  slotHeldForFlush = false;
+  /** Write data bytes this task has counted against the session's budget. */
+  private charged = 0;
+  /** prepare() accepted the write but the budget was full: the bytes it will keep, once granted. */
+  private budgetWait: number | undefined;
+  /** Read data bytes kept for SNACK, reported to the host's retention count. */
+  private retainedBytes = 0;
   aborted = false;
   /** prepare() has run (a write with data, delivered in CmdSN order). */
   private prepared = false;
@@ -220,7 +243,7 @@ export class ScsiTask {
     }
     // Nothing is allocated or asked for before prepare(): the immediate
     // data stays the framer's view until then.
-    if (imm.length > 0) this.early = [{ offset: 0, data: imm, transient: this.host.buffers.isScratch(imm) }];
+    if (imm.length > 0) this.early = [{ offset: 0, data: imm, transient: this.host.buffers.isScratch(imm), owned: false }];
     this.received = imm.length;
     this.unsolicitedEnd = imm.length;
     if (!pdu.final && imm.length < this.edtl) {
@@ -239,8 +262,7 @@ export class ScsiTask {
    * commands without Data-Out.
    */
   prepare(): void {
-    if (!this.write || this.prepared || this.phase !== 'collecting') return;
-    this.prepared = true;
+    if (!this.write || this.prepared || this.budgetWait !== undefined || this.phase !== 'collecting') return;
     const nexus = this.host.nexus;
     const verdict: PrepareResult =
       nexus === undefined
@@ -254,20 +276,55 @@ export class ScsiTask {
             expectedLength: this.edtl,
             direction: this.direction,
           });
-    const early = this.early;
-    this.early = undefined;
-    const lost = this.lostEarly;
-    this.lostEarly = undefined;
     if (verdict.kind === 'respond') {
       // Refused: nothing is collected and no R2T goes out; unsolicited data
       // still due is read and dropped, and the response waits for its end.
+      this.prepared = true;
+      this.early = undefined;
+      this.lostEarly = undefined;
+      this.uncharge(this.charged);
       this.refusal = verdict.response;
       if (!this.unsolicitedOpen) this.complete(verdict.response);
       return;
     }
     // One cap for fabric and core: never more than the core ever takes.
     const keep = Math.min(verdict.length, this.edtl, MAX_TRANSFER_BYTES);
+    const budget = this.host.writeBudget;
+    const more = keep - this.charged;
+    if (budget !== undefined && more > 0) {
+      this.budgetWait = keep;
+      // Over budget: no buffer and no R2T until bytes are released (write-budget.ts).
+      if (!budget.reserve(more, this)) return;
+      this.charged += more;
+    }
+    this.collect(keep);
+  }
+
+  /** BudgetWaiter: bytes still wanted (0: none more, go on), -1 once the task no longer waits. */
+  wantedBytes(): number {
+    if (this.budgetWait === undefined || this.phase !== 'collecting' || this.aborted) return -1;
+    return Math.max(0, this.budgetWait - this.charged);
+  }
+
+  /** BudgetWaiter: `n` bytes were reserved for this task. */
+  granted(n: number): void {
+    this.charged += n;
+    const keep = this.budgetWait;
+    if (keep === undefined || this.phase !== 'collecting') return;
+    this.collect(keep);
+  }
+
+  /** Accepted and within budget: the landing buffer, then R2Ts for what is missing. */
+  private collect(keep: number): void {
+    this.budgetWait = undefined;
+    this.prepared = true;
+    const early = this.early;
+    this.early = undefined;
+    const lost = this.lostEarly;
+    this.lostEarly = undefined;
     this.collected = this.landingBuffer(keep, early);
+    // Early data was copied in: what the task holds now is the landing buffer.
+    if (this.charged > keep) this.uncharge(this.charged - keep);
     if (lost) for (const l of lost) this.openR2t(l.offset, l.length);
     if (!this.unsolicitedOpen) this.issueR2ts();
   }
@@ -279,12 +336,39 @@ export class ScsiTask {
    * prepared before its PDU handler returns.
    */
   keepEarlyData(): void {
-    if (this.early === undefined) return;
+    if (this.early === undefined || this.prepared) return;
     for (const e of this.early) {
-      if (!e.transient) continue;
+      if (e.owned) continue;
+      // A copy also for a view of a socket chunk: the chunk around it is not held (and the count is honest).
       e.data = Buffer.from(e.data);
       e.transient = false;
+      e.owned = true;
+      this.chargeEarly(e.data.length);
     }
+  }
+
+  /** Early data is held in memory of its own: count it against the write budget. */
+  private chargeEarly(n: number): void {
+    const budget = this.host.writeBudget;
+    if (budget === undefined || n <= 0) return;
+    budget.charge(n);
+    this.charged += n;
+  }
+
+  private uncharge(n: number): void {
+    if (n <= 0) return;
+    this.charged -= n;
+    this.host.writeBudget?.release(n);
+  }
+
+  /** Write data bytes this task counts against the budget now (stats, tests). */
+  get chargedBytes(): number {
+    return this.charged;
+  }
+
+  /** Accepted by the core but waiting for write budget (no buffer, no R2T yet). */
+  get waitingForBudget(): boolean {
+    return this.budgetWait !== undefined;
   }
 
   /** The buffer the kept bytes land in, with what came early copied in. */
@@ -305,7 +389,11 @@ export class ScsiTask {
   /** Data for [offset, offset + data.length): kept (or stashed before prepare), or dropped. */
   private store(offset: number, data: Buffer): void {
     if (!this.prepared) {
-      if (data.length > 0) (this.early ??= []).push({ offset, data, transient: false });
+      // Before prepare() or while waiting for budget: a copy of its own, counted against the budget.
+      if (data.length > 0) {
+        (this.early ??= []).push({ offset, data: Buffer.from(data), transient: false, owned: true });
+        this.chargeEarly(data.length);
+      }
       return;
     }
     const dst = this.collected;
@@ -532,6 +620,8 @@ export class ScsiTask {
   private releaseCollected(): void {
     this.early = undefined;
     this.collected = undefined;
+    this.budgetWait = undefined;
+    this.uncharge(this.charged);
     const lease = this.collectLease;
     if (lease === undefined) return;
     this.collectLease = undefined;
@@ -575,6 +665,7 @@ export class ScsiTask {
   /** Local abort (TMF, connection loss): no response is sent (SAM-5, RFC 7143 §11.5.1). */
   abortLocal(): void {
     this.result = undefined;
+    this.setRetained(0);
     if (this.phase === 'done') return;
     this.aborted = true;
     this.dropTransfers();
@@ -589,6 +680,15 @@ export class ScsiTask {
   /** The status was acknowledged (or the task is gone): let the read buffer go. */
   releaseResult(): void {
     this.result = undefined;
+    this.setRetained(0);
+  }
+
+  /** Report the read data kept for SNACK to the host's retention count. */
+  private setRetained(bytes: number): void {
+    const delta = bytes - this.retainedBytes;
+    if (delta === 0) return;
+    this.retainedBytes = bytes;
+    this.host.retainedData(delta);
   }
 
   /**
@@ -683,38 +783,52 @@ export class ScsiTask {
     if (!carried) this.releaseDataIn();
     // ERL >= 1: keep the result until its status is acknowledged (set
     // before markDone so the host knows to keep the task).
-    if (this.host.retaining) this.result = res;
+    if (this.host.retaining) {
+      this.result = res;
+      this.setRetained(dataIn?.length ?? 0);
+    }
+    // Output already backed up: the CmdSN slot stays taken until the reply
+    // is written, so a peer that does not read cannot have more commands
+    // answered into memory (markDone leaves the slot to replyFlushed).
+    const holdSlot = !this.host.connectionGone && this.host.sendBacklogged;
+    this.slotHeldForFlush = holdSlot;
     this.markDone();
     // ERL 2: a failed connection's task keeps its result for TASK REASSIGN.
     if (this.host.connectionGone) {
       this.releaseDataIn();
+      if (holdSlot) this.host.replyFlushed(this);
       return;
     }
-    this.emit(res, 0, carried ? () => this.releaseDataIn() : undefined);
+    this.emit(res, 0, carried ? () => this.releaseDataIn() : undefined, holdSlot ? () => this.host.replyFlushed(this) : undefined);
   }
 
   /**
    * Data-In from the `fromPdu`-th one, then the status with a fresh StatSN of
    * the current connection. `onDataWritten`: once the last Data-In is written.
    */
-  private emit(res: RetainedResult, fromPdu: number, onDataWritten?: () => void): void {
+  private emit(res: RetainedResult, fromPdu: number, onDataWritten?: () => void, onReplyWritten?: () => void): void {
     const host = this.host;
     if (host.connectionGone) {
       onDataWritten?.();
+      onReplyWritten?.();
       return;
     }
     if (res.dataIn) {
-      const sent = this.sendDataIn(res, fromPdu, Number.MAX_SAFE_INTEGER, res.collapse ? 'new' : undefined, onDataWritten);
+      // Phase collapse: the last Data-In is the reply.
+      const collapse = res.collapse && onReplyWritten !== undefined;
+      const onLast = collapse && onReplyWritten !== undefined ? both(onDataWritten, onReplyWritten) : onDataWritten;
+      const sent = this.sendDataIn(res, fromPdu, Number.MAX_SAFE_INTEGER, res.collapse ? 'new' : undefined, onLast);
       if (res.collapse && sent > 0) return;
+      if (collapse) onReplyWritten = undefined;
     } else {
       onDataWritten?.();
     }
-    this.sendResponse(res, host.takeStatSN(), 0);
+    this.sendResponse(res, host.takeStatSN(), 0, onReplyWritten);
   }
 
-  private sendResponse(res: RetainedResult, statSN: number, snackTag: number): void {
+  private sendResponse(res: RetainedResult, statSN: number, snackTag: number, onWritten?: () => void): void {
     this.statSN = statSN;
-    this.host.send(scsiResponsePdu(res, { itt: this.itt, expDataSN: this.dataPduCount, window: this.host.window() }, statSN, snackTag));
+    this.host.send(scsiResponsePdu(res, { itt: this.itt, expDataSN: this.dataPduCount, window: this.host.window() }, statSN, snackTag), onWritten);
   }
 
   /** sendDataIn() of data-in.ts for this task; keeps its StatSN and Data-In count. */
@@ -724,6 +838,15 @@ export class ScsiTask {
     if (res.dataInBase + out.pdus > this.dataPduCount) this.dataPduCount = res.dataInBase + out.pdus;
     return out.sent;
   }
+}
+
+/** One callback running both (either may be absent). */
+function both(a: (() => void) | undefined, b: () => void): () => void {
+  if (a === undefined) return b;
+  return () => {
+    a();
+    b();
+  };
 }
 
 /** Fixed-format sense (SPC-4 §4.5.3) for failures the iSCSI layer detects itself. */

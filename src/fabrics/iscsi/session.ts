@@ -12,6 +12,7 @@ import type { SessionParams } from './session-params.js';
 import { SessionCounters } from './stats.js';
 import { ConnectionRecovery } from './recovery.js';
 import type { SessionConnection, TaskTable, TaskWhere } from './hosts.js';
+import { SessionWriteBudget, type ServerWriteBudget } from './write-budget.js';
 
 /** A session as plain JSON (the control socket returns it as is). */
 export interface SessionInfo {
@@ -74,6 +75,10 @@ export class IscsiSession {
   private readonly closers: Array<() => void> = [];
   /** ERL 2 only: tasks of failed connections waiting for TASK REASSIGN (recovery.ts). */
   readonly recovery: ConnectionRecovery | undefined;
+  /** Write data this session holds, and its commands waiting for budget (write-budget.ts); set by its first connection. */
+  private writeBudgetOf: SessionWriteBudget | undefined;
+  /** Immediate SCSI commands received and not yet answered (limits.maxImmediateCommands). */
+  immediateInFlight = 0;
 
   constructor(init: SessionInit) {
     this.tsih = init.tsih;
@@ -92,6 +97,17 @@ export class IscsiSession {
         this.endIfIdle('connection recovery timed out');
       });
     }
+  }
+
+  /** The session's write budget, tied to the server's on first use. */
+  writeBudget(server: ServerWriteBudget): SessionWriteBudget {
+    this.writeBudgetOf ??= new SessionWriteBudget(server);
+    return this.writeBudgetOf;
+  }
+
+  /** Write data bytes the session holds now. */
+  get writeBytesHeld(): number {
+    return this.writeBudgetOf?.ledger.held ?? 0;
   }
 
   get errorRecoveryLevel(): number {
@@ -161,6 +177,7 @@ export class IscsiSession {
     // Tasks held for connection recovery end with the nexus (SAM-5: aborted).
     if (this.recovery) for (const table of this.recovery.close()) table.connectionClosed(true);
     this.window.clear();
+    this.writeBudgetOf?.close();
   }
 
   info(): SessionInfo {

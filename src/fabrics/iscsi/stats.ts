@@ -75,6 +75,10 @@ export interface StatsSession {
   readonly params: Pick<SessionParams, 'errorRecoveryLevel' | 'headerDigest' | 'dataDigest' | 'maxConnections'>;
   readonly window: { readonly inFlight: number };
   readonly stats: SessionCounters;
+  /** Write data bytes held now (write-budget.ts). */
+  readonly writeBytesHeld: number;
+  /** Immediate SCSI commands in flight. */
+  readonly immediateInFlight: number;
 }
 
 /** A connection as the counters see it (IscsiConnection). */
@@ -90,9 +94,32 @@ export interface StatsConnection {
   readonly pdusOut: number;
   readonly socket: { readonly bytesRead: number; readonly bytesWritten: number };
   readonly session: StatsSession | undefined;
+  /** ERL >= 1: status and read data kept until acknowledged. */
+  readonly retainedBytes: number;
+  readonly readPaused: boolean;
+  readonly readPauses: { readonly send: number; readonly budget: number };
+}
+
+/** Budget usage (issue 17, docs/security.md): what clients make the target hold now. */
+export interface HeldCounters {
+  /** Write data bytes held (immediate, unsolicited, solicited). */
+  writeBytesHeld: number;
+  /** Immediate SCSI commands in flight. */
+  immediateInFlight: number;
+  /** ERL >= 1: bytes kept until ExpStatSN acknowledges them. */
+  retainedBytes: number;
+  /** Times reading stopped because queued output was over sendHighWaterBytes. */
+  readPausesBackpressure: number;
+  /** Times reading stopped because write data was over its budget. */
+  readPausesBudget: number;
 }
 
 export interface IscsiConnectionStats extends TransferCounters {
+  retainedBytes: number;
+  /** Reading is stopped now (backpressure or budget). */
+  readPaused: boolean;
+  readPausesBackpressure: number;
+  readPausesBudget: number;
   id: number;
   cid: number;
   remote: string;
@@ -102,7 +129,7 @@ export interface IscsiConnectionStats extends TransferCounters {
   dataDigest: boolean;
 }
 
-export interface IscsiSessionStats extends TransferCounters, ErrorCounters {
+export interface IscsiSessionStats extends TransferCounters, ErrorCounters, HeldCounters {
   tsih: number;
   /** 12 hex digits. */
   isid: string;
@@ -122,7 +149,9 @@ export interface IscsiSessionStats extends TransferCounters, ErrorCounters {
   connections: IscsiConnectionStats[];
 }
 
-export interface IscsiTotals extends TransferCounters, ErrorCounters {
+export interface IscsiTotals extends TransferCounters, ErrorCounters, HeldCounters {
+  /** Connections dropped for going over retainedBytesPerConnection. */
+  retentionDrops: number;
   loginsOk: number;
   loginsFailed: number;
   logouts: number;
@@ -161,6 +190,10 @@ export class IscsiFabricStats {
   loginsOk = 0;
   loginsFailed = 0;
   logouts = 0;
+  /** Read pauses since start, by reason (connection.ts). */
+  readPausesBackpressure = 0;
+  readPausesBudget = 0;
+  retentionDrops = 0;
   readonly errors = new SessionCounters();
   /** Transfer counters of connections that have closed. */
   private readonly closed = new SessionCounters();
@@ -244,6 +277,17 @@ export class IscsiFabricStats {
     );
   }
 
+  /** A connection stopped reading (backpressure or write budget). */
+  readPaused(why: 'send' | 'budget'): void {
+    if (why === 'send') this.readPausesBackpressure++;
+    else this.readPausesBudget++;
+  }
+
+  /** A connection was dropped for unacknowledged status over its budget. */
+  retentionDrop(): void {
+    this.retentionDrops++;
+  }
+
   /** A connection closed: keep its transfer counts in its session's and the server's totals. */
   connectionClosed(conn: StatsConnection): void {
     const t = connectionTransfer(conn);
@@ -273,12 +317,23 @@ export class IscsiFabricStats {
       rejects: { ...this.errors.rejects },
       headerDigestErrors: this.errors.headerDigestErrors,
       dataDigestErrors: this.errors.dataDigestErrors,
+      writeBytesHeld: 0,
+      immediateInFlight: 0,
+      retainedBytes: 0,
+      readPausesBackpressure: this.readPausesBackpressure,
+      readPausesBudget: this.readPausesBudget,
+      retentionDrops: this.retentionDrops,
     };
     for (const list of live.values()) {
       for (const c of list) {
         totals.connections++;
+        totals.retainedBytes += c.retainedBytes;
         addTransfer(totals, connectionTransfer(c));
       }
+    }
+    for (const s of sessions) {
+      totals.writeBytesHeld += s.writeBytesHeld;
+      totals.immediateInFlight += s.immediateInFlight;
     }
     const out: IscsiSessionStats[] = sessions.map((s) => {
       const conns = (live.get(s) ?? []).map(connectionStats);
@@ -304,8 +359,18 @@ export class IscsiFabricStats {
         rejects: { ...s.stats.rejects },
         headerDigestErrors: s.stats.headerDigestErrors,
         dataDigestErrors: s.stats.dataDigestErrors,
+        writeBytesHeld: s.writeBytesHeld,
+        immediateInFlight: s.immediateInFlight,
+        retainedBytes: 0,
+        readPausesBackpressure: 0,
+        readPausesBudget: 0,
       };
-      for (const c of conns) addTransfer(st, c);
+      for (const c of conns) {
+        addTransfer(st, c);
+        st.retainedBytes += c.retainedBytes;
+        st.readPausesBackpressure += c.readPausesBackpressure;
+        st.readPausesBudget += c.readPausesBudget;
+      }
       return st;
     });
     return { targets, sessions: out, totals };
@@ -325,6 +390,10 @@ function connectionStats(c: StatsConnection): IscsiConnectionStats {
     stage: c.stage,
     headerDigest: c.headerDigest,
     dataDigest: c.dataDigest,
+    retainedBytes: c.retainedBytes,
+    readPaused: c.readPaused,
+    readPausesBackpressure: c.readPauses.send,
+    readPausesBudget: c.readPauses.budget,
     ...connectionTransfer(c),
   };
 }

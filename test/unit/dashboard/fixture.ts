@@ -95,7 +95,7 @@ export function snapshotAt(t: number, reads: number, events: LoggedEvent[] = [])
           dataDigest: false,
           maxConnections: 1,
           cmdsInFlight: 0,
-          connections: [{ id: 1, cid: 0, remote: '127.0.0.1:40000', local: '127.0.0.1:3260', stage: 'full-feature', headerDigest: true, dataDigest: false, bytesIn: 1000, bytesOut: reads * 4144, pdusIn: reads + 2, pdusOut: reads + 2 }],
+          connections: [{ id: 1, cid: 0, remote: '127.0.0.1:40000', local: '127.0.0.1:3260', stage: 'full-feature', headerDigest: true, dataDigest: false, bytesIn: 1000, bytesOut: reads * 4144, pdusIn: reads + 2, pdusOut: reads + 2, retainedBytes: 0, readPaused: false, readPausesBackpressure: 0, readPausesBudget: 0 }],
           bytesIn: 1000,
           bytesOut: reads * 4144,
           pdusIn: reads + 2,
@@ -103,6 +103,7 @@ export function snapshotAt(t: number, reads: number, events: LoggedEvent[] = [])
           rejects: {},
           headerDigestErrors: 0,
           dataDigestErrors: 0,
+          ...NOTHING_HELD,
         },
       ],
       totals: {
@@ -118,6 +119,8 @@ export function snapshotAt(t: number, reads: number, events: LoggedEvent[] = [])
         rejects: {},
         headerDigestErrors: 0,
         dataDigestErrors: 0,
+        ...NOTHING_HELD,
+        retentionDrops: 0,
       },
     },
     events,
@@ -127,3 +130,6 @@ export function snapshotAt(t: number, reads: number, events: LoggedEvent[] = [])
 export function event(seq: number, text: string, severity: 'info' | 'warn' | 'error' = 'info'): LoggedEvent {
   return { seq, time: 1_700_000_000_000 + seq * 1000, channel: 'lunkit:iscsi:login', severity, text, fields: {} };
 }
+
+/** iSCSI budget usage of an idle target (IscsiStatsSnapshot's HeldCounters). */
+const NOTHING_HELD = { writeBytesHeld: 0, immediateInFlight: 0, retainedBytes: 0, readPausesBackpressure: 0, readPausesBudget: 0 };

@@ -6,6 +6,7 @@ import type { DataOutPdu, R2TPdu, ScsiCommandPdu } from '../../../src/protocols/
 import type { ScsiCommand, ScsiCommandHeader, ScsiResponse } from '../../../src/core/types.js';
 import type { PrepareResult } from '../../../src/core/index.js';
 import { BufferPool } from '../../../src/util/buffer-pool.js';
+import type { SessionWriteBudget } from '../../../src/fabrics/iscsi/write-budget.js';
 
 export const RESERVED = 0xffffffff;
 
@@ -18,7 +19,7 @@ export function setup(
   over: Partial<SessionParams>,
   respond?: (c: ScsiCommand) => ScsiResponse,
   prepare?: (c: ScsiCommandHeader) => PrepareResult,
-  opts: { deferWrites?: boolean; retaining?: boolean } = {},
+  opts: { deferWrites?: boolean; retaining?: boolean; writeBudget?: SessionWriteBudget; backlogged?: () => boolean } = {},
 ) {
   const params: SessionParams = { ...DEFAULT_SESSION_PARAMS, ...over };
   const sent: Sent[] = [];
@@ -31,6 +32,10 @@ export function setup(
   const ttts = new Map<number, ScsiTask>();
   let next = 1;
   const finished: ScsiTask[] = [];
+  /** Tasks whose held CmdSN slot was given back after their reply was written. */
+  const flushed: ScsiTask[] = [];
+  /** Read data kept for SNACK, as the tasks report it (retainedData). */
+  const retained = { bytes: 0 };
   const host: TaskHost = {
     params,
     peerMaxRecvDataSegmentLength: params.peerMaxRecvDataSegmentLength,
@@ -39,6 +44,12 @@ export function setup(
     connectionGone: false,
     log: {},
     buffers,
+    writeBudget: opts.writeBudget,
+    get sendBacklogged() {
+      return opts.backlogged?.() ?? false;
+    },
+    replyFlushed: (t) => flushed.push(t),
+    retainedData: (delta) => (retained.bytes += delta),
     core: {
       submit: async (c: ScsiCommand): Promise<ScsiResponse> => {
         submitted.push(c);
@@ -65,7 +76,7 @@ export function setup(
     unbindTtt: (t) => ttts.delete(t),
     taskFinished: (t) => finished.push(t),
   };
-  return { host, sent, submitted, prepared, buffers, pendingWrites, ttts, finished };
+  return { host, sent, submitted, prepared, buffers, pendingWrites, ttts, finished, flushed, retained };
 }
 
 export function cmd(over: Partial<ScsiCommandPdu>): ScsiCommandPdu {
