@@ -108,12 +108,13 @@ export class ConnectionAdmission {
     const key = addressKey(remoteAddress);
     const limits = this.opts.limits();
     const fromHere = this.perAddress.get(key) ?? 0;
-    if (this.live >= limits.maxConnections) {
-      this.refuse('total', { remote: key, limit: limits.maxConnections, live: this.live });
-      return undefined;
-    }
+    // Per address first: it names the client that is over its share.
     if (fromHere >= limits.maxConnectionsPerAddress) {
       this.refuse('per-address', { remote: key, limit: limits.maxConnectionsPerAddress, live: fromHere });
+      return undefined;
+    }
+    if (this.live >= limits.maxConnections) {
+      this.refuse('total', { remote: key, limit: limits.maxConnections, live: this.live });
       return undefined;
     }
     this.live++;

@@ -53,13 +53,13 @@ describe('ConnectionAdmission', () => {
     const rec = recorder();
     const a = new ConnectionAdmission({ limits: () => ({ maxConnections: 2, maxConnectionsPerAddress: 1 }), fabric: 'iSCSI', log: rec, intervalMs: 10_000, now: () => Date.now() });
     a.admit('1.1.1.1');
-    // 1.1.1.1 again: per address; 2.2.2.2 gets the last slot, then every one is over the total.
+    // 1.1.1.1 again: per address; 2.2.2.2 gets the last slot, then it is over its share too.
     for (let i = 0; i < 1000; i++) a.admit(i % 2 === 0 ? '1.1.1.1' : '2.2.2.2');
     expect(rec.lines).toHaveLength(1);
     expect(rec.lines[0]).toEqual({ msg: 'iSCSI connection refused', fields: { reason: 'per-address', remote: '1.1.1.1', limit: 1, live: 1 } });
     vi.advanceTimersByTime(10_000);
     expect(rec.lines).toHaveLength(2);
-    expect(rec.lines[1]).toEqual({ msg: 'iSCSI connection refused (repeated)', fields: { more: 998, seconds: 10, total: 998 } });
+    expect(rec.lines[1]).toEqual({ msg: 'iSCSI connection refused (repeated)', fields: { more: 998, seconds: 10, 'per-address': 998 } });
     // Still flooding: one more summary per interval.
     for (let i = 0; i < 50; i++) a.admit('3.3.3.3');
     vi.advanceTimersByTime(10_000);
@@ -70,7 +70,7 @@ describe('ConnectionAdmission', () => {
     a.admit('4.4.4.4');
     expect(rec.lines).toHaveLength(4);
     expect(rec.lines[3].msg).toBe('iSCSI connection refused');
-    expect(a.refused()).toEqual({ total: 1049, 'per-address': 1, 'per-initiator': 0 });
+    expect(a.refused()).toEqual({ total: 51, 'per-address': 999, 'per-initiator': 0 });
   });
 
   it('flushLog writes what is pending', () => {
