@@ -4,7 +4,10 @@
 // ALLOCATION FAILED / WRITE PROTECTED sense over iSCSI and EIO / ENOSPC /
 // EPERM over NBD (qemu-io), everything else GOOD, and iscsi-perf sees no
 // error; a `delay` of 200 ms under libiscsi's ABORT TASK test; a `readonly`
-// filter refusing writes over iSCSI, NBD and FUSE.
+// filter refusing writes over iSCSI, NBD and FUSE. Read faults get UNRECOVERED
+// READ ERROR. A backstore that hangs (a 60 s delay): ABORT TASK and LUN RESET
+// answer within the core's TMF bound while the I/O is still stuck, the other
+// LUN keeps serving, and the daemon still stops cleanly (limits.shutdownIoWait).
 import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -50,6 +53,8 @@ beforeAll(async () => {
     },
     nbd: { listen: [`127.0.0.1:${nbdPort}`], exports: { disk: { backstore: 'disk' }, ro: { backstore: 'ro' } } },
     fuse: { [mnt]: { exports: { ro: { backstore: 'ro' } } } },
+    // The hang test leaves I/O stuck for 60 s: shutdown must not wait for it.
+    limits: { shutdownIoWait: 2 },
   };
   const file = join(dir, 'lunkit.json');
   await writeFile(file, JSON.stringify(config));
@@ -57,9 +62,11 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await daemon?.stop();
+  // 0, not the SIGKILL the helper sends after 10 s: the stuck I/O of the hang test did not hang shutdown.
+  const code = await daemon?.stop();
   await rm(dir, { recursive: true, force: true });
-});
+  expect(code).toBe(0);
+}, 30_000);
 
 const lunUrl = (lun: number): string => `iscsi://127.0.0.1:${iscsiPort}/${IQN}/${lun}`;
 
@@ -128,6 +135,27 @@ describe('error filter under iscsi-perf load', () => {
     }
   }, 120_000);
 
+  it('EIO on reads: UNRECOVERED READ ERROR (03/11/00) over iSCSI, EIO over NBD; writes unaffected', async () => {
+    const socket = daemon!.socket;
+    const session = await openLun(0);
+    try {
+      const rules = JSON.stringify([{ error: 'EIO', ops: ['read'], lba: { start: 0, count: 2048 } }]);
+      await cliOk(socket, ['backstore', 'filter', 'disk', '--type', 'error', '--rules', rules, '--on']);
+      const bad = await read16(session, 0, 8, 8, { blockSize: BS });
+      expect(bad.ok).toBe(false);
+      if (!bad.ok) expect([bad.status, bad.sense?.key, bad.sense?.asc, bad.sense?.ascq]).toEqual([0x02, 0x3, 0x11, 0x00]);
+      expect((await read16(session, 0, 4096, 8, { blockSize: BS })).ok).toBe(true);
+      expect((await write16(session, 0, 8, Buffer.alloc(8 * BS, 4), { blockSize: BS })).ok).toBe(true);
+      const r = await run('qemu-io', ['-f', 'raw', '-c', 'read 0 4k', `nbd://127.0.0.1:${nbdPort}/disk`], { timeout: 30_000 }).catch(
+        (e: { stdout?: string; stderr?: string }) => ({ stdout: e.stdout ?? '', stderr: e.stderr ?? '' }),
+      );
+      expect(`${r.stdout}${r.stderr}`).toMatch(/Input\/output error/);
+    } finally {
+      await cliOk(socket, ['backstore', 'filter', 'disk', '--type', 'error', '--off']);
+      await session.logout().catch(() => undefined);
+    }
+  }, 60_000);
+
   it('a filter named wrongly is a clear error, and changes nothing', async () => {
     const r = await runCli(daemon!.socket, ['backstore', 'filter', 'ro', '--type', 'error', '--on']);
     expect(r.code).not.toBe(0);
@@ -184,4 +212,59 @@ describe('readonly filter', () => {
     const rd = await run('dd', [`if=${fuseFile}`, 'of=/dev/null', 'bs=4096', 'count=4'], { timeout: 30_000 });
     expect(rd.stderr).toMatch(/16384 bytes/);
   }, 60_000);
+});
+
+describe('a backstore that hangs (60 s delay)', () => {
+  /** Operations the delay filter holds right now. */
+  async function pending(): Promise<number> {
+    const shown = JSON.parse(await cliOk(daemon!.socket, ['backstore', 'filter', 'disk', '--json'])) as { filters: Array<{ stats?: { pending?: number } }> };
+    return shown.filters[0].stats?.pending ?? 0;
+  }
+
+  async function untilPending(n: number): Promise<void> {
+    for (let i = 0; i < 200 && (await pending()) < n; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await pending()).toBeGreaterThanOrEqual(n);
+  }
+
+  it('ABORT TASK and LUN RESET complete while the I/O is still stuck; the other LUN keeps serving', async () => {
+    const socket = daemon!.socket;
+    await cliOk(socket, ['backstore', 'filter', 'disk', '--type', 'delay', '--delays', JSON.stringify({ read: '60s', write: '60s' }), '--on']);
+    const session = await openLun(0);
+    const other = await openLun(1);
+    try {
+      // ABORT TASK of a write stuck in the backstore: answered at the TMF bound, not after 60 s.
+      const ac = new AbortController();
+      const stuck = write16(session, 0, 16, Buffer.alloc(8 * BS, 5), { blockSize: BS, signal: ac.signal });
+      await untilPending(1);
+      ac.abort();
+      await expect(stuck).rejects.toMatchObject({ code: 'ERR_ISCSI_ABORTED' });
+      expect(await pending()).toBe(1); // the write is still held: the abort did not wait for it
+
+      // LUN RESET with a read and a write stuck: FUNCTION COMPLETE, the I/O still held.
+      const r = read16(session, 0, 512, 8, { blockSize: BS }).catch((e: unknown) => e);
+      const w = write16(session, 0, 1024, Buffer.alloc(8 * BS, 6), { blockSize: BS }).catch((e: unknown) => e);
+      await untilPending(3);
+      await session.lunReset(0);
+      expect(await pending()).toBe(3);
+
+      // Meanwhile LUN 1 (another backstore) answers at once, and LUN 0 answers what needs no I/O.
+      for (let i = 0; i < 4; i++) expect((await read16(other, 1, i * 8, 8, { blockSize: BS })).ok).toBe(true);
+      let tur = await testUnitReady(session, 0);
+      for (let i = 0; i < 4 && !tur.ok; i++) tur = await testUnitReady(session, 0);
+      expect(tur.ok).toBe(true);
+
+      // The delay off: new I/O to other blocks flows; the held operations stay held (shutdown deals with them).
+      await cliOk(socket, ['backstore', 'filter', 'disk', '--type', 'delay', '--off']);
+      expect((await write16(session, 0, 8192, Buffer.alloc(8 * BS, 7), { blockSize: BS })).ok).toBe(true);
+      expect((await read16(session, 0, 8192, 8, { blockSize: BS })).ok).toBe(true);
+      expect(await pending()).toBe(3);
+      // Their answers are suppressed (aborted by the reset); the promises end when the session does.
+      void r;
+      void w;
+    } finally {
+      await cliOk(socket, ['backstore', 'filter', 'disk', '--type', 'delay', '--delays', JSON.stringify({ read: '200ms', write: '200ms' })]);
+      await other.logout().catch(() => undefined);
+      await session.logout().catch(() => undefined);
+    }
+  }, 90_000);
 });
