@@ -16,8 +16,14 @@
 // tryLease() returns undefined (the core then allocates). After close()
 // nothing is kept.
 
-/** Smallest buffer handed out: a 512-byte transfer still gets a 4 KiB buffer. */
-export const POOL_MIN_BYTES = 4096;
+/**
+ * Smallest buffer handed out. 512, not 4096: what an idle connection keeps in
+ * its pool is the buffer of its last small command (INQUIRY, REPORT LUNS,
+ * READ CAPACITY), and a thousand sessions each keeping 4 KiB for a 96-byte
+ * INQUIRY was an eighth of their memory (bench/sessions). Block-sized
+ * transfers still get their own size class.
+ */
+export const POOL_MIN_BYTES = 512;
 /** Larger transfers are not pooled (rare; allocated per command). */
 export const POOL_MAX_BYTES = 1024 * 1024;
 /** Bytes one connection may hold in pooled buffers: 64 in flight x 128 KiB. */

@@ -1,8 +1,15 @@
 // PDU header memory for one iSCSI connection (see HeaderSlab). The data
 // buffers come from the shared per-connection pool (src/util/buffer-pool.ts).
 
-/** Bytes of one header slab: room for 340 plain 48-byte headers. */
+/** Largest header slab: room for 340 plain 48-byte headers. */
 export const HEADER_SLAB_BYTES = 16 * 1024;
+/**
+ * First slab of a connection. Slabs double up to HEADER_SLAB_BYTES as they
+ * are spent, so a busy connection soon carves from 16 KiB slabs while an idle
+ * one (a login and a few commands: most of a thousand sessions) holds 1 KiB,
+ * not 16 (bench/sessions).
+ */
+export const HEADER_SLAB_FIRST_BYTES = 1024;
 
 /**
  * PDU headers (BHS + AHS) carved one after the other from a slab, so sending
@@ -13,17 +20,21 @@ export const HEADER_SLAB_BYTES = 16 * 1024;
  * PDU before the next encode; carving gives the saving without that risk.)
  */
 export class HeaderSlab {
-  private slab = Buffer.allocUnsafeSlow(HEADER_SLAB_BYTES);
+  /** Allocated at the first take(). */
+  private slab: Buffer | undefined;
   private used = 0;
 
   /** `length` fresh bytes (contents undefined; encodeBhs zeroes them). */
   take(length: number): Buffer {
     if (length > HEADER_SLAB_BYTES) return Buffer.allocUnsafe(length);
-    if (this.used + length > this.slab.length) {
-      this.slab = Buffer.allocUnsafeSlow(HEADER_SLAB_BYTES);
+    let slab = this.slab;
+    if (slab === undefined || this.used + length > slab.length) {
+      const size = slab === undefined ? HEADER_SLAB_FIRST_BYTES : Math.min(slab.length * 2, HEADER_SLAB_BYTES);
+      slab = Buffer.allocUnsafeSlow(Math.max(size, length));
+      this.slab = slab;
       this.used = 0;
     }
-    const out = this.slab.subarray(this.used, this.used + length);
+    const out = slab.subarray(this.used, this.used + length);
     // Keep slices 8-byte aligned (fast fill/copy).
     this.used += (length + 7) & ~7;
     return out;

@@ -524,6 +524,13 @@ export class LoginPhase {
     for (const old of replaced) old.destroy('connection reinstated');
     if (this.existing) session.connectionReinstated(this.cid);
     this.conn.enterFullFeature(session, connParams);
+    // The connection keeps this object for its life: let go of what only the
+    // login needed (the negotiator's maps, CHAP state, credentials).
+    this.negotiator = undefined;
+    this.chap = undefined;
+    this.creds = undefined;
+    this.mutualCreds = undefined;
+    this.text.reset();
     server.stats.loginOk(this.conn, session);
     server.log.info?.('iSCSI login', {
       initiator: this.initiatorName,
