@@ -2,7 +2,7 @@
 // - fsyncgate: an EIO injected on one flush (the `error` filter) latches the
 //   LU. With the filter off again, SYNCHRONIZE CACHE and FUA WRITE still fail
 //   with MEDIUM ERROR / WRITE ERROR (03/0C/00) over iSCSI, NBD FLUSH and FUA
-//   writes with EIO, `lunkit ls` and `lunkit stats` show the state, and
+//   writes with EIO, FUSE fsync with EIO, `lunkit ls` and `lunkit stats` show the state, and
 //   `lunkit backstore clear-error` ends it;
 // - files the daemon creates (thin and thick file backstores, qcow2 images
 //   and snapshots, the saved configuration) are 0600;
@@ -49,7 +49,7 @@ beforeAll(async () => {
       },
     },
     nbd: { listen: [`127.0.0.1:${nbdPort}`], exports: { disk: { backstore: 'disk' } } },
-    fuse: { [mnt]: { allowOther: true, exports: { shared: { backstore: 'shared' }, ro: { backstore: 'sharedRo', readOnly: true } } } },
+    fuse: { [mnt]: { allowOther: true, exports: { shared: { backstore: 'shared' }, ro: { backstore: 'sharedRo', readOnly: true }, disk: { backstore: 'disk' } } } },
   };
   const file = join(dir, 'lunkit.json');
   await writeFile(file, JSON.stringify(config));
@@ -83,7 +83,7 @@ async function nbdErrno(p: Promise<unknown>): Promise<string> {
 }
 
 describe('a failed flush latches the LUN for every fabric (fsyncgate)', () => {
-  it('EIO on one flush: later flushes and FUA writes fail (iSCSI 03/0C/00, NBD EIO) until clear-error', async () => {
+  it('EIO on one flush: later flushes and FUA writes fail (iSCSI 03/0C/00, NBD and FUSE EIO) until clear-error', async () => {
     const sock = daemon!.socket;
     const session = await openLun();
     const nbd = await NbdClient.connect(`nbd://127.0.0.1:${nbdPort}/disk`);
@@ -101,17 +101,25 @@ describe('a failed flush latches the LUN for every fabric (fsyncgate)', () => {
       expect(await nbdErrno(nbd.flush())).toBe('ERR_NBD_SERVER_ERROR:5');
       expect(await nbdErrno(nbd.write(Buffer.alloc(BS, 3), 0, { fua: true }))).toBe('ERR_NBD_SERVER_ERROR:5');
       expect(await nbdErrno(nbd.write(Buffer.alloc(BS, 3), 0))).toBe('OK');
+      // FUSE: fsync of the LUN file fails the same way (EIO).
+      const fsyncDd = await run('dd', ['if=/dev/zero', `of=${join(mnt, 'disk')}`, 'bs=4096', 'count=1', 'conv=notrunc,fsync'], { timeout: 30_000 }).then(
+        () => 'OK',
+        (e: { stderr?: string }) => e.stderr ?? '',
+      );
+      expect(fsyncDd).toMatch(/Input\/output error/);
 
       const ls = await cliOk(sock, ['ls', '/backstores/file']);
       expect(ls).toMatch(/disk .*\[MEDIUM ERROR: flush failed \(EIO\)/);
       expect(ls).not.toMatch(/thick .*MEDIUM ERROR/);
       const stats = await cliOk(sock, ['stats']);
-      expect(stats).toMatch(/disk: MEDIUM ERROR since .* \(flush failed: EIO\); 4 flushes\/FUA writes refused/);
+      // 2 SYNCHRONIZE CACHE + 1 FUA WRITE + NBD FLUSH + FUA write + the FUSE fsync (the kernel may add a flush of its own).
+      const refused = Number(/disk: MEDIUM ERROR since .* \(flush failed: EIO\); (\d+) flushes\/FUA writes refused/.exec(stats)?.[1]);
+      expect(refused).toBeGreaterThanOrEqual(5);
       const snap = JSON.parse(await cliOk(sock, ['stats', '--json'])) as { core: { luns: Array<{ name: string; mediumError?: { code: string } }> } };
       expect(snap.core.luns.find((l) => l.name === 'disk')?.mediumError?.code).toBe('EIO');
 
       const cleared = await cliOk(sock, ['backstore', 'clear-error', 'disk']);
-      expect(cleared).toMatch(/Cleared the medium error of backstore disk \(EIO at .*, 4 flushes\/FUA writes refused since\)/);
+      expect(cleared).toMatch(/Cleared the medium error of backstore disk \(EIO at .*, \d+ flushes\/FUA writes refused since\)/);
       expect(senseCodes(await synchronizeCache16(session, 0))).toBe('GOOD');
       expect(senseCodes(await write16(session, 0, 8, Buffer.alloc(BS, 1), { blockSize: BS, fua: true }))).toBe('GOOD');
       expect(await nbdErrno(nbd.flush())).toBe('OK');
