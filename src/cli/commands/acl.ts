@@ -7,6 +7,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { printResult, runVerb, withCommon, type CommonArgs } from '../output.js';
 import { aclChapParams, aclMapParams, aclParams, aclUnmapParams } from '../params.js';
 import { callVerb } from '../verbs.js';
+import { ARGV_SECRET_RISK, readSecrets, withSecretFileOptions } from '../secret.js';
 
 interface AclArgs extends CommonArgs {
   iqn: string;
@@ -46,6 +47,8 @@ interface ChapArgs extends AclArgs {
   password?: string;
   'mutual-userid'?: string;
   'mutual-password'?: string;
+  'password-file'?: string;
+  'mutual-password-file'?: string;
   clear?: boolean;
 }
 
@@ -54,31 +57,43 @@ const chap: CommandModule<object, ChapArgs> = {
   describe: 'Set (or --clear) the CHAP credentials of an ACL; mutual CHAP lets the initiator check the target too',
   builder: (y: Argv) =>
     withCommon(
-      base(y)
-        .option('userid', { type: 'string', describe: 'CHAP user name the initiator sends' })
-        .option('password', { type: 'string', describe: 'CHAP secret (12 to 255 characters)' })
-        .option('mutual-userid', { type: 'string', describe: 'user name the target answers with (mutual CHAP)' })
-        .option('mutual-password', { type: 'string', describe: 'secret of the target (mutual CHAP)' })
+      withSecretFileOptions(
+        base(y)
+          .option('userid', { type: 'string', describe: 'CHAP user name the initiator sends' })
+          .option('password', { type: 'string', requiresArg: true, describe: `CHAP secret (12 to 255 characters; "-": read stdin); ${ARGV_SECRET_RISK}` })
+          .option('mutual-userid', { type: 'string', describe: 'user name the target answers with (mutual CHAP)' })
+          .option('mutual-password', { type: 'string', requiresArg: true, describe: `secret of the target (mutual CHAP; "-": read stdin); ${ARGV_SECRET_RISK}` }),
+        [
+          { option: 'password', what: 'the CHAP secret' },
+          { option: 'mutual-password', what: 'the mutual CHAP secret' },
+        ],
+      )
         .option('clear', { type: 'boolean', describe: 'remove both credentials' })
-        .example(`$0 acl chap ${T} ${I} --userid client1 --password secretsecret12`, 'one-way CHAP')
-        .example(`$0 acl chap ${T} ${I} --userid client1 --password secretsecret12 --mutual-userid t1 --mutual-password othersecret34`, 'mutual CHAP')
+        .example(`$0 acl chap ${T} ${I} --userid client1 --password-file /root/client1.secret`, 'one-way CHAP, secret from a file')
+        .example(`vault read -field=pw k | $0 acl chap ${T} ${I} --userid client1 --password -`, 'secret from stdin')
+        .example(`$0 acl chap ${T} ${I} --userid client1 --password-file c1.secret --mutual-userid t1 --mutual-password-file t1.secret`, 'mutual CHAP')
         .example(`$0 acl chap ${T} ${I} --clear`, 'no CHAP'),
     ) as Argv<ChapArgs>,
   handler: (args) =>
     callVerb(
       args,
       'acl.chap',
-      () =>
-        aclChapParams({
+      async () => {
+        const [password, mutualPassword] = await readSecrets([
+          { value: args.password, file: args['password-file'], option: 'password' },
+          { value: args['mutual-password'], file: args['mutual-password-file'], option: 'mutual-password' },
+        ]);
+        return aclChapParams({
           iqn: args.iqn,
           initiator: args.initiator,
           tpg: args.tpg,
           userid: args.userid,
-          password: args.password,
+          password,
           mutualUserid: args['mutual-userid'],
-          mutualPassword: args['mutual-password'],
+          mutualPassword,
           clear: args.clear,
-        }),
+        });
+      },
       (_params) => `${args.clear ? 'Cleared' : 'Set'} CHAP credentials of ${args.initiator}.`,
     ),
 };

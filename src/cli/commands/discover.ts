@@ -20,8 +20,8 @@ export const discoverCommand: CommandModule<object, DiscoverArgs> = {
       .example('$0 discover iscsi://127.0.0.1:3261 --json', 'the same as JSON') as Argv<DiscoverArgs>,
   handler: async (args) => {
     try {
-      const u = parseIscsiUrl(args.url, { requireLun: false });
-      const o = sessionOptions(args);
+      const { env, ...o } = await sessionOptions(args);
+      const u = parseIscsiUrl(args.url, { requireLun: false, env });
       const targets = await discoverTargets({
         ...o,
         host: u.host,

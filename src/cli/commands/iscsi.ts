@@ -3,7 +3,8 @@
 // (iscsi://user%password@host/iqn/lun) or LIBISCSI_CHAP_USERNAME/PASSWORD;
 // mutual CHAP from --target-user/--target-password, the URL query
 // (target_user=, target_password=) or LIBISCSI_CHAP_TARGET_USERNAME/PASSWORD,
-// as libiscsi's tools read them.
+// as libiscsi's tools read them. --password-file / --target-password-file
+// (or "-" for stdin) keep the secrets out of argv (cli/secret.ts).
 
 import type { Argv, CommandModule } from 'yargs';
 
@@ -22,12 +23,16 @@ import {
 } from '../../initiator/index.js';
 import { LunkitError } from '../../protocols/errors.js';
 import { printResult, reportError } from '../output.js';
+import { ARGV_SECRET_RISK, readSecrets } from '../secret.js';
+import type { ChapEnv } from '../../initiator/url.js';
 
 export interface InitiatorArgs {
   json: boolean;
   'initiator-name'?: string;
   'target-user'?: string;
   'target-password'?: string;
+  'password-file'?: string;
+  'target-password-file'?: string;
   digest?: boolean;
   timeout: number;
 }
@@ -38,17 +43,31 @@ export function withInitiatorOptions<T>(y: Argv<T>): Argv<T & InitiatorArgs> {
     .option('json', { type: 'boolean', default: false, describe: 'print the result (and errors, on stderr) as JSON' })
     .option('initiator-name', { type: 'string', describe: 'our iSCSI name (default iqn.2024-01.org.lunkit:initiator:<hostname>)' })
     .option('target-user', { type: 'string', describe: 'mutual CHAP: the name the target must answer with (or $LIBISCSI_CHAP_TARGET_USERNAME)' })
-    .option('target-password', { type: 'string', describe: 'mutual CHAP: the target secret (or $LIBISCSI_CHAP_TARGET_PASSWORD)' })
+    .option('target-password', { type: 'string', requiresArg: true, describe: `mutual CHAP: the target secret (or $LIBISCSI_CHAP_TARGET_PASSWORD; "-": read stdin); ${ARGV_SECRET_RISK}` })
+    .option('password-file', { type: 'string', requiresArg: true, describe: 'our CHAP secret from FILE ("-": stdin), for a URL with a user and no password' })
+    .option('target-password-file', { type: 'string', requiresArg: true, describe: 'mutual CHAP: the target secret from FILE ("-": stdin)' })
     .option('digest', { type: 'boolean', describe: 'require (--digest) or refuse (--no-digest) CRC32C header and data digests; default: accept either' })
     .option('timeout', { type: 'number', default: 15, describe: 'seconds for connect and login' }) as unknown as Argv<T & InitiatorArgs>;
 }
 
-/** Session options from the shared flags. */
-export function sessionOptions(args: InitiatorArgs): Omit<SessionOptions, 'host' | 'port'> & { targetChap?: { user: string; password: string } } {
+export type InitiatorOptions = Omit<SessionOptions, 'host' | 'port'> & {
+  targetChap?: { user: string; password: string };
+  /** Where the URL parser takes CHAP credentials the URL lacks: the environment, plus --password-file. */
+  env: ChapEnv;
+};
+
+/** Session options from the shared flags (reads the secret files or stdin). */
+export async function sessionOptions(args: InitiatorArgs): Promise<InitiatorOptions> {
   const digest = args.digest === undefined ? 'prefer' : args.digest;
   const user = args['target-user'];
-  const password = args['target-password'];
+  const [own, password] = await readSecrets([
+    { file: args['password-file'], option: 'password' },
+    { value: args['target-password'], file: args['target-password-file'], option: 'target-password' },
+  ]);
+  const env: ChapEnv = { ...(process.env as ChapEnv) };
+  if (own !== undefined) env.LIBISCSI_CHAP_PASSWORD = own;
   return {
+    env,
     initiatorName: args['initiator-name'],
     headerDigest: digest,
     dataDigest: digest,
@@ -69,7 +88,7 @@ function value<T>(r: ScsiReply<T>, what: string): T {
 /** Log in, clear the unit attention a new nexus gets, run `fn`, log out. */
 async function withLun(url: string, args: InitiatorArgs, fn: (s: IscsiSession, lun: number) => Promise<void>): Promise<void> {
   try {
-    const { session, lun } = await openUrl(url, sessionOptions(args));
+    const { session, lun } = await openUrl(url, await sessionOptions(args));
     try {
       // A new I_T nexus starts with a POWER ON unit attention; take it here.
       for (let i = 0; i < 3; i++) if ((await testUnitReady(session, lun)).ok) break;

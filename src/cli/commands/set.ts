@@ -7,6 +7,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { printResult, runVerb, withCommon, type CommonArgs } from '../output.js';
 import { discoveryAuthParams, setParams, TPG_ATTRIBUTES } from '../params.js';
 import { callVerb } from '../verbs.js';
+import { ARGV_SECRET_RISK, readSecrets, withSecretFileOptions } from '../secret.js';
 
 interface SetArgs extends CommonArgs {
   iqn: string;
@@ -57,6 +58,8 @@ interface DiscoveryArgs extends CommonArgs {
   password?: string;
   'mutual-userid'?: string;
   'mutual-password'?: string;
+  'password-file'?: string;
+  'mutual-password-file'?: string;
 }
 
 const discoveryAuth: CommandModule<object, DiscoveryArgs> = {
@@ -64,27 +67,32 @@ const discoveryAuth: CommandModule<object, DiscoveryArgs> = {
   describe: 'Require CHAP for discovery (SendTargets) sessions, or turn it off with --no-enable',
   builder: (y: Argv) =>
     withCommon(
-      y
-        .option('enable', { type: 'boolean', describe: 'require CHAP for discovery (default: on when --userid is given)' })
-        .option('userid', { type: 'string', describe: 'CHAP user name' })
-        .option('password', { type: 'string', describe: 'CHAP secret (12 to 255 characters)' })
-        .option('mutual-userid', { type: 'string', describe: 'user name of the target (mutual CHAP)' })
-        .option('mutual-password', { type: 'string', describe: 'secret of the target (mutual CHAP)' })
-        .example('$0 set discovery-auth --userid disc --password discoverysecret', 'CHAP for discovery')
+      withSecretFileOptions(
+        y
+          .option('enable', { type: 'boolean', describe: 'require CHAP for discovery (default: on when --userid is given)' })
+          .option('userid', { type: 'string', describe: 'CHAP user name' })
+          .option('password', { type: 'string', requiresArg: true, describe: `CHAP secret (12 to 255 characters; "-": read stdin); ${ARGV_SECRET_RISK}` })
+          .option('mutual-userid', { type: 'string', describe: 'user name of the target (mutual CHAP)' })
+          .option('mutual-password', { type: 'string', requiresArg: true, describe: `secret of the target (mutual CHAP; "-": read stdin); ${ARGV_SECRET_RISK}` }),
+        [
+          { option: 'password', what: 'the CHAP secret' },
+          { option: 'mutual-password', what: 'the mutual CHAP secret' },
+        ],
+      )
+        .example('$0 set discovery-auth --userid disc --password-file /root/discovery.secret', 'CHAP for discovery')
         .example('$0 set discovery-auth --no-enable', 'open discovery'),
     ) as Argv<DiscoveryArgs>,
   handler: (args) =>
     callVerb(
       args,
       'discoveryAuth.set',
-      () =>
-        discoveryAuthParams({
-          enable: args.enable,
-          userid: args.userid,
-          password: args.password,
-          mutualUserid: args['mutual-userid'],
-          mutualPassword: args['mutual-password'],
-        }),
+      async () => {
+        const [password, mutualPassword] = await readSecrets([
+          { value: args.password, file: args['password-file'], option: 'password' },
+          { value: args['mutual-password'], file: args['mutual-password-file'], option: 'mutual-password' },
+        ]);
+        return discoveryAuthParams({ enable: args.enable, userid: args.userid, password, mutualUserid: args['mutual-userid'], mutualPassword });
+      },
       (params) => `Discovery authentication ${params.enabled ? 'enabled' : 'disabled'}.`,
     ),
 };
