@@ -169,22 +169,35 @@ export class GuardedBackstore implements BackstoreOps {
 
   /**
    * Counts the call until it settles; a failed flush, or a write whose own
-   * sync failed, latches. `.then` with two callbacks: one promise per call.
+   * sync failed, latches. The handlers are fields, made once: per call only
+   * the `.then` promise is allocated.
    */
   private track<T>(p: Promise<T>, op?: 'flush' | 'write'): Promise<T> {
     this.active++;
-    return p.then(
-      (v) => {
-        this.settled();
-        return v;
-      },
-      (err: unknown) => {
-        this.settled();
-        if (op === 'flush' || (op === 'write' && isSyncFailure(err))) this.latch(err, op);
-        throw err;
-      },
-    );
+    return p.then(this.passValue as (v: T) => T, op === 'flush' ? this.failFlush : op === 'write' ? this.failWrite : this.failOther);
   }
+
+  private readonly passValue = <T>(v: T): T => {
+    this.settled();
+    return v;
+  };
+
+  private readonly failOther = (err: unknown): never => {
+    this.settled();
+    throw err;
+  };
+
+  private readonly failFlush = (err: unknown): never => {
+    this.settled();
+    this.latch(err, 'flush');
+    throw err;
+  };
+
+  private readonly failWrite = (err: unknown): never => {
+    this.settled();
+    if (isSyncFailure(err)) this.latch(err, 'write');
+    throw err;
+  };
 
   private latch(err: unknown, op: 'flush' | 'write'): void {
     if (this.latched) return;
