@@ -144,7 +144,7 @@ export class LunkitDaemon {
 
   /** Counters of every LUN, nexus and iSCSI session, boot-lab clients, plus the events after `eventsSince`. */
   statsSnapshot(eventsSince = 0): StatsSnapshot {
-    return collectStatsSnapshot({ core: this.runtime.core, iscsi: this.runtime.iscsi, bootlabs: this.bootlabStats, events: this.events }, { eventsSince });
+    return collectStatsSnapshot({ core: this.runtime.core, iscsi: this.runtime.iscsi, nbd: this.runtime.nbd, bootlabs: this.bootlabStats, events: this.events }, { eventsSince });
   }
 
   get socketPath(): string {

@@ -21,6 +21,7 @@ import {
 } from '../core/stats.js';
 import { IscsiChannel, type IscsiStatsSnapshot } from '../fabrics/iscsi/stats.js';
 import type { BootlabStats } from './bootlab-stats.js';
+import type { NbdServerStats } from '../fabrics/nbd/index.js';
 import { LunkitError } from '../protocols/errors.js';
 
 /** An event of the log, numbered so pollers can ask for the ones they have not seen. */
@@ -38,6 +39,11 @@ export interface StatsSnapshot {
   /** iSCSI object tree, sessions with connections, totals; null without an iSCSI fabric. */
   iscsi: IscsiStatsSnapshot | null;
   /**
+   * NBD server totals (connections, what they hold, closes on limits); null
+   * without an NBD server, absent from older daemons.
+   */
+  nbd?: NbdServerStats | null;
+  /**
    * Boot labs and their clients (issue 15); [] without labs. Absent from
    * daemons older than boot labs, so readers treat a missing part as [].
    */
@@ -50,6 +56,7 @@ export interface StatsSnapshot {
 export interface StatsSources {
   core: { statsSnapshot(): CoreStatsSnapshot };
   iscsi?: { statsSnapshot(): IscsiStatsSnapshot } | undefined;
+  nbd?: { stats(): NbdServerStats } | undefined;
   /** Boot-lab clients, from the core and iSCSI parts of the same snapshot (BootlabStatsSource). */
   bootlabs?: { statsSnapshot(from: { core: CoreStatsSnapshot; iscsi: IscsiStatsSnapshot | null }): BootlabStats[] } | undefined;
   events?: StatsEventLog | undefined;
@@ -63,6 +70,7 @@ export function collectStatsSnapshot(src: StatsSources, opts: { eventsSince?: nu
     time: Date.now(),
     core,
     iscsi,
+    nbd: src.nbd ? src.nbd.stats() : null,
     bootlabs: src.bootlabs ? src.bootlabs.statsSnapshot({ core, iscsi }) : [],
     events: src.events ? src.events.since(opts.eventsSince ?? 0) : [],
   };
@@ -171,6 +179,29 @@ class Exposition {
     }
     return out.join('\n') + '\n';
   }
+}
+
+/** The NBD server's totals and budget usage (docs/security.md). */
+function nbdSamples(x: Exposition, n: NbdServerStats): void {
+  x.family('lunkit_nbd_connections', 'gauge', 'Open NBD connections (including those still haggling).');
+  x.sample('lunkit_nbd_connections', {}, n.connections);
+  x.family('lunkit_nbd_handshaking_connections', 'gauge', 'NBD connections still in option haggling.');
+  x.sample('lunkit_nbd_handshaking_connections', {}, n.handshaking);
+  x.family('lunkit_nbd_requests_in_flight', 'gauge', 'NBD requests whose reply has not yet been handed to the kernel.');
+  x.sample('lunkit_nbd_requests_in_flight', {}, n.inFlight);
+  x.family('lunkit_nbd_in_flight_bytes', 'gauge', 'Payload bytes NBD connections hold (limits.nbd.inFlightBytes per connection).');
+  x.sample('lunkit_nbd_in_flight_bytes', {}, n.inFlightBytes);
+  x.family('lunkit_nbd_queued_bytes', 'gauge', 'NBD output queued in the daemon, not yet taken by the kernel.');
+  x.sample('lunkit_nbd_queued_bytes', {}, n.queuedBytes);
+  x.family('lunkit_nbd_paused_connections', 'gauge', 'NBD connections not reading right now (backpressure or budget).');
+  x.sample('lunkit_nbd_paused_connections', {}, n.paused);
+  x.family('lunkit_nbd_read_pauses_total', 'counter', 'Times an NBD connection stopped reading, by reason (backpressure: queued output; budget: requests or bytes held).');
+  x.sample('lunkit_nbd_read_pauses_total', { reason: 'backpressure' }, n.readPausesBackpressure);
+  x.sample('lunkit_nbd_read_pauses_total', { reason: 'budget' }, n.readPausesBudget);
+  x.family('lunkit_nbd_limit_closes_total', 'counter', 'NBD connections closed on a limit, by limit.');
+  x.sample('lunkit_nbd_limit_closes_total', { limit: 'handshakeTimeout' }, n.handshakeTimeouts);
+  x.sample('lunkit_nbd_limit_closes_total', { limit: 'idleTimeout' }, n.idleTimeouts);
+  x.sample('lunkit_nbd_limit_closes_total', { limit: 'maxOptions' }, n.tooManyOptions);
 }
 
 /** Upper bounds (seconds) of the latency histogram's buckets. */
@@ -306,6 +337,7 @@ export function renderPrometheus(snap: StatsSnapshot): string {
     x.family('lunkit_iscsi_retention_drops_total', 'counter', 'Connections dropped for unacknowledged status over limits.iscsi.retainedBytesPerConnection.');
     x.sample('lunkit_iscsi_retention_drops_total', {}, t.retentionDrops ?? 0);
   }
+  if (snap.nbd) nbdSamples(x, snap.nbd);
   if (snap.bootlabs && snap.bootlabs.length > 0) bootlabSamples(x, snap.bootlabs);
   return x.text();
 }

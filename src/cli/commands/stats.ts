@@ -217,6 +217,15 @@ export function formatStatsTable(snap: StatsSnapshot, prev?: StatsSnapshot): str
         `reading paused ${t.readPausesBackpressure ?? 0}x for backpressure, ${t.readPausesBudget ?? 0}x for write budget; ${t.retentionDrops ?? 0} connections dropped over retention`,
     );
   }
+  const n = snap.nbd;
+  if (n) {
+    out.push(
+      '',
+      `NBD: ${n.connections} connections (${n.handshaking} haggling), ${n.inFlight} requests in flight; held ${formatBytes(n.inFlightBytes)}, queued ${formatBytes(n.queuedBytes)}, ${n.paused} not reading; ` +
+        `reading paused ${n.readPausesBackpressure}x for backpressure, ${n.readPausesBudget}x for budget; ` +
+        `closed on handshake timeout ${n.handshakeTimeouts}, idle timeout ${n.idleTimeouts}, too many options ${n.tooManyOptions}`,
+    );
+  }
   const labs = snap.bootlabs ?? [];
   if (labs.length > 0) out.push('', formatBootlabTables(snap, labs, prev).trimEnd());
   return out.join('\n') + '\n';

@@ -75,7 +75,7 @@ export interface ConnectionContext {
 }
 
 /** Why a connection was closed or throttled on a limit (NbdServer.stats() counts them). */
-export type NbdLimitEvent = 'handshakeTimeout' | 'idleTimeout' | 'tooManyOptions' | 'readPause';
+export type NbdLimitEvent = 'handshakeTimeout' | 'idleTimeout' | 'tooManyOptions' | 'readPauseBackpressure' | 'readPauseBudget';
 
 /** One connection as `NbdServer.connections()` lists it (plain JSON, for `lunkit sessions`). */
 export interface NbdConnectionInfo {
@@ -356,7 +356,8 @@ export class NbdConnection {
       // Haggling pauses once per option by design: only transmission pauses are news.
       if (this.session !== undefined) {
         this.pauses++;
-        this.ctx.limitHit?.('readPause');
+        // Backpressure: the client is not reading; budget: requests or payload bytes held.
+        this.ctx.limitHit?.(queued > limits.sendHighWaterBytes ? 'readPauseBackpressure' : 'readPauseBudget');
       }
     } else {
       this.socket.resume();

@@ -70,11 +70,13 @@ export interface NbdServerStats {
   inFlightBytes: number;
   queuedBytes: number;
   paused: number;
-  /** Since start: connections closed by the handshake and idle timeouts and the option budget; backpressure pauses. */
+  /** Since start: connections closed by the handshake and idle timeouts and the option budget. */
   handshakeTimeouts: number;
   idleTimeouts: number;
   tooManyOptions: number;
-  readPauses: number;
+  /** Since start: times a connection stopped reading (backpressure: queued output; budget: requests or payload bytes held). */
+  readPausesBackpressure: number;
+  readPausesBudget: number;
   /** Since start: connections destroyed at accept, over limits.maxConnections / maxConnectionsPerAddress. */
   refusedTotal: number;
   refusedPerAddress: number;
@@ -96,7 +98,7 @@ export class NbdServer {
   private nextConnectionId = 1;
   /** Connection caps checked at accept (util/admission.ts); refusals logged once per 10 s. */
   private readonly admission: ConnectionAdmission;
-  private readonly limitCounts: Record<NbdLimitEvent, number> = { handshakeTimeout: 0, idleTimeout: 0, tooManyOptions: 0, readPause: 0 };
+  private readonly limitCounts: Record<NbdLimitEvent, number> = { handshakeTimeout: 0, idleTimeout: 0, tooManyOptions: 0, readPauseBackpressure: 0, readPauseBudget: 0 };
   /** Closes on limits since the last summary line, and when that was. */
   private unloggedCloses: Partial<Record<NbdLimitEvent, number>> = {};
   private lastLimitLog = 0;
@@ -144,7 +146,8 @@ export class NbdServer {
       handshakeTimeouts: this.limitCounts.handshakeTimeout,
       idleTimeouts: this.limitCounts.idleTimeout,
       tooManyOptions: this.limitCounts.tooManyOptions,
-      readPauses: this.limitCounts.readPause,
+      readPausesBackpressure: this.limitCounts.readPauseBackpressure,
+      readPausesBudget: this.limitCounts.readPauseBudget,
       refusedTotal: this.admission.refused().total,
       refusedPerAddress: this.admission.refused()['per-address'],
     };
@@ -163,7 +166,7 @@ export class NbdServer {
   /** Counts a limit event; closes are summarised in the log at most once a minute. */
   private readonly limitHit = (what: NbdLimitEvent): void => {
     this.limitCounts[what]++;
-    if (what === 'readPause') return;
+    if (what === 'readPauseBackpressure' || what === 'readPauseBudget') return;
     this.unloggedCloses[what] = (this.unloggedCloses[what] ?? 0) + 1;
     const now = Date.now();
     if (now - this.lastLimitLog < LIMIT_LOG_INTERVAL_MS) return;

@@ -100,7 +100,7 @@ describe('backpressure', () => {
     opened.push(r);
     r.sock.pause(); // from here on the client reads nothing
     const count = 12; // 384 MiB asked for: six times the budget
-    const pausesBefore = server.stats().readPauses;
+    const pausesBefore = server.stats().readPausesBudget;
     r.sock.write(Buffer.concat(Array.from({ length: count }, (_, i) => request(CMD_READ, BigInt(i + 1), 0, READ_LEN))));
     const held = await settled(() => onlyConnection(), 500, 20_000);
     // Over the budget by at most one request, and reading stopped.
@@ -110,7 +110,7 @@ describe('backpressure', () => {
     // Queued output is those replies (and their 16-byte headers), no more.
     expect(held.queuedBytes).toBeLessThanOrEqual(IN_FLIGHT_BYTES + READ_LEN + 16 * count);
     expect(server.stats()).toMatchObject({ paused: 1, inFlightBytes: held.inFlightBytes });
-    expect(server.stats().readPauses).toBeGreaterThan(pausesBefore);
+    expect(server.stats().readPausesBudget).toBeGreaterThan(pausesBefore);
 
     r.resume();
     const handles = new Set<bigint>();
