@@ -10,9 +10,12 @@
 //
 // Backpressure (issue 17): reading stops while the socket holds more queued
 // output than limits.sendHighWaterBytes (resumes on 'drain'), and while the
-// session or the server holds more write data than its budget
-// (write-budget.ts; resumes when bytes are released). A peer that sends
-// requests and never reads the answers thus stalls itself, not the daemon.
+// session holds more early write data (immediate or unsolicited data of
+// commands without a buffer yet) than its budget (write-budget.ts; resumes
+// when bytes are released). A peer that sends requests and never reads the
+// answers thus stalls itself, not the daemon. A session stalled on its own
+// early data with nothing to release it (it waits behind a CmdSN gap that
+// only more reading could fill) is dropped after BUDGET_STALL_MS.
 
 import type { Socket } from 'node:net';
 import { PduFramer, type RawPdu } from '../../protocols/iscsi/framer.js';
@@ -37,6 +40,9 @@ import type { SessionWriteBudget } from './write-budget.js';
 
 /** Why reading is stopped: output backlog, or write data budget. */
 export type ReadPause = 'send' | 'budget';
+
+/** How long a connection may stay stopped for write budget before it is dropped. */
+export const BUDGET_STALL_MS = 60_000;
 
 export type ConnectionStage = 'login' | 'full-feature' | 'logout' | 'closed';
 
@@ -83,6 +89,8 @@ export class IscsiConnection implements ConnectionPort, LoginConnection, StatsCo
   private writeBudget: SessionWriteBudget | undefined;
   /** Registered with the server budget while paused for it. */
   private readonly budgetRelease = (): void => this.checkBudget();
+  /** Drops the connection if it stays stopped for budget too long. */
+  private budgetStall: NodeJS.Timeout | undefined;
   /** Dropped for going over retainedBytesPerConnection (acts once). */
   private retentionOver = false;
 
@@ -289,8 +297,17 @@ export class IscsiConnection implements ConnectionPort, LoginConnection, StatsCo
     if (budget.over) {
       this.pause('budget');
       budget.server.onRelease(this.budgetRelease);
+      if (this.budgetStall === undefined) {
+        this.budgetStall = setTimeout(() => {
+          this.server.log.warn?.('iSCSI connection dropped: stopped reading for write budget too long', { conn: this.id, remote: this.remote, ms: BUDGET_STALL_MS });
+          this.destroy('write budget stalled');
+        }, BUDGET_STALL_MS);
+        this.budgetStall.unref();
+      }
     } else {
       this.resume('budget');
+      clearTimeout(this.budgetStall);
+      this.budgetStall = undefined;
     }
   }
 
@@ -433,6 +450,7 @@ export class IscsiConnection implements ConnectionPort, LoginConnection, StatsCo
     }
     this.retention?.clear();
     this.writeBudget?.server.cancelOnRelease(this.budgetRelease);
+    clearTimeout(this.budgetStall);
     this.paused.clear();
     this.buffers.close();
     for (const fn of this.closeHooks.splice(0)) {

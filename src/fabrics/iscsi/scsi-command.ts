@@ -147,6 +147,8 @@ export class ScsiTask implements BudgetWaiter {
   slotHeldForFlush = false;
   /** Write data bytes this task has counted against the session's budget. */
   private charged = 0;
+  /** The part of `charged` that is early data (arrived before the landing buffer). */
+  private earlyCharged = 0;
   /** prepare() accepted the write but the budget was full: the bytes it will keep, once granted. */
   private budgetWait: number | undefined;
   /** Read data bytes kept for SNACK, reported to the host's retention count. */
@@ -324,6 +326,8 @@ export class ScsiTask implements BudgetWaiter {
     this.lostEarly = undefined;
     this.collected = this.landingBuffer(keep, early);
     // Early data was copied in: what the task holds now is the landing buffer.
+    this.host.writeBudget?.settle(this.earlyCharged);
+    this.earlyCharged = 0;
     if (this.charged > keep) this.uncharge(this.charged - keep);
     if (lost) for (const l of lost) this.openR2t(l.offset, l.length);
     if (!this.unsolicitedOpen) this.issueR2ts();
@@ -353,12 +357,16 @@ export class ScsiTask implements BudgetWaiter {
     if (budget === undefined || n <= 0) return;
     budget.charge(n);
     this.charged += n;
+    this.earlyCharged += n;
   }
 
+  /** Give `n` counted bytes back (early data first). */
   private uncharge(n: number): void {
     if (n <= 0) return;
+    const early = Math.min(n, this.earlyCharged);
     this.charged -= n;
-    this.host.writeBudget?.release(n);
+    this.earlyCharged -= early;
+    this.host.writeBudget?.release(n, early);
   }
 
   /** Write data bytes this task counts against the budget now (stats, tests). */

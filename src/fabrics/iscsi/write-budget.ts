@@ -12,8 +12,12 @@
 //   forever (bound: one MAX_TRANSFER_BYTES command).
 // - charge(): data that has already arrived (immediate or unsolicited data of
 //   a command still waiting behind a CmdSN gap or for budget) is counted as
-//   it is, possibly over the budget; the connection then stops reading
-//   (connection.ts) until the level is back under the budget.
+//   it is, possibly over the budget. When a session's early data alone is
+//   over its budget, its connections stop reading (connection.ts) until
+//   bytes are released. Only early data stops reading: solicited data lands
+//   in buffers already reserved, and the Data-Out that lets a reserved
+//   command finish must still be read. Nor does the total stop a session's
+//   reading: one session's early data must not stall the others.
 
 /** Bytes held at one level (a session, or the whole server). */
 export class WriteLedger {
@@ -119,21 +123,31 @@ export class SessionWriteBudget {
     return this.queue.length;
   }
 
-  /** Is the session (or the server) over its budget now? Reading stops then. */
+  /** Early data (arrived before its command had a buffer) held now. */
+  earlyBytes = 0;
+
+  /** Is the session's early data over its budget? Its connections stop reading then. */
   get over(): boolean {
-    return this.ledger.held > this.server.limits().sessionWriteBytes || this.server.over;
+    return this.earlyBytes > this.server.limits().sessionWriteBytes;
   }
 
-  /** Count bytes that are already in memory (no check). */
+  /** Count early data, already in memory (no check). */
   charge(n: number): void {
     if (n <= 0) return;
+    this.earlyBytes += n;
     this.ledger.add(n);
     this.server.total.add(n);
   }
 
-  /** Give bytes back (a command's data reached the backstore, or the command ended). */
-  release(n: number): void {
+  /** `n` bytes of early data were copied into their command's buffer: counted as reserved from now on. */
+  settle(n: number): void {
+    this.earlyBytes = Math.max(0, this.earlyBytes - n);
+  }
+
+  /** Give `n` bytes back, `early` of them early data (a command's data reached the backstore, or the command ended). */
+  release(n: number, early = 0): void {
     if (n <= 0) return;
+    this.earlyBytes = Math.max(0, this.earlyBytes - early);
     this.ledger.sub(n);
     this.server.total.sub(n);
     this.server.released();
@@ -179,7 +193,8 @@ export class SessionWriteBudget {
     const sessionFits = s + n <= limits.sessionWriteBytes || s <= own;
     const totalFits = t + n <= limits.totalWriteBytes || t <= own;
     if (!sessionFits || !totalFits) return false;
-    this.charge(n);
+    this.ledger.add(n);
+    this.server.total.add(n);
     return true;
   }
 }

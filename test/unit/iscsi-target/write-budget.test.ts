@@ -68,18 +68,33 @@ describe('SessionWriteBudget / ServerWriteBudget', () => {
     expect(server.total.held).toBe(80);
   });
 
-  it('charge() counts data already in memory past the budget; over is true until released; paused readers are told', () => {
+  it('charge() counts early data past the budget; over is true until released; paused readers are told', () => {
     const { server, s } = budgets(100, 1000);
     const [b] = s;
     b.charge(150);
     expect(b.over).toBe(true);
     let resumed = 0;
     server.onRelease(() => resumed++);
-    b.release(100);
+    b.release(100, 100);
     expect(b.over).toBe(false);
     expect(resumed).toBe(1);
-    b.release(50);
+    b.release(50, 50);
     expect(resumed).toBe(1); // once per registration
+    expect([b.ledger.held, b.earlyBytes, server.total.held]).toEqual([0, 0, 0]);
+  });
+
+  it('only early data stops reading: reserved bytes (an oversized command) and settled early data do not', () => {
+    const { server, s } = budgets(100, 150, 2);
+    expect(s[0].reserve(500, waiter(500, [], 'big'))).toBe(true);
+    expect(s[0].over).toBe(false);
+    s[1].charge(120);
+    expect(s[1].over).toBe(true);
+    // Another session's early data does not stop this one, though the total is over.
+    expect(server.over).toBe(true);
+    expect(s[0].over).toBe(false);
+    s[1].settle(120);
+    expect(s[1].over).toBe(false);
+    expect(s[1].ledger.held).toBe(120);
   });
 
   it('a waiter that ended meanwhile is dropped from the queue', () => {
