@@ -181,7 +181,8 @@ export class ScsiCore implements DeviceHost, TmfScope {
   private readonly deviceSet = new Set<ScsiDevice>();
   private readonly nexusMap = new Map<number, Nexus>();
   private nextNexusId = 1;
-  readonly tmfTaskWaitMs: number;
+  /** How long a TMF waits for its aborted tasks, ms; the daemon sets it from limits.tmfTaskWait. */
+  tmfTaskWaitMs: number;
 
   constructor(opts: CoreOptions = {}) {
     this.tmfTaskWaitMs = opts.tmfTaskWaitMs ?? TMF_TASK_WAIT_MS;

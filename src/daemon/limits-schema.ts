@@ -44,6 +44,8 @@ export const LimitsSchema = z.strictObject({
   nbd: NbdLimitsSchema.optional(),
   /** Seconds shutdown waits for in-flight backstore I/O before the final flush. */
   shutdownIoWait: seconds(0, 3600),
+  /** Seconds a TMF (ABORT TASK, LUN RESET...) waits for tasks stuck in a backstore before answering (core default 5). */
+  tmfTaskWait: seconds(1, 3600),
 });
 
 export type LimitsConfig = z.output<typeof LimitsSchema>;

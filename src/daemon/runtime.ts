@@ -13,6 +13,7 @@
 // every backstore so a SIGTERM loses no acknowledged write.
 
 import { ScsiCore } from '../core/engine.js';
+import { TMF_TASK_WAIT_MS } from '../core/tmr.js';
 import { commonConfig, descriptorOf, restackFilters } from '../backstores/registry.js';
 import { IscsiTargetServer } from '../fabrics/iscsi/server.js';
 import type { NbdServer } from '../fabrics/nbd/server.js';
@@ -38,6 +39,12 @@ import { BootlabServices } from './runtime-bootlab.js';
 
 /** limits.shutdownIoWait when the configuration sets none (docs/security.md). */
 export const DEFAULT_SHUTDOWN_IO_WAIT_S = 30;
+/** limits.tmfTaskWait in ms, or the core's default. */
+function tmfWaitMs(cfg: LunkitConfig): number {
+  const s = cfg.limits?.tmfTaskWait;
+  return s === undefined ? TMF_TASK_WAIT_MS : s * 1000;
+}
+
 /** The final flush's time when the wait for in-flight I/O used up shutdownIoWait. */
 const MIN_FINAL_FLUSH_MS = 2000;
 
@@ -226,9 +233,11 @@ export class LunkitRuntime {
         step = 'limits';
         this.iscsi.setLimits(next.limits?.iscsi);
         this.nbdServer?.setLimits(next.limits?.nbd);
+        this.core.tmfTaskWaitMs = tmfWaitMs(next);
         undo.push(() => {
           this.iscsi.setLimits(prev.limits?.iscsi);
           this.nbdServer?.setLimits(prev.limits?.nbd);
+          this.core.tmfTaskWaitMs = tmfWaitMs(prev);
         });
       }
 

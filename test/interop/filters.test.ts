@@ -53,8 +53,9 @@ beforeAll(async () => {
     },
     nbd: { listen: [`127.0.0.1:${nbdPort}`], exports: { disk: { backstore: 'disk' }, ro: { backstore: 'ro' } } },
     fuse: { [mnt]: { exports: { ro: { backstore: 'ro' } } } },
-    // The hang test leaves I/O stuck for 60 s: shutdown must not wait for it.
-    limits: { shutdownIoWait: 2 },
+    // The hang test leaves I/O stuck for 60 s: shutdown must not wait for it,
+    // and TMFs answer after 2 s of waiting for it (limits.tmfTaskWait).
+    limits: { shutdownIoWait: 2, tmfTaskWait: 2 },
   };
   const file = join(dir, 'lunkit.json');
   await writeFile(file, JSON.stringify(config));
