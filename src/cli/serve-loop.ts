@@ -5,6 +5,7 @@
 import { LunkitRuntime } from '../daemon/runtime.js';
 import type { LunkitConfig } from '../daemon/config-schema.js';
 import type { Logger } from '../util/log.js';
+import { keepServingOnUnhandledRejection } from '../util/process-guard.js';
 
 export async function serveUntilSignalled(
   cfg: LunkitConfig,
@@ -23,9 +24,12 @@ export async function serveUntilSignalled(
 
 /**
  * Resolves with an exit code once `stop` has run after SIGINT, SIGTERM or SIGHUP: 0 if
- * it succeeded, 1 if it failed. A second signal exits at once.
+ * it succeeded, 1 if it failed. A second signal exits at once. Unhandled
+ * rejections are logged and the process keeps serving.
  */
 export function untilSignalled(stop: () => Promise<void>, logger: Logger): Promise<number> {
+  // While serving, a stray rejected promise is logged, not fatal (util/process-guard.ts says why).
+  keepServingOnUnhandledRejection(logger);
   return new Promise<number>((resolve) => {
     let signalled = false;
     const onSignal = (sig: NodeJS.Signals): void => {
