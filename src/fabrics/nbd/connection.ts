@@ -339,7 +339,10 @@ export class NbdConnection {
    * Called whenever one of those changes, and on 'drain'.
    */
   private readonly updateReading = (): void => {
-    if (this.closed) return;
+    // A destroyed socket calls its pending write callbacks (with an error)
+    // before 'close': freeing their budget must not restart the framer on
+    // the requests still queued in it.
+    if (this.closed || this.socket.destroyed) return;
     const limits = this.limits();
     const queued = this.socket.writableLength;
     let stop: boolean;
@@ -480,11 +483,11 @@ export class NbdConnection {
       this.readBuffers.release(lease);
       lease = undefined;
     }
-    if (this.disconnecting || this.shuttingDown || req.type === NbdCmd.DISC) {
+    if (this.disconnecting || this.shuttingDown || req.type === NbdCmd.DISC || this.socket.destroyed) {
       if (lease) this.readBuffers.release(lease);
       lease = undefined;
     }
-    if (this.disconnecting) return;
+    if (this.disconnecting || this.socket.destroyed) return;
     if (req.type === NbdCmd.DISC) {
       // proto.md NBD_CMD_DISC: finish what is in flight, then close; no reply.
       this.disconnecting = true;
@@ -494,6 +497,8 @@ export class NbdConnection {
     this.lastActive = Date.now();
     if (this.shuttingDown) {
       this.reply(req, { error: NbdErrno.ESHUTDOWN, message: 'the export was removed' });
+      // A client flooding requests meanwhile meets the output mark like any other.
+      this.updateReading();
       return;
     }
     // Held until the block operation settles (WRITE data) or the reply has

@@ -127,6 +127,23 @@ describe('backpressure', () => {
     await until(() => server.connections().length === 0, 5000, 'closed');
   }, 120_000);
 
+  it('a client that closes while reading is stopped: the requests still queued are not run', async () => {
+    server.setLimits(baseLimits);
+    const reads = (): number => rt.core.statsSnapshot().luns.find((l) => l.name === 'big')!.reads;
+    const r = await goRaw(port, 'big');
+    opened.push(r);
+    r.sock.pause();
+    r.sock.write(Buffer.concat(Array.from({ length: 12 }, (_, i) => request(CMD_READ, BigInt(i + 1), 0, READ_LEN))));
+    const held = await settled(() => onlyConnection(), 500, 20_000);
+    expect(held.paused).toBe(true);
+    const before = reads();
+    r.sock.destroy();
+    await until(() => server.connections().length === 0, 10_000, 'closed');
+    await new Promise((res) => setTimeout(res, 300));
+    // Freeing the budget of the dropped replies restarted nothing.
+    expect(reads()).toBe(before);
+  }, 60_000);
+
   it('NBD_OPT_LIST pipelined and never read: haggling stops at limits.sendHighWaterBytes, then answers them all', async () => {
     server.setLimits(baseLimits);
     const r = new StreamReader(await rawConnect(port));
