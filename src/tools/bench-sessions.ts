@@ -1,12 +1,17 @@
 // bench/sessions: session scale, lunkit against tgtd (Debian's tgt) with the
 // same client (session-scale.ts). N sessions of one connection each log in
 // back to back, then one INQUIRY goes out on each, then all log out. Printed:
-// the login rate (sessions/s) and the server's RSS per session (RSS delta
-// over the sessions, from /proc/PID/status), side by side with ratios.
+// the login rate (sessions/s), the server's CPU per login (from
+// /proc/PID/stat: steadier than the rate on a shared machine) and its RSS per
+// session (RSS delta over the sessions, from /proc/PID/status) right after
+// the logins and at rest (lowest RSS over --rest-seconds of idle time: V8
+// keeps the young generation the login burst grew until its memory reducer
+// runs, some 20-30 s later), side by side with ratios.
 //
 // Options: --sessions N (default 1000), --rounds R (default 1; the median
-// round is printed), --baseline-root TREE (another build, see bench/baseline.sh),
-// --node-arg ARG (repeatable: passed to lunkit's node, e.g. --cpu-prof).
+// round is printed), --rest-seconds S (default 40), --baseline-root TREE
+// (another build, see bench/baseline.sh), --node-arg ARG (repeatable: passed
+// to lunkit's node, e.g. --node-arg=--cpu-prof).
 
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -65,7 +70,9 @@ async function withLunkit(root: string, dir: string, image: string, sessions: nu
 
 interface Figures {
   rate: number;
+  cpuMsPerLogin: number;
   kibPerSession: number;
+  kibPerSessionAtRest: number;
   good: number;
   logouts: number;
 }
@@ -73,7 +80,9 @@ interface Figures {
 function figures(r: ScaleRun): Figures {
   return {
     rate: r.sessions / r.loginSeconds,
+    cpuMsPerLogin: (r.loginCpuSeconds * 1000) / r.sessions,
     kibPerSession: (r.rssAfter - r.rssBefore) / r.sessions / 1024,
+    kibPerSessionAtRest: (r.rssRest - r.rssBefore) / r.sessions / 1024,
     good: r.commandsGood,
     logouts: r.logoutsOk,
   };
@@ -89,12 +98,14 @@ async function main(): Promise<void> {
     options: {
       sessions: { type: 'string', default: '1000' },
       rounds: { type: 'string', default: '1' },
+      'rest-seconds': { type: 'string', default: '40' },
       'baseline-root': { type: 'string' },
       'node-arg': { type: 'string', multiple: true, default: [] },
     },
   });
   const sessions = Number(values.sessions);
   const rounds = Number(values.rounds);
+  const restSeconds = Number(values['rest-seconds']);
   const baselineRoot = values['baseline-root'];
   const nodeArgs = values['node-arg'] ?? [];
   const dir = await mkdtemp(join(tmpdir(), 'lunkit-bench-sessions-'));
@@ -105,7 +116,7 @@ async function main(): Promise<void> {
   try {
     for (let round = 0; round < rounds; round++) {
       for (const s of servers) {
-        const run: Run = (t, pid) => runScale(t, sessions, pid);
+        const run: Run = (t, pid) => runScale(t, sessions, pid, { restSeconds });
         const r =
           s === 'tgtd'
             ? await withTgtd(image, run)
@@ -119,18 +130,33 @@ async function main(): Promise<void> {
   }
   const pick = (s: string): Figures => {
     const f = all[s];
-    return { rate: median(f.map((x) => x.rate)), kibPerSession: median(f.map((x) => x.kibPerSession)), good: Math.min(...f.map((x) => x.good)), logouts: Math.min(...f.map((x) => x.logouts)) };
+    const med = (k: keyof Figures): number => median(f.map((x) => x[k]));
+    return {
+      rate: med('rate'),
+      cpuMsPerLogin: med('cpuMsPerLogin'),
+      kibPerSession: med('kibPerSession'),
+      kibPerSessionAtRest: med('kibPerSessionAtRest'),
+      good: Math.min(...f.map((x) => x.good)),
+      logouts: Math.min(...f.map((x) => x.logouts)),
+    };
   };
-  console.log(`bench/sessions: ${sessions} sessions x 1 connection, logged in back to back, then 1 INQUIRY each; client: lunkit session-scale.ts (2-step login, no digests); ${rounds} round(s), median`);
-  console.log('server    logins/s   RSS KiB/session   INQUIRY good   logouts ok');
+  console.log(
+    `bench/sessions: ${sessions} sessions x 1 connection, logged in back to back, then 1 INQUIRY each; client: lunkit session-scale.ts (2-step login, no digests); ${rounds} round(s), median; at rest = lowest RSS over ${restSeconds} s idle`,
+  );
+  console.log('server    logins/s   CPU ms/login   KiB/session after   KiB/session at rest   INQUIRY good   logouts ok');
   for (const s of servers) {
     const f = pick(s);
-    console.log(`${s.padEnd(9)} ${f.rate.toFixed(0).padStart(8)}   ${f.kibPerSession.toFixed(1).padStart(15)}   ${String(f.good).padStart(12)}   ${String(f.logouts).padStart(10)}`);
+    console.log(
+      `${s.padEnd(9)} ${f.rate.toFixed(0).padStart(8)}   ${f.cpuMsPerLogin.toFixed(2).padStart(12)}   ${f.kibPerSession.toFixed(1).padStart(17)}   ${f.kibPerSessionAtRest.toFixed(1).padStart(19)}   ${String(f.good).padStart(12)}   ${String(f.logouts).padStart(10)}`,
+    );
   }
   const t = pick('tgtd');
-  for (const s of servers.filter((x) => x !== 'tgtd')) {
+  const x = (a: number, b: number): string => `x${(a / b).toFixed(2)}`;
+  for (const s of servers.filter((v) => v !== 'tgtd')) {
     const f = pick(s);
-    console.log(`${s}/tgtd: login rate x${(f.rate / t.rate).toFixed(2)}, RSS per session x${(f.kibPerSession / t.kibPerSession).toFixed(2)}`);
+    console.log(
+      `${s}/tgtd: login rate ${x(f.rate, t.rate)}, CPU per login ${x(f.cpuMsPerLogin, t.cpuMsPerLogin)}, RSS per session ${x(f.kibPerSession, t.kibPerSession)} after, ${x(f.kibPerSessionAtRest, t.kibPerSessionAtRest)} at rest`,
+    );
   }
 }
 

@@ -15,6 +15,7 @@ import { encodeFrame } from '../protocols/iscsi/writer.js';
 import { encodeTextKeys } from '../protocols/iscsi/text.js';
 import { Opcode, type LoginRequestPdu, type LogoutRequestPdu, type Pdu, type ScsiCommandPdu } from '../protocols/iscsi/pdu-types.js';
 import { LunkitError } from '../protocols/errors.js';
+import { cpuSeconds } from './bench-process.js';
 
 /** One session's connection: PDUs in order, awaited one at a time. */
 class ScaleConnection {
@@ -228,6 +229,14 @@ export interface ScaleRun {
   rssBefore: number;
   /** RSS with every session logged in and after one command on each. */
   rssAfter: number;
+  /**
+   * RSS once the server has been idle for up to `restSeconds` (the lowest
+   * seen): a garbage-collected server shrinks its young generation, grown by
+   * the burst of logins, only after some idle time (V8's memory reducer).
+   */
+  rssRest: number;
+  /** Server CPU (user + system) spent while the sessions logged in. */
+  loginCpuSeconds: number;
   logoutsOk: number;
 }
 
@@ -235,7 +244,7 @@ export interface ScaleRun {
  * Log `count` sessions in back to back, send one INQUIRY on each (all at
  * once), measure the server's RSS (pid) before and after, log all out.
  */
-export async function runScale(t: ScaleTarget, count: number, serverPid: number, o: { settleMs?: number } = {}): Promise<ScaleRun> {
+export async function runScale(t: ScaleTarget, count: number, serverPid: number, o: { settleMs?: number; restSeconds?: number } = {}): Promise<ScaleRun> {
   const settle = (): Promise<void> => new Promise((r) => setTimeout(r, o.settleMs ?? 500));
   const conns: ScaleConnection[] = [];
   try {
@@ -245,12 +254,19 @@ export async function runScale(t: ScaleTarget, count: number, serverPid: number,
     await logout(warm);
     await settle();
     const rssBefore = await rssOf(serverPid);
+    const cpuBefore = await cpuSeconds(serverPid);
     const started = process.hrtime.bigint();
     for (let i = 0; i < count; i++) conns.push(await loginSession(t, i));
     const loginSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const loginCpuSeconds = (await cpuSeconds(serverPid)) - cpuBefore;
     const statuses = await Promise.all(conns.map((c) => inquiry(c, t.lun)));
     await settle();
     const rssAfter = await rssOf(serverPid);
+    let rssRest = rssAfter;
+    for (let waited = 0; waited < (o.restSeconds ?? 0); waited++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      rssRest = Math.min(rssRest, await rssOf(serverPid));
+    }
     const results = await Promise.allSettled(conns.map((c) => logout(c)));
     return {
       sessions: count,
@@ -258,6 +274,8 @@ export async function runScale(t: ScaleTarget, count: number, serverPid: number,
       commandsGood: statuses.filter((s) => s === 0).length,
       rssBefore,
       rssAfter,
+      rssRest,
+      loginCpuSeconds,
       logoutsOk: results.filter((r) => r.status === 'fulfilled').length,
     };
   } finally {
