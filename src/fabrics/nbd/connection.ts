@@ -400,8 +400,14 @@ export class NbdConnection {
     this.idleTimer.unref();
   }
 
-  /** The server's limits changed: re-arm timers and re-check reading. */
+  /** The server's limits changed: re-arm timers (counted from accept / last activity) and re-check reading. */
   limitsChanged(): void {
+    if (this.handshakeTimer !== undefined) {
+      clearTimeout(this.handshakeTimer);
+      const left = this.since + this.limits().handshakeTimeout * 1000 - Date.now();
+      this.handshakeTimer = setTimeout(() => this.limitClose('handshakeTimeout', 'no export chosen in time'), Math.max(left, 0));
+      this.handshakeTimer.unref();
+    }
     if (this.idleTimer !== undefined) {
       clearTimeout(this.idleTimer);
       this.idleTimer = undefined;

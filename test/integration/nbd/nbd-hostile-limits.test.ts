@@ -272,6 +272,19 @@ describe('timeouts', () => {
     await until(() => server.connections().length === 0, 10_000, 'closed');
   }, 60_000);
 
+  it('handshake timeout set live applies to connections already haggling (counted from accept)', async () => {
+    server.setLimits({ ...baseLimits, handshakeTimeout: 600 });
+    const r = new StreamReader(await rawConnect(port));
+    opened.push(r);
+    r.resume();
+    await r.greeting();
+    await new Promise((res) => setTimeout(res, 300));
+    expect(r.closed).toBe(false);
+    server.setLimits({ ...baseLimits, handshakeTimeout: 1 });
+    expect(await r.waitClosed(10_000)).toBe(true);
+    server.setLimits(baseLimits);
+  }, 30_000);
+
   it('idle timeout set live applies to connections already attached', async () => {
     server.setLimits({ ...baseLimits, idleTimeout: 0 });
     const idle = await goRaw(port, 'small');
