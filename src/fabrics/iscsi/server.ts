@@ -288,9 +288,9 @@ export class IscsiTargetServer {
       refuseSession: (initiator, isid, remote) => {
         const max = this.limits.maxSessionsPerInitiator;
         let open = 0;
-        for (const s of this.registry.all()) {
+        for (const s of this.registry.ofInitiator(initiator)) {
           // A login with the ISID of an open session reinstates it (RFC 7143 §6.3.5): no new session.
-          if (!s.closed && s.type === 'normal' && s.isid !== isid && sameName(s.initiatorName, initiator)) open++;
+          if (!s.closed && s.isid !== isid) open++;
         }
         if (open < max) return undefined;
         this.admission.refuse('per-initiator', { remote: hostOf(remote), initiator, limit: max });

@@ -211,6 +211,8 @@ export function sessionKey(initiator: string, isid: number, target: string, tpgt
 export class SessionRegistry {
   private readonly byTsih = new Map<number, IscsiSession>();
   private readonly byKey = new Map<string, IscsiSession>();
+  /** Normal sessions by lower-cased initiator name: the per-initiator cap looks at these only, not at every session. */
+  private readonly byInitiator = new Map<string, Set<IscsiSession>>();
   private nextTsih = 1;
 
   /** A fresh non-zero TSIH not in use (RFC 7143 §11.12.6: 0 is reserved). */
@@ -225,13 +227,27 @@ export class SessionRegistry {
 
   add(s: IscsiSession): void {
     this.byTsih.set(s.tsih, s);
-    if (s.type === 'normal') this.byKey.set(s.key, s);
+    if (s.type === 'normal') {
+      this.byKey.set(s.key, s);
+      const name = s.initiatorName.toLowerCase();
+      let set = this.byInitiator.get(name);
+      if (!set) this.byInitiator.set(name, (set = new Set()));
+      set.add(s);
+    }
     s.onClose(() => this.remove(s));
   }
 
   remove(s: IscsiSession): void {
     if (this.byTsih.get(s.tsih) === s) this.byTsih.delete(s.tsih);
     if (this.byKey.get(s.key) === s) this.byKey.delete(s.key);
+    const name = s.initiatorName.toLowerCase();
+    const set = this.byInitiator.get(name);
+    if (set?.delete(s) && set.size === 0) this.byInitiator.delete(name);
+  }
+
+  /** Normal sessions of one initiator name (compared case-insensitively). */
+  ofInitiator(initiator: string): Iterable<IscsiSession> {
+    return this.byInitiator.get(initiator.toLowerCase()) ?? [];
   }
 
   byTsihGet(tsih: number): IscsiSession | undefined {
