@@ -22,7 +22,7 @@ import { describe, expect, it } from 'vitest';
 
 import { NbdClient } from '../../../src/nbd-client/index.js';
 import { chapAttempt, type ChapAttempt } from '../../helpers/chap-login.js';
-import { freePort } from '../../helpers/daemon-process.js';
+import { cliOk } from '../../helpers/daemon-process.js';
 import { startLunkit, type LunkitProcess } from '../../helpers/lunkit-process.js';
 import { fdCount, sampleUsage } from '../../helpers/proc-usage.js';
 import { RawInitiator } from '../../helpers/raw-iscsi.js';
@@ -36,13 +36,15 @@ const ADDRESSES = Array.from({ length: 10 }, (_, i) => `127.0.0.${i + 1}`);
 /** fds the daemon may hold beyond the cap: connections being refused in one accept burst, the control socket, listeners. */
 const FD_MARGIN = 48;
 
-async function startConfigured(config: unknown, logLevel = 'warn'): Promise<{ p: LunkitProcess; dir: string }> {
+/** A daemon on `config` (portals and NBD on port 0); the ports it got, from its "listening" lines. */
+async function startConfigured(config: unknown, logLevel = 'warn'): Promise<{ p: LunkitProcess; dir: string; iscsiPort: number; nbdPort: number }> {
   const dir = await mkdtemp(join(tmpdir(), 'lunkit-hostile-'));
   const file = join(dir, 'lunkit.json');
   await writeFile(file, JSON.stringify(config));
   try {
     const p = await startLunkit(['daemon', '--socket', join(dir, 's.sock'), '--config', file, '--log-level', logLevel], { dir });
-    return { p, dir };
+    const port = (re: RegExp) => Number(re.exec(p.stdout())?.[1] ?? 0);
+    return { p, dir, iscsiPort: port(/^listening [\d.]+:(\d+)$/m), nbdPort: port(/^nbd listening [\d.]+:(\d+)$/m) };
   } catch (e) {
     await rm(dir, { recursive: true, force: true });
     throw e;
@@ -70,11 +72,16 @@ function halfOpen(port: number, localAddress: string): Promise<HalfOpen> {
   });
 }
 
-/** CLIENTS connections spread over ADDRESSES, `batch` connecting at a time. */
+/** The first 150 from 127.0.0.1 (over its share of 100), the rest spread over the other nine (over the total). */
+function sourceOf(i: number): string {
+  return i < 150 ? ADDRESSES[0] : ADDRESSES[1 + (i % (ADDRESSES.length - 1))];
+}
+
+/** CLIENTS connections, `batch` connecting at a time. */
 async function flood(port: number, batch = 25): Promise<HalfOpen[]> {
   const out: HalfOpen[] = [];
   for (let i = 0; i < CLIENTS; i += batch) {
-    const wave = await Promise.all(Array.from({ length: Math.min(batch, CLIENTS - i) }, (_, j) => halfOpen(port, ADDRESSES[(i + j) % ADDRESSES.length])));
+    const wave = await Promise.all(Array.from({ length: Math.min(batch, CLIENTS - i) }, (_, j) => halfOpen(port, sourceOf(i + j))));
     out.push(...wave);
   }
   return out;
@@ -134,16 +141,14 @@ async function floodAndMeasure(p: LunkitProcess, port: number, logPattern: strin
 
 describe('hostile clients: 1,000 half-open connections', () => {
   it('iSCSI portal and NBD port: caps hold, the excess closes at once, a line per interval, a normal client afterwards', { timeout: 180_000 }, async () => {
-    const iscsiPort = await freePort();
-    const nbdPort = await freePort();
-    const { p, dir } = await startConfigured({
+    const { p, dir, iscsiPort, nbdPort } = await startConfigured({
       backstores: { r0: { type: 'ramdisk', size: '8M' } },
       iscsi: {
         targets: {
-          [IQN]: { tpgs: { '1': { portals: [`127.0.0.1:${iscsiPort}`], luns: { '0': 'r0' }, attributes: { generateNodeAcls: true, loginTimeout: TIMEOUT_S } } } },
+          [IQN]: { tpgs: { '1': { portals: ['127.0.0.1:0'], luns: { '0': 'r0' }, attributes: { generateNodeAcls: true, loginTimeout: TIMEOUT_S } } } },
         },
       },
-      nbd: { listen: [`127.0.0.1:${nbdPort}`], exports: { e0: { backstore: 'r0' } } },
+      nbd: { listen: ['127.0.0.1:0'], exports: { e0: { backstore: 'r0' } } },
       limits: {
         iscsi: { maxConnections: CAP, maxConnectionsPerAddress: PER_ADDRESS },
         nbd: { maxConnections: CAP, maxConnectionsPerAddress: PER_ADDRESS, handshakeTimeout: TIMEOUT_S },
@@ -178,6 +183,18 @@ describe('hostile clients: 1,000 half-open connections', () => {
           }
         }
       }
+      // The refusals by reason, as `lunkit stats --json` shows them.
+      const stats = JSON.parse(await cliOk(join(dir, 's.sock'), ['stats', '--json'])) as {
+        iscsi: { connectionsRefused: Record<string, number> };
+        nbd: { refusedTotal: number; refusedPerAddress: number };
+      };
+      const iscsiRefused = stats.iscsi.connectionsRefused;
+      // 127.0.0.1 went 50 over its share before the total filled up.
+      expect(iscsiRefused['per-address']).toBeGreaterThanOrEqual(50);
+      expect(iscsiRefused.total + iscsiRefused['per-address']).toBe(CLIENTS - CAP);
+      expect(stats.nbd.refusedPerAddress).toBeGreaterThanOrEqual(50);
+      expect(stats.nbd.refusedTotal + stats.nbd.refusedPerAddress).toBe(CLIENTS - CAP);
+      console.log(`lunkit stats: iscsi ${JSON.stringify(iscsiRefused)}, nbd total ${stats.nbd.refusedTotal} per-address ${stats.nbd.refusedPerAddress}`);
       expect(p.child.exitCode).toBeNull();
     } finally {
       await p.stop();
@@ -188,18 +205,17 @@ describe('hostile clients: 1,000 half-open connections', () => {
 
 describe('hostile clients: CHAP brute force', () => {
   it('20 wrong secrets in a row: answers delayed more and more; another name from another address is not delayed', { timeout: 120_000 }, async () => {
-    const port = await freePort();
     const VICTIM = 'iqn.2026-12.org.example:victim';
     const GOOD = 'iqn.2026-12.org.example:good';
     const SECRET = 'right-secret-123';
     const acl = (userid: string) => ({ mappedLuns: { '0': 0 }, chap: { userid, password: SECRET } });
-    const { p, dir } = await startConfigured(
+    const { p, dir, iscsiPort: port } = await startConfigured(
       {
         backstores: { r0: { type: 'ramdisk', size: '8M' } },
         iscsi: {
           targets: {
             [IQN]: {
-              tpgs: { '1': { portals: [`127.0.0.1:${port}`], luns: { '0': 'r0' }, acls: { [VICTIM]: acl('victim'), [GOOD]: acl('good') }, attributes: { authentication: true } } },
+              tpgs: { '1': { portals: ['127.0.0.1:0'], luns: { '0': 'r0' }, acls: { [VICTIM]: acl('victim'), [GOOD]: acl('good') }, attributes: { authentication: true } } },
             },
           },
         },
