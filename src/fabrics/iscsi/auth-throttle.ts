@@ -13,8 +13,9 @@
 //   has ADDRESS_GRACE free failures, so one initiator with a typo on a host
 //   that also runs good ones does not slow those down.
 // - The initiator name is not secret, anyone can send it: its wait is the
-//   current backoff only, never a queue, so an attacker can slow the real
-//   initiator by at most authFailureMaxDelayMs per login, not lock it out.
+//   current backoff only, never a queue, and the caller caps it below the
+//   login timeout (nameCapMs), so an attacker can slow the real initiator's
+//   logins, never lock it out.
 //
 // Success forgets the name's failures; an address's are forgotten only after a
 // quiet period (an attacker with one good credential must not reset its
@@ -67,14 +68,15 @@ export class AuthThrottle {
   /**
    * Milliseconds to wait before evaluating a CHAP response from `initiator`
    * at `remoteAddress`. Takes the address's next slot: call it once per
-   * response, then failed() or succeeded() with the outcome.
+   * response, then failed() or succeeded() with the outcome. The name's part
+   * of the wait is at most `nameCapMs`.
    */
-  delayFor(initiator: string, remoteAddress: string | undefined): number {
+  delayFor(initiator: string, remoteAddress: string | undefined, nameCapMs = Infinity): number {
     const t = this.now();
     this.expire(t);
     let wait = 0;
     const byName = this.entries.get(nameKey(initiator));
-    if (byName) wait = Math.max(wait, byName.nextAt - t);
+    if (byName) wait = Math.max(wait, Math.min(nameCapMs, byName.nextAt - t));
     const byAddr = this.entries.get(addrKey(remoteAddress));
     if (byAddr) {
       const start = Math.max(t, byAddr.nextAt);

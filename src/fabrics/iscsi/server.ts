@@ -297,7 +297,9 @@ export class IscsiTargetServer {
         return { status: LoginStatus.OUT_OF_RESOURCES, why: `initiator has ${open} sessions, limit ${max}` };
       },
       chapDelayMs: (initiator, remote) => {
-        const ms = this.authThrottle.delayFor(initiator, hostOf(remote));
+        // The name's wait stays under half the shortest login timeout: whoever
+        // sends a victim's name can slow its logins, not make them time out.
+        const ms = this.authThrottle.delayFor(initiator, hostOf(remote), this.shortestLoginTimeoutS() * 500);
         if (ms > 0) this.log.debug?.('iSCSI CHAP response delayed after failures', { initiator, remote, ms });
         return ms;
       },
@@ -327,6 +329,16 @@ export class IscsiTargetServer {
       if (t?.tpg.enabled) return t;
     }
     return 'not-found';
+  }
+
+  /** The shortest login timeout of any portal, in seconds. */
+  private shortestLoginTimeoutS(): number {
+    let t = Infinity;
+    for (const ref of this.portals.all()) {
+      const s = this.tpgOf(ref.targetKey, ref.tag)?.tpg.attributes.loginTimeout ?? 0;
+      t = Math.min(t, s > 0 ? s : 15);
+    }
+    return Number.isFinite(t) ? t : 15;
   }
 
   private loginTimeoutFor(portalKey: string): number {

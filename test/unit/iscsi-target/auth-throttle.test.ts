@@ -73,6 +73,17 @@ describe('AuthThrottle', () => {
     expect(th.failuresOf(`iqn.x:${'n'.repeat(1000)}0`)).toBe(0);
   });
 
+  it('caps the name part of the wait (below the login timeout), never the address queue', () => {
+    const c = clock();
+    const th = new AuthThrottle({ limits: () => ({ authFailureDelayMs: 1000, authFailureMaxDelayMs: 30_000 }), now: c.now });
+    for (let i = 0; i < 10; i++) th.failed('iqn.x:victim', `10.1.0.${i}`);
+    expect(th.delayFor('iqn.x:victim', '10.2.0.1', 7500)).toBe(7500);
+    expect(th.delayFor('iqn.x:victim', '10.2.0.1')).toBe(30_000);
+    for (let i = 0; i < 10; i++) th.failed(`iqn.x:n${i}`, '10.3.0.1');
+    // The address's own queue is not capped: the attacker waits its turn.
+    expect(th.delayFor('iqn.x:other', '10.3.0.1', 7500)).toBe(30_000);
+  });
+
   it('a zero delay switches throttling off', () => {
     const c = clock();
     const th = new AuthThrottle({ limits: () => ({ authFailureDelayMs: 0, authFailureMaxDelayMs: 0 }), now: c.now });
