@@ -91,6 +91,8 @@ export class IscsiConnection implements ConnectionPort, LoginConnection, StatsCo
   private readonly budgetRelease = (): void => this.checkBudget();
   /** Drops the connection if it stays stopped for budget too long. */
   private budgetStall: NodeJS.Timeout | undefined;
+  /** Last window() handed out for a PDU. */
+  private announced: CmdSnFields | undefined;
   /** Dropped for going over retainedBytesPerConnection (acts once). */
   private retentionOver = false;
 
@@ -393,7 +395,14 @@ export class IscsiConnection implements ConnectionPort, LoginConnection, StatsCo
   window(): CmdSnFields {
     const s = this.session;
     if (!s) return this.login.window();
-    return { expCmdSN: s.window.expCmdSN, maxCmdSN: s.window.refresh() };
+    const f = { expCmdSN: s.window.expCmdSN, maxCmdSN: s.window.refresh() };
+    this.announced = f;
+    return f;
+  }
+
+  /** The ExpCmdSN/MaxCmdSN last put in a PDU of this connection (what the initiator knows). */
+  get announcedWindow(): CmdSnFields | undefined {
+    return this.announced;
   }
 
   // -------------------------------------------------------------------------

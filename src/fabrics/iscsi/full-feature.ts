@@ -353,15 +353,16 @@ export class FullFeature implements TaskTable, TaskHost, TmfHost, TextHost, Snac
 
   /**
    * A reply queued while the socket was backlogged has been written: the
-   * task's CmdSN slot frees now. If the window was closed, no other PDU may
-   * be on its way to tell the initiator, so a NOP-In (ITT and TTT
-   * 0xffffffff: no answer expected, §11.19.2) carries the new MaxCmdSN.
+   * task's CmdSN slot frees now. If the last window this connection
+   * announced was closed, no other PDU may be on its way to tell the
+   * initiator it opened (the replies already sent carry the old MaxCmdSN), so
+   * a NOP-In (ITT and TTT 0xffffffff, no answer expected, §11.19.2) carries it.
    */
   replyFlushed(task: ScsiTask): void {
-    const w = this.session.window;
-    const wasClosed = seqAdd(w.maxCmdSN, 1) === w.expCmdSN;
     this.releaseSlot(task);
-    if (!wasClosed || w.inFlight > 0 || this.conn.closed || seqAdd(w.maxCmdSN, 1) === w.expCmdSN) return;
+    const told = this.conn.announcedWindow;
+    if (told === undefined || this.conn.closed || seqAdd(told.maxCmdSN, 1) !== told.expCmdSN) return;
+    if (this.session.window.refresh() === told.maxCmdSN) return;
     const f = this.conn.window();
     this.conn.send<NopInPdu>({
       opcode: Opcode.NOP_IN,

@@ -84,6 +84,8 @@ export interface ConnectionPort extends PduSink, SessionConnection {
   readonly closed: boolean;
   /** Queued output is over limits.sendHighWaterBytes (replies would wait in memory). */
   readonly sendBacklogged: boolean;
+  /** The ExpCmdSN/MaxCmdSN last sent on this connection. */
+  readonly announcedWindow: CmdSnFields | undefined;
   /** Send a Reject carrying the offending header (and count it). */
   reject(bhs: Buffer, reason: number): void;
   /** A NOP-Out answered our ping with this TTT. */
