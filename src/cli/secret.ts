@@ -62,6 +62,37 @@ export function withSecretFileOptions<T>(y: Argv<T>, options: Array<{ option: st
   return out;
 }
 
+/** --password-file / --target-password-file of the verbs that take an iscsi:// source URL. */
+export interface UrlSecretArgs {
+  'password-file'?: string;
+  'target-password-file'?: string;
+}
+
+export function withUrlSecretOptions<T>(y: Argv<T>): Argv<T & UrlSecretArgs> {
+  return y
+    .option('password-file', { type: 'string', requiresArg: true, describe: 'iscsi://: our CHAP secret from FILE ("-": stdin), for a URL with a user and no password' })
+    .option('target-password-file', { type: 'string', requiresArg: true, describe: 'iscsi://: mutual CHAP, the target secret from FILE ("-": stdin)' }) as unknown as Argv<T & UrlSecretArgs>;
+}
+
+/**
+ * Put the secrets of --password-file / --target-password-file where the
+ * iscsi:// URL parser looks for credentials the URL lacks: the libiscsi
+ * variables of this process's environment (LIBISCSI_CHAP_PASSWORD,
+ * LIBISCSI_CHAP_TARGET_PASSWORD). A FUSE holder inherits them; the
+ * environment, unlike argv, is readable by the owner only.
+ */
+export async function applyUrlSecrets(args: UrlSecretArgs, env: NodeJS.ProcessEnv = process.env, stdin: Readable = process.stdin): Promise<void> {
+  const [own, target] = await readSecrets(
+    [
+      { file: args['password-file'], option: 'password' },
+      { file: args['target-password-file'], option: 'target-password' },
+    ],
+    stdin,
+  );
+  if (own !== undefined) env.LIBISCSI_CHAP_PASSWORD = own;
+  if (target !== undefined) env.LIBISCSI_CHAP_TARGET_PASSWORD = target;
+}
+
 function chomp(s: string): string {
   if (s.endsWith('\r\n')) return s.slice(0, -2);
   if (s.endsWith('\n')) return s.slice(0, -1);

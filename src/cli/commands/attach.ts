@@ -9,9 +9,10 @@ import { attachDaemonLun } from '../../attach/daemon-lun.js';
 import { startDetached } from '../../attach/attach.js';
 import { planAttach } from '../../attach/plan.js';
 import { describeSource, parseSource, withSourceOptions } from '../../attach/source.js';
+import { applyUrlSecrets, withUrlSecretOptions, type UrlSecretArgs } from '../secret.js';
 import { createLogger } from '../../util/log.js';
 
-interface AttachArgs {
+interface AttachArgs extends UrlSecretArgs {
   source: string;
   file?: string;
   'block-size': 512 | 4096;
@@ -28,8 +29,8 @@ export const attachCommand: CommandModule<object, AttachArgs> = {
   command: 'attach <source> [file]',
   describe: 'Show an image file, NBD export or iSCSI LUN as a local file (FUSE); prints its path',
   builder: (y: Argv) =>
-    y
-      .positional('source', { type: 'string', demandOption: true, describe: 'image file, nbd://host[:port]/export, nbd+unix:///export?socket=PATH or iscsi://[user%pass@]host[:port]/iqn/lun' })
+    withUrlSecretOptions(y)
+      .positional('source', { type: 'string', demandOption: true, describe: 'image file, nbd://host[:port]/export, nbd+unix:///export?socket=PATH or iscsi://[user@]host[:port]/iqn/lun' })
       .positional('file', { type: 'string', describe: 'path of the file to create: its directory becomes the FUSE mount point (default: /run/lunkit/attach/<id>/<name>)' })
       .option('block-size', { choices: [512, 4096] as const, default: 512 as const, describe: 'logical block size of the LUN' })
       .option('read-only', { alias: 'r', type: 'boolean', default: false })
@@ -45,6 +46,7 @@ export const attachCommand: CommandModule<object, AttachArgs> = {
       .example('$0 attach iscsi://10.0.0.5/iqn.2003-01.org.example:disk/1 --connections 4 --erl 2', 'a remote LUN over 4 connections') as Argv<AttachArgs>,
   handler: async (args) => {
     requireRoot('lunkit attach');
+    await applyUrlSecrets(args);
     const source = withSourceOptions(parseSource(args.source), { connections: args.connections, erl: args.erl });
     if (source.kind === 'daemon-lun') {
       if (args.foreground) throw new AttachError('ERR_ATTACH_SOURCE', 'lunkit:<backstore> is served by the daemon: --foreground does not apply');

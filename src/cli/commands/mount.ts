@@ -6,8 +6,9 @@ import type { Argv, CommandModule } from 'yargs';
 import { requireRoot } from '../../attach/errors.js';
 import { mountImage } from '../../attach/mount.js';
 import type { MkfsType } from '../../attach/system.js';
+import { applyUrlSecrets, withUrlSecretOptions, type UrlSecretArgs } from '../secret.js';
 
-interface MountArgs {
+interface MountArgs extends UrlSecretArgs {
   source: string;
   dir: string;
   options?: string;
@@ -26,8 +27,8 @@ export const mountCommand: CommandModule<object, MountArgs> = {
   command: 'mount <source> <dir>',
   describe: 'Mount the filesystem of an image file, NBD export, iSCSI LUN or daemon LUN on a directory (FUSE file + loop device)',
   builder: (y: Argv) =>
-    y
-      .positional('source', { type: 'string', demandOption: true, describe: 'image file, nbd://host[:port]/export, nbd+unix:///export?socket=PATH, iscsi://[user%pass@]host[:port]/iqn/lun or lunkit:<backstore>' })
+    withUrlSecretOptions(y)
+      .positional('source', { type: 'string', demandOption: true, describe: 'image file, nbd://host[:port]/export, nbd+unix:///export?socket=PATH, iscsi://[user@]host[:port]/iqn/lun or lunkit:<backstore>' })
       .positional('dir', { type: 'string', demandOption: true, describe: 'existing directory to mount on' })
       .option('options', { alias: 'o', type: 'string', describe: 'mount(8) options, passed through' })
       .option('type', { alias: 't', type: 'string', describe: 'filesystem type for mount(8) (default: probed)' })
@@ -45,6 +46,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       .example('$0 mount lunkit:disk0 /mnt/x', 'backstore disk0 of the running daemon') as Argv<MountArgs>,
   handler: async (args) => {
     requireRoot('lunkit mount');
+    await applyUrlSecrets(args);
     const state = await mountImage({
       source: args.source,
       dir: args.dir,
