@@ -10,7 +10,6 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
-import { FUSE_MALLOC_MARKER, withFuseMallocTunables } from '../fabrics/fuse/malloc.js';
 import { forceUnmount, mountsAt } from '../fabrics/fuse/mountpoint.js';
 import { LunkitError, isLunkitErrorCode } from '../protocols/errors.js';
 import { detachDaemonLun } from './daemon-lun.js';
@@ -37,12 +36,6 @@ export async function startDetached(plan: HolderPlan, timeoutMs = 30_000): Promi
   const out = openSync(logPath, 'a');
   const env: NodeJS.ProcessEnv = { ...process.env, LUNKIT_READY_FD: '3' };
   env.UV_THREADPOOL_SIZE ??= String(availableParallelism());
-  // Keep request buffers on already-mapped heap pages (fabrics/fuse/malloc.ts): measured 4-20x on 1 MiB reads.
-  // LUNKIT_FUSE_MALLOC=default keeps glibc's defaults (for A/B measurements in bench/fuse).
-  if (env[FUSE_MALLOC_MARKER] !== 'default') {
-    env.GLIBC_TUNABLES = withFuseMallocTunables(env.GLIBC_TUNABLES);
-    env[FUSE_MALLOC_MARKER] = 'tuned';
-  }
   // The plan travels in the environment, not in argv: /proc/PID/cmdline is world-readable and an
   // iscsi:// URL may carry a CHAP password (environ is readable by the owner only).
   env[HOLDER_PLAN_ENV] = JSON.stringify(plan);

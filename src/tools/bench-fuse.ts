@@ -7,9 +7,7 @@
 // from /proc/PID/stat before and after each job: steadier than throughput on a
 // 2-core machine where fio competes for the same cores) and lunkit/nbdfuse
 // ratios. Usage: node dist/tools/bench-fuse.js [--runtime S] [--cli PATH]
-// [--attach-args "..."] [--baseline PATH]; LUNKIT_FUSE_MALLOC=default in the
-// environment starts the holder without lunkit's malloc settings
-// (src/fabrics/fuse/malloc.ts).
+// [--attach-args "..."] [--baseline PATH].
 //
 // --baseline PATH: the attach CLI of another lunkit build (e.g. the last
 // commit, built in a copy of the tree) attached to the same export as a
@@ -18,7 +16,7 @@
 // order of the servers rotates from job to job.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LunkitError } from '../protocols/errors.js';
 import { fioJob, sh, waitFile, type FioJob } from './bench-fio.js';
@@ -47,11 +45,6 @@ async function holderPid(file: string): Promise<number> {
   const st = await findAttach(file);
   if (!st) throw new LunkitError('ERR_TOOL_PEER', `no attach state for ${file}`);
   return st.pid;
-}
-
-async function usesMallocTunables(pid: number): Promise<boolean> {
-  const env = await readFile(`/proc/${pid}/environ`, 'utf8').catch(() => '');
-  return env.split('\0').includes('LUNKIT_FUSE_MALLOC=tuned');
 }
 
 async function fio(file: string, job: FioJob, runtime: number, size: string, serverPid: number): Promise<Result> {
@@ -118,7 +111,7 @@ async function main(): Promise<void> {
     await waitFile(join(nbdfuseDir, 'disk'));
     targets.push({ label: 'nbdfuse', file: join(nbdfuseDir, 'disk'), pid: nbdfuse.pid ?? 0 });
     for (const t of targets.slice(0, -1)) {
-      process.stdout.write(`${t.label} holder pid ${t.pid} (malloc settings: ${(await usesMallocTunables(t.pid)) ? 'on' : 'off'})\n`);
+      process.stdout.write(`${t.label} holder pid ${t.pid}\n`);
     }
     process.stdout.write(`nbdfuse pid ${nbdfuse.pid}\n`);
     // Fill the region read by the benchmarks so reads see data, not holes.
