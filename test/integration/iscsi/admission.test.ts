@@ -6,6 +6,8 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LoginStatus } from '../../../src/protocols/iscsi/constants.js';
+import { Opcode, type LoginResponsePdu } from '../../../src/protocols/iscsi/pdu-types.js';
+import { encodeTextKeys } from '../../../src/protocols/iscsi/text.js';
 import { startIscsiTarget, type TestTarget } from '../../helpers/iscsi-target.js';
 import { RawInitiator } from '../../helpers/raw-iscsi.js';
 import { chapAttempt } from '../../helpers/chap-login.js';
@@ -112,6 +114,35 @@ describe('iSCSI admission', () => {
       expect(t.server.statsSnapshot().connectionsRefused['per-initiator']).toBe(1);
     } finally {
       for (const c of open) c.close();
+    }
+  });
+
+  it('a Login Request sent while a delayed CHAP response waits ends the login with Initiator Error (login is lock-step)', { timeout: 30_000 }, async () => {
+    const VICTIM = 'iqn.2024-01.org.lunkit.test:impatient';
+    const SECRET = 'sixteen-byte-pw!';
+    t = await startIscsiTarget({
+      attributes: { authentication: true },
+      acls: [{ initiator: VICTIM, mappedLuns: [{ mappedLun: 0, tpgLun: 0, readOnly: false }], chap: { userid: 'v', password: SECRET } }],
+    });
+    t.server.setLimits({ authFailureDelayMs: 2000, authFailureMaxDelayMs: 2000 });
+    const first = await chapAttempt(t.port, { initiator: VICTIM, target: t.iqn, userid: 'v', secret: 'wrong-secret-xx!' });
+    expect(first.status).toBe(AUTH_FAILURE);
+    // Now the name's next response waits 2 s; send the response, then another request at once.
+    const c = await RawInitiator.connect(t.port, '127.0.0.1', '127.0.0.5');
+    try {
+      const keys = (r: Awaited<ReturnType<RawInitiator['loginStep']>>) => (r === 'closed' || r === 'timeout' ? new Map<string, string>() : RawInitiator.keys(r));
+      await c.loginStep([['InitiatorName', VICTIM], ['TargetName', t.iqn], ['SessionType', 'Normal'], ['AuthMethod', 'CHAP']], { csg: 0, nsg: 1, transit: false });
+      const chal = keys(await c.loginStep([['CHAP_A', '5']], { csg: 0, nsg: 1, transit: false }));
+      expect(chal.get('CHAP_C')).toBeDefined();
+      const req = (data: Array<[string, string]>) =>
+        c.send({ opcode: Opcode.LOGIN_REQUEST, immediate: true, transit: true, continue: false, csg: 0, nsg: 1, versionMax: 0, versionMin: 0, isid: 0x23d000000001, tsih: 0, cid: 0, itt: 0x1000, cmdSN: c.cmdSN, expStatSN: c.expStatSN, data: encodeTextKeys(data) });
+      req([['CHAP_N', 'v'], ['CHAP_R', '0x' + '00'.repeat(16)]]);
+      req([['CHAP_N', 'v'], ['CHAP_R', '0x' + '11'.repeat(16)]]);
+      const r = await c.next(5000);
+      expect(r === 'closed' || r === 'timeout' ? r : (r as LoginResponsePdu).statusClass << 8 | (r as LoginResponsePdu).statusDetail).toBe(0x0200);
+      expect(await c.next(5000)).toBe('closed');
+    } finally {
+      c.close();
     }
   });
 
