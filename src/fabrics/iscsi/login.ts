@@ -13,7 +13,7 @@
 // Text in both directions is bounded. Our reply text is cut at what the
 // initiator accepts per PDU (8192 during login, §13.12, or less if it declared
 // less); each piece but the last has C=1 and T=0, and the initiator fetches
-// the next one with an empty Login Request (§11.13.3, §6.1). What the
+// the next one with an empty Login Request (§6.1, §11.13). What the
 // initiator sends is capped per login: LOGIN_MAX_TEXT_BYTES of key text,
 // LOGIN_MAX_KEYS keys and LOGIN_MAX_PDUS requests; past any of them the login
 // fails with Initiator Error (0x0200) instead of growing.
@@ -180,7 +180,7 @@ export class LoginPhase {
     if (++this.pduCount > LOGIN_MAX_PDUS) throw new LoginFailure(LoginStatus.INITIATOR_ERROR, `more than ${LOGIN_MAX_PDUS} Login Requests`);
 
     if (this.owed) {
-      // The initiator asks for the rest of our text with an empty request (§11.13.3).
+      // The initiator asks for the rest of our text with an empty request (§6.1, §11.13).
       if (pdu.data.length > 0 || pdu.continue) {
         throw new LoginFailure(LoginStatus.INITIATOR_ERROR, 'login text sent while the target response was incomplete');
       }
@@ -272,7 +272,7 @@ export class LoginPhase {
       this.respond(pdu, { transit: false, cont: true, nsg: pdu.csg, data: data.subarray(0, max) });
       return;
     }
-    // The T bit answers the request it comes in (§11.13.1): a transit asked
+    // The T bit answers the request it comes in (§11.13): a transit asked
     // for before a long reply is granted only if the last request asks again.
     const transit = plan.transit && pdu.transit && pdu.nsg === plan.nsg;
     if (transit && plan.nsg === LoginStage.FULL_FEATURE) {
