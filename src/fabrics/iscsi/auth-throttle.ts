@@ -19,7 +19,9 @@
 //
 // Success forgets the name's failures; an address's are forgotten only after a
 // quiet period (an attacker with one good credential must not reset its
-// address by logging in between guesses). Memory is bounded: at most
+// address by logging in between guesses). IPv6 addresses count by their /64:
+// one host or site gets a /64 and could otherwise pick a fresh address for
+// every guess. Memory is bounded: at most
 // maxEntries keys, the least recently failed evicted first, long names kept
 // as a hash.
 
@@ -153,5 +155,24 @@ function nameKey(initiator: string): string {
 }
 
 function addrKey(remoteAddress: string | undefined): string {
-  return `a:${addressKey(remoteAddress)}`;
+  const a = addressKey(remoteAddress);
+  return a.includes(':') ? `a6:${ipv6Prefix64(a)}` : `a:${a}`;
+}
+
+/** The first four groups of an IPv6 address ("2001:db8:1:2::5" -> "2001:db8:1:2"); the address itself if it does not parse. */
+export function ipv6Prefix64(addr: string): string {
+  const bare = addr.replace(/%.*$/, '');
+  const halves = bare.split('::');
+  if (halves.length > 2) return bare;
+  const head = halves[0] === '' ? [] : halves[0].split(':');
+  const tail = halves.length === 2 && halves[1] !== '' ? halves[1].split(':') : [];
+  // An embedded IPv4 tail (::ffff:1.2.3.4 style) counts as two groups.
+  const groups = (g: string[]) => g.reduce((n, x) => n + (x.includes('.') ? 2 : 1), 0);
+  const missing = 8 - groups(head) - groups(tail);
+  if (halves.length === 1 ? missing !== 0 : missing < 0) return bare;
+  const full = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill('0'), ...tail];
+  return full
+    .slice(0, 4)
+    .map((g) => (/^[0-9a-f]{1,4}$/.test(g) ? parseInt(g, 16).toString(16) : g))
+    .join(':');
 }

@@ -2,7 +2,7 @@
 // address queue for parallel attempts, reset, quiet period, bounded memory.
 
 import { describe, expect, it } from 'vitest';
-import { ADDRESS_GRACE, AuthThrottle } from '../../../src/fabrics/iscsi/auth-throttle.js';
+import { ADDRESS_GRACE, AuthThrottle, ipv6Prefix64 } from '../../../src/fabrics/iscsi/auth-throttle.js';
 
 function clock(): { now: () => number; advance: (ms: number) => void } {
   let t = 1_000_000;
@@ -82,6 +82,21 @@ describe('AuthThrottle', () => {
     for (let i = 0; i < 10; i++) th.failed(`iqn.x:n${i}`, '10.3.0.1');
     // The address's own queue is not capped: the attacker waits its turn.
     expect(th.delayFor('iqn.x:other', '10.3.0.1', 7500)).toBe(30_000);
+  });
+
+  it('counts IPv6 sources by their /64', () => {
+    expect(ipv6Prefix64('2001:db8:1:2::5')).toBe('2001:db8:1:2');
+    expect(ipv6Prefix64('2001:0db8:0001:0002:aaaa:bbbb:cccc:dddd')).toBe('2001:db8:1:2');
+    expect(ipv6Prefix64('2001:db8::1')).toBe('2001:db8:0:0');
+    expect(ipv6Prefix64('::1')).toBe('0:0:0:0');
+    expect(ipv6Prefix64('fe80::1%eth0')).toBe('fe80:0:0:0');
+    expect(ipv6Prefix64('not:an::address::x')).toBe('not:an::address::x');
+    const c = clock();
+    const th = new AuthThrottle({ limits: () => limits, now: c.now });
+    // Every guess from a fresh address of one /64: still one address queue.
+    for (let i = 0; i < ADDRESS_GRACE + 1; i++) th.failed(`iqn.x:r${i}`, `2001:db8:1:2::${i + 1}`);
+    expect(th.delayFor('iqn.x:fresh', '2001:db8:1:2:ffff::9')).toBeGreaterThan(0);
+    expect(th.delayFor('iqn.x:fresh', '2001:db8:1:3::9')).toBe(0);
   });
 
   it('a zero delay switches throttling off', () => {
