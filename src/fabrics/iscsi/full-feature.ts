@@ -24,7 +24,8 @@ import {
 } from '../../protocols/iscsi/pdu-types.js';
 import { AsyncEvent, RESERVED_TAG, RejectReason } from '../../protocols/iscsi/constants.js';
 import type { IscsiSession } from './session.js';
-import { ScsiTask, SENSE_CRC_ERROR, SENSE_DATA_PHASE_ERROR, type TaskHost, type TaskParams } from './scsi-command.js';
+import { ScsiTask, type TaskHost, type TaskParams } from './scsi-command.js';
+import { SENSE_CRC_ERROR, SENSE_DATA_PHASE_ERROR } from './fabric-sense.js';
 import { encodeSenseData, type EncodablePdu } from '../../protocols/iscsi/pdu.js';
 import type { NexusHandle } from '../../core/types.js';
 import type { IscsiCore, IscsiLogger } from './config.js';

@@ -21,7 +21,8 @@ import type { LunMapping, NexusHandle, ScsiDeviceHandle } from '../../core/types
 import type { IscsiCore, IscsiLogger, TpgConfig } from './config.js';
 import type { IscsiSession } from './session.js';
 import { computeLuns, initiatorAllowed } from './acl.js';
-import { SENSE_LUN_NOT_SUPPORTED, type ScsiTask } from './scsi-command.js';
+import type { ScsiTask } from './scsi-command.js';
+import { SENSE_LUN_NOT_SUPPORTED } from './fabric-sense.js';
 
 /** A LUN that a session no longer sees (or that now points at another device). */
 export interface RemovedLun {

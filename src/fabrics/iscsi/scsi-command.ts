@@ -45,18 +45,9 @@ import type { IscsiCore, IscsiLogger } from './config.js';
 import type { SessionParams } from './session-params.js';
 import type { BufferPool } from '../../util/buffer-pool.js';
 import type { BudgetWaiter, SessionWriteBudget } from './write-budget.js';
+import { TaskWriteData, copyKept, type EarlyData } from './early-data.js';
 
 const EMPTY: Buffer = Buffer.alloc(0);
-
-/** Write data received before prepare(), as the framer delivered it. */
-interface EarlyData {
-  offset: number;
-  data: Buffer;
-  /** In the connection's scratch memory (valid until the next PDU). */
-  transient: boolean;
-  /** A copy of our own, counted against the write budget (else a view of the framer's memory). */
-  owned: boolean;
-}
 
 export function taskAttr(attr: number): TaskAttr {
   switch (attr) {
@@ -145,10 +136,6 @@ export class ScsiTask implements BudgetWaiter {
   slotReleased = false;
   /** The reply went out while the socket was backlogged: the slot is kept until it is written. */
   slotHeldForFlush = false;
-  /** Write data bytes this task has counted against the session's budget. */
-  private charged = 0;
-  /** The part of `charged` that is early data (arrived before the landing buffer). */
-  private earlyCharged = 0;
   /** prepare() accepted the write but the budget was full: the bytes it will keep, once granted. */
   private budgetWait: number | undefined;
   /** Read data bytes kept for SNACK, reported to the host's retention count. */
@@ -158,12 +145,8 @@ export class ScsiTask implements BudgetWaiter {
   private prepared = false;
   /** prepare() refused the command: its response, sent once no unsolicited data is due. */
   private refusal: ScsiResponse | undefined;
-  /**
-   * Data that came before prepare() (immediate, unsolicited): the framer's
-   * views, by offset. `transient`: in the connection's scratch memory, valid
-   * only until the next PDU (keepEarlyData() copies it if still needed).
-   */
-  private early: EarlyData[] | undefined;
+  /** Data that came before the landing buffer, and the bytes counted against the write budget (early-data.ts). */
+  private readonly data = new TaskWriteData(() => this.host.writeBudget);
   /** Ranges lost to a data digest error before prepare() (ERL >= 1): asked for again after it. */
   private lostEarly: Array<{ offset: number; length: number }> | undefined;
   /** The bytes the core uses (prepare's `length`), once prepared; bytes beyond are dropped. */
@@ -245,7 +228,7 @@ export class ScsiTask implements BudgetWaiter {
     }
     // Nothing is allocated or asked for before prepare(): the immediate
     // data stays the framer's view until then.
-    if (imm.length > 0) this.early = [{ offset: 0, data: imm, transient: this.host.buffers.isScratch(imm), owned: false }];
+    if (imm.length > 0) this.data.immediate(imm, this.host.buffers.isScratch(imm));
     this.received = imm.length;
     this.unsolicitedEnd = imm.length;
     if (!pdu.final && imm.length < this.edtl) {
@@ -282,35 +265,29 @@ export class ScsiTask implements BudgetWaiter {
       // Refused: nothing is collected and no R2T goes out; unsolicited data
       // still due is read and dropped, and the response waits for its end.
       this.prepared = true;
-      this.early = undefined;
       this.lostEarly = undefined;
-      this.uncharge(this.charged);
+      this.data.releaseAll();
       this.refusal = verdict.response;
       if (!this.unsolicitedOpen) this.complete(verdict.response);
       return;
     }
     // One cap for fabric and core: never more than the core ever takes.
     const keep = Math.min(verdict.length, this.edtl, MAX_TRANSFER_BYTES);
-    const budget = this.host.writeBudget;
-    const more = keep - this.charged;
-    if (budget !== undefined && more > 0) {
-      this.budgetWait = keep;
-      // Over budget: no buffer and no R2T until bytes are released (write-budget.ts).
-      if (!budget.reserve(more, this)) return;
-      this.charged += more;
-    }
+    this.budgetWait = keep;
+    // Over budget: no buffer and no R2T until bytes are released (write-budget.ts).
+    if (!this.data.reserve(keep - this.data.chargedBytes, this)) return;
     this.collect(keep);
   }
 
   /** BudgetWaiter: bytes still wanted (0: none more, go on), -1 once the task no longer waits. */
   wantedBytes(): number {
     if (this.budgetWait === undefined || this.phase !== 'collecting' || this.aborted) return -1;
-    return Math.max(0, this.budgetWait - this.charged);
+    return Math.max(0, this.budgetWait - this.data.chargedBytes);
   }
 
   /** BudgetWaiter: `n` bytes were reserved for this task. */
   granted(n: number): void {
-    this.charged += n;
+    this.data.granted(n);
     const keep = this.budgetWait;
     if (keep === undefined || this.phase !== 'collecting') return;
     this.collect(keep);
@@ -320,15 +297,10 @@ export class ScsiTask implements BudgetWaiter {
   private collect(keep: number): void {
     this.budgetWait = undefined;
     this.prepared = true;
-    const early = this.early;
-    this.early = undefined;
     const lost = this.lostEarly;
     this.lostEarly = undefined;
-    this.collected = this.landingBuffer(keep, early);
-    // Early data was copied in: what the task holds now is the landing buffer.
-    this.host.writeBudget?.settle(this.earlyCharged);
-    this.earlyCharged = 0;
-    if (this.charged > keep) this.uncharge(this.charged - keep);
+    // Early data is copied in: what the task holds from now on is the landing buffer.
+    this.collected = this.landingBuffer(keep, this.data.take(keep));
     if (lost) for (const l of lost) this.openR2t(l.offset, l.length);
     if (!this.unsolicitedOpen) this.issueR2ts();
   }
@@ -340,38 +312,12 @@ export class ScsiTask implements BudgetWaiter {
    * prepared before its PDU handler returns.
    */
   keepEarlyData(): void {
-    if (this.early === undefined || this.prepared) return;
-    for (const e of this.early) {
-      if (e.owned) continue;
-      // A copy also for a view of a socket chunk: the chunk around it is not held (and the count is honest).
-      e.data = Buffer.from(e.data);
-      e.transient = false;
-      e.owned = true;
-      this.chargeEarly(e.data.length);
-    }
-  }
-
-  /** Early data is held in memory of its own: count it against the write budget. */
-  private chargeEarly(n: number): void {
-    const budget = this.host.writeBudget;
-    if (budget === undefined || n <= 0) return;
-    budget.charge(n);
-    this.charged += n;
-    this.earlyCharged += n;
-  }
-
-  /** Give `n` counted bytes back (early data first). */
-  private uncharge(n: number): void {
-    if (n <= 0) return;
-    const early = Math.min(n, this.earlyCharged);
-    this.charged -= n;
-    this.earlyCharged -= early;
-    this.host.writeBudget?.release(n, early);
+    if (!this.prepared) this.data.keep();
   }
 
   /** Write data bytes this task counts against the budget now (stats, tests). */
   get chargedBytes(): number {
-    return this.charged;
+    return this.data.chargedBytes;
   }
 
   /** Accepted by the core but waiting for write budget (no buffer, no R2T yet). */
@@ -398,10 +344,7 @@ export class ScsiTask implements BudgetWaiter {
   private store(offset: number, data: Buffer): void {
     if (!this.prepared) {
       // Before prepare() or while waiting for budget: a copy of its own, counted against the budget.
-      if (data.length > 0) {
-        (this.early ??= []).push({ offset, data: Buffer.from(data), transient: false, owned: true });
-        this.chargeEarly(data.length);
-      }
+      this.data.stash(offset, data);
       return;
     }
     const dst = this.collected;
@@ -626,10 +569,9 @@ export class ScsiTask implements BudgetWaiter {
 
   /** The write data is no longer needed: its pool buffer goes back. */
   private releaseCollected(): void {
-    this.early = undefined;
     this.collected = undefined;
     this.budgetWait = undefined;
-    this.uncharge(this.charged);
+    this.data.releaseAll();
     const lease = this.collectLease;
     if (lease === undefined) return;
     this.collectLease = undefined;
@@ -855,36 +797,4 @@ function both(a: (() => void) | undefined, b: () => void): () => void {
     a();
     b();
   };
-}
-
-/** Fixed-format sense (SPC-4 §4.5.3) for failures the iSCSI layer detects itself. */
-export function fabricSense(key: number, asc: number, ascq: number): Buffer {
-  const s = Buffer.alloc(18);
-  s[0] = 0x70;
-  s[2] = key & 0x0f;
-  s[7] = 10;
-  s[12] = asc;
-  s[13] = ascq;
-  return s;
-}
-
-/** ILLEGAL REQUEST / LOGICAL UNIT NOT SUPPORTED: the LUN went away under the command. */
-export const SENSE_LUN_NOT_SUPPORTED = fabricSense(0x05, 0x25, 0x00);
-
-/** ABORTED COMMAND / DATA PHASE ERROR: a broken Data-Out sequence. */
-export const SENSE_DATA_PHASE_ERROR = fabricSense(0x0b, 0x4b, 0x00);
-
-/** ABORTED COMMAND / PROTOCOL SERVICE CRC ERROR: a data digest error (RFC 7143 §7.8). */
-export const SENSE_CRC_ERROR = fabricSense(0x0b, 0x47, 0x05);
-
-/**
- * Copy `data` to `dst` at `offset`, cut at the end of `dst` (bytes beyond
- * what the core uses are dropped). Nothing to do when the framer already
- * assembled the data in place (dataOutTarget).
- */
-function copyKept(data: Buffer, dst: Buffer, offset: number): void {
-  if (offset >= dst.length || data.length === 0) return;
-  if (data.buffer === dst.buffer && data.byteOffset === dst.byteOffset + offset) return;
-  const n = Math.min(data.length, dst.length - offset);
-  data.copy(dst, offset, 0, n);
 }
