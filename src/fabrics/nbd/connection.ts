@@ -16,7 +16,8 @@
 // mark, and starts again when they fall (drain, write callbacks). Option
 // haggling reads one option at a time under the same output mark. A
 // handshake that has not reached transmission in handshakeTimeout seconds,
-// and a connection idle for idleTimeout seconds, are closed.
+// and a connection idle for idleTimeout seconds (no request, no reply read,
+// nothing in the backstore), are closed.
 
 import type { Socket } from 'node:net';
 import { reasonToErrno, type BlockFailure, type FabricOps } from '../../core/index.js';
@@ -136,6 +137,8 @@ export class NbdConnection {
   /** Idle timeout: one timer, re-armed lazily from lastActive (no timer work per request). */
   private idleTimer: NodeJS.Timeout | undefined;
   private lastActive = 0;
+  /** Requests the backstore is working on (arrived, reply not yet queued). */
+  private executing = 0;
   /** The socket is corked until the next setImmediate (reply coalescing). */
   private corked = false;
   private corkedBytes = 0;
@@ -378,8 +381,12 @@ export class NbdConnection {
 
   /**
    * Idle timeout (limits.idleTimeout, 0: never): idle means no request
-   * received and nothing in flight. The timer is not touched per request:
-   * when it fires it looks at lastActive and sleeps again for the rest.
+   * received, no reply taken by the kernel, and nothing in the backstore for
+   * that long. So a client that stops reading its replies is idle too (it
+   * would otherwise hold its inFlightBytes for as long as it keeps the TCP
+   * connection), while a slow backstore request is not. The timer is not
+   * touched per request: when it fires it looks at lastActive and sleeps
+   * again for the rest.
    */
   armIdleTimer(): void {
     if (this.idleTimer !== undefined || this.closed || this.session === undefined) return;
@@ -390,9 +397,9 @@ export class NbdConnection {
       this.idleTimer = undefined;
       const limit = this.limits().idleTimeout;
       if (limit <= 0) return;
-      if (this.inFlight > 0) this.lastActive = Date.now();
-      if (this.inFlight === 0 && Date.now() - this.lastActive >= limit * 1000) {
-        this.limitClose('idleTimeout', `no request for ${limit} s`);
+      if (this.executing > 0) this.lastActive = Date.now();
+      else if (Date.now() - this.lastActive >= limit * 1000) {
+        this.limitClose('idleTimeout', this.inFlight > 0 ? `replies not read for ${limit} s` : `no request for ${limit} s`);
         return;
       }
       this.armIdleTimer();
@@ -512,6 +519,7 @@ export class NbdConnection {
     const writeBytes = payload.length;
     const readBytes = req.type === NbdCmd.READ && req.length <= NBD_MAX_BLOCK ? req.length : 0;
     this.inFlight++;
+    this.executing++;
     this.heldBytes += writeBytes + readBytes;
     this.updateReading();
     // The payload is a view of socket chunks, which are never reused (no copy),
@@ -522,6 +530,8 @@ export class NbdConnection {
       .then((out) => {
         if (lease) this.readBuffers.release(lease);
         this.heldBytes -= writeBytes;
+        // The client gets a whole idle period to read what the backstore just finished.
+        if (--this.executing === 0) this.lastActive = Date.now();
         this.reply(req, out, () => {
           this.lastActive = Date.now();
           this.inFlight--;

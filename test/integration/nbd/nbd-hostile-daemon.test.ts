@@ -3,7 +3,8 @@
 // budgets while a normal client on another export keeps writing and reading
 // back checksummed data. Small budgets in the config so the bounds mean
 // something: 64 MiB of payload held per connection, 256 KiB of queued output,
-// 64 options, a 2 s handshake timeout, a 3 s idle timeout.
+// 64 options, a 2 s handshake timeout, a 3 s idle timeout (which also ends a
+// client that stops reading its replies).
 //
 // Needs dist/ (npx tsc -p tsconfig.build.json).
 import { createHash, randomBytes } from 'node:crypto';
@@ -12,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NbdClient } from '../../../src/nbd-client/index.js';
-import { freePort, startDaemon, type DaemonProcess } from '../../helpers/daemon-process.js';
+import { cliOk, freePort, startDaemon, type DaemonProcess } from '../../helpers/daemon-process.js';
 import { fdCount, sampleUsage } from '../../helpers/proc-usage.js';
 import { CMD_READ, REP_ERR_POLICY, StreamReader, goRaw, option, rawConnect, request, until } from './nbd-wire-raw.js';
 
@@ -88,6 +89,12 @@ function normalClient(): { stop(): Promise<number> } {
 
 async function sleep(ms: number): Promise<void> {
   await new Promise((r) => setTimeout(r, ms));
+}
+
+/** Exports of the daemon's live NBD connections (`lunkit sessions --json`). */
+async function nbdExports(): Promise<string[]> {
+  const out = JSON.parse(await cliOk(daemon.socket, ['sessions', '--json'])) as { sessions: Array<{ fabric?: string; export?: string }> };
+  return out.sessions.filter((c) => c.fabric === 'nbd' && c.export !== undefined).map((c) => c.export!);
 }
 
 /**
@@ -173,7 +180,7 @@ describe('a real daemon under hostile NBD clients', () => {
 
   // Last: the replies it leaves behind take a while to be collected, and would
   // raise the other tests' baselines.
-  it('32 MiB READs never read: RSS stays under inFlightBytes + one request + slack; the normal client verifies', async () => {
+  it('32 MiB READs never read: RSS stays under inFlightBytes + one request + slack, the idle timeout ends it; the normal client verifies', async () => {
     const writer = await NbdClient.connect(`nbd://127.0.0.1:${port}/big`);
     await writer.write(randomBytes(READ_LEN), 0);
     await writer.disconnect();
@@ -185,7 +192,15 @@ describe('a real daemon under hostile NBD clients', () => {
       attacker.sock.pause();
       // 48 x 32 MiB = 1.5 GiB of replies asked for, none read.
       attacker.sock.write(Buffer.concat(Array.from({ length: 48 }, (_, i) => request(CMD_READ, BigInt(i + 1), 0, READ_LEN))));
-      await sleep(4000);
+      await sleep(2500);
+      // Replies unread for the 3 s idle timeout: the daemon lets go of the
+      // client (seen from the daemon: the paused socket here would show the
+      // close only after reading every byte before it).
+      const deadline = Date.now() + 15_000;
+      while ((await nbdExports()).includes('big')) {
+        if (Date.now() > deadline) throw new Error('the daemon did not close the stalled client');
+        await sleep(200);
+      }
     } finally {
       attacker.sock.destroy();
     }

@@ -272,6 +272,19 @@ describe('timeouts', () => {
     await until(() => server.connections().length === 0, 10_000, 'closed');
   }, 60_000);
 
+  it('idle timeout: a client that stops reading its replies is idle too, and loses what it held', async () => {
+    server.setLimits({ ...baseLimits, idleTimeout: 1 });
+    const before = server.stats().idleTimeouts;
+    const r = await goRaw(port, 'big');
+    opened.push(r);
+    r.sock.pause();
+    r.sock.write(Buffer.concat(Array.from({ length: 48 }, (_, i) => request(CMD_READ, BigInt(i + 1), 0, READ_LEN))));
+    await until(() => server.connections()[0]?.paused === true, 10_000, 'paused');
+    await until(() => server.connections().length === 0, 10_000, 'stalled client closed');
+    expect(server.stats().idleTimeouts - before).toBe(1);
+    server.setLimits(baseLimits);
+  }, 30_000);
+
   it('handshake timeout set live applies to connections already haggling (counted from accept)', async () => {
     server.setLimits({ ...baseLimits, handshakeTimeout: 600 });
     const r = new StreamReader(await rawConnect(port));
