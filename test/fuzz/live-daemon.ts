@@ -38,6 +38,8 @@ export interface LiveDaemon {
   crashed(): { code: number | null; signal: NodeJS.Signals | null } | undefined;
   /** Lines of output that name an internal error (the first 20). */
   internalErrors(): string[];
+  /** Lines that name the side sessions or a reset (the first 50): what happened to a side session. */
+  sideLines(): string[];
   tail(): string;
   stop(): Promise<void>;
 }
@@ -101,6 +103,7 @@ export async function startLiveDaemon(o: LiveDaemonOptions = {}): Promise<LiveDa
     let tail = '';
     let partial = '';
     const errors: string[] = [];
+    const side: string[] = [];
     let crash: { code: number | null; signal: NodeJS.Signals | null } | undefined;
     let stopping = false;
     const onOutput = (d: Buffer): void => {
@@ -108,7 +111,10 @@ export async function startLiveDaemon(o: LiveDaemonOptions = {}): Promise<LiveDa
       tail = (tail + s).slice(-TAIL_BYTES);
       const lines = (partial + s).split('\n');
       partial = lines.pop()!.slice(-TAIL_BYTES);
-      for (const l of lines) if (INTERNAL_ERROR.test(l) && errors.length < 20) errors.push(l.slice(0, 2000));
+      for (const l of lines) {
+        if (INTERNAL_ERROR.test(l) && errors.length < 20) errors.push(l.slice(0, 2000));
+        if (/side-verify|reset/i.test(l) && side.length < 50) side.push(l.slice(0, 500));
+      }
     };
     child.stdout!.on('data', onOutput);
     child.stderr!.on('data', onOutput);
@@ -140,6 +146,7 @@ export async function startLiveDaemon(o: LiveDaemonOptions = {}): Promise<LiveDa
       child,
       crashed: () => crash,
       internalErrors: () => errors,
+      sideLines: () => side,
       tail: () => tail,
       async stop() {
         stopping = crash === undefined;

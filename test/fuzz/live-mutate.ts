@@ -283,11 +283,7 @@ export function mutateIscsi(rng: Rng, seed: IscsiParts, f: IscsiFraming, others:
 export class IscsiStreamModel {
   private header = Buffer.alloc(0);
   private need = 0;
-  /** `guard` sees (and may rewrite) each header that lies whole in one pushed buffer, before it is sent. */
-  constructor(
-    private readonly f: IscsiFraming,
-    private readonly guard: (header: Buffer) => void = () => {},
-  ) {}
+  constructor(private readonly f: IscsiFraming) {}
   push(bytes: Buffer): void {
     let i = 0;
     while (i < bytes.length) {
@@ -297,7 +293,6 @@ export class IscsiStreamModel {
         i += take;
         continue;
       }
-      if (this.header.length === 0 && bytes.length - i >= 48) this.guard(bytes.subarray(i, i + 48));
       const take = Math.min(48 - this.header.length, bytes.length - i);
       this.header = Buffer.concat([this.header, bytes.subarray(i, i + take)]);
       i += take;
@@ -388,11 +383,8 @@ export function mutateNbdOption(rng: Rng, seed: Buffer, others: readonly Seed[])
 export class NbdOptionStreamModel {
   private header = Buffer.alloc(0);
   private need = 0;
-  /** `onOption` hears each option number as its header completes; `guard` may rewrite a header before it is sent. */
-  constructor(
-    private readonly onOption: (option: number) => void = () => {},
-    private readonly guard: (header: Buffer) => void = () => {},
-  ) {}
+  /** `onOption` hears each option number as its header completes. */
+  constructor(private readonly onOption: (option: number) => void = () => {}) {}
   push(bytes: Buffer): void {
     let i = 0;
     while (i < bytes.length) {
@@ -402,7 +394,6 @@ export class NbdOptionStreamModel {
         i += take;
         continue;
       }
-      if (this.header.length === 0 && bytes.length - i >= 16) this.guard(bytes.subarray(i, i + 16));
       const take = Math.min(16 - this.header.length, bytes.length - i);
       this.header = Buffer.concat([this.header, bytes.subarray(i, i + take)]);
       i += take;
@@ -493,10 +484,14 @@ export function mutateNbdRequest(rng: Rng, seed: Buffer, extended: boolean, othe
 export class NbdRequestStreamModel {
   private header = Buffer.alloc(0);
   private need = 0;
-  /** `onRequest` hears each request as its header completes. */
+  /**
+   * `onRequest` hears each request as its header completes; `rewrite` may
+   * change a header that lies whole in one pushed buffer before it is sent.
+   */
   constructor(
     private readonly extended: boolean,
     private readonly onRequest: (cookie: bigint, type: number, length: number) => void = () => {},
+    private readonly rewrite: (header: Buffer) => void = () => {},
   ) {}
   push(bytes: Buffer): void {
     const hlen = this.extended ? 32 : 28;
@@ -508,6 +503,7 @@ export class NbdRequestStreamModel {
         i += take;
         continue;
       }
+      if (this.header.length === 0 && bytes.length - i >= hlen) this.rewrite(bytes.subarray(i, i + hlen));
       const take = Math.min(hlen - this.header.length, bytes.length - i);
       this.header = Buffer.concat([this.header, bytes.subarray(i, i + take)]);
       i += take;

@@ -21,6 +21,8 @@ export interface FabricStats {
   eofClosed: number;
   /** Mid-message cases completed with zero bytes instead of a half-close. */
   padded: number;
+  /** Cases that ended in a finding (known ones included). */
+  failed: number;
   /** PDUs / replies parsed from the server (probe answers included). */
   replies: number;
   /** iSCSI Reject PDUs, NBD error replies. */
@@ -32,7 +34,7 @@ export interface FabricStats {
 }
 
 export function newStats(): FabricStats {
-  return { cases: 0, answered: 0, closed: 0, eofClosed: 0, padded: 0, replies: 0, rejects: 0, connects: 0, logins: 0, phases: {} };
+  return { cases: 0, answered: 0, closed: 0, eofClosed: 0, padded: 0, failed: 0, replies: 0, rejects: 0, connects: 0, logins: 0, phases: {} };
 }
 
 export interface Finding {
@@ -49,6 +51,8 @@ export interface Finding {
   /** What the connection was sent, login included (the last 64 KiB). */
   history: Buffer;
   detail: string;
+  /** The client side's port of the connection (the daemon logs and `lunkit stats` name it). */
+  localPort?: number;
 }
 
 /** Writes a finding as the corpus keeps reproducers: the case alone, and the whole connection. */
@@ -66,7 +70,7 @@ export function describeFinding(f: Finding): string {
   return `${f.kind} (${f.fabric} ${f.phase}, lane ${f.lane}, case ${f.caseNo}, seed ${f.seed}, from ${f.seedName}): ${f.detail}\n  ops: ${f.ops.join(', ').slice(0, 1000)}\n  bytes (${f.bytes.length}): ${hex}${f.bytes.length > 256 ? '...' : ''}`;
 }
 
-/** Keeps the last `max` bytes written to a connection. */
+/** Keeps the last `max` bytes written to a connection (and always the last 4 writes). */
 export class History {
   private parts: Buffer[] = [];
   private size = 0;
@@ -74,7 +78,8 @@ export class History {
   add(b: Buffer): void {
     this.parts.push(b);
     this.size += b.length;
-    while (this.size > this.max && this.parts.length > 1) this.size -= this.parts.shift()!.length;
+    // The newest few parts stay whatever their size: they are the case and its probe.
+    while (this.size > this.max && this.parts.length > 4) this.size -= this.parts.shift()!.length;
   }
   bytes(): Buffer {
     return Buffer.concat(this.parts);
