@@ -256,7 +256,11 @@ export class IscsiFuzzer {
     parts.bhs.writeUIntBE(0x23d0_0000_0000 + lane * 0x1_0000 + (caseNo & 0xffff), 8, 6); // ISID per case
     parts.bhs.writeUInt32BE(this.nextTag(), 16);
     const none: IscsiFraming = { headerDigest: false, dataDigest: false };
-    const m: Mutated = rng.chance(0.9) ? mutateIscsi(rng, parts, none, this.all) : { bytes: frameIscsi(parts, none), ops: ['none'] };
+    const m: Mutated = rng.chance(0.05)
+      ? { bytes: rng.bytes(1 + rng.int(600)), ops: ['random bytes'] }
+      : rng.chance(0.9)
+        ? mutateIscsi(rng, parts, none, this.all)
+        : { bytes: frameIscsi(parts, none), ops: ['none'] };
     let conn: FuzzConnection;
     try {
       conn = await FuzzConnection.connect(this.o.port, this.o.stats);
@@ -414,7 +418,11 @@ export class IscsiFuzzer {
       const seed = rng.pick(seeds);
       first ??= seed;
       const parts = this.fixUp(rng, conn, seed);
-      const m: Mutated = rng.chance(0.85) ? mutateIscsi(rng, parts, conn.framing, this.all) : { bytes: frameIscsi(parts, conn.framing), ops: ['none'] };
+      const m: Mutated = rng.chance(0.02)
+        ? { bytes: rng.bytes(1 + rng.int(600)), ops: ['random bytes'] }
+        : rng.chance(0.85)
+          ? mutateIscsi(rng, parts, conn.framing, this.all)
+          : { bytes: frameIscsi(parts, conn.framing), ops: ['none'] };
       m.ops.unshift(`[${seed.name}]`);
       conn.send(m.bytes);
       sent.push(m);

@@ -259,6 +259,12 @@ class NbdFuzzConnection {
     if (!this.closed) this.sock.write(b);
   }
 
+  /** Bytes outside any message model (garbage where a TLS ClientHello belongs). */
+  sendRaw(b: Buffer): void {
+    this.history.add(b);
+    if (!this.closed) this.sock.write(b);
+  }
+
   /** Client flags go before any option and are not one. */
   sendFlags(b: Buffer): void {
     this.history.add(b);
@@ -457,6 +463,7 @@ export class NbdFuzzer {
       'handshake',
       () => {
         const seed = rng.pick(this.options);
+        if (rng.chance(0.02)) return { seed, m: { bytes: rng.bytes(1 + rng.int(300)), ops: ['random bytes'] } };
         return { seed, m: rng.chance(0.85) ? mutateNbdOption(rng, seed.bytes, this.all) : { bytes: Buffer.from(seed.bytes), ops: ['none'] } };
       },
       transition,
@@ -466,9 +473,18 @@ export class NbdFuzzer {
     const expected = conn.optionsSent.length;
     if (transition()) {
       const ended = await this.settle(conn, rng, 'handshake', lane, caseNo, seed, m, () => conn.finals >= expected || conn.phase !== 'options' || conn.exportDataSeen, undefined, count);
+      if (!ended && conn.phase === 'tls') {
+        // STARTTLS was accepted: the server waits for a ClientHello. Garbage (or nothing), then our FIN, must end it.
+        if (rng.chance(0.7)) conn.sendRaw(rng.bytes(1 + rng.int(600)));
+        if (!(await conn.endAndWait(this.o.replyTimeoutMs))) {
+          this.finding('handshake', 'eof-hang', lane, caseNo, seed, m, conn.history.bytes(), 'after STARTTLS, garbage and our FIN, the server kept the connection open');
+        }
+      }
       return ended || conn.phase !== 'options';
     }
-    return this.settle(conn, rng, 'handshake', lane, caseNo, seed, m, () => conn.finals >= expected + 1, () => conn.send(option(OPT.LIST)), count);
+    // A GO hidden in a splice may still move the server on: that answers the batch too.
+    const ended = await this.settle(conn, rng, 'handshake', lane, caseNo, seed, m, () => conn.finals >= expected + 1 || conn.phase !== 'options', () => conn.send(option(OPT.LIST)), count);
+    return ended || conn.phase !== 'options';
   }
 
   private async requestCase(conn: NbdFuzzConnection, rng: Rng, lane: number, caseNo: number): Promise<boolean> {
@@ -480,6 +496,7 @@ export class NbdFuzzer {
         const seed = rng.pick(conn.extended ? this.extendedSeeds : this.compact);
         const bytes = Buffer.from(seed.bytes);
         bytes.writeBigUInt64BE(this.cookie++, 8);
+        if (rng.chance(0.02)) return { seed, m: { bytes: rng.bytes(1 + rng.int(300)), ops: ['random bytes'] } };
         return { seed, m: rng.chance(0.85) ? mutateNbdRequest(rng, bytes, conn.extended, this.all) : { bytes, ops: ['none'] } };
       },
       () => false,
