@@ -23,6 +23,7 @@ import { loadConfigDoc, saveConfigFile } from './saveconfig.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { StatsEventLog, collectStatsSnapshot, parseMetricsAddress, startMetricsServer, type MetricsServer, type StatsSnapshot } from './metrics.js';
 import { BootlabStatsSource } from './bootlab-stats.js';
+import { exportsStats } from './exports-stats.js';
 
 export interface DaemonOptions {
   /** Configuration to load at start (all or nothing) and the default save path. */
@@ -144,7 +145,7 @@ export class LunkitDaemon {
 
   /** Counters of every LUN, nexus and iSCSI session, boot-lab clients, plus the events after `eventsSince`. */
   statsSnapshot(eventsSince = 0): StatsSnapshot {
-    return collectStatsSnapshot({ core: this.runtime.core, iscsi: this.runtime.iscsi, nbd: this.runtime.nbd, bootlabs: this.bootlabStats, events: this.events }, { eventsSince });
+    return collectStatsSnapshot({ core: this.runtime.core, iscsi: this.runtime.iscsi, nbd: this.runtime.nbd, bootlabs: this.bootlabStats, exports: () => exportsStats(this.runtime), events: this.events }, { eventsSince });
   }
 
   get socketPath(): string {

@@ -22,6 +22,7 @@ import {
 import { IscsiChannel, type IscsiStatsSnapshot } from '../fabrics/iscsi/stats.js';
 import type { BootlabStats } from './bootlab-stats.js';
 import type { NbdServerStats } from '../fabrics/nbd/index.js';
+import type { ExportsStats } from './exports-stats.js';
 import { LunkitError } from '../protocols/errors.js';
 
 /** An event of the log, numbered so pollers can ask for the ones they have not seen. */
@@ -48,6 +49,12 @@ export interface StatsSnapshot {
    * daemons older than boot labs, so readers treat a missing part as [].
    */
   bootlabs?: BootlabStats[];
+  /**
+   * NBD exports with their connections and FUSE files (exports-stats.ts), for
+   * the dashboard's object tree. Absent from older daemons and from runtimes
+   * without a configuration (readers treat a missing part as none).
+   */
+  exports?: ExportsStats;
   /** Recent events, oldest first (all of the log, or those after `eventsSince`). */
   events: LoggedEvent[];
 }
@@ -59,6 +66,7 @@ export interface StatsSources {
   nbd?: { stats(): NbdServerStats } | undefined;
   /** Boot-lab clients, from the core and iSCSI parts of the same snapshot (BootlabStatsSource). */
   bootlabs?: { statsSnapshot(from: { core: CoreStatsSnapshot; iscsi: IscsiStatsSnapshot | null }): BootlabStats[] } | undefined;
+  exports?: (() => ExportsStats) | undefined;
   events?: StatsEventLog | undefined;
 }
 
@@ -72,6 +80,7 @@ export function collectStatsSnapshot(src: StatsSources, opts: { eventsSince?: nu
     iscsi,
     nbd: src.nbd ? src.nbd.stats() : null,
     bootlabs: src.bootlabs ? src.bootlabs.statsSnapshot({ core, iscsi }) : [],
+    ...(src.exports ? { exports: src.exports() } : {}),
     events: src.events ? src.events.since(opts.eventsSince ?? 0) : [],
   };
 }
