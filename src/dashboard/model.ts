@@ -233,6 +233,7 @@ export function treeLines(s: DashboardState): TreeLine[] {
       }
     }
   }
+  out.push(...exportTreeLines(snap, byName, used));
   const loose = snap.core.luns.filter((l) => !used.has(l.name));
   if (loose.length > 0) {
     out.push({ depth: 0, text: 'other LUs' });
@@ -241,6 +242,40 @@ export function treeLines(s: DashboardState): TreeLine[] {
   out.push(...bootlabTreeLines(snap));
   if (!s.filter) return out;
   return out.filter((l) => matches(s.filter, l.text));
+}
+
+/**
+ * NBD exports (each with its connections) and FUSE mounts (each with its
+ * files), after the iSCSI targets: "nbd export NAME -> LU type size [ro]  N
+ * conn", then "remote inflight N"; "fuse MOUNTPOINT", then "NAME -> LU ...".
+ * Enter on any of these lines opens the LU. LUs named here are added to
+ * `used`, so they do not show again under "other LUs".
+ */
+export function exportTreeLines(snap: StatsSnapshot, byName: ReadonlyMap<string, StatsSnapshot['core']['luns'][number]>, used: Set<string>): TreeLine[] {
+  const out: TreeLine[] = [];
+  const lu = (backstore: string, readOnly: boolean): { text: string; lunKey?: string } => {
+    used.add(backstore);
+    const dev = byName.get(backstore);
+    const text = `-> ${backstore}${dev ? ` ${dev.backstore} ${formatBytes(dev.sizeBytes)}` : ''}${readOnly ? ' [ro]' : ''}`;
+    return dev ? { text, lunKey: String(dev.id) } : { text };
+  };
+  for (const e of snap.exports?.nbd ?? []) {
+    const target = lu(e.backstore, e.readOnly);
+    const n = e.connections.length;
+    out.push({ depth: 0, text: `nbd export ${e.name} ${target.text}  ${n} conn`, ...(target.lunKey ? { lunKey: target.lunKey } : {}) });
+    for (const c of e.connections) {
+      out.push({ depth: 1, text: `${c.remote}${c.tls ? ' tls' : ''} inflight ${c.inFlight}`, ...(target.lunKey ? { lunKey: target.lunKey } : {}) });
+    }
+  }
+  for (const m of snap.exports?.fuse ?? []) {
+    out.push({ depth: 0, text: `fuse ${m.mountpoint}${m.mounted ? '' : ' [not mounted]'}` });
+    for (const f of m.files) {
+      const target = lu(f.backstore, f.readOnly);
+      const name = f.path.startsWith(`${m.mountpoint}/`) ? f.path.slice(m.mountpoint.length + 1) : f.path;
+      out.push({ depth: 1, text: `${name} ${target.text}`, ...(target.lunKey ? { lunKey: target.lunKey } : {}) });
+    }
+  }
+  return out;
 }
 
 /**
