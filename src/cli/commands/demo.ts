@@ -1,24 +1,39 @@
-// `lunkit demo`: the main job on an embedded default, what ./scripts/demo.sh
-// runs. A ramdisk LUN (1 GiB by default) over iSCSI on 127.0.0.1:3260, any
-// initiator allowed (LIO demo mode), the same LUN over NBD as export "demo" on
+// `lunkit demo`: the daemon of `lunkit daemon` (LunkitDaemon, with its
+// control socket) on an embedded default, what ./scripts/demo.sh runs. A
+// ramdisk LUN (1 GiB by default) over iSCSI on 127.0.0.1:3260, any initiator
+// allowed (LIO demo mode), the same LUN over NBD as export "demo" on
 // 127.0.0.1:10809, and (as root, where /dev/fuse exists) as the file
 // /run/lunkit/demo/demo, until SIGINT/SIGTERM.
 //
+// The control socket is the default one (/run/lunkit/lunkit.sock, or
+// $LUNKIT_SOCKET), so `lunkit ls`, `lunkit sessions`, `lunkit top`, `lunkit
+// stats` and every change verb work against the demo from another terminal
+// without flags. If a daemon already listens there the demo says so and
+// exits before binding a port (its portals would clash anyway). A user who
+// may not create /run/lunkit gets a socket under $XDG_RUNTIME_DIR (or
+// /tmp/lunkit-UID) and the banner shows the LUNKIT_SOCKET=... to use.
+//
 // On a terminal (stdin and stdout TTYs) the demo also opens the live
-// dashboard (src/dashboard) in-process on its own runtime, with a hint on how
-// to connect an initiator; `q` there stops the demo as SIGINT does. Log lines
-// are held while the dashboard owns the screen and printed after it. Without
-// a terminal (scripts, CI) it prints the URLs and serves until a signal.
+// dashboard (src/dashboard) in-process on the daemon's snapshot, with a hint
+// on how to connect an initiator; `q` there stops the demo as SIGINT does
+// (`lunkit top` in another terminal is the same view without owning the
+// demo). Log lines are held while the dashboard owns the screen and printed
+// after it. Without a terminal (scripts, CI) it prints the banner and serves
+// until a signal.
 
 import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { Argv, CommandModule } from 'yargs';
 import { parseConfig } from '../../daemon/config.js';
-import { StatsEventLog, collectStatsSnapshot } from '../../daemon/metrics.js';
-import type { LunkitRuntime } from '../../daemon/runtime.js';
+import type { RequestContext } from '../../daemon/control-server.js';
+import { LunkitDaemon } from '../../daemon/daemon.js';
+import { DEFAULT_SOCKET_PATH, defaultSocketPath } from '../../daemon/paths.js';
 import { runDashboard } from '../../dashboard/app.js';
-import { createLogger } from '../../util/log.js';
-import { serveUntilSignalled } from '../serve-loop.js';
+import { LunkitError, isLunkitError } from '../../protocols/errors.js';
+import { createLogger, type Logger } from '../../util/log.js';
+import { untilSignalled } from '../serve-loop.js';
 
 export const DEMO_IQN = 'iqn.2026-11.io.lunkit:demo';
 
@@ -29,6 +44,7 @@ interface DemoArgs {
   size: string;
   'fuse-dir': string;
   fuse: boolean;
+  socket?: string;
   'log-level': 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -70,11 +86,12 @@ export function demoConfig(host: string, port: number, size: string, nbdPort = 1
  * Shows the demo LUN as a file through FUSE. Optional: without root or
  * /dev/fuse (or libfuse2) the demo goes on over iSCSI and NBD and says why.
  */
-async function addDemoFile(rt: LunkitRuntime, doc: Record<string, unknown>, dir: string): Promise<string> {
+async function addDemoFile(daemon: LunkitDaemon, dir: string): Promise<string> {
   if (process.getuid?.() !== 0) return 'not shown (FUSE mounts need root)';
   if (!existsSync('/dev/fuse')) return 'not shown (no /dev/fuse on this machine)';
   try {
-    await rt.apply(parseConfig({ ...doc, fuse: { [dir]: { exports: { [DEMO_NBD_EXPORT]: { backstore: 'ram0' } } } } }, 'the demo defaults'));
+    // The same change `lunkit fuse export add` makes: all or nothing, in the daemon's configuration.
+    await daemon.handle('fuse.export.add', { name: DEMO_NBD_EXPORT, backstore: 'ram0', mountpoint: dir }, LOCAL_REQUEST);
   } catch (e) {
     return `not shown (${(e as Error).message})`;
   }
@@ -107,15 +124,15 @@ class HeldLog extends Writable {
 }
 
 /**
- * The dashboard on this terminal, on the demo's runtime. Resolves once the
- * terminal is restored: after `q` (then it asks for the SIGINT shutdown) or
- * when `signal` aborts (the demo is stopping for another reason).
+ * The dashboard on this terminal, on the demo daemon's snapshots. Resolves
+ * once the terminal is restored: after `q` (then it asks for the SIGINT
+ * shutdown) or when `signal` aborts (the demo is stopping for another reason).
  */
-function openDashboard(rt: LunkitRuntime, events: StatsEventLog, hint: string, log: HeldLog, signal: AbortSignal): Promise<void> {
+function openDashboard(daemon: LunkitDaemon, hint: string, log: HeldLog, signal: AbortSignal): Promise<void> {
   log.holding = true;
   return runDashboard({
     io: { input: process.stdin, output: process.stdout },
-    source: { snapshot: (since) => Promise.resolve(collectStatsSnapshot({ core: rt.core, iscsi: rt.iscsi, events }, { eventsSince: since })) },
+    source: { snapshot: (since) => Promise.resolve(daemon.statsSnapshot(since)) },
     hint,
     signal,
   }).then(
@@ -134,9 +151,44 @@ function openDashboard(rt: LunkitRuntime, events: StatsEventLog, hint: string, l
   );
 }
 
+/** A request context for the demo's own changes (no client to notify). */
+const LOCAL_REQUEST: RequestContext = { id: null, progress: () => undefined, connection: { notify: () => false, onClose: () => undefined } };
+
+/** Where an unprivileged user's demo puts its socket when /run/lunkit is not theirs. */
+export function userSocketPath(env: NodeJS.ProcessEnv = process.env, uid = process.getuid?.() ?? 0): string {
+  return env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, 'lunkit', 'lunkit.sock') : join(tmpdir(), `lunkit-${uid}`, 'lunkit.sock');
+}
+
+/**
+ * The demo daemon on `socket`. A socket a live daemon holds ends the demo
+ * with what to do; without permission for the default path (and none asked
+ * for) it retries on userSocketPath().
+ */
+async function startDemoDaemon(socket: string, chosen: boolean, logger: Logger): Promise<LunkitDaemon> {
+  try {
+    return await LunkitDaemon.start({ socketPath: socket, logger });
+  } catch (e) {
+    if (isLunkitError(e, 'ERR_CONTROL_SOCKET_IN_USE')) {
+      throw new LunkitError(
+        'ERR_CONTROL_SOCKET_IN_USE',
+        `a lunkit daemon already runs on ${socket}; its verbs answer there, so the demo does not start. ` +
+          'Stop that daemon first, or run the demo on its own socket and ports: lunkit demo --socket /tmp/demo.sock --port 3261 --nbd-port 10810, ' +
+          'then LUNKIT_SOCKET=/tmp/demo.sock lunkit ls',
+      );
+    }
+    const code = (e as NodeJS.ErrnoException).code;
+    if (!chosen && (code === 'EACCES' || code === 'EPERM')) {
+      const mine = userSocketPath();
+      logger.info('no permission for the default control socket; using a per-user one', { socket: mine, default: socket });
+      return startDemoDaemon(mine, true, logger);
+    }
+    throw e;
+  }
+}
+
 export const demoCommand: CommandModule<object, DemoArgs> = {
   command: 'demo',
-  describe: 'Serve a ramdisk LUN over iSCSI on 127.0.0.1:3260 and NBD on 127.0.0.1:10809 to any client (the embedded default)',
+  describe: 'Run the daemon on the embedded default: a ramdisk LUN over iSCSI on 127.0.0.1:3260 and NBD on 127.0.0.1:10809 to any client, controlled through the default socket',
   builder: (y: Argv) =>
     y
       .option('host', { type: 'string', default: '127.0.0.1' })
@@ -145,13 +197,18 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
       .option('size', { type: 'string', default: '1G', describe: 'ramdisk size (512M, 1G, ...)' })
       .option('fuse', { type: 'boolean', default: true, describe: 'also show the LUN as a file in a FUSE directory (root only; --no-fuse to skip)' })
       .option('fuse-dir', { type: 'string', default: '/run/lunkit/demo', describe: 'FUSE mount directory of the demo file' })
-      .option('log-level', { choices: ['debug', 'info', 'warn', 'error'] as const, default: 'info' as const }) as Argv<DemoArgs>,
+      .option('socket', { type: 'string', describe: `control socket of the demo daemon (default $LUNKIT_SOCKET or ${DEFAULT_SOCKET_PATH}; other verbs need LUNKIT_SOCKET=PATH for any other path)` })
+      .option('log-level', { choices: ['debug', 'info', 'warn', 'error'] as const, default: 'info' as const })
+      .example('$0 demo', 'serve the demo; then `lunkit ls` or `lunkit top` in another terminal')
+      .example('$0 demo --socket /tmp/demo.sock --port 3261 --nbd-port 10810 --no-fuse', 'a second demo beside a running daemon (LUNKIT_SOCKET=/tmp/demo.sock lunkit ls)') as Argv<DemoArgs>,
   handler: async (args) => {
     const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true;
     const held = new HeldLog();
     const logger = createLogger({ level: args['log-level'], ...(interactive ? { out: held } : {}) });
-    // Subscribed before the runtime starts, so the dashboard sees every login.
-    const events = interactive ? new StatsEventLog() : undefined;
+    // Checked before anything starts: a bad --size is a usage problem, not a failed start.
+    const doc = demoConfig(args.host, args.port, args.size, args['nbd-port']);
+    parseConfig(doc, 'the demo defaults');
+    const daemon = await startDemoDaemon(args.socket ?? defaultSocketPath(), args.socket !== undefined || Boolean(process.env.LUNKIT_SOCKET), logger);
     const closing = new AbortController();
     let dashboard: Promise<void> | undefined;
     // Closing the terminal (SIGHUP) stops the demo cleanly too, so no FUSE mount stays behind.
@@ -159,39 +216,47 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
       process.emit('SIGINT', 'SIGINT');
     };
     if (interactive) process.on('SIGHUP', onHangup);
-    const cfg = parseConfig(demoConfig(args.host, args.port, args.size, args['nbd-port']), 'the demo defaults');
-    const demoDoc = demoConfig(args.host, args.port, args.size, args['nbd-port']) as Record<string, unknown>;
     try {
-      process.exitCode = await serveUntilSignalled(cfg, logger, async (rt) => {
-        const fuseLine = args.fuse ? await addDemoFile(rt, demoDoc, args['fuse-dir']) : 'off (--no-fuse)';
-        const a = rt.addresses()[0];
-        const host = a.host.includes(':') ? `[${a.host}]` : a.host;
-        const url = `iscsi://${host}:${a.port}/${DEMO_IQN}/0`;
-        const n = rt.nbdAddresses()[0];
-        const nbdUrl = n ? `nbd://${hostPort(n.host, n.port)}/${DEMO_NBD_EXPORT}` : '';
-        process.stdout.write(
-          [
-            `lunkit demo: a ${args.size} ramdisk LUN over iSCSI and NBD`,
-            `  URL:       ${url}`,
-            `  discover:  iscsi-ls -s iscsi://${host}:${a.port}/`,
-            `  inquire:   iscsi-inq ${url}`,
-            `  copy in:   qemu-img convert -O raw disk.img ${url}`,
-            `  NBD:       ${nbdUrl}`,
-            `  nbdinfo:   nbdinfo ${nbdUrl}`,
-            `  file:      ${fuseLine}`,
-            interactive ? 'Stop with q in the dashboard, Ctrl-C or SIGTERM.' : 'Stop with Ctrl-C or SIGTERM.',
-            'ready',
-            '',
-          ].join('\n'),
-        );
-        if (events) dashboard = openDashboard(rt, events, `watch it move: iscsi-perf ${url}`, held, closing.signal);
-      });
+      try {
+        // The embedded default goes in as one change, like `lunkit restore` of it.
+        await daemon.handle('config.replace', { config: doc }, LOCAL_REQUEST);
+      } catch (e) {
+        await daemon.stop(0);
+        throw e;
+      }
+      const fuseLine = args.fuse ? await addDemoFile(daemon, args['fuse-dir']) : 'off (--no-fuse)';
+      const rt = daemon.runtime;
+      const a = rt.addresses()[0];
+      const host = a.host.includes(':') ? `[${a.host}]` : a.host;
+      const url = `iscsi://${host}:${a.port}/${DEMO_IQN}/0`;
+      const n = rt.nbdAddresses()[0];
+      const nbdUrl = n ? `nbd://${hostPort(n.host, n.port)}/${DEMO_NBD_EXPORT}` : '';
+      // Another terminal finds the default socket by itself; any other path it must be told.
+      const told = daemon.socketPath === DEFAULT_SOCKET_PATH ? '' : `  (export LUNKIT_SOCKET=${daemon.socketPath} in the other terminal)`;
+      process.stdout.write(
+        [
+          `lunkit demo: a ${args.size} ramdisk LUN over iSCSI and NBD`,
+          `  URL:       ${url}`,
+          `  discover:  iscsi-ls -s iscsi://${host}:${a.port}/`,
+          `  inquire:   iscsi-inq ${url}`,
+          `  copy in:   qemu-img convert -O raw disk.img ${url}`,
+          `  NBD:       ${nbdUrl}`,
+          `  nbdinfo:   nbdinfo ${nbdUrl}`,
+          `  file:      ${fuseLine}`,
+          `  control:   ${daemon.socketPath}${told}`,
+          '  manage:    lunkit ls | lunkit sessions --json | lunkit top | lunkit stats   (from another terminal)',
+          interactive ? 'Stop with q in the dashboard, Ctrl-C or SIGTERM.' : 'Stop with Ctrl-C or SIGTERM.',
+          'ready',
+          '',
+        ].join('\n'),
+      );
+      if (interactive) dashboard = openDashboard(daemon, `watch it move: iscsi-perf ${url}`, held, closing.signal);
+      process.exitCode = await untilSignalled(() => daemon.stop(), logger);
     } finally {
       // Stopped by a signal while the dashboard is open: give the terminal back.
       closing.abort();
       await dashboard;
       held.release();
-      events?.close();
       process.off('SIGHUP', onHangup);
     }
   },
