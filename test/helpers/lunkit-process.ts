@@ -21,9 +21,9 @@ export interface LunkitProcess {
   stop(): Promise<number | null>;
 }
 
-export async function startLunkit(args: string[], opts: { ready?: RegExp; timeoutMs?: number; dir?: string } = {}): Promise<LunkitProcess> {
+export async function startLunkit(args: string[], opts: { ready?: RegExp; timeoutMs?: number; dir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<LunkitProcess> {
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'lunkit-test-')));
-  const child = spawn(process.execPath, [LUNKIT_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir });
+  const child = spawn(process.execPath, [LUNKIT_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir, ...(opts.env ? { env: opts.env } : {}) });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
