@@ -20,14 +20,15 @@ describe('lunkit demo', () => {
     const dir = await mkdtemp(join(tmpdir(), 'lunkit-demo-'));
     const fuseDir = join(dir, 'fuse');
     try {
-      await demoRun(fuseDir);
+      await demoRun(fuseDir, join(dir, 'lunkit.sock'));
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
   });
 
-  async function demoRun(fuseDir: string): Promise<void> {
-    proc = await startLunkit(['demo', '--port', '0', '--nbd-port', '0', '--size', '64M', '--log-level', 'warn', '--fuse-dir', fuseDir]);
+  async function demoRun(fuseDir: string, socket: string): Promise<void> {
+    // Its own control socket: the default one may be another test's (demo-daemon.test.ts covers the verbs).
+    proc = await startLunkit(['demo', '--port', '0', '--nbd-port', '0', '--size', '64M', '--log-level', 'warn', '--fuse-dir', fuseDir, '--socket', socket]);
     // The tests run as root on a kernel with FUSE (README): the file is there.
     expect(proc.stdout()).toContain(`file:      ${fuseDir}/demo`);
     expect((await stat(join(fuseDir, 'demo'))).size).toBe(64 * 1024 * 1024);
@@ -47,6 +48,7 @@ describe('lunkit demo', () => {
   }
 
   it('refuses an invalid --size with the reason', async () => {
+    // Refused before the daemon starts: no socket is created (the default path is named but never touched).
     await expect(startLunkit(['demo', '--port', '0', '--nbd-port', '0', '--size', '10X'], { timeoutMs: 10_000 })).rejects.toThrow(/unknown unit "X"/);
   });
 });
