@@ -22,7 +22,7 @@ import { Opcode, type Pdu } from '../../src/protocols/iscsi/pdu-types.js';
 import { parseTextKeys } from '../../src/protocols/iscsi/text.js';
 import { loadSeeds, type Seed } from './live-corpus.js';
 import { FUZZ_IQN } from './live-daemon.js';
-import { guardIscsiBytes } from './live-known.js';
+import { guardIscsiHeader } from './live-known.js';
 import { frameIscsi, IscsiStreamModel, mutateIscsi, Rng, splitIscsi, type IscsiFraming, type IscsiParts, type Mutated } from './live-mutate.js';
 import { History, type FabricStats, type Finding } from './live-outcomes.js';
 
@@ -43,9 +43,11 @@ class FuzzConnection {
   expStatSN = 0;
   lastR2T: { itt: number; ttt: number; offset: number; length: number } | undefined;
   readonly history = new History();
-  model: IscsiStreamModel = new IscsiStreamModel({ headerDigest: false, dataDigest: false });
+  model: IscsiStreamModel = new IscsiStreamModel({ headerDigest: false, dataDigest: false }, guardIscsiHeader);
   framing: IscsiFraming = { headerDigest: false, dataDigest: false };
-  private lastByte = 0;
+  /** PDUs received on this connection, and the last one (for a finding's detail). */
+  received = 0;
+  last = '';
   private readonly framer: PduFramer;
   private waiter: { pred: (p: Pdu) => boolean; done: (r: WaitResult) => void } | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -96,6 +98,8 @@ class FuzzConnection {
 
   private onPdu(p: Pdu): void {
     this.stats.replies++;
+    this.received++;
+    this.last = `opcode 0x${p.opcode.toString(16)} ITT 0x${p.itt.toString(16)}${p.opcode === Opcode.REJECT ? ` reason 0x${p.reason.toString(16)} rejecting ITT 0x${p.data.length >= 20 ? p.data.readUInt32BE(16).toString(16) : '?'}` : ''}`;
     if (p.opcode === Opcode.REJECT) this.stats.rejects++;
     if ('statSN' in p && ((p.opcode !== Opcode.R2T && p.opcode !== Opcode.DATA_IN) || (p.opcode === Opcode.DATA_IN && p.statusPresent))) {
       this.expStatSN = (p.statSN + 1) >>> 0;
@@ -119,8 +123,6 @@ class FuzzConnection {
 
   send(b: Buffer): void {
     if (b.length === 0) return;
-    guardIscsiBytes(b, this.lastByte);
-    this.lastByte = b[b.length - 1];
     this.history.add(b);
     this.model.push(b);
     if (!this.closed) this.sock.write(b);
@@ -143,7 +145,7 @@ class FuzzConnection {
 
   useDigests(f: IscsiFraming): void {
     this.framing = f;
-    this.model = new IscsiStreamModel(f);
+    this.model = new IscsiStreamModel(f, guardIscsiHeader);
     this.framer.setDigests(f.headerDigest, f.dataDigest);
   }
 
@@ -323,7 +325,15 @@ export class IscsiFuzzer {
     else if (r === 'closed') s.closed += count;
     else {
       s.failed += count;
-      this.finding(phase, 'hang', lane, caseNo, seed, m, conn.history.bytes(), `no answer${sendProbe ? ' to the probe' : ''} and no close within ${t} ms`, conn.localPort);
+      // Does more input release the answer (stuck in the target's output), or is it lost?
+      const before = conn.received;
+      let kicked = 'no second probe (mid-PDU)';
+      if (sendProbe && conn.model.pending === 0) {
+        const late = conn.wait(answered, 3000);
+        sendProbe();
+        kicked = (await late) === 'match' ? `a second probe got the first one answered too (${conn.received - before} PDUs came)` : `a second probe brought ${conn.received - before} PDUs and no answer (last: ${conn.last})`;
+      }
+      this.finding(phase, 'hang', lane, caseNo, seed, m, conn.history.bytes(), `no answer${sendProbe ? ' to the probe' : ''} and no close within ${t} ms; ${kicked}`, conn.localPort);
       // Left open a little longer, so that `lunkit stats` still shows the daemon's side of it.
       setTimeout(() => conn.destroy(), 5000).unref();
       return true;
@@ -441,6 +451,7 @@ export class IscsiFuzzer {
       if ('expCmdSN' in p) conn.cmdSN = p.expCmdSN;
       return true;
     };
+    batch.ops.push(`probe ITT 0x${probeItt.toString(16)}`);
     return this.settle(conn, rng, phase, lane, caseNo, first!, batch, answered, probe, sent.length);
   }
 }

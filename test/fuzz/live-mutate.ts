@@ -283,7 +283,16 @@ export function mutateIscsi(rng: Rng, seed: IscsiParts, f: IscsiFraming, others:
 export class IscsiStreamModel {
   private header = Buffer.alloc(0);
   private need = 0;
-  constructor(private readonly f: IscsiFraming) {}
+  /**
+   * `guard(opcode, buf, at)` is shown the first two bytes of every header
+   * the target will read (opcode and flags, buf[at] being the flags byte,
+   * which it may rewrite before the bytes are sent), also when the header
+   * is split between two pushes.
+   */
+  constructor(
+    private readonly f: IscsiFraming,
+    private readonly guard: (opcode: number, buf: Buffer, at: number) => void = () => {},
+  ) {}
   push(bytes: Buffer): void {
     let i = 0;
     while (i < bytes.length) {
@@ -293,6 +302,8 @@ export class IscsiStreamModel {
         i += take;
         continue;
       }
+      if (this.header.length === 0 && bytes.length - i >= 2) this.guard(bytes[i], bytes, i + 1);
+      else if (this.header.length === 1) this.guard(this.header[0], bytes, i);
       const take = Math.min(48 - this.header.length, bytes.length - i);
       this.header = Buffer.concat([this.header, bytes.subarray(i, i + take)]);
       i += take;
