@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { runCli } from '../helpers/daemon-process.js';
 import { fdCount, rssBytes } from '../helpers/proc-usage.js';
 import { IscsiFuzzer } from './live-iscsi-lanes.js';
-import { GUARDS_ON, KNOWN_FINDINGS, knownAs } from './live-known.js';
+import { GUARDS_ON, KNOWN_FINDINGS } from './live-known.js';
 import { NbdFuzzer } from './live-nbd-lanes.js';
 import { startLiveDaemon, type LiveDaemon } from './live-daemon.js';
 import { describeFinding, newStats, saveFinding, type FabricStats, type Finding } from './live-outcomes.js';
@@ -54,10 +54,7 @@ export interface CampaignReport {
   nbd: FabricStats;
   /** The first findings (all are counted). */
   findings: Finding[];
-  /** Findings that are not instances of a known one (live-known.ts): the test fails on these. */
   findingCount: number;
-  /** Instances of known findings, by id. */
-  known: Record<string, number>;
   findingsDir: string;
   crash: string | undefined;
   internalErrors: string[];
@@ -114,15 +111,12 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignReport> {
   const over = (): boolean => crash !== undefined || Date.now() > deadline;
   const findings: Finding[] = [];
   let findingCount = 0;
-  const known: Record<string, number> = {};
   const onFinding = (f: Finding): void => {
-    const id = knownAs(f);
-    if (id) known[id] = (known[id] ?? 0) + 1;
-    else findingCount++;
+    findingCount++;
     if (findings.length >= KEEP_FINDINGS) return;
     findings.push(f);
     const file = saveFinding(findingsDir, f);
-    log(`${id ? `KNOWN FINDING (${id})` : 'FINDING'} ${describeFinding(f)}\n  saved: ${file}`);
+    log(`FINDING ${describeFinding(f)}\n  saved: ${file}`);
     if (f.kind === 'hang' && statsSaved++ < 3) {
       // What the daemon says of its connections while the case hangs (readPaused, queued bytes...).
       const out = file.replace(/\.hex$/, '.stats.json');
@@ -211,7 +205,6 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignReport> {
     nbd: nbdStats,
     findings,
     findingCount,
-    known,
     findingsDir,
     crash,
     internalErrors,
@@ -239,7 +232,6 @@ export function formatReport(r: CampaignReport): string {
     row('NBD', r.nbd),
     `crashes: ${r.crash ? 1 : 0}${r.crash ? `\n${r.crash}` : ''}`,
     `findings (hangs, unparseable replies, refused service): ${r.findingCount}${r.findingCount ? ` (reproducers in ${r.findingsDir})` : ''}`,
-    `instances of known findings (live-known.ts): ${Object.entries(r.known).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
     `daemon internal-error log lines: ${r.internalErrors.length}${r.internalErrors.length ? `\n  ${r.internalErrors.join('\n  ')}` : ''}`,
     `side sessions: iSCSI ${r.side.iscsi.writes} writes, ${r.side.iscsi.verified} verified reads, ${r.side.iscsi.failures.length} failures; NBD ${r.side.nbd.writes} writes, ${r.side.nbd.verified} verified reads, ${r.side.nbd.failures.length} failures`,
     ...[...r.side.iscsi.failures, ...r.side.nbd.failures].map((f) => `  side failure: ${f}`),

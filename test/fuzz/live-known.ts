@@ -32,14 +32,6 @@ export const KNOWN_FINDINGS: KnownFinding[] = [
   },
 ];
 
-/** The known finding a finding is an instance of, if any (only while the guards are on). */
-export function knownAs(f: { fabric: string; phase: string; kind: string }): string | undefined {
-  if (!GUARDS_ON) return undefined;
-  // None of the open findings shows up as a hang or a bad reply: their guards keep them out entirely.
-  void f;
-  return undefined;
-}
-
 /**
  * iSCSI: a Task Management Request for TARGET WARM RESET (6) or TARGET COLD
  * RESET (7) becomes a LOGICAL UNIT RESET (5). Called by the stream model
