@@ -7,6 +7,11 @@
 // without garbage; `q` ends top with the terminal restored (alternate screen
 // left, cursor visible) and the process gone.
 //
+// Issue 19: `lunkit demo` is a daemon: `lunkit top` in a pane reaches a demo
+// running without a terminal (no --socket; LUNKIT_SOCKET stands in for the
+// default path), shows iscsi-perf's session and read rate, and the NBD export
+// and FUSE file in the object tree; q ends top and the demo serves on.
+//
 // LUNKIT_SCREENSHOT=FILE saves the 80x24 capture (the README's screenshot).
 // The idle CPU of top over 5 s is printed, not asserted (docs/stats.md).
 
@@ -19,7 +24,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { ControlClient } from '../../src/daemon/control-client.js';
 import { startDaemon, type DaemonProcess } from '../helpers/daemon-process.js';
-import { LUNKIT_BIN } from '../helpers/lunkit-process.js';
+import { LUNKIT_BIN, startLunkit, type LunkitProcess } from '../helpers/lunkit-process.js';
 
 const run = promisify(execFile);
 const IQN = 'iqn.2026-11.io.lunkit:top';
@@ -55,6 +60,24 @@ function paneRows(lines: string[], title: string): string[] {
   const rest = lines.slice(start + 1);
   const end = rest.findIndex((l) => l.startsWith(`${RULE} `));
   return end < 0 ? rest.slice(0, -1) : rest.slice(0, end);
+}
+
+/**
+ * The rows of the pane titled `title` wherever it sits (a wide frame puts
+ * panes side by side): from its title's column, down to the next title in
+ * that column.
+ */
+function paneRowsAnywhere(lines: string[], title: string): string[] {
+  const start = lines.findIndex((l) => l.includes(`${RULE} ${title}`));
+  if (start < 0) return [];
+  const col = lines[start].indexOf(`${RULE} ${title}`);
+  const out: string[] = [];
+  for (const l of lines.slice(start + 1)) {
+    const cell = l.slice(col);
+    if (cell.startsWith(`${RULE} `)) break;
+    out.push(cell);
+  }
+  return out;
 }
 
 /** READ/s of the LU row `name` in the LUNs pane ("136MiB/s"), or undefined. */
@@ -95,6 +118,8 @@ describe('lunkit top in tmux', () => {
   let dir: string | undefined;
   /** The demo's process, stopped by PID if a test left it running (it holds a FUSE mount). */
   let demoPid: number | undefined;
+  /** A demo started without a terminal (as scripts/demo.sh runs in CI). */
+  let demoProc: LunkitProcess | undefined;
 
   afterEach(async () => {
     if (demoPid !== undefined && alive(demoPid)) {
@@ -103,6 +128,8 @@ describe('lunkit top in tmux', () => {
       if (alive(demoPid)) process.kill(demoPid, 'SIGKILL');
     }
     demoPid = undefined;
+    await demoProc?.stop();
+    demoProc = undefined;
     if (dir && (await readFile('/proc/self/mounts', 'utf8')).includes(dir)) await run('umount', ['-l', join(dir, 'fuse')]).catch(() => undefined);
     await tmux('kill-server').catch(() => undefined);
     // tmux leaves its socket file behind after kill-server.
@@ -227,7 +254,8 @@ describe('lunkit top in tmux', () => {
     const fuseDir = join(dir, 'fuse');
     // tmux's own TERM and no NCURSES_NO_UTF8_ACS: the renderer maps the
     // terminal and writes "─" itself rather than ACS line drawing.
-    const demo = shellQuote(['env', 'TERM=tmux-256color', 'LANG=C.UTF-8', process.execPath, LUNKIT_BIN, 'demo', '--port', '0', '--nbd-port', '0', '--size', '16M', '--fuse-dir', fuseDir]);
+    // Its own control socket (LUNKIT_SOCKET): the default one may be another test's.
+    const demo = shellQuote(['env', 'TERM=tmux-256color', 'LANG=C.UTF-8', `LUNKIT_SOCKET=${join(dir, 'lunkit.sock')}`, process.execPath, LUNKIT_BIN, 'demo', '--port', '0', '--nbd-port', '0', '--size', '16M', '--fuse-dir', fuseDir]);
     await tmux('new-session', '-d', '-s', 'demo', '-x', '80', '-y', '24', `${demo}; echo "demo exited $?"; read x`);
     let last: string[] = [];
     const show = (): string => last.join('\n');
@@ -264,5 +292,55 @@ describe('lunkit top in tmux', () => {
     expect(modes).toBe('0 1 0 0 0');
     expect(() => process.kill(pid, 0)).toThrow(/ESRCH/);
     expect(await readFile('/proc/self/mounts', 'utf8')).not.toContain(fuseDir);
+  });
+
+  it('lunkit top in one pane, the demo serving in the background: an iscsi-perf session, a non-zero read rate, the NBD export and the FUSE file', { timeout: 60_000 }, async () => {
+    dir = await mkdtemp(join(tmpdir(), 'lunkit-demo-bg-'));
+    const fuseDir = join(dir, 'fuse');
+    // The user's default socket is /run/lunkit/lunkit.sock; here LUNKIT_SOCKET, read by the demo and by top alike, so neither takes a flag.
+    const socket = join(dir, 'lunkit.sock');
+    demoProc = await startLunkit(['demo', '--port', '0', '--nbd-port', '0', '--size', '64M', '--log-level', 'warn', '--fuse-dir', fuseDir], { env: { ...process.env, LUNKIT_SOCKET: socket } });
+    const url = /URL:\s+(iscsi:\/\/\S+)/.exec(demoProc.stdout())![1];
+
+    const top = shellQuote(['env', 'TERM=xterm-256color', 'NCURSES_NO_UTF8_ACS=1', 'LANG=C.UTF-8', `LUNKIT_SOCKET=${socket}`, process.execPath, LUNKIT_BIN, 'top']);
+    await tmux('new-session', '-d', '-s', 'top', '-x', '160', '-y', '40', `${top}; echo "top exited $?"; read x`);
+    let last: string[] = [];
+    let perfOut = '';
+    const show = (): string => `${last.join('\n')}\niscsi-perf:\n${perfOut}`;
+    const snap = async (): Promise<string[]> => (last = await capture());
+    await until('the first frame', async () => ((await snap())[0]?.includes('LUs 1') ? true : undefined), 10_000, show);
+
+    perf = spawn('iscsi-perf', ['-i', INITIATOR, '-t', '20', url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    perf.stdout!.on('data', (d: Buffer) => (perfOut += d.toString()));
+    perf.stderr!.on('data', (d: Buffer) => (perfOut += d.toString()));
+    const frame = await until(
+      'the session and a read rate on ram0',
+      async () => {
+        const l = await snap();
+        const rate = paneRowsAnywhere(l, 'LUNs').find((r) => r.startsWith('ram0 '))?.trim().split(/\s+/)[3];
+        const session = paneRowsAnywhere(l, 'Sessions').some((r) => r.startsWith(INITIATOR));
+        return session && rate !== undefined && /^[\d.]+[KMG]?i?B\/s$/.test(rate) && rate !== '0B/s' ? l : undefined;
+      },
+      15_000,
+      show,
+    );
+    // Two sessions: iscsi-perf's and the FUSE mount's own nexus.
+    expect(frame[0]).toMatch(/^lunkit top .*sessions 2 {2}LUs 1 {2}read [\d.]+[KMG]?i?B\/s/);
+    // The object tree: the target, then the NBD export (no client yet) and the FUSE file of the same LU.
+    const objects = paneRowsAnywhere(frame, 'Objects');
+    expect(objects.some((r) => r.startsWith('iqn.2026-11.io.lunkit:demo (lunkit demo)'))).toBe(true);
+    expect(objects.some((r) => r.startsWith('nbd export demo -> ram0 ramdisk 64.0MiB  0 conn'))).toBe(true);
+    expect(objects.some((r) => r.startsWith(`fuse ${fuseDir}`))).toBe(true);
+    expect(objects.some((r) => r.startsWith('  demo -> ram0 ramdisk 64.0MiB'))).toBe(true);
+    perf.kill('SIGTERM');
+
+    // q ends top; the demo serves on (top never owns it).
+    await tmux('send-keys', '-t', 'top', 'q');
+    await until('top to exit', async () => ((await snap()).some((l) => l.startsWith('top exited')) ? true : undefined), 10_000, show);
+    expect(last.find((l) => l.startsWith('top exited'))).toBe('top exited 0');
+    expect(demoProc.child.exitCode).toBeNull();
+    const code = await demoProc.stop();
+    demoProc = undefined;
+    expect(code).toBe(0);
   });
 });
