@@ -28,7 +28,7 @@ import { Writable } from 'node:stream';
 import type { Argv, CommandModule } from 'yargs';
 import { parseConfig } from '../../daemon/config.js';
 import type { RequestContext } from '../../daemon/control-server.js';
-import { LunkitDaemon } from '../../daemon/daemon.js';
+import { LunkitDaemon, type DaemonOptions } from '../../daemon/daemon.js';
 import { DEFAULT_SOCKET_PATH, defaultSocketPath } from '../../daemon/paths.js';
 import { runDashboard } from '../../dashboard/app.js';
 import { LunkitError, isLunkitError } from '../../protocols/errors.js';
@@ -164,9 +164,14 @@ export function userSocketPath(env: NodeJS.ProcessEnv = process.env, uid = proce
  * with what to do; without permission for the default path (and none asked
  * for) it retries on userSocketPath().
  */
-async function startDemoDaemon(socket: string, chosen: boolean, logger: Logger): Promise<LunkitDaemon> {
+export async function startDemoDaemon(
+  socket: string,
+  chosen: boolean,
+  logger: Logger,
+  start: (opts: DaemonOptions) => Promise<LunkitDaemon> = (opts) => LunkitDaemon.start(opts),
+): Promise<LunkitDaemon> {
   try {
-    return await LunkitDaemon.start({ socketPath: socket, logger });
+    return await start({ socketPath: socket, logger });
   } catch (e) {
     if (isLunkitError(e, 'ERR_CONTROL_SOCKET_IN_USE')) {
       throw new LunkitError(
@@ -180,7 +185,7 @@ async function startDemoDaemon(socket: string, chosen: boolean, logger: Logger):
     if (!chosen && (code === 'EACCES' || code === 'EPERM')) {
       const mine = userSocketPath();
       logger.info('no permission for the default control socket; using a per-user one', { socket: mine, default: socket });
-      return startDemoDaemon(mine, true, logger);
+      return startDemoDaemon(mine, true, logger, start);
     }
     throw e;
   }

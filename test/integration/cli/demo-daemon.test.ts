@@ -19,7 +19,12 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 
+import { startDemoDaemon, userSocketPath } from '../../../src/cli/commands/demo.js';
 import { ControlClient } from '../../../src/daemon/control-client.js';
+import type { LunkitDaemon } from '../../../src/daemon/daemon.js';
+import { DEFAULT_SOCKET_PATH } from '../../../src/daemon/paths.js';
+import { LunkitError } from '../../../src/protocols/errors.js';
+import { silentLogger } from '../../../src/util/log.js';
 import type { StatsSnapshot } from '../../../src/daemon/metrics.js';
 import { LUNKIT_BIN, startLunkit, type LunkitProcess } from '../../helpers/lunkit-process.js';
 import { Wire } from '../../helpers/nbd-wire.js';
@@ -142,5 +147,40 @@ describe('lunkit demo as a daemon', () => {
     expect(code).toBe(0);
     expect(existsSync(socket)).toBe(false);
     expect(await readFile('/proc/self/mounts', 'utf8')).not.toContain(fuseDir);
+  });
+});
+
+// The socket choice (startDemoDaemon), in process: a run as a user without
+// /run/lunkit cannot be staged portably (the checkout may not be readable by
+// another user), so the start is faked and the errors are the real ones.
+describe('lunkit demo: which control socket', () => {
+  const eacces = (): Error => Object.assign(new Error("EACCES: permission denied, mkdir '/run/lunkit'"), { code: 'EACCES' });
+  const fakeDaemon = {} as LunkitDaemon;
+
+  it('falls back to the per-user socket when the default one may not be created', async () => {
+    const tried: string[] = [];
+    const got = await startDemoDaemon(DEFAULT_SOCKET_PATH, false, silentLogger, (o) => {
+      tried.push(o.socketPath);
+      return o.socketPath === DEFAULT_SOCKET_PATH ? Promise.reject(eacces()) : Promise.resolve(fakeDaemon);
+    });
+    expect(got).toBe(fakeDaemon);
+    expect(tried).toEqual([DEFAULT_SOCKET_PATH, userSocketPath()]);
+  });
+
+  it('keeps a socket the user chose (--socket or LUNKIT_SOCKET): the error stands', async () => {
+    await expect(startDemoDaemon('/x/lunkit.sock', true, silentLogger, () => Promise.reject(eacces()))).rejects.toThrow(/EACCES/);
+  });
+
+  it('a socket a live daemon holds ends the demo with what to do', async () => {
+    const inUse = new LunkitError('ERR_CONTROL_SOCKET_IN_USE', 'another lunkit daemon is listening');
+    const e = await startDemoDaemon(DEFAULT_SOCKET_PATH, false, silentLogger, () => Promise.reject(inUse)).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(LunkitError);
+    expect((e as LunkitError).code).toBe('ERR_CONTROL_SOCKET_IN_USE');
+    expect((e as Error).message).toMatch(/already runs on \/run\/lunkit\/lunkit\.sock.*lunkit demo --socket .*LUNKIT_SOCKET=/);
+  });
+
+  it('the per-user socket: under XDG_RUNTIME_DIR, else /tmp/lunkit-UID', () => {
+    expect(userSocketPath({ XDG_RUNTIME_DIR: '/run/user/1000' }, 1000)).toBe('/run/user/1000/lunkit/lunkit.sock');
+    expect(userSocketPath({}, 1000)).toBe(join(tmpdir(), 'lunkit-1000', 'lunkit.sock'));
   });
 });
