@@ -16,6 +16,7 @@
 // The idle CPU of top over 5 s is printed, not asserted (docs/stats.md).
 
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -342,5 +343,29 @@ describe('lunkit top in tmux', () => {
     const code = await demoProc.stop();
     demoProc = undefined;
     expect(code).toBe(0);
+  });
+
+  it('closing the demo\'s terminal (SIGHUP) stops it cleanly: FUSE file unmounted, socket removed', { timeout: 60_000 }, async () => {
+    dir = await mkdtemp(join(tmpdir(), 'lunkit-demo-hup-'));
+    const fuseDir = join(dir, 'fuse');
+    const socket = join(dir, 'lunkit.sock');
+    const err = join(dir, 'stderr');
+    const demo = `${shellQuote(['env', 'TERM=tmux-256color', 'LANG=C.UTF-8', `LUNKIT_SOCKET=${socket}`, process.execPath, LUNKIT_BIN, 'demo', '--port', '0', '--nbd-port', '0', '--size', '16M', '--fuse-dir', fuseDir])} 2>${shellQuote([err])}`;
+    await tmux('new-session', '-d', '-s', 'hup', '-x', '80', '-y', '24', demo);
+    let last: string[] = [];
+    await until('the demo dashboard', async () => ((last = await capture('hup'))[0]?.startsWith('lunkit top') ? true : undefined), 20_000, () => last.join('\n'));
+    const pid = (demoPid = await paneChild('hup'));
+    expect(await readFile('/proc/self/mounts', 'utf8')).toContain(fuseDir);
+    // The pane's terminal goes away: the kernel sends the demo SIGHUP.
+    await tmux('kill-server');
+    await until('the demo to exit', () => Promise.resolve(alive(pid) ? undefined : true), 15_000, () => '');
+    const log = await readFile(err, 'utf8');
+    // One clean shutdown, not the "second signal" exit that leaves the mount behind.
+    expect(log).toMatch(/signal received, shutting down signal=SIGHUP/);
+    expect(log).not.toContain('second signal');
+    expect(log).toMatch(/FUSE unmounted mountpoint=/);
+    expect(log).toMatch(/info {2}stopped/);
+    expect(await readFile('/proc/self/mounts', 'utf8')).not.toContain(fuseDir);
+    expect(existsSync(socket)).toBe(false);
   });
 });

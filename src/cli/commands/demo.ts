@@ -130,6 +130,12 @@ class HeldLog extends Writable {
  */
 function openDashboard(daemon: LunkitDaemon, hint: string, log: HeldLog, signal: AbortSignal): Promise<void> {
   log.holding = true;
+  // After a hangup the terminal is gone and writes to it fail with EIO
+  // (blessed leaving the screen, the held log): nothing to tell anyone, and
+  // the shutdown SIGHUP started must not be cut short by an unhandled error.
+  const terminalGone = (): void => undefined;
+  process.stdout.on('error', terminalGone);
+  process.stderr.on('error', terminalGone);
   return runDashboard({
     io: { input: process.stdin, output: process.stdout },
     source: { snapshot: (since) => Promise.resolve(daemon.statsSnapshot(since)) },
@@ -216,11 +222,9 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
     const daemon = await startDemoDaemon(args.socket ?? defaultSocketPath(), args.socket !== undefined || Boolean(process.env.LUNKIT_SOCKET), logger);
     const closing = new AbortController();
     let dashboard: Promise<void> | undefined;
-    // Closing the terminal (SIGHUP) stops the demo cleanly too, so no FUSE mount stays behind.
-    const onHangup = (): void => {
-      process.emit('SIGINT', 'SIGINT');
-    };
-    if (interactive) process.on('SIGHUP', onHangup);
+    // Closing the terminal (SIGHUP) stops the demo cleanly too, so no FUSE
+    // mount stays behind: untilSignalled handles SIGHUP like SIGINT (a second
+    // handler here would count as a second signal and exit at once).
     try {
       try {
         // The embedded default goes in as one change, like `lunkit restore` of it.
@@ -262,7 +266,6 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
       closing.abort();
       await dashboard;
       held.release();
-      process.off('SIGHUP', onHangup);
     }
   },
 };
