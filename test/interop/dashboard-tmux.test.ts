@@ -283,11 +283,16 @@ describe('lunkit top in tmux', () => {
     await run('iscsi-inq', ['-i', inq, url!], { timeout: 15_000 });
     await until('the session events', async () => ((last = await capture('demo')).some((l) => l.includes(`session ${inq} tsih`)) ? true : undefined), 10_000, show);
 
+    // The dashboard open on this terminal, the verbs work from another one.
+    const ls = await run(process.execPath, [LUNKIT_BIN, 'ls'], { env: { ...process.env, LUNKIT_SOCKET: join(dir, 'lunkit.sock') }, timeout: 15_000 });
+    expect(ls.stdout).toContain('iqn.2026-11.io.lunkit:demo');
+
     await tmux('send-keys', '-t', 'demo', 'q');
     const after = await until('the demo to exit', async () => ((last = await capture('demo')).some((l) => l.startsWith('demo exited')) ? last : undefined), 20_000, show);
     expect(after.find((l) => l.startsWith('demo exited'))).toBe('demo exited 0');
     // The URL block is on the normal screen; the dashboard is gone from it.
     expect(after.join('\n')).toContain('Stop with q in the dashboard');
+    expect(after.join('\n')).toContain(`control:   ${join(dir, 'lunkit.sock')}`);
     expect(after.join('\n')).not.toContain('watch it move');
     const modes = (await tmux('display-message', '-p', '-t', 'demo', '#{alternate_on} #{cursor_flag} #{mouse_any_flag} #{keypad_cursor_flag} #{keypad_flag}')).trim();
     expect(modes).toBe('0 1 0 0 0');
