@@ -195,6 +195,9 @@ export function lunRows(s: DashboardState): LunRow[] {
   for (const t of snap.iscsi?.targets ?? []) {
     for (const tpg of t.tpgs) for (const l of tpg.luns) maps.set(l.device, [...(maps.get(l.device) ?? []), `${t.iqn}/${l.lun}`]);
   }
+  // The same LU as an NBD export or a FUSE file: shown in its detail, found by the filter.
+  for (const e of snap.exports?.nbd ?? []) maps.set(e.backstore, [...(maps.get(e.backstore) ?? []), `nbd:${e.name}`]);
+  for (const m of snap.exports?.fuse ?? []) for (const f of m.files) maps.set(f.backstore, [...(maps.get(f.backstore) ?? []), `fuse:${f.path}`]);
   return snap.core.luns
     .map((l) => ({
       key: String(l.id),

@@ -5,7 +5,7 @@
 
 import { describe, expect, it } from 'vitest';
 
-import { exportTreeLines, initialState, reduce, treeLines, type DashboardEvent, type DashboardState } from '../../../src/dashboard/model.js';
+import { exportTreeLines, initialState, lunRows, reduce, treeLines, type DashboardEvent, type DashboardState } from '../../../src/dashboard/model.js';
 import { drawFrame } from '../../../src/dashboard/view.js';
 import { exportsStats, type ExportsStats } from '../../../src/daemon/exports-stats.js';
 import type { LunkitConfig } from '../../../src/daemon/config-schema.js';
@@ -78,6 +78,18 @@ describe('dashboard: NBD exports and FUSE files', () => {
     expect(lines).toEqual([]);
     const missing = exportTreeLines({ ...snap, exports: { nbd: [{ name: 'x', backstore: 'gone', readOnly: false, connections: [] }], nbdHandshaking: 0, fuse: [] } }, new Map(), new Set());
     expect(missing).toEqual([{ depth: 0, text: 'nbd export x -> gone  0 conn' }]);
+  });
+
+  it('an LU\'s mappings name its exports and files too (LU detail, filter)', () => {
+    expect(lunRows(base).map((r) => [r.name, r.mappings])).toEqual([
+      ['disk0', [`${IQN}/0`, 'nbd:demo', 'fuse:/run/lunkit/demo/demo']],
+      ['ram1', [`${IQN}/1`]],
+      ['ram9', ['nbd:spare']],
+    ]);
+    const detail = run(base, ...keys('right'), ...keys('down', 'down', 'enter')); // LUNs pane, third row
+    expect(detail.detail).toEqual({ kind: 'lun', key: '9' });
+    expect(plain(drawFrame(detail))).toContain('mapped as: nbd:spare');
+    expect(lunRows(reduce(base, { type: 'filter', text: 'nbd:spare' })).map((r) => r.name)).toEqual(['ram9']);
   });
 
   it('draws the rows in the Objects pane', () => {
