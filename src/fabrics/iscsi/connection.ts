@@ -91,6 +91,8 @@ export class IscsiConnection implements ConnectionPort, LoginConnection, StatsCo
   private readonly budgetRelease = (): void => this.checkBudget();
   /** Drops the connection if it stays stopped for budget too long. */
   private budgetStall: NodeJS.Timeout | undefined;
+  /** Destroys a connection whose peer does not close after end(); cleared at close so it does not keep the connection reachable. */
+  private endTimer: NodeJS.Timeout | undefined;
   /** Last window() handed out for a PDU. */
   private announced: CmdSnFields | undefined;
   /** Dropped for going over retainedBytesPerConnection (acts once). */
@@ -421,8 +423,8 @@ export class IscsiConnection implements ConnectionPort, LoginConnection, StatsCo
     this.pinger?.stop();
     // Give the socket time to flush; if the peer never reads, destroy.
     this.socket.end();
-    const t = setTimeout(() => this.destroy(reason), 2000);
-    t.unref();
+    this.endTimer = setTimeout(() => this.destroy(reason), 2000);
+    this.endTimer.unref();
   }
 
   /** Drop the connection now. */
@@ -449,6 +451,7 @@ export class IscsiConnection implements ConnectionPort, LoginConnection, StatsCo
     const failed = this.stage === 'full-feature';
     this.stage = 'closed';
     if (this.loginTimer) clearTimeout(this.loginTimer);
+    clearTimeout(this.endTimer);
     this.pinger?.stop();
     this.server.stats.connectionClosed(this);
     const s = this.session;
