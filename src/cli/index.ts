@@ -30,6 +30,8 @@ const VERBS: ReadonlyArray<[string, (y: Argv) => Promise<Argv>]> = [
   ['nbd', async (y) => y.command((await import('./commands/nbd.js')).nbdCommand)],
   ['save', async (y) => y.command((await import('./commands/save.js')).saveCommand)],
   ['restore', async (y) => y.command((await import('./commands/restore.js')).restoreCommand)],
+  ['diff', async (y) => y.command((await import('./commands/diff.js')).diffCommand)],
+  ['apply', async (y) => y.command((await import('./commands/apply.js')).applyCommand)],
   ['clear', async (y) => y.command((await import('./commands/clear.js')).clearCommand)],
   ['import', async (y) => y.command((await import('./commands/import.js')).importCommand)],
   ['export', async (y) => y.command((await import('./commands/export.js')).exportCommand)],
