@@ -14,6 +14,13 @@
  *       port 67 with the site's DHCP server, receive broadcasts only from one
  *       interface and send its broadcast replies out of that interface. Node's
  *       dgram has no SO_BINDTODEVICE; it adopts the fd with bind({ fd }).
+ *   sdNotify(path, message) -> undefined   (synchronous)
+ *       One datagram to systemd's NOTIFY_SOCKET (an AF_UNIX SOCK_DGRAM path,
+ *       or "@name" in the abstract namespace). Node has no Unix datagram
+ *       sockets, and a helper process (systemd-notify, python) would be the
+ *       wrong sender: systemd checks the sender's PID against the service's
+ *       main PID (NotifyAccess=main). MSG_DONTWAIT: a full receive queue is
+ *       an EAGAIN error, never a blocked event loop.
  *
  * The file calls run on libuv's thread pool through napi async work, so a slow
  * file system never blocks the event loop. Errors reject with an Error whose
@@ -22,6 +29,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +39,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <node_api.h>
 #include "fuse_common.h"
 
@@ -74,6 +83,10 @@ static const char *errno_name(int e) {
     case ETXTBSY: return "ETXTBSY";
     case EADDRINUSE: return "EADDRINUSE";
     case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+    case EAGAIN: return "EAGAIN";
+    case EMSGSIZE: return "EMSGSIZE";
+    case ECONNREFUSED: return "ECONNREFUSED";
+    case ENOTDIR: return "ENOTDIR";
     default: return "EUNKNOWN";
   }
 }
@@ -221,6 +234,53 @@ fail: {
   }
 }
 
+static napi_value js_sd_notify(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  size_t plen = 0;
+  /* +1: napi writes a terminating NUL; a path that fills sun_path is refused below. */
+  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], sa.sun_path, sizeof sa.sun_path, &plen) != napi_ok ||
+      plen == 0 || plen >= sizeof sa.sun_path - 1 || (sa.sun_path[0] != '/' && sa.sun_path[0] != '@')) {
+    napi_throw_type_error(env, "EINVAL", "expected (path: absolute path or @abstract name, message: string)");
+    return NULL;
+  }
+  size_t mlen = 0;
+  if (napi_get_value_string_utf8(env, argv[1], NULL, 0, &mlen) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "message must be a string");
+    return NULL;
+  }
+  char *msg = malloc(mlen + 1);
+  if (msg == NULL) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  napi_get_value_string_utf8(env, argv[1], msg, mlen + 1, &mlen);
+  /* An abstract address has a leading NUL and no terminator: its length is exact. */
+  socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen + (sa.sun_path[0] == '@' ? 0 : 1));
+  if (sa.sun_path[0] == '@') sa.sun_path[0] = '\0';
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  const char *step = "socket";
+  if (fd >= 0) {
+    step = "sendto";
+    ssize_t n = sendto(fd, msg, mlen, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&sa, salen);
+    int e = errno;
+    close(fd);
+    if (n == (ssize_t)mlen) {
+      free(msg);
+      return NULL;
+    }
+    errno = n < 0 ? e : EMSGSIZE;
+  }
+  int e = errno;
+  free(msg);
+  napi_throw(env, make_error(env, e, step));
+  return NULL;
+}
+
 static void set_int(napi_env env, napi_value obj, const char *name, int v) {
   napi_value value;
   napi_create_int32(env, v, &value);
@@ -233,6 +293,7 @@ static napi_value init(napi_env env, napi_value exports) {
   export_fn(env, exports, "fallocate", js_fallocate);
   export_fn(env, exports, "lseek", js_lseek);
   export_fn(env, exports, "udp4SocketOnDevice", js_udp4_socket_on_device);
+  export_fn(env, exports, "sdNotify", js_sd_notify);
   set_int(env, exports, "FALLOC_FL_KEEP_SIZE", FALLOC_FL_KEEP_SIZE);
   set_int(env, exports, "FALLOC_FL_PUNCH_HOLE", FALLOC_FL_PUNCH_HOLE);
   set_int(env, exports, "FALLOC_FL_ZERO_RANGE", FALLOC_FL_ZERO_RANGE);

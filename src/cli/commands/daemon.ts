@@ -3,10 +3,15 @@
 // "control socket PATH", the listening portals and "ready" on stdout once it
 // serves; the first SIGINT/SIGTERM stops it cleanly (in-flight commands
 // finish, backstores are flushed), a second one exits at once.
+// Under systemd (Type=notify, contrib/systemd/lunkit.service) it sends
+// READY=1 once the configuration is applied and every portal, the control
+// socket and the metrics endpoint listen, and STOPPING=1 when a signal starts
+// the shutdown (daemon/sd-notify.ts).
 
 import type { Argv, CommandModule } from 'yargs';
 import { LunkitDaemon } from '../../daemon/daemon.js';
 import { defaultSocketPath } from '../../daemon/paths.js';
+import { createSdNotifier } from '../../daemon/sd-notify.js';
 import { createLogger } from '../../util/log.js';
 import { UsageError } from '../output.js';
 import { untilSignalled } from '../serve-loop.js';
@@ -43,19 +48,32 @@ export const daemonCommand: CommandModule<object, DaemonArgs> = {
       .example('$0 daemon --socket /tmp/lunkit.sock', 'start empty, controlled through /tmp/lunkit.sock') as Argv<DaemonArgs>,
   handler: async (args) => {
     const logger = createLogger({ level: args['log-level'] });
-    const daemon = await LunkitDaemon.start({
-      configFile: args.config,
-      socketPath: args.socket,
-      autosave: args.autosave,
-      metrics: args.metrics,
-      backups: args.backups,
-      logger,
-    });
+    const systemd = createSdNotifier({ logger });
+    let daemon: LunkitDaemon;
+    try {
+      daemon = await LunkitDaemon.start({
+        configFile: args.config,
+        socketPath: args.socket,
+        autosave: args.autosave,
+        metrics: args.metrics,
+        backups: args.backups,
+        logger,
+      });
+    } catch (e) {
+      // systemctl status shows why; the exit code (1) is what fails the start.
+      systemd.notify({ STATUS: `failed to start: ${e instanceof Error ? e.message : String(e)}` });
+      throw e;
+    }
     process.stdout.write(`control socket ${daemon.socketPath}\n`);
     for (const a of daemon.runtime.addresses()) process.stdout.write(`listening ${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}\n`);
     for (const a of daemon.runtime.nbdAddresses()) process.stdout.write(`nbd listening ${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}\n`);
     if (daemon.metricsUrl) process.stdout.write(`metrics ${daemon.metricsUrl}\n`);
     process.stdout.write('ready\n');
-    process.exitCode = await untilSignalled(() => daemon.stop(), logger);
+    const portals = daemon.runtime.addresses().length + daemon.runtime.nbdAddresses().length;
+    systemd.notify({ READY: 1, MAINPID: process.pid, STATUS: `serving: ${portals} portal(s) listening, control socket ${daemon.socketPath}` });
+    process.exitCode = await untilSignalled(() => {
+      systemd.notify({ STOPPING: 1, STATUS: 'stopping: finishing in-flight commands, flushing backstores' });
+      return daemon.stop();
+    }, logger);
   },
 };
