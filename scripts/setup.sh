@@ -9,9 +9,11 @@ cd "$(dirname "$0")/.."
 # FUSE needs no library: lunkit speaks the kernel protocol itself.
 need_pkgs=(g++ make python3)
 if [ "${LUNKIT_SETUP_PEERS:-0}" = 1 ]; then
-  # Peers nobody here wrote (ARCHITECTURE.md "Real peers").
+  # Peers nobody here wrote (ARCHITECTURE.md "Real peers"); systemd brings
+  # systemd-analyze, which checks contrib/systemd/lunkit.service.
   need_pkgs+=(libiscsi-bin tgt qemu-utils qemu-block-extra qemu-system-x86 fio e2fsprogs util-linux procps libnbd-bin nbdkit openssl xfsprogs tmux curl \
-    atftp tftp-hpa dnsmasq-base ipxe ipxe-qemu fdisk extlinux syslinux-common kmod cpio)
+    atftp tftp-hpa dnsmasq-base ipxe ipxe-qemu fdisk extlinux syslinux-common kmod cpio \
+    systemd)
 fi
 missing=()
 for p in "${need_pkgs[@]}"; do
