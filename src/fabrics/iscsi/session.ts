@@ -152,8 +152,11 @@ export class IscsiSession {
 
   /** Session key used for reinstatement (RFC 7143 §4.4.3: ISID + initiator + target portal group). */
   get key(): string {
-    return sessionKey(this.initiatorName, this.isid, this.targetName, this.tpgt);
+    // Built once: the registry asks for it at login, lookups and removal, and
+    // every part of it is readonly.
+    return (this.cachedKey ??= sessionKey(this.initiatorName, this.isid, this.targetName, this.tpgt));
   }
+  private cachedKey: string | undefined;
 
   onClose(fn: () => void): void {
     if (this.closed) fn();
