@@ -10,7 +10,6 @@
 #   ./scripts/fuzz-campaign.sh                     1,000,000 iSCSI + 1,000,000 NBD cases
 #   ./scripts/fuzz-campaign.sh 200000 50000        other counts (iSCSI, NBD)
 #   LUNKIT_FUZZ_SEED=123 ./scripts/fuzz-campaign.sh   repeat a run (the seed is printed)
-#   LUNKIT_FUZZ_KNOWN=1 ./scripts/fuzz-campaign.sh    also send what live-known.ts keeps out
 #
 # Stops after LUNKIT_FUZZ_MINUTES (default 40) whatever the counts. Builds
 # dist/ first (the daemon runs from the build). Reproducers of findings go to

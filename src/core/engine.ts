@@ -414,9 +414,24 @@ export class ScsiCore implements DeviceHost, TmfScope {
     }
   }
 
-  endNexuses(except: NexusHandle, reason: string): void {
-    for (const n of [...this.nexusMap.values()]) {
-      if (n.id === except.id) continue;
+  targetOf(nexus: NexusHandle): { devices: ScsiDevice[]; nexuses: NexusHandle[] } {
+    const id = nexus.identity;
+    const nexuses: NexusHandle[] = [...this.nexusMap.values()].filter((n) => n.identity.protocolId === id.protocolId && n.identity.targetName === id.targetName);
+    if (!nexuses.some((n) => n.id === nexus.id)) nexuses.push(nexus);
+    const devices = new Set<ScsiDevice>();
+    for (const n of nexuses) {
+      for (const lun of n.identity.luns.list()) {
+        const dev = this.ownDevice(n.identity.luns.get(lun)?.device);
+        if (dev) devices.add(dev);
+      }
+    }
+    return { devices: [...devices], nexuses };
+  }
+
+  endNexuses(except: NexusHandle, reason: string, which: Iterable<NexusHandle> = this.nexusMap.values()): void {
+    for (const h of [...which]) {
+      const n = this.nexusMap.get(h.id);
+      if (!n || n.id === except.id) continue;
       // Only the fabric can drop its transport; it then calls closeNexus. A
       // fabric without closeNexus has no session to end.
       n.fabric.closeNexus?.(n, reason);

@@ -17,8 +17,15 @@ export interface TmfScope {
   devices(): Iterable<ScsiDevice>;
   /** The device a nexus sees at a LUN, if mapped. */
   deviceAt(nexus: NexusHandle, lun: number): ScsiDevice | undefined;
-  /** Ask the fabrics to end every open nexus except `except` (their sessions go away). */
-  endNexuses(except: NexusHandle, reason: string): void;
+  /**
+   * The SCSI target device a nexus reaches, as far as a target reset goes:
+   * the LUs mapped to any nexus of the same target (same protocol and target
+   * name) and those nexuses. One daemon hosts many targets (and NBD/FUSE), so
+   * a reset sent through one target must not reach the others.
+   */
+  targetOf(nexus: NexusHandle): { devices: ScsiDevice[]; nexuses: NexusHandle[] };
+  /** Ask the fabrics to end these nexuses except `except` (their sessions go away). */
+  endNexuses(except: NexusHandle, reason: string, which: Iterable<NexusHandle>): void;
   /** How long a TMF waits for the tasks it aborted, ms (default TMF_TASK_WAIT_MS). */
   readonly tmfTaskWaitMs?: number;
 }
@@ -60,14 +67,14 @@ export async function runTmf(scope: TmfScope, req: TmfRequest): Promise<TmfRespo
   switch (req.fn) {
     case 'target-warm-reset':
     case 'target-cold-reset': {
-      const devs = [...scope.devices()];
-      await Promise.all(devs.map((d) => resetDevice(d, 'UA_POWER_ON_RESET', waitMs)));
+      const target = scope.targetOf(nexus);
+      await Promise.all(target.devices.map((d) => resetDevice(d, 'UA_POWER_ON_RESET', waitMs)));
       // RFC 7143 §11.5.1: after a TARGET COLD RESET every session is terminated.
       // The other nexuses end now, so a reset established later (e.g. a LUN
       // RESET) cannot reach them: their next login is a new nexus that reports
       // POWER ON only (SAM-5 §6.3). The issuer's own fabric ends it once the
       // TMF response is sent.
-      if (req.fn === 'target-cold-reset') scope.endNexuses(nexus, 'target cold reset');
+      if (req.fn === 'target-cold-reset') scope.endNexuses(nexus, 'target cold reset', target.nexuses);
       return 'function-complete';
     }
     case 'it-nexus-reset': {

@@ -17,7 +17,6 @@ import { join } from 'node:path';
 import { runCli } from '../helpers/daemon-process.js';
 import { fdCount, rssBytes } from '../helpers/proc-usage.js';
 import { IscsiFuzzer } from './live-iscsi-lanes.js';
-import { GUARDS_ON, KNOWN_FINDINGS } from './live-known.js';
 import { NbdFuzzer } from './live-nbd-lanes.js';
 import { startLiveDaemon, type LiveDaemon } from './live-daemon.js';
 import { describeFinding, newStats, saveFinding, type FabricStats, type Finding } from './live-outcomes.js';
@@ -152,7 +151,6 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignReport> {
     await sides.iscsi.start(daemon);
     await sides.nbd.start(daemon);
     log(`live fuzz: seed ${o.seed}, daemon pid ${daemon.pid}, iSCSI port ${daemon.iscsiPort}, NBD port ${daemon.nbdPort}; up to ${o.iscsiCases} iSCSI and ${o.nbdCases} NBD cases in ${Math.round(o.timeLimitMs / 1000)} s`);
-    if (GUARDS_ON) log(`known findings kept out (live-known.ts; LUNKIT_FUZZ_KNOWN=1 lets them in): ${KNOWN_FINDINGS.map((k) => k.id).join(', ')}`);
     const iscsi = new IscsiFuzzer({ port: daemon.iscsiPort, seed: o.seed, stats: iscsiStats, take: budget(o.iscsiCases, over), onFinding, replyTimeoutMs });
     const nbd = new NbdFuzzer({ port: daemon.nbdPort, seed: o.seed, stats: nbdStats, take: budget(o.nbdCases, over), onFinding, replyTimeoutMs });
     progress = setInterval(() => {

@@ -22,7 +22,6 @@ import { Opcode, type Pdu } from '../../src/protocols/iscsi/pdu-types.js';
 import { parseTextKeys } from '../../src/protocols/iscsi/text.js';
 import { loadSeeds, type Seed } from './live-corpus.js';
 import { FUZZ_IQN } from './live-daemon.js';
-import { guardIscsiHeader } from './live-known.js';
 import { frameIscsi, IscsiStreamModel, mutateIscsi, Rng, splitIscsi, type IscsiFraming, type IscsiParts, type Mutated } from './live-mutate.js';
 import { History, type FabricStats, type Finding } from './live-outcomes.js';
 
@@ -43,7 +42,7 @@ class FuzzConnection {
   expStatSN = 0;
   lastR2T: { itt: number; ttt: number; offset: number; length: number } | undefined;
   readonly history = new History();
-  model: IscsiStreamModel = new IscsiStreamModel({ headerDigest: false, dataDigest: false }, guardIscsiHeader);
+  model: IscsiStreamModel = new IscsiStreamModel({ headerDigest: false, dataDigest: false });
   framing: IscsiFraming = { headerDigest: false, dataDigest: false };
   /** PDUs received on this connection, and the last one (for a finding's detail). */
   received = 0;
@@ -145,7 +144,7 @@ class FuzzConnection {
 
   useDigests(f: IscsiFraming): void {
     this.framing = f;
-    this.model = new IscsiStreamModel(f, guardIscsiHeader);
+    this.model = new IscsiStreamModel(f);
     this.framer.setDigests(f.headerDigest, f.dataDigest);
   }
 

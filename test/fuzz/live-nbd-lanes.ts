@@ -16,7 +16,6 @@ import net from 'node:net';
 import { ByteQueue } from '../../src/protocols/byte-queue.js';
 import { loadSeeds, type Seed } from './live-corpus.js';
 import { FUZZ_EXPORT } from './live-daemon.js';
-import { guardNbdBytes } from './live-known.js';
 import { mutateNbdOption, mutateNbdRequest, NbdOptionStreamModel, NbdRequestStreamModel, Rng, type Mutated } from './live-mutate.js';
 import { History, type FabricStats, type Finding } from './live-outcomes.js';
 
@@ -252,7 +251,6 @@ class NbdFuzzConnection {
   }
 
   send(b: Buffer): void {
-    guardNbdBytes(b);
     this.history.add(b);
     if (this.phase === 'transmission' && this.requestModel) this.requestModel.push(b);
     else if (this.phase === 'options' || this.phase === 'greeting') this.optionModel.push(b);

@@ -198,6 +198,13 @@ export class Negotiation {
           return this.error(option, NbdRep.ERR_UNSUP, `${optName(option)} is not supported`);
       }
     } catch (e) {
+      // EXPORT_NAME has no error reply (and haggling is over once it is sent):
+      // a name it cannot decode (over 4096 bytes) ends the connection.
+      if (option === NbdOpt.EXPORT_NAME) {
+        this.done = true;
+        this.host.debug('nbd EXPORT_NAME refused', { err: e instanceof Error ? e.message : String(e) });
+        return this.host.end();
+      }
       if (isLunkitError(e)) return this.error(option, NbdRep.ERR_INVALID, e.message);
       return this.error(option, NbdRep.ERR_PLATFORM, e instanceof Error ? e.message : String(e));
     }

@@ -220,6 +220,24 @@ describe('option budget (limits.maxOptions)', () => {
   }, 30_000);
 });
 
+describe('EXPORT_NAME', () => {
+  // The live fuzzer's finding: a name over 4096 bytes got an option reply
+  // (EXPORT_NAME has none) and the connection then hung until the handshake
+  // timeout. It has no error reply, so the server closes at once.
+  it('a name over 4096 bytes closes the connection with no reply', async () => {
+    server.setLimits(baseLimits);
+    const r = new StreamReader(await rawConnect(port));
+    opened.push(r);
+    r.resume();
+    await r.greeting();
+    const flags = Buffer.alloc(4);
+    flags.writeUInt32BE(3, 0);
+    r.sock.write(Buffer.concat([flags, option(OPT.EXPORT_NAME, Buffer.alloc(5000, 0x61))]));
+    expect(await r.waitClosed(5_000)).toBe(true);
+    await expect(r.optionReply()).rejects.toThrow(/connection closed with 0 of/);
+  }, 30_000);
+});
+
 describe('timeouts', () => {
   it('handshake timeout: silent and slow haggling clients are closed, an attached client is not', async () => {
     server.setLimits({ ...baseLimits, handshakeTimeout: 1 });

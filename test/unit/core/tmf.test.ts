@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { TUR, harness, read10, senseOf, write10 } from './helpers.js';
+import { MutableLunMap } from '../../../src/fabrics/loopback/index.js';
+import { MemoryBackstore, TUR, harness, read10, senseOf, write10 } from './helpers.js';
 
 const tick = () => new Promise<void>((r) => setImmediate(r));
 
@@ -145,5 +146,27 @@ describe('task management', () => {
     expect(await n.tmf('query-async-event', 0)).toBe('function-complete');
     h.core.capacityChanged(h.dev);
     expect(await n.tmf('query-async-event', 0)).toBe('function-succeeded');
+  });
+});
+
+describe('target resets stay inside their target', () => {
+  // One daemon hosts many targets (and NBD/FUSE): a target reset sent through
+  // one must not reach the LUs or sessions of another (the live fuzzer's
+  // finding: a cold reset from any initiator ended every nexus of the daemon).
+  it('WARM RESET: UA on the LUs of the issuer target only; COLD RESET: ends only that target\'s other nexuses', async () => {
+    const h = harness();
+    const otherDev = h.core.createDevice(new MemoryBackstore('mem1', 1024 * 1024, 512), { name: 'mem1' });
+    const otherLuns = new MutableLunMap().set(0, otherDev);
+    const a = h.fabric.connect({ luns: h.luns, isid: '1', targetName: 'iqn.t1' });
+    const a2 = h.fabric.connect({ luns: h.luns, isid: '2', targetName: 'iqn.t1' });
+    const b = h.fabric.connect({ luns: otherLuns, isid: '3', targetName: 'iqn.t2' });
+    for (const n of [a, a2, b]) for (let i = 0; i < 10 && (await n.command(0, TUR)).status !== 0; i++);
+    expect(await a.tmf('target-warm-reset', 0)).toBe('function-complete');
+    expect(senseOf((await a2.command(0, TUR)).sense)).toMatchObject({ key: 6, asc: 0x29, ascq: 0 });
+    expect((await b.command(0, TUR)).status).toBe(0);
+    expect(await a.tmf('target-cold-reset', 0)).toBe('function-complete');
+    expect(a2.closedByCore).toBe('target cold reset');
+    expect(b.closedByCore).toBeUndefined();
+    expect((await b.command(0, TUR)).status).toBe(0);
   });
 });
