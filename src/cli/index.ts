@@ -9,6 +9,7 @@ import { hideBin } from 'yargs/helpers';
 import type { Argv } from 'yargs';
 
 import { EXIT_FAILED, EXIT_USAGE, UsageError } from './output.js';
+import { packageVersion, versionText } from './version.js';
 
 
 // Each verb's module is loaded only when that verb runs (or for --help and
@@ -85,7 +86,8 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
     })
     .help()
     .alias('help', 'h')
-    .version()
+    // The commit (git) is looked up only when --version is asked for.
+    .version(argv.includes('--version') ? versionText() : packageVersion())
     .wrap(Math.min(120, process.stdout.columns ?? 100))
     .parseAsync();
 }
