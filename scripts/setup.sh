@@ -54,3 +54,6 @@ if [ -f native/binding.gyp ] && [ ! -f native/build/Release/lunkit_native.node ]
 fi
 echo "setup: building TypeScript"
 npx tsc -p tsconfig.build.json
+
+# `lunkit` on the PATH (/usr/local/bin/lunkit -> bin/lunkit.js); see link-bin.sh.
+./scripts/link-bin.sh
