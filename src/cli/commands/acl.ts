@@ -153,6 +153,7 @@ export const aclCommand: CommandModule = {
       .command(chap)
       .command(map)
       .command(unmap)
+      .example('$0 acl add iqn.2026-01.org.example:t1 iqn.1994-05.com.redhat:client1', 'let client1 log in (it sees every LUN)')
       .demandCommand(1, 'name an acl command: add, delete, chap, map or unmap'),
   handler: () => undefined,
 };

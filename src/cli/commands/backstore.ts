@@ -158,6 +158,8 @@ export const backstoreCommand: CommandModule = {
       .command(snapshotVerb)
       .command(commitVerb)
       .command(clearErrorVerb)
+      .example('$0 backstore create file disk0 --path /srv/disk0.img --size 10G', 'a thin 10 GiB file LU')
+      .example('$0 backstore list --json', 'every backstore, for scripts')
       .demandCommand(1, 'name a backstore command: create, delete, list, resize, filter, reset, snapshot, commit or clear-error'),
   handler: () => undefined,
 };

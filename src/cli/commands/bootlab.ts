@@ -104,7 +104,7 @@ const create: CommandModule<object, CreateArgs> = {
 const del: CommandModule<object, ForceArgs> = {
   command: 'delete <name>',
   describe: 'Delete a boot lab, its target and every client overlay (refused while a client is logged in, unless --force)',
-  builder: (y: Argv) => withCommon(y.positional('name', { type: 'string' }).option('force', { type: 'boolean', describe: 'even with clients logged in' })) as Argv<ForceArgs>,
+  builder: (y: Argv) => withCommon(y.positional('name', { type: 'string' }).option('force', { type: 'boolean', describe: 'even with clients logged in' }).example('$0 bootlab delete lab1', 'its services stop, overlays stay on disk')) as Argv<ForceArgs>,
   handler: (args) =>
     callVerb(
       args,
@@ -174,7 +174,7 @@ const status: CommandModule<object, LabArgs> = {
 const list: CommandModule<object, CommonArgs> = {
   command: 'list',
   describe: 'Every boot lab with its clients',
-  builder: (y: Argv) => withCommon(y) as Argv<CommonArgs>,
+  builder: (y: Argv) => withCommon(y.example('$0 bootlab list --json', 'every lab, for scripts')) as Argv<CommonArgs>,
   handler: (args) =>
     runVerb(
       args,
@@ -189,7 +189,7 @@ const list: CommandModule<object, CommonArgs> = {
 const script: CommandModule<object, ScriptArgs> = {
   command: 'script <name> <mac>',
   describe: 'The iPXE script a client gets (contains its CHAP secret if the lab has chap on)',
-  builder: (y: Argv) => withCommon(y.positional('name', { type: 'string' }).positional('mac', { type: 'string' })) as Argv<ScriptArgs>,
+  builder: (y: Argv) => withCommon(y.positional('name', { type: 'string' }).positional('mac', { type: 'string' }).example('$0 bootlab script lab1 52:54:00:12:34:56', 'the iPXE script that machine gets')) as Argv<ScriptArgs>,
   handler: (args) =>
     runVerb(
       args,
@@ -248,7 +248,8 @@ function clientVerb(verb: 'delete' | 'reset', describe: string, done: (res: Reco
         y
           .positional('lab', { type: 'string' })
           .positional('client', { type: 'string', describe: 'MAC or client name' })
-          .option('force', { type: 'boolean', describe: 'even while the client is logged in' }),
+          .option('force', { type: 'boolean', describe: 'even while the client is logged in' })
+          .example(`$0 bootlab client ${verb} lab1 pc01`, `${verb} the machine named pc01 (or give its MAC)`),
       ) as Argv<ClientArgs>,
     handler: (args) =>
       callVerb(args, `bootlab.client.${verb}`, () => ({ lab: args.lab, client: String(args.client), ...(args.force ? { force: true } : {}) }), (_p, res) => done(res)),
@@ -263,6 +264,7 @@ const client: CommandModule<object, CommonArgs> = {
       .command(clientAdd)
       .command(clientVerb('delete', 'Forget a machine and remove its overlay', (r) => `Deleted client ${String(r.name)} of boot lab ${String(r.lab)}.`))
       .command(clientVerb('reset', "Back to the lab's current golden image (a new empty overlay)", (r) => `Reset client ${String(r.name)}: ${String(r.overlay)} over ${String(r.golden)}.`))
+      .example('$0 bootlab client add lab1 52:54:00:12:34:56 --name pc01', 'a new machine with its own overlay')
       .demandCommand(1, 'name a client verb: add, delete, reset') as Argv<CommonArgs>,
   handler: () => {},
 };
@@ -279,6 +281,7 @@ export const bootlabCommand: CommandModule<object, CommonArgs> = {
       .command(script)
       .command(golden)
       .command(client)
+      .example('$0 bootlab create lab1 --golden /srv/golden.qcow2 --listen 192.0.2.1 --proxy-dhcp eth1', 'a lab on eth1')
       .demandCommand(1, 'name a bootlab verb: create, delete, list, status, script, golden, client') as Argv<CommonArgs>,
   handler: () => {},
 };

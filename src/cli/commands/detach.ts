@@ -15,7 +15,9 @@ export const detachCommand: CommandModule<object, DetachArgs> = {
   builder: (y: Argv) =>
     y
       .positional('target', { type: 'string', demandOption: true })
-      .option('force', { type: 'boolean', default: false, describe: 'detach even while a loop device uses the file' }) as Argv<DetachArgs>,
+      .option('force', { type: 'boolean', default: false, describe: 'detach even while a loop device uses the file' })
+      .example('$0 detach /run/lunkit/attach/disk.img-xxxxxx/disk.img', 'the file `lunkit attach` printed')
+      .example('$0 detach /mnt/nbd/disk --force', 'even while a loop device uses it') as Argv<DetachArgs>,
   handler: async (args) => {
     requireRoot('lunkit detach');
     const state = await findAttach(args.target);

@@ -69,6 +69,6 @@ const exportTargetcliCommand: CommandModule<object, ExportTargetcliArgs> = {
 export const exportCommand: CommandModule = {
   command: 'export <format>',
   describe: 'Export the configuration for another tool (targetcli)',
-  builder: (y: Argv) => y.command(exportTargetcliCommand).demandCommand(1, 'name the format: lunkit export targetcli'),
+  builder: (y: Argv) => y.command(exportTargetcliCommand).example('$0 export targetcli --out saveconfig.json', 'the configuration in targetcli\'s format').demandCommand(1, 'name the format: lunkit export targetcli'),
   handler: () => {},
 };

@@ -79,13 +79,13 @@ const list = listVerb({
 const exportCmd: CommandModule = {
   command: 'export <command>',
   describe: 'Add, delete and list FUSE exports',
-  builder: (y: Argv) => y.command(add).command(del).command(list).demandCommand(1, 'name a fuse export command: add, delete or list'),
+  builder: (y: Argv) => y.command(add).command(del).command(list).example('$0 fuse export add disk0 disk0', 'backstore disk0 as a file in the FUSE directory').demandCommand(1, 'name a fuse export command: add, delete or list'),
   handler: () => undefined,
 };
 
 export const fuseCommand: CommandModule = {
   command: 'fuse <command>',
   describe: 'FUSE exports: LUNs as local files (loop-mountable)',
-  builder: (y: Argv) => y.command(exportCmd).demandCommand(1, 'name a fuse command: export'),
+  builder: (y: Argv) => y.command(exportCmd).example('$0 fuse export list', 'the FUSE files').demandCommand(1, 'name a fuse command: export'),
   handler: () => undefined,
 };

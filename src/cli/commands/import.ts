@@ -109,6 +109,6 @@ const importTargetcliCommand: CommandModule<object, ImportTargetcliArgs> = {
 export const importCommand: CommandModule = {
   command: 'import <format>',
   describe: 'Import a configuration written by another tool (targetcli)',
-  builder: (y: Argv) => y.command(importTargetcliCommand).demandCommand(1, 'name the format: lunkit import targetcli <file>'),
+  builder: (y: Argv) => y.command(importTargetcliCommand).example('$0 import targetcli /etc/target/saveconfig.json', 'take over a LIO configuration').demandCommand(1, 'name the format: lunkit import targetcli <file>'),
   handler: () => {},
 };

@@ -143,7 +143,8 @@ const inquiryCmd: CommandModule<object, UrlArgs> = {
 const readcapCmd: CommandModule<object, UrlArgs> = {
   command: 'readcap <url>',
   describe: 'READ CAPACITY(16): blocks, block size, size and thin provisioning of a LUN',
-  builder: (y: Argv) => withInitiatorOptions(urlPositional(y)) as Argv<UrlArgs>,
+  builder: (y: Argv) =>
+    withInitiatorOptions(urlPositional(y)).example('$0 iscsi readcap iscsi://127.0.0.1/iqn.2003-01.org.example:disk/0', 'blocks, block size, thin provisioning') as Argv<UrlArgs>,
   handler: (args) =>
     withLun(args.url, args, async (s, lun) => {
       const cap = value(await readCapacity16(s, lun), 'READ CAPACITY(16)');
@@ -158,7 +159,8 @@ const readcapCmd: CommandModule<object, UrlArgs> = {
 const lunsCmd: CommandModule<object, UrlArgs> = {
   command: 'luns <url>',
   describe: 'REPORT LUNS: the LUNs the target maps to this initiator',
-  builder: (y: Argv) => withInitiatorOptions(urlPositional(y)) as Argv<UrlArgs>,
+  builder: (y: Argv) =>
+    withInitiatorOptions(urlPositional(y)).example('$0 iscsi luns iscsi://127.0.0.1/iqn.2003-01.org.example:disk', 'what REPORT LUNS answers') as Argv<UrlArgs>,
   handler: (args) =>
     withLun(args.url, args, async (s) => {
       const luns = value(await reportLuns(s), 'REPORT LUNS');
@@ -169,6 +171,6 @@ const lunsCmd: CommandModule<object, UrlArgs> = {
 export const iscsiCommand: CommandModule = {
   command: 'iscsi <command>',
   describe: 'Query a remote iSCSI LUN with the lunkit initiator: inquiry, readcap, luns',
-  builder: (y: Argv) => y.command(inquiryCmd).command(readcapCmd).command(lunsCmd).demandCommand(1, 'name an iscsi command: inquiry, readcap or luns'),
+  builder: (y: Argv) => y.command(inquiryCmd).command(readcapCmd).command(lunsCmd).example('$0 iscsi luns iscsi://127.0.0.1/iqn.2003-01.org.example:disk', 'the LUNs a target reports').demandCommand(1, 'name an iscsi command: inquiry, readcap or luns'),
   handler: () => undefined,
 };

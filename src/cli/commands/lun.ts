@@ -69,6 +69,6 @@ const del: CommandModule<object, DeleteArgs> = {
 export const lunCommand: CommandModule = {
   command: 'lun <command>',
   describe: 'Add and delete the LUNs of a TPG',
-  builder: (y: Argv) => y.command(add).command(del).demandCommand(1, 'name a lun command: add or delete'),
+  builder: (y: Argv) => y.command(add).command(del).example('$0 lun add iqn.2026-01.org.example:t1 disk0', 'disk0 as the next free LUN of the target').demandCommand(1, 'name a lun command: add or delete'),
   handler: () => undefined,
 };

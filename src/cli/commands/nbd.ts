@@ -66,13 +66,13 @@ const list = listVerb({
 const exportCmd: CommandModule = {
   command: 'export <command>',
   describe: 'Add, delete and list NBD exports',
-  builder: (y: Argv) => y.command(add).command(del).command(list).demandCommand(1, 'name an nbd export command: add, delete or list'),
+  builder: (y: Argv) => y.command(add).command(del).command(list).example('$0 nbd export add disk0 disk0', 'serve backstore disk0 as NBD export disk0').demandCommand(1, 'name an nbd export command: add, delete or list'),
   handler: () => undefined,
 };
 
 export const nbdCommand: CommandModule = {
   command: 'nbd <command>',
   describe: 'NBD server exports',
-  builder: (y: Argv) => y.command(exportCmd).demandCommand(1, 'name an nbd command: export'),
+  builder: (y: Argv) => y.command(exportCmd).example('$0 nbd export list', 'the NBD exports').demandCommand(1, 'name an nbd command: export'),
   handler: () => undefined,
 };

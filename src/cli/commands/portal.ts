@@ -38,6 +38,6 @@ function portalVerb(action: 'add' | 'delete'): CommandModule<object, PortalArgs>
 export const portalCommand: CommandModule = {
   command: 'portal <command>',
   describe: 'Add and delete the portals (listening addresses) of a TPG',
-  builder: (y: Argv) => y.command(portalVerb('add')).command(portalVerb('delete')).demandCommand(1, 'name a portal command: add or delete'),
+  builder: (y: Argv) => y.command(portalVerb('add')).command(portalVerb('delete')).example('$0 portal add iqn.2026-01.org.example:t1 192.0.2.10:3260', 'one more address for the target').demandCommand(1, 'name a portal command: add or delete'),
   handler: () => undefined,
 };

@@ -105,6 +105,7 @@ export const setCommand: CommandModule = {
       .command(setVerb('attribute'))
       .command(setVerb('parameter'))
       .command(discoveryAuth)
+      .example('$0 set attribute iqn.2026-01.org.example:t1 generateNodeAcls=true', 'any initiator may log in')
       .demandCommand(1, 'name a set command: attribute, parameter or discovery-auth'),
   handler: () => undefined,
 };

@@ -72,6 +72,6 @@ const list = listVerb({
 export const targetCommand: CommandModule = {
   command: 'target <command>',
   describe: 'Create, delete and list iSCSI targets',
-  builder: (y: Argv) => y.command(create).command(del).command(list).demandCommand(1, 'name a target command: create, delete or list'),
+  builder: (y: Argv) => y.command(create).command(del).command(list).example('$0 target create iqn.2026-01.org.example:t1 --portal 0.0.0.0:3260', 'a target listening on every address').demandCommand(1, 'name a target command: create, delete or list'),
   handler: () => undefined,
 };

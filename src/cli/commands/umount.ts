@@ -11,7 +11,7 @@ interface UmountArgs {
 export const umountCommand: CommandModule<object, UmountArgs> = {
   command: 'umount <dir>',
   describe: 'Unmount what `lunkit mount` mounted on dir: filesystem, loop device, FUSE file',
-  builder: (y: Argv) => y.positional('dir', { type: 'string', demandOption: true }) as Argv<UmountArgs>,
+  builder: (y: Argv) => y.positional('dir', { type: 'string', demandOption: true }).example('$0 umount /mnt/disk', 'unmount what `lunkit mount` mounted and detach it') as Argv<UmountArgs>,
   handler: async (args) => {
     requireRoot('lunkit umount');
     await umountImage(args.dir);
