@@ -68,7 +68,7 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
   if (verb) y = await verb[1](y);
   else for (const [, register] of VERBS) y = await register(y);
   await y
-    .demandCommand(1, 'name a command (see --help)')
+    .demandCommand(1, 'name a command')
     .recommendCommands()
     .strict()
     .completion('completion', 'print a shell completion script (lunkit completion >> ~/.bashrc)')
