@@ -9,6 +9,7 @@
 import { ConfigError, parseConfig } from './config.js';
 import { CONFIG_VERSION, type BackstoreConfig, type LunkitConfig } from './config-schema.js';
 import type { BootlabConfig } from '../bootlab/schema.js';
+import type { LimitsConfig } from './limits-schema.js';
 
 export interface ChapDoc {
   userid: string;
@@ -93,6 +94,8 @@ export interface ConfigDoc {
   fuse?: Record<string, FuseMountDoc>;
   /** Lab name -> boot lab (its iSCSI objects are derived, not stored). */
   bootlabs?: Record<string, BootlabConfig>;
+  /** Budgets (docs/security.md). */
+  limits?: LimitsConfig;
 }
 
 export const DEFAULT_TPG_ATTRIBUTES_DOC: Readonly<TpgAttributesDoc> = {
@@ -203,6 +206,10 @@ export function encodeConfig(cfg: LunkitConfig): ConfigDoc {
     }
     doc.bootlabs = labs;
   }
+  // Kept in the document: without them config.get and save dropped the
+  // budgets, and the first control-verb change applied a configuration
+  // without them (back to the defaults).
+  if (cfg.limits) doc.limits = structuredClone(cfg.limits);
   return doc;
 }
 

@@ -20,6 +20,7 @@ interface TestDoc {
   backstores: Record<string, unknown>;
   iscsi: { targets: Record<string, { tpgs: Record<string, TestTpg> }> };
   nbd?: unknown;
+  limits?: unknown;
 }
 
 function doc(mut: (d: TestDoc) => void = () => {}): unknown {
@@ -86,13 +87,17 @@ describe('diffConfig', () => {
     expect(JSON.stringify(added)).toContain(MASK);
   });
 
-  it('treats sections (nbd) as objects and their collections as objects of their own', () => {
+  it('treats sections (limits, nbd) as objects and their collections as objects of their own', () => {
     const next = doc((d) => {
+      d.limits = { tmfTaskWait: 9 };
       d.nbd = { listen: ['127.0.0.1:0'], exports: { x: { backstore: 'a' } } };
     });
+    // The canonical document keeps the budgets (it once dropped them, so save and every control change lost them).
+    expect(validateDoc({ limits: { tmfTaskWait: 9 } }).doc.limits).toEqual({ tmfTaskWait: 9 });
     const d = diffConfig(doc(), next);
-    expect(d.changes.map((c) => `${c.op} ${c.path}`)).toEqual(['add nbd']);
+    expect(d.changes.map((c) => `${c.op} ${c.path}`)).toEqual(['add nbd', 'add limits']);
     const d2 = diffConfig(next, doc((x) => {
+      x.limits = { tmfTaskWait: 9 };
       x.nbd = { listen: ['127.0.0.1:0'], exports: { y: { backstore: 'b' } } };
     }));
     expect(d2.changes.map((c) => `${c.op} ${c.path}`)).toEqual(['remove nbd.exports.x', 'add nbd.exports.y']);
