@@ -367,8 +367,22 @@ export class LunkitDaemon {
     } catch (e) {
       return Promise.reject(e instanceof ConfigError ? invalidConfig(e) : e);
     }
+    const ifRevision = params.ifRevision;
+    if (ifRevision !== undefined && (typeof ifRevision !== 'number' || !Number.isInteger(ifRevision))) {
+      return Promise.reject(new ControlError('ERR_INVALID_PARAMS', 'params.ifRevision must be a revision number'));
+    }
     if (params.dryRun === true) return Promise.resolve({ revision: this.revision, dryRun: true });
-    return this.change('config.replace', () => ({ doc: migrated.doc }), ctx);
+    return this.change(
+      'config.replace',
+      () => {
+        // lunkit apply showed a diff against this revision: apply only onto it (checked in the queue, so no change slips in between).
+        if (ifRevision !== undefined && ifRevision !== this.revision) {
+          throw new ControlError('ERR_APPLY_FAILED', `the configuration changed since revision ${ifRevision} (now ${this.revision}); nothing was applied: diff and apply again`);
+        }
+        return { doc: migrated.doc };
+      },
+      ctx,
+    );
   }
 
   private async save(params: Record<string, unknown>): Promise<{ path: string; backups: string[] }> {

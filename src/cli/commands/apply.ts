@@ -4,7 +4,9 @@
 // run on undisturbed; only what the diff lists is opened, bound, updated or
 // removed, and a failing step rolls every earlier one back (all or nothing).
 // `restore` sends the same request; apply shows the diff first, sends nothing
-// when nothing would change, and --dry-run is `lunkit diff`.
+// when nothing would change, applies only onto the revision it diffed against
+// (ifRevision: another client's change in between fails it, nothing applied),
+// and --dry-run is `lunkit diff`.
 
 import type { Argv, CommandModule } from 'yargs';
 
@@ -27,7 +29,7 @@ async function runApply(args: ApplyArgs): Promise<void> {
     }
     const progress = createProgress(processIo, args.json, 'objects');
     try {
-      const res = await client.call<{ revision: number }>('config.replace', { config: doc }, progress.onProgress ? { onProgress: progress.onProgress } : undefined);
+      const res = await client.call<{ revision: number }>('config.replace', { config: doc, ifRevision: revision }, progress.onProgress ? { onProgress: progress.onProgress } : undefined);
       progress.stop();
       printResult({ ...diffJson(diff, res.revision), applied: true }, args.json, () => `${renderDiff(diff)}\nApplied ${args.file}.`);
     } finally {
