@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { ControlClient } from '../../../src/daemon/control-client.js';
 import { freePort, runCli } from '../../helpers/daemon-process.js';
 import { startLunkit, type LunkitProcess } from '../../helpers/lunkit-process.js';
 
@@ -86,6 +87,23 @@ describe('lunkit diff and apply', () => {
     expect(count(/iSCSI target updated/g)).toBe(1);
     expect(d.stdout() + d.stderr()).toContain(iqn(7));
   }, 120_000);
+
+  it('config.replace with a stale ifRevision (what apply sends) changes nothing', async () => {
+    const client = await ControlClient.connect(socket);
+    try {
+      const cur = await client.call<{ config: { backstores: Record<string, unknown> }; revision: number }>('config.get');
+      const next = structuredClone(cur.config);
+      next.backstores.extra = { type: 'ramdisk', size: 1 << 20 };
+      await expect(client.call('config.replace', { config: next, ifRevision: cur.revision - 1 })).rejects.toMatchObject({ code: 'ERR_APPLY_FAILED' });
+      const after = await client.call<{ config: unknown; revision: number }>('config.get');
+      expect(after).toEqual(cur);
+      const ok = await client.call<{ revision: number }>('config.replace', { config: next, ifRevision: cur.revision });
+      expect(ok.revision).toBe(cur.revision + 1);
+      await client.call('config.replace', { config: cur.config });
+    } finally {
+      client.close();
+    }
+  }, 30_000);
 
   it('diff of an invalid or missing file exits 1 and changes nothing', async () => {
     await writeFile(join(dir, 'bad.json'), JSON.stringify({ backstores: { 'bad name!': { type: 'ramdisk', size: 1 } } }));
