@@ -25,7 +25,8 @@ const RECEIVER = String.raw`
 import json, socket, struct, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-s.bind(sys.argv[1])
+# "@name": the abstract namespace (a leading NUL), as systemd may hand out.
+s.bind("\0" + sys.argv[1][1:] if sys.argv[1].startswith("@") else sys.argv[1])
 print(json.dumps({"bound": sys.argv[1]}), flush=True)
 while True:
     data, anc, _, _ = s.recvmsg(65536, socket.CMSG_SPACE(12))
@@ -36,9 +37,10 @@ while True:
     print(json.dumps({"pid": pid, "text": data.decode("utf-8", "replace")}), flush=True)
 `;
 
-export async function startFakeNotifySocket(): Promise<FakeNotifySocket> {
+/** A receiver on a path in a fresh temp directory, or with `abstract` on "@lunkit-notify-..." (no file). */
+export async function startFakeNotifySocket(opts: { abstract?: boolean } = {}): Promise<FakeNotifySocket> {
   const dir = await mkdtemp(join(tmpdir(), 'lunkit-notify-'));
-  const path = join(dir, 'notify.sock');
+  const path = opts.abstract ? `@lunkit-notify-${process.pid}-${dir.slice(-6)}` : join(dir, 'notify.sock');
   const child: ChildProcess = spawn('python3', ['-c', RECEIVER, path], { stdio: ['ignore', 'pipe', 'pipe'] });
   const messages: NotifyMessage[] = [];
   const waiters = new Set<() => void>();

@@ -113,6 +113,18 @@ describe('the native sender', () => {
     expect(m).toEqual({ pid: process.pid, text: 'READY=1\nSTATUS=unit test\n' });
   });
 
+  it('reaches an abstract-namespace socket ("@name")', async () => {
+    const abstract = await startFakeNotifySocket({ abstract: true });
+    try {
+      expect(abstract.path.startsWith('@')).toBe(true);
+      const n = createSdNotifier({ env: { NOTIFY_SOCKET: abstract.path } });
+      expect(n.notify({ STOPPING: 1 })).toBe(true);
+      expect(await abstract.waitFor(/STOPPING=1/)).toEqual({ pid: process.pid, text: 'STOPPING=1\n' });
+    } finally {
+      await abstract.close();
+    }
+  });
+
   it('throws errno errors for a missing socket and a bad address', () => {
     const send = nativeDatagramSender()!;
     expect(() => send(`${sock.path}.missing`, 'READY=1\n')).toThrow(expect.objectContaining({ code: 'ENOENT' }));
