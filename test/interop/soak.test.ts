@@ -1,6 +1,6 @@
 // Soak (issue 17), the suite's slice: LUNKIT_SOAK_SESSIONS sessions (16) x
 // QD LUNKIT_SOAK_QD (8) of verified WRITE/READ pairs against a real daemon
-// for LUNKIT_SOAK_SECONDS (180). No command may fail or read back wrong, and
+// for LUNKIT_SOAK_SECONDS (300, the issue's five minutes). No command may fail or read back wrong, and
 // the daemon's RSS and descriptors must stay flat: at the end (sessions still
 // logged in) no more than after warm-up plus a margin. The figures are
 // printed; scripts/soak.sh runs 256 x QD32 for 30 minutes. Needs dist/.
@@ -10,7 +10,7 @@ import { formatSoak, runSoak } from './soak-workload.js';
 
 const SESSIONS = Number(process.env.LUNKIT_SOAK_SESSIONS ?? 16);
 const QD = Number(process.env.LUNKIT_SOAK_QD ?? 8);
-const SECONDS = Number(process.env.LUNKIT_SOAK_SECONDS ?? 180);
+const SECONDS = Number(process.env.LUNKIT_SOAK_SECONDS ?? 300);
 
 describe('soak', () => {
   it(

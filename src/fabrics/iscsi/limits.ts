@@ -41,7 +41,7 @@ export const DEFAULT_ISCSI_LIMITS: Readonly<IscsiLimits> = Object.freeze({
   sessionWriteBytes: 256 << 20,
   totalWriteBytes: 1024 << 20,
   maxImmediateCommands: 64,
-  retainedBytesPerConnection: 64 << 20,
+  retainedBytesPerConnection: 256 << 20,
   maxDefaultTime2Wait: 60,
   maxDefaultTime2Retain: 120,
   discoveryIdleTimeout: 60,
